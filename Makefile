@@ -1,0 +1,67 @@
+# Quorum Chat. `make run` and `make test` work on a fresh machine (they install what is missing).
+SHELL := /bin/bash
+BIN := bin/quorum-chat
+SERVER_ID ?= server1
+PORT ?= 5555
+PEERS ?=
+DATA_DIR ?=
+HOST ?= 127.0.0.1
+SERVER ?= 127.0.0.1:5555
+SEEDS ?= 300
+SIZE ?= 5
+BASE_PORT ?= 5555
+
+.PHONY: install build run run-server run-client status test test-fast test-e2e lint format sim bench diagrams typecheck clean
+
+# npm ci only when the lock file is newer than the installed tree (or nothing is installed).
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: node_modules/.package-lock.json
+
+build: install
+	npm run --silent build
+
+run: build
+	$(BIN) cluster --size $(SIZE) --base-port $(BASE_PORT) $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
+
+run-server: build
+	$(BIN) server --id $(SERVER_ID) --port $(PORT) --host $(HOST) $(if $(PEERS),--peers $(PEERS),) $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
+
+run-client: build
+	$(BIN) client --server $(SERVER)
+
+status: build
+	$(BIN) status --server $(SERVER)
+
+typecheck: install
+	npx tsc -p tsconfig.check.json
+
+lint: install
+	npx biome check machines src test scripts
+
+format: install
+	npx biome check --write machines src test scripts
+
+test: build typecheck
+	npx vitest run --project fast
+	npx vitest run --project e2e --passWithNoTests
+
+test-fast: install
+	npx vitest run --project fast
+
+test-e2e: build
+	npx vitest run --project e2e
+
+sim: install
+	SEEDS=$(SEEDS) npx tsx scripts/sim.ts
+
+bench: build
+	$(BIN) bench
+
+diagrams: install
+	npx tsx scripts/diagrams.ts
+
+clean:
+	rm -rf dist
