@@ -1,0 +1,51 @@
+// The `quorum-chat` command line (API.md §1). Each subcommand lives in its own module, loaded on demand
+// so that `client` does not pay for the server's start-up and vice versa.
+
+const usage = `usage:
+  quorum-chat server --id ID --port PORT [--host 127.0.0.1] [--data-dir DIR] [--peers HOST:PORT,...]
+                     [--http-port PORT] [--heartbeat-ms 50] [--election-timeout-ms 150-300]
+                     [--cluster-secret-file FILE] [--log-level info]
+  quorum-chat client --server HOST:PORT[,HOST:PORT...]
+  quorum-chat status --server HOST:PORT
+  quorum-chat cluster [--size 5] [--base-port 5555] [--data-dir DIR]
+  quorum-chat member add --id ID --address HOST:PORT --server HOST:PORT [--cluster-secret-file FILE]
+  quorum-chat member remove --id ID --server HOST:PORT [--cluster-secret-file FILE]
+  quorum-chat transfer [--to ID] --server HOST:PORT [--cluster-secret-file FILE]
+  quorum-chat bench [--clients 64] [--seconds 10] [--failover-trials 5] [--out FILE]`;
+
+type Main = (argv: string[]) => Promise<number | undefined>;
+
+const commands: Record<string, () => Promise<Main>> = {
+  server: async () => (await import('./server/main.js')).main,
+  client: async () => (await import('./client/terminal.js')).main,
+  status: async () => (await import('./client/status.js')).main,
+  cluster: async () => (await import('./server/local-cluster.js')).main,
+  member: async () => (await import('./client/admin.js')).memberMain,
+  transfer: async () => (await import('./client/admin.js')).transferMain,
+  bench: async () => (await import('./bench/main.js')).main,
+};
+
+async function run(): Promise<void> {
+  const [name, ...rest] = process.argv.slice(2);
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage);
+    process.exit(name ? 0 : 2);
+  }
+  const load = commands[name];
+  if (!load) {
+    console.error(`quorum-chat: unknown command '${name}'\n${usage}`);
+    process.exit(2);
+  }
+  const code = await (await load())(rest);
+  if (code !== undefined) process.exitCode = code;
+}
+
+run().catch((err: unknown) => {
+  // A user error is reported in one line; anything else is a bug and keeps its stack.
+  if (err instanceof Error && (err as { userError?: boolean }).userError) {
+    console.error(`quorum-chat: ${err.message}`);
+  } else {
+    console.error(err);
+  }
+  process.exit(1);
+});
