@@ -1,0 +1,76 @@
+// The ChatService and ClusterService messages as grpc-js delivers them with the project's loader options
+// (src/proto.ts: keepCase, longs as Number, defaults on, oneofs named).
+
+export interface User {
+  username: string;
+  nickname: string;
+  view_limit: number;
+}
+
+export interface Chat {
+  chat_id: string;
+  other_user: string;
+  other_nickname: string;
+  unread_count: number;
+  /** Unix ms; 0 when the chat has no message yet. */
+  last_message_at: number;
+}
+
+export interface Message {
+  message_id: number;
+  chat_id: string;
+  sender: string;
+  content: string;
+  /** Unix ms. */
+  sent_at: number;
+  read: boolean;
+}
+
+export interface LoginResult {
+  token: string;
+  user: User;
+}
+
+export interface UserPage {
+  users: User[];
+  page: number;
+  total_pages: number;
+  total_count: number;
+}
+
+export interface Settings {
+  view_limit: number;
+}
+
+export interface MessagesPage {
+  messages: Message[];
+  unread_remaining: number;
+}
+
+/** One pushed event; `event` names the one field that is set. */
+export type ChatEvent =
+  | { index: number; event: 'message_received'; message_received: Message }
+  | { index: number; event: 'messages_deleted'; messages_deleted: { chat_id: string; message_ids: number[] } }
+  | { index: number; event: 'chat_removed'; chat_removed: { chat_id: string } }
+  | { index: number; event: 'chat_started'; chat_started: Chat };
+
+export interface ClusterMember {
+  id: string;
+  address: string;
+  voter: boolean;
+}
+
+export interface ClusterStatus {
+  node_id: string;
+  address: string;
+  role: string;
+  term: number;
+  leader_id: string;
+  leader_address: string;
+  commit_index: number;
+  last_applied: number;
+  last_log_index: number;
+  snapshot_index: number;
+  members: ClusterMember[];
+  state_digest: string;
+}
