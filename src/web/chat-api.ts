@@ -1,0 +1,87 @@
+// What the HTTP gateway needs from the chat backend. It mirrors the client library's methods (one per
+// ChatService RPC, plus resumable Subscribe and the member list), so the server hands the gateway a
+// ChatClient and every browser request forwards to the leader and survives failover like any client.
+// Shapes follow proto/chat.proto as loaded by src/proto.ts (keepCase, longs as numbers).
+
+export interface User {
+  username: string;
+  nickname: string;
+  view_limit: number;
+}
+
+export interface Chat {
+  chat_id: string;
+  other_user: string;
+  other_nickname: string;
+  unread_count: number;
+  last_message_at: number;
+}
+
+export interface Message {
+  message_id: number;
+  chat_id: string;
+  sender: string;
+  content: string;
+  sent_at: number;
+  read: boolean;
+}
+
+export interface ChatEvent {
+  /** The log index whose application produced the event; resume with `after_index` = this. */
+  index: number;
+  message_received?: Message;
+  messages_deleted?: { chat_id: string; message_ids: number[] };
+  chat_removed?: { chat_id: string };
+  chat_started?: Chat;
+}
+
+/** Per-call metadata the gateway passes through from the browser. */
+export interface CallMeta {
+  /** The bearer token (without the `Bearer ` prefix). */
+  token?: string;
+  /** The browser's key for this logical operation; reused by the browser on every retry. */
+  idempotencyKey?: string;
+}
+
+export interface SubscribeSink {
+  onEvent(event: ChatEvent): void;
+  /** The stream ended for good (the client library gave up, or the token was revoked). */
+  onError(err: unknown): void;
+}
+
+export interface Subscription {
+  /** Resolves once the backend stream is open, so that events from then on reach the sink. */
+  ready?: Promise<void>;
+  close(): void;
+}
+
+export interface ChatApi {
+  signup(
+    req: { username: string; nickname: string; password: string },
+    meta: CallMeta,
+  ): Promise<{ user: User }>;
+  login(req: { username: string; password: string }, meta: CallMeta): Promise<{ token: string; user: User }>;
+  logout(req: Record<string, never>, meta: CallMeta): Promise<Record<string, never>>;
+  deleteAccount(req: { password: string }, meta: CallMeta): Promise<Record<string, never>>;
+  listUsers(
+    req: { pattern: string; page: number; page_size: number },
+    meta: CallMeta,
+  ): Promise<{ users: User[]; page: number; total_pages: number; total_count: number }>;
+  getSettings(req: Record<string, never>, meta: CallMeta): Promise<{ view_limit: number }>;
+  updateSettings(req: { view_limit: number }, meta: CallMeta): Promise<{ view_limit: number }>;
+  startChat(req: { username: string }, meta: CallMeta): Promise<Chat>;
+  listChats(req: Record<string, never>, meta: CallMeta): Promise<{ chats: Chat[] }>;
+  sendMessage(req: { chat_id: string; content: string }, meta: CallMeta): Promise<Message>;
+  getMessages(
+    req: { chat_id: string },
+    meta: CallMeta,
+  ): Promise<{ messages: Message[]; unread_remaining: number }>;
+  deleteMessages(
+    req: { chat_id: string; message_ids: number[] },
+    meta: CallMeta,
+  ): Promise<{ deleted_count: number }>;
+  /** Events applied after `after_index` (0: live only), delivered until `close()`. */
+  subscribe(req: { after_index: number }, meta: CallMeta, sink: SubscribeSink): Subscription;
+  /** The voting members' gRPC addresses (host:port), as last learned from x-members. */
+  members(): string[];
+}

@@ -1,0 +1,91 @@
+// Maps gRPC statuses (as thrown by the client library) to the gateway's JSON errors:
+// `{code: 'NOT_FOUND', message}` with the HTTP status a browser or curl user would expect.
+
+const codeNames = [
+  'OK',
+  'CANCELLED',
+  'UNKNOWN',
+  'INVALID_ARGUMENT',
+  'DEADLINE_EXCEEDED',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'PERMISSION_DENIED',
+  'RESOURCE_EXHAUSTED',
+  'FAILED_PRECONDITION',
+  'ABORTED',
+  'OUT_OF_RANGE',
+  'UNIMPLEMENTED',
+  'INTERNAL',
+  'UNAVAILABLE',
+  'DATA_LOSS',
+  'UNAUTHENTICATED',
+] as const;
+
+export type CodeName = (typeof codeNames)[number];
+
+const httpStatusOf: Record<CodeName, number> = {
+  OK: 200,
+  CANCELLED: 499,
+  UNKNOWN: 500,
+  INVALID_ARGUMENT: 400,
+  DEADLINE_EXCEEDED: 504,
+  NOT_FOUND: 404,
+  ALREADY_EXISTS: 409,
+  PERMISSION_DENIED: 403,
+  // A size or rate limit: 429 tells a browser to back off; an oversized body is answered 413 directly.
+  RESOURCE_EXHAUSTED: 429,
+  FAILED_PRECONDITION: 412,
+  ABORTED: 409,
+  OUT_OF_RANGE: 400,
+  UNIMPLEMENTED: 501,
+  INTERNAL: 500,
+  UNAVAILABLE: 503,
+  DATA_LOSS: 500,
+  UNAUTHENTICATED: 401,
+};
+
+/** An error the gateway answers with; `status` is the HTTP status. */
+export class ApiError extends Error {
+  constructor(
+    readonly code: CodeName,
+    message: string,
+    readonly status: number = httpStatusOf[code],
+  ) {
+    super(message);
+  }
+
+  toJSON(): { code: CodeName; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+function codeNameOf(code: unknown): CodeName | undefined {
+  if (typeof code === 'number' && Number.isInteger(code) && code >= 0 && code < codeNames.length) {
+    return codeNames[code];
+  }
+  if (typeof code === 'string' && (codeNames as readonly string[]).includes(code)) return code as CodeName;
+  return undefined;
+}
+
+/**
+ * Anything thrown by the backend as an ApiError. grpc-js errors carry a numeric `code` and the
+ * server's one sentence in `details`; a library may use code names instead. Unknown errors become
+ * INTERNAL with a generic message, so no stack or internal detail leaks to the browser.
+ */
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err && typeof err === 'object') {
+    const e = err as { code?: unknown; details?: unknown; message?: unknown };
+    const name = codeNameOf(e.code);
+    if (name && name !== 'OK') {
+      const text =
+        typeof e.details === 'string' && e.details
+          ? e.details
+          : typeof e.message === 'string' && e.message
+            ? e.message
+            : name;
+      return new ApiError(name, text);
+    }
+  }
+  return new ApiError('INTERNAL', 'The gateway failed to handle the request.');
+}

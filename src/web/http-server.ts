@@ -1,0 +1,150 @@
+// The replica's HTTP server (API.md §3), on node:http: the web client at `/`, its JSON/SSE gateway under
+// `/api/`, `/healthz`, and whatever others hang off it through `extraRoutes` (`/metrics`, `/cluster`).
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../logger.js';
+import { UserError } from '../user-error.js';
+import type { ChatApi } from './chat-api.js';
+import { Gateway } from './gateway.js';
+import { StaticFiles } from './static-files.js';
+
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => unknown;
+
+/**
+ * Extra routes by path. A key matches that exact path; a key ending in `/*` matches everything under
+ * it (`/cluster/*` matches `/cluster/events`, not `/cluster`). Exact keys win over prefixes.
+ */
+export type Routes = Record<string, RouteHandler>;
+
+export interface HttpServerOptions {
+  host: string;
+  /** 0 picks a free port (tests). */
+  port: number;
+  gateway: ChatApi;
+  logger: Logger;
+  extraRoutes?: Routes;
+  /**
+   * A member's HTTP base URL from its gRPC address, for the page's failover list. The default is the
+   * contract's default, gRPC port + 1000 on the same host.
+   */
+  httpUrlFor?: (grpcAddress: string) => string | undefined;
+  /** `/healthz` answers 200 while this returns true (default: always, i.e. while the process serves). */
+  healthy?: () => boolean;
+  staticDir?: string;
+  keepaliveMs?: number;
+}
+
+export interface HttpServer {
+  readonly server: Server;
+  readonly port: number;
+  /** `http://host:port` */
+  readonly url: string;
+  /** Adds or replaces a route after start (same matching as `extraRoutes`). */
+  addRoute(path: string, handler: RouteHandler): void;
+  close(): Promise<void>;
+}
+
+/** gRPC port + 1000, as `--http-port` defaults to (API.md §1). */
+export function defaultHttpUrlFor(grpcAddress: string): string | undefined {
+  const m = /^(.*):(\d+)$/.exec(grpcAddress);
+  if (!m) return undefined;
+  const port = Number(m[2]) + 1000;
+  if (port > 65535) return undefined;
+  const host = m[1].includes(':') && !m[1].startsWith('[') ? `[${m[1]}]` : m[1];
+  return `http://${host}:${port}`;
+}
+
+export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
+  const { logger } = opts;
+  const routes = new Map(Object.entries(opts.extraRoutes ?? {}));
+  const gateway = new Gateway({
+    api: opts.gateway,
+    logger,
+    httpUrlFor: opts.httpUrlFor ?? defaultHttpUrlFor,
+    keepaliveMs: opts.keepaliveMs,
+  });
+  const files = new StaticFiles(opts.staticDir);
+
+  const findRoute = (path: string): RouteHandler | undefined => {
+    const exact = routes.get(path);
+    if (exact) return exact;
+    let best: [string, RouteHandler] | undefined;
+    for (const [key, handler] of routes) {
+      if (key.endsWith('/*') && path.startsWith(key.slice(0, -1)) && (!best || key.length > best[0].length)) {
+        best = [key, handler];
+      }
+    }
+    return best?.[1];
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname;
+    if (path === '/healthz') {
+      const ok = opts.healthy?.() ?? true;
+      res.writeHead(ok ? 200 : 503, {
+        'content-type': 'text/plain; charset=utf-8',
+        'cache-control': 'no-store',
+      });
+      res.end(ok ? 'ok\n' : 'unavailable\n');
+      return;
+    }
+    if (path.startsWith('/api/')) return gateway.handle(req, res, url);
+    const route = findRoute(path);
+    if (route) {
+      await route(req, res, url);
+      return;
+    }
+    if (await files.serve(req, res, url)) return;
+    res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
+    res.end('not found\n');
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      logger.warn({ err, url: req.url }, 'http handler failed');
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end();
+    });
+  });
+  // Server-Sent Events stay open for as long as the page does.
+  server.requestTimeout = 0;
+  server.headersTimeout = 30_000;
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      server.off('listening', onListening);
+      if (err.code === 'EADDRINUSE')
+        reject(new UserError(`HTTP port ${opts.port} on ${opts.host} is already in use.`));
+      else if (err.code === 'EACCES')
+        reject(new UserError(`No permission to listen on HTTP port ${opts.port}.`));
+      else reject(err);
+    };
+    const onListening = () => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(opts.port, opts.host);
+  });
+  server.on('error', (err) => logger.warn({ err }, 'http server error'));
+
+  const port = (server.address() as AddressInfo).port;
+  const hostPart = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  logger.info({ port }, 'http server listening');
+  return {
+    server,
+    port,
+    url: `http://${hostPart}:${port}`,
+    addRoute: (path, handler) => {
+      routes.set(path, handler);
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        gateway.closeStreams();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,225 @@
+// The page's link to the cluster: JSON calls and the event stream, with failover between replicas.
+//
+// A page's origin cannot change, so when the replica that served it dies the page keeps running and
+// calls another member's gateway directly (CORS-enabled absolute URLs, learned from x-members through
+// the gateway). Every mutating call carries one idempotency key for all of its retries, so a retry on
+// another replica applies nothing twice; the event stream resumes after the last log index it saw.
+
+/** RPCs that change replicated state (GetMessages marks messages read; Login creates a session). */
+const MUTATING = new Set([
+  'Signup',
+  'Login',
+  'Logout',
+  'DeleteAccount',
+  'UpdateSettings',
+  'StartChat',
+  'SendMessage',
+  'GetMessages',
+  'DeleteMessages',
+]);
+
+const CALL_TIMEOUT_MS = 10_000;
+const CALL_DEADLINE_MS = 30_000;
+/** The gateway sends a keepalive every 15 s; silence for longer means the connection is dead. */
+const STREAM_SILENCE_MS = 40_000;
+
+export class ApiError extends Error {
+  /** @param {string} code @param {string} message @param {number} status */
+  constructor(code, message, status) {
+    super(message);
+    this.code = code;
+    this.status = status;
+  }
+}
+
+function newKey() {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const hostOf = (base) => base.replace(/^https?:\/\//, '');
+
+export class Transport {
+  /**
+   * @param {{ onNotice?: (text: string) => void, onMembers?: (bases: string[]) => void }} hooks
+   */
+  constructor(hooks = {}) {
+    this.hooks = hooks;
+    /** The gateway in use now; starts as the page's own origin. */
+    this.current = location.origin;
+    /** Every gateway we know of, in the order to try them. */
+    this.bases = [location.origin];
+    this.token = null;
+    this.lastIndex = 0;
+    this.streamAbort = null;
+    this.streamRunning = false;
+  }
+
+  /** @param {{address: string, http: string | null}[]} members */
+  setMembers(members) {
+    const urls = members.map((m) => m.http).filter((u) => typeof u === 'string' && u !== '');
+    const next = [...new Set([...this.bases, ...urls])];
+    if (next.length !== this.bases.length) {
+      this.bases = next;
+      this.hooks.onMembers?.(this.bases);
+    }
+  }
+
+  async loadMembers() {
+    try {
+      const res = await fetch(`${this.current}/api/members`, {
+        signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+      });
+      if (res.ok) this.setMembers((await res.json()).members ?? []);
+    } catch {
+      // The list also arrives on the event stream.
+    }
+  }
+
+  /** Moves off a gateway that stopped answering (once, however many requests noticed). */
+  failover(dead) {
+    if (this.current !== dead || this.bases.length < 2) return;
+    const at = this.bases.indexOf(dead);
+    this.current = this.bases[(at + 1) % this.bases.length];
+    this.hooks.onNotice?.(`Lost ${hostOf(dead)}; reconnected through ${hostOf(this.current)}.`);
+  }
+
+  /**
+   * Calls one RPC. Network failures move to the next member and retry with the same idempotency key;
+   * UNAVAILABLE (no leader yet) is retried with backoff. Other errors throw an ApiError.
+   * @param {string} rpc @param {object} body
+   */
+  async call(rpc, body = {}) {
+    const headers = { 'content-type': 'application/json' };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (MUTATING.has(rpc)) headers['idempotency-key'] = newKey();
+    const deadline = Date.now() + CALL_DEADLINE_MS;
+    let lastError = new ApiError('UNAVAILABLE', 'No replica answered.', 503);
+    for (let attempt = 0; attempt < 20 && Date.now() < deadline; attempt++) {
+      const base = this.current;
+      let res;
+      try {
+        res = await fetch(`${base}/api/${rpc}`, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify(body),
+          signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+        });
+      } catch {
+        this.failover(base);
+        await sleep(Math.min(100 * 2 ** attempt, 1000));
+        continue;
+      }
+      const data = await res.json().catch(() => ({}));
+      if (res.ok) return data;
+      lastError = new ApiError(data.code ?? 'UNKNOWN', data.message ?? `HTTP ${res.status}`, res.status);
+      if (lastError.code !== 'UNAVAILABLE') throw lastError;
+      await sleep(Math.min(100 * 2 ** attempt, 1000));
+    }
+    throw lastError;
+  }
+
+  /**
+   * Runs the event stream until stopEvents(): reconnects (to another member if this one is gone) and
+   * resumes after the last index seen.
+   * @param {{ onEvent: (e: object) => void, onReady: () => void, onAuthLost: (message: string) => void }} handlers
+   */
+  startEvents(handlers) {
+    this.stopEvents();
+    const ctl = new AbortController();
+    this.streamAbort = ctl;
+    this.runEvents(handlers, ctl.signal);
+  }
+
+  stopEvents() {
+    this.streamAbort?.abort();
+    this.streamAbort = null;
+  }
+
+  async runEvents(handlers, signal) {
+    let failures = 0;
+    // Bounded by the abort signal (logout) rather than a count: a chat page stays open for hours.
+    while (!signal.aborted) {
+      const base = this.current;
+      const clean = await this.streamOnce(base, handlers, signal).catch(() => false);
+      if (signal.aborted) return;
+      if (clean) failures = 0;
+      else {
+        failures++;
+        this.failover(base);
+      }
+      await sleep(Math.min(200 * 2 ** failures, 3000));
+    }
+  }
+
+  /** One stream connection; resolves true if it ended after being ready, false on failure. */
+  async streamOnce(base, handlers, signal) {
+    const ctl = new AbortController();
+    const onAbort = () => ctl.abort();
+    signal.addEventListener('abort', onAbort);
+    let watchdog = setTimeout(() => ctl.abort(), STREAM_SILENCE_MS);
+    try {
+      const res = await fetch(`${base}/api/events?after_index=${this.lastIndex}`, {
+        headers: { authorization: `Bearer ${this.token}` },
+        signal: ctl.signal,
+      });
+      if (res.status === 401) {
+        const data = await res.json().catch(() => ({}));
+        handlers.onAuthLost(data.message ?? 'Your session ended.');
+        this.stopEvents();
+        return false;
+      }
+      if (!res.ok || !res.body) return false;
+      const reader = res.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = '';
+      let ready = false;
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return ready;
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => ctl.abort(), STREAM_SILENCE_MS);
+        buffer += decoder.decode(value, { stream: true });
+        for (let i = buffer.indexOf('\n\n'); i >= 0; i = buffer.indexOf('\n\n')) {
+          const frame = parseFrame(buffer.slice(0, i));
+          buffer = buffer.slice(i + 2);
+          if (frame.event === 'members') this.setMembers(JSON.parse(frame.data));
+          else if (frame.event === 'ready') {
+            ready = true;
+            handlers.onReady();
+          } else if (frame.event === 'stream-error') {
+            const err = JSON.parse(frame.data);
+            if (err.code === 'UNAUTHENTICATED') {
+              handlers.onAuthLost(err.message);
+              this.stopEvents();
+            }
+            return ready;
+          } else if (frame.data !== undefined && frame.event === undefined) {
+            const event = JSON.parse(frame.data);
+            if (event.index > this.lastIndex) this.lastIndex = event.index;
+            handlers.onEvent(event);
+          }
+        }
+      }
+    } finally {
+      clearTimeout(watchdog);
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+}
+
+/** @param {string} block @returns {{event?: string, data?: string, id?: string}} */
+function parseFrame(block) {
+  const frame = {};
+  for (const line of block.split('\n')) {
+    if (line === '' || line.startsWith(':')) continue;
+    const at = line.indexOf(':');
+    const key = at < 0 ? line : line.slice(0, at);
+    const value = at < 0 ? '' : line.slice(at + 1).replace(/^ /, '');
+    frame[key] = frame[key] === undefined ? value : `${frame[key]}\n${value}`;
+  }
+  return frame;
+}
