@@ -1,0 +1,333 @@
+// `quorum-chat bench` (`make bench`): start a local 5-replica cluster in a temp dir, drive it with N
+// concurrent clients in a closed loop, and measure on the client side: acknowledged writes per second,
+// latency percentiles, a single client's p50, and failover gaps after kill -9 of the leader.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { join, resolve } from 'node:path';
+import { LocalCluster, bootCluster, serverMissingReason, waitFor } from '../server/local-cluster.js';
+import { UserError } from '../user-error.js';
+import {
+  ChatCaller,
+  type Party,
+  codeName,
+  grpcCode,
+  makeParties,
+  median,
+  newKey,
+  percentile,
+} from './rpc.js';
+
+export interface BenchOptions {
+  clients: number;
+  seconds: number;
+  messageBytes: number;
+  failoverTrials: number;
+  singleSeconds: number;
+  size: number;
+  out: string;
+  keep: boolean;
+  serverArgs: string[];
+}
+
+export function parseBenchArgs(argv: string[]): BenchOptions {
+  const o: BenchOptions = {
+    clients: 64,
+    seconds: 10,
+    messageBytes: 100,
+    failoverTrials: 5,
+    singleSeconds: 5,
+    size: 5,
+    out: 'bench-results.json',
+    keep: false,
+    serverArgs: [],
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const need = () => {
+      const v = argv[i + 1];
+      if (v === undefined || v.startsWith('--')) throw new UserError(`${flag} needs a value`);
+      i++;
+      return v;
+    };
+    const int = (lo: number, hi: number) => {
+      const n = Number(need());
+      if (!Number.isInteger(n) || n < lo || n > hi)
+        throw new UserError(`${flag} must be an integer from ${lo} to ${hi}`);
+      return n;
+    };
+    switch (flag) {
+      case '--clients':
+        o.clients = int(1, 4096);
+        break;
+      case '--seconds':
+        o.seconds = int(1, 3600);
+        break;
+      case '--message-bytes':
+        o.messageBytes = int(16, 4096);
+        break;
+      case '--failover-trials':
+        o.failoverTrials = int(0, 100);
+        break;
+      case '--single-seconds':
+        o.singleSeconds = int(0, 600);
+        break;
+      case '--size':
+        o.size = int(1, 9);
+        break;
+      case '--out':
+        o.out = need();
+        break;
+      case '--keep':
+        o.keep = true;
+        break;
+      case '--server-arg':
+        // Extra server flag(s), e.g. --server-arg=--heartbeat-ms --server-arg 50 (repeatable).
+        o.serverArgs.push(need());
+        break;
+      default:
+        throw new UserError(
+          `unknown flag '${flag}' for bench (usage: bench [--clients 64] [--seconds 10] [--message-bytes 100] [--failover-trials 5] [--single-seconds 5] [--out FILE])`,
+        );
+    }
+  }
+  return o;
+}
+
+export interface LatencySummary {
+  count: number;
+  p50: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+export function summarize(latenciesMs: number[]): LatencySummary {
+  const sorted = [...latenciesMs].sort((a, b) => a - b);
+  const sum = sorted.reduce((s, v) => s + v, 0);
+  return {
+    count: sorted.length,
+    p50: round(percentile(sorted, 50)),
+    p99: round(percentile(sorted, 99)),
+    max: round(sorted[sorted.length - 1] ?? 0),
+    mean: round(sorted.length ? sum / sorted.length : 0),
+  };
+}
+
+function round(v: number): number {
+  return Math.round(v * 100) / 100;
+}
+
+interface LoadResult {
+  acked: number;
+  errors: Record<string, number>;
+  elapsedMs: number;
+  latency: LatencySummary;
+  perSecond: number;
+}
+
+/** Closed-loop senders: each client sends, waits for the acknowledgement, sends again. */
+class Load {
+  readonly latencies: number[] = [];
+  readonly errors: Record<string, number> = {};
+  /** performance.now() of each acknowledgement, and when its successful attempt was sent. */
+  readonly acks: { at: number; attemptAt: number }[] = [];
+  private running = false;
+  private loops: Promise<void>[] = [];
+  private callers: ChatCaller[] = [];
+
+  constructor(
+    private readonly parties: Party[],
+    private readonly addresses: string[],
+    private readonly messageBytes: number,
+  ) {}
+
+  start(): void {
+    this.running = true;
+    this.callers = this.parties.map(
+      () => new ChatCaller(this.addresses, { attemptMs: 2000, totalMs: 10_000 }),
+    );
+    this.loops = this.parties.map((p, i) => this.loop(p, this.callers[i], i));
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.loops);
+    for (const c of this.callers) c.close();
+  }
+
+  private async loop(p: Party, caller: ChatCaller, i: number): Promise<void> {
+    for (let seq = 0; this.running && seq < 100_000_000; seq++) {
+      const head = `${i}:${seq}:`;
+      const content = head + 'x'.repeat(Math.max(0, this.messageBytes - head.length));
+      const t0 = performance.now();
+      try {
+        const r = await caller.call(
+          'SendMessage',
+          { chat_id: p.chatId, content },
+          { token: p.token, key: newKey() },
+        );
+        const t1 = performance.now();
+        this.latencies.push(t1 - t0);
+        this.acks.push({ at: t1, attemptAt: r.attemptStartedAt });
+      } catch (err) {
+        const name = codeName(grpcCode(err));
+        this.errors[name] = (this.errors[name] ?? 0) + 1;
+      }
+    }
+  }
+}
+
+async function timedLoad(
+  parties: Party[],
+  addresses: string[],
+  o: BenchOptions,
+  seconds: number,
+): Promise<LoadResult> {
+  const load = new Load(parties, addresses, o.messageBytes);
+  const t0 = performance.now();
+  load.start();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const stopAt = performance.now();
+  await load.stop();
+  // Count only acknowledgements inside the window, so the drain at the end does not inflate the rate.
+  const inWindow = load.acks.filter((a) => a.at <= stopAt).length;
+  const elapsedMs = stopAt - t0;
+  return {
+    acked: inWindow,
+    errors: load.errors,
+    elapsedMs: round(elapsedMs),
+    latency: summarize(load.latencies),
+    perSecond: round(inWindow / (elapsedMs / 1000)),
+  };
+}
+
+interface FailoverTrial {
+  killed: string;
+  gapMs: number;
+  /** Longest gap between consecutive acknowledgements around the kill. */
+  longestAckGapMs: number;
+  newLeader: string;
+}
+
+async function failoverTrial(
+  cluster: LocalCluster,
+  parties: Party[],
+  o: BenchOptions,
+): Promise<FailoverTrial> {
+  const load = new Load(parties, cluster.addresses(), o.messageBytes);
+  load.start();
+  try {
+    // Warm up: writes flowing before the kill.
+    await waitFor(() => load.acks.length >= 50, { timeoutMs: 20_000, what: 'writes before the kill' });
+    const lead = await cluster.waitForLeader();
+    const killedAt = performance.now();
+    await cluster.kill(lead.node_id, 'SIGKILL');
+    const first = await waitFor(() => load.acks.find((a) => a.attemptAt >= killedAt), {
+      timeoutMs: 30_000,
+      intervalMs: 5,
+      what: 'an acknowledged write after the kill',
+    });
+    await waitFor(() => load.acks.length > 0 && performance.now() - first.at > 200, {
+      timeoutMs: 2000,
+      intervalMs: 20,
+    });
+    const times = load.acks.map((a) => a.at).sort((a, b) => a - b);
+    let longest = 0;
+    for (let i = 1; i < times.length; i++) longest = Math.max(longest, times[i] - times[i - 1]);
+    const next = await cluster.waitForLeader({ not: lead.node_id });
+    // Bring the victim back and let it catch up before the next trial.
+    await cluster.restart(lead.node_id);
+    const target = next.commit_index;
+    await waitFor(async () => ((await cluster.status(lead.node_id))?.last_applied ?? -1) >= target, {
+      timeoutMs: 60_000,
+      what: `${lead.node_id} to catch up`,
+    });
+    return {
+      killed: lead.node_id,
+      gapMs: round(first.at - killedAt),
+      longestAckGapMs: round(longest),
+      newLeader: next.node_id,
+    };
+  } finally {
+    await load.stop();
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const o = parseBenchArgs(argv);
+  const missing = serverMissingReason();
+  if (missing) throw new UserError(missing);
+  const root = fs.mkdtempSync(join(os.tmpdir(), 'qc-bench-'));
+  const cluster = new LocalCluster({ root, logLevel: 'warn', serverArgs: o.serverArgs });
+  const ids = Array.from({ length: o.size }, (_, i) => `server${i + 1}`);
+  const onSignal = () => {
+    void cluster.stopAll().then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    let first: string | undefined;
+    for (const id of ids) {
+      const r = await cluster.define(id, { peers: first ? [first] : [] });
+      first ??= r.address;
+    }
+    console.log(`starting ${o.size} replicas in ${root}...`);
+    await bootCluster(cluster, ids);
+    await cluster.waitForConvergence();
+
+    const setup = new ChatCaller(cluster.addresses(), { attemptMs: 5000, totalMs: 60_000 });
+    const pairs = await makeParties(setup, `b${Date.now().toString(36)}`, Math.ceil(o.clients / 2), {
+      concurrency: 8,
+    });
+    setup.close();
+    const parties = pairs.flat().slice(0, o.clients);
+
+    console.log(`load: ${o.clients} clients, ${o.seconds} s, ${o.messageBytes}-byte messages`);
+    const load = await timedLoad(parties, cluster.addresses(), o, o.seconds);
+    console.log(
+      `  ${load.perSecond} acknowledged writes/s (${load.acked} in ${(load.elapsedMs / 1000).toFixed(1)} s); ` +
+        `latency p50 ${load.latency.p50} ms, p99 ${load.latency.p99} ms, max ${load.latency.max} ms; errors ${JSON.stringify(load.errors)}`,
+    );
+
+    let single: LoadResult | undefined;
+    if (o.singleSeconds > 0) {
+      console.log(`single client: ${o.singleSeconds} s`);
+      single = await timedLoad(parties.slice(0, 1), cluster.addresses(), o, o.singleSeconds);
+      console.log(
+        `  p50 ${single.latency.p50} ms, p99 ${single.latency.p99} ms, ${single.perSecond} writes/s`,
+      );
+    }
+
+    const trials: FailoverTrial[] = [];
+    for (let t = 0; t < o.failoverTrials; t++) {
+      const trial = await failoverTrial(cluster, parties, o);
+      trials.push(trial);
+      console.log(
+        `failover ${t + 1}/${o.failoverTrials}: killed ${trial.killed}, next write acknowledged after ${trial.gapMs} ms (new leader ${trial.newLeader})`,
+      );
+    }
+    const gaps = trials.map((t) => t.gapMs);
+    const failover = trials.length
+      ? { trials, medianMs: round(median(gaps)), maxMs: round(Math.max(...gaps)) }
+      : undefined;
+    if (failover) console.log(`failover: median ${failover.medianMs} ms, max ${failover.maxMs} ms`);
+
+    const results = {
+      at: new Date().toISOString(),
+      machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
+      options: { ...o, keep: undefined },
+      load,
+      single,
+      failover,
+    };
+    fs.writeFileSync(resolve(o.out), `${JSON.stringify(results, null, 2)}\n`);
+    console.log(`results written to ${resolve(o.out)}`);
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await cluster.stopAll();
+    if (!o.keep) fs.rmSync(root, { recursive: true, force: true });
+    else console.log(`kept ${root}`);
+  }
+}
