@@ -1,0 +1,167 @@
+// The pure parts of the harness, the launcher and the benchmark: ports, waiting with deadlines,
+// server flags, command-line parsing, percentiles and the status table.
+import * as net from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { parseBenchArgs, summarize } from '../../src/bench/main.js';
+import { median, percentile } from '../../src/bench/rpc.js';
+import {
+  type ClusterStatus,
+  formatStatusTable,
+  freePort,
+  parseClusterArgs,
+  portIsFree,
+  serverArgs,
+  waitFor,
+} from '../../src/server/local-cluster.js';
+
+describe('ports', () => {
+  it('hands out distinct bindable ports and sees a bound one as taken', async () => {
+    const ports = await Promise.all(Array.from({ length: 8 }, () => freePort()));
+    expect(new Set(ports).size).toBe(8);
+    for (const p of ports) expect(await portIsFree(p)).toBe(true);
+    const srv = net.createServer();
+    await new Promise<void>((r) => srv.listen(ports[0], '127.0.0.1', () => r()));
+    try {
+      expect(await portIsFree(ports[0])).toBe(false);
+    } finally {
+      await new Promise<void>((r) => srv.close(() => r()));
+    }
+  });
+});
+
+describe('waitFor', () => {
+  it('returns the first truthy value of the condition', async () => {
+    let n = 0;
+    const v = await waitFor(() => (++n >= 3 ? `done after ${n}` : undefined), {
+      timeoutMs: 2000,
+      intervalMs: 1,
+    });
+    expect(v).toBe('done after 3');
+  });
+
+  it('throws after the deadline, naming what it waited for and the last error', async () => {
+    const t0 = Date.now();
+    await expect(
+      waitFor(
+        () => {
+          throw new Error('no leader yet');
+        },
+        { timeoutMs: 150, intervalMs: 10, what: 'a leader' },
+      ),
+    ).rejects.toThrow('timed out after 150 ms waiting for a leader (last error: no leader yet)');
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+});
+
+describe('server flags', () => {
+  it('spells the flags of API.md §1; --peers only when there are peers', () => {
+    const spec = {
+      id: 'server2',
+      host: '127.0.0.1',
+      port: 7001,
+      httpPort: 7101,
+      dataDir: '/tmp/x/server2',
+      peers: ['127.0.0.1:7000'],
+    };
+    expect(serverArgs(spec, ['--heartbeat-ms', '50'], 'warn')).toEqual([
+      'server',
+      '--id',
+      'server2',
+      '--port',
+      '7001',
+      '--host',
+      '127.0.0.1',
+      '--data-dir',
+      '/tmp/x/server2',
+      '--http-port',
+      '7101',
+      '--peers',
+      '127.0.0.1:7000',
+      '--log-level',
+      'warn',
+      '--heartbeat-ms',
+      '50',
+    ]);
+    const first = serverArgs({ ...spec, id: 'server1', peers: [], httpPort: undefined });
+    expect(first).not.toContain('--peers');
+    expect(first).not.toContain('--http-port');
+  });
+});
+
+describe('quorum-chat cluster arguments', () => {
+  it('defaults to 5 replicas from port 5555 in ./data', () => {
+    expect(parseClusterArgs([])).toEqual({ size: 5, basePort: 5555, dataDir: './data', host: '127.0.0.1' });
+    expect(parseClusterArgs(['--size', '3', '--base-port', '7000', '--data-dir', 'd'])).toMatchObject({
+      size: 3,
+      basePort: 7000,
+      dataDir: 'd',
+    });
+  });
+
+  it('rejects bad flags with a one-line user error', () => {
+    expect(() => parseClusterArgs(['--size', '0'])).toThrow('--size must be an integer from 1 to 9');
+    expect(() => parseClusterArgs(['--size'])).toThrow('--size needs a value');
+    expect(() => parseClusterArgs(['--bogus'])).toThrow(/unknown flag '--bogus'/);
+  });
+});
+
+describe('bench', () => {
+  it('parses its flags with the documented defaults', () => {
+    expect(parseBenchArgs([])).toMatchObject({
+      clients: 64,
+      seconds: 10,
+      messageBytes: 100,
+      failoverTrials: 5,
+      out: 'bench-results.json',
+    });
+    expect(parseBenchArgs(['--clients', '8', '--seconds', '2', '--out', 'r.json'])).toMatchObject({
+      clients: 8,
+      seconds: 2,
+      out: 'r.json',
+    });
+    expect(() => parseBenchArgs(['--clients', 'many'])).toThrow('--clients must be an integer');
+  });
+
+  it('computes nearest-rank percentiles', () => {
+    const ms = Array.from({ length: 100 }, (_, i) => i + 1); // 1..100
+    expect(percentile(ms, 50)).toBe(50);
+    expect(percentile(ms, 99)).toBe(99);
+    expect(percentile([], 50)).toBe(0);
+    expect(median([5, 1, 3])).toBe(3);
+    expect(summarize([3, 1, 2, 10])).toEqual({ count: 4, p50: 2, p99: 10, max: 10, mean: 4 });
+  });
+});
+
+describe('status table', () => {
+  it('has a row per member and marks a silent one down', () => {
+    const s: ClusterStatus = {
+      node_id: 'server1',
+      address: '127.0.0.1:5555',
+      role: 'leader',
+      term: 3,
+      leader_id: 'server1',
+      leader_address: '127.0.0.1:5555',
+      commit_index: 42,
+      last_applied: 41,
+      last_log_index: 42,
+      snapshot_index: 0,
+      members: [],
+      state_digest: 'abcdef0123456789',
+    };
+    const table = formatStatusTable([
+      { id: 'server1', address: '127.0.0.1:5555', s },
+      { id: 'server2', address: '127.0.0.1:5556', s: undefined },
+    ]).split('\n');
+    expect(table).toHaveLength(3);
+    expect(table[1].split(/\s+/)).toEqual([
+      'server1',
+      '127.0.0.1:5555',
+      'leader',
+      '3',
+      '42',
+      '41',
+      'abcdef012345',
+    ]);
+    expect(table[2].split(/\s+/).slice(0, 3)).toEqual(['server2', '127.0.0.1:5556', 'down']);
+  });
+});
