@@ -31,6 +31,18 @@ export class FakeServer {
   readonly calls: RecordedCall[] = [];
   address = '';
   lastApplied = 0;
+  /** ClusterService script; by default GetStatus answers a leader at lastApplied. */
+  cluster: UnaryScript = (method) =>
+    method === 'GetStatus'
+      ? {
+          response: {
+            node_id: 'fake',
+            address: this.address,
+            role: 'leader',
+            last_applied: this.lastApplied,
+          },
+        }
+      : { error: { code: grpc.status.UNIMPLEMENTED, details: 'Not here.' } };
   private readonly server = new grpc.Server();
 
   constructor(
@@ -74,10 +86,17 @@ export class FakeServer {
       }
     }
     this.server.addService(chat, impl);
-    this.server.addService(services().ClusterService.service, {
-      GetStatus: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) =>
-        cb(null, { node_id: 'fake', address: this.address, role: 'leader', last_applied: this.lastApplied }),
-    });
+    const clusterImpl: grpc.UntypedServiceImplementation = {};
+    for (const name of Object.keys(services().ClusterService.service)) {
+      clusterImpl[name] = (
+        call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>,
+        cb: grpc.sendUnaryData<unknown>,
+      ) => {
+        this.record(name, call.request, call.metadata);
+        this.reply(this.cluster(name, call.request, this), call, cb);
+      };
+    }
+    this.server.addService(services().ClusterService.service, clusterImpl);
     loadProtos();
     const port = await new Promise<number>((resolve, reject) =>
       this.server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
