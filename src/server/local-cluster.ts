@@ -275,7 +275,13 @@ export class LocalCluster {
     );
     let child: ChildProcess;
     try {
-      child = spawn(cmd, args, { stdio: ['ignore', out, err], env: { ...process.env, CI: '1' } });
+      // Its own process group: a Ctrl-C in the terminal reaches only the launcher, which then stops each
+      // replica by pid, once, instead of every replica getting SIGINT and then SIGTERM.
+      child = spawn(cmd, args, {
+        stdio: ['ignore', out, err],
+        env: { ...process.env, CI: '1' },
+        detached: true,
+      });
     } finally {
       fs.closeSync(out);
       fs.closeSync(err);
@@ -677,7 +683,10 @@ export async function main(argv: string[]): Promise<number> {
   const all = await cluster.statuses();
   console.log(formatStatusTable(ids.map((id) => ({ id, address: cluster.get(id).address, s: all.get(id) }))));
   console.log('\nweb UI:');
-  for (const id of ids) console.log(`  ${id}: http://${o.host}:${cluster.get(id).spec.port + 1000}/`);
+  for (const id of ids) {
+    const r = cluster.get(id);
+    console.log(`  ${id}: http://${o.host}:${r.spec.port + 1000}/  (pid ${r.pid}, log ${r.stderrPath})`);
+  }
   console.log(`\nclient:\n  make run-client SERVER=${cluster.addresses().join(',')}`);
   console.log('\nCtrl-C stops the cluster.');
 

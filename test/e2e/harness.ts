@@ -74,6 +74,9 @@ export class Harness extends LocalCluster {
           : `down ${JSON.stringify(r.lastExit ?? null)}`;
       lines.push(`${r.spec.id} ${r.address} pid=${r.pid ?? '-'}: ${state}`);
     }
+    for (const r of this.replicas.values()) {
+      if (r.starts > 0) lines.push(`--- ${r.spec.id} stderr (last lines) ---`, this.tail(r.spec.id, 8));
+    }
     return lines.join('\n');
   }
 
