@@ -18,7 +18,9 @@ describeWithServer('fault: leader crash (kill -9 twice)', () => {
     await withReport(
       () => h,
       async () => {
-        const w = c.workload({ clients: 8 });
+        // Driven by ChatClient, the library the bundled clients use: its failover and retries (same key)
+        // are part of what this test exercises.
+        const w = c.workload({ clients: 8, client: 'chatclient' });
         await w.setup();
         w.start();
         await w.waitForAcks(40, { what: 'writes before the first kill' });

@@ -4,6 +4,7 @@
 // acknowledged before it started (a stale read is a violation), and at the end verifies that every
 // acknowledged message is present exactly once and nothing appears twice or out of nowhere.
 import { ChatCaller, type Party, codeName, grpcCode, makeParties, newKey } from '../../../src/bench/rpc.js';
+import { ChatClient } from '../../../src/client/client.js';
 
 export interface Ack {
   client: number;
@@ -42,6 +43,55 @@ export interface WorkloadOptions {
   totalMs?: number;
   /** One read every `readEvery` operations. */
   readEvery?: number;
+  /**
+   * Which client drives the load: 'caller' (src/bench/rpc.ts, the harness's own minimal retrying
+   * caller) or 'chatclient' (src/client ChatClient, the library the bundled clients use).
+   */
+  client?: 'caller' | 'chatclient';
+}
+
+/** What a workload client needs: a send and a read, each retried inside with one idempotency key. */
+interface Driver {
+  send(p: Party, content: string): Promise<Message>;
+  read(p: Party): Promise<{ messages: Message[]; unread_remaining: number }>;
+  close(): void;
+}
+
+function callerDriver(addresses: string[], attemptMs: number, totalMs: number): Driver {
+  const caller = new ChatCaller(addresses, { attemptMs, totalMs });
+  return {
+    send: async (p, content) =>
+      (
+        await caller.call<Message>(
+          'SendMessage',
+          { chat_id: p.chatId, content },
+          { token: p.token, key: newKey() },
+        )
+      ).value,
+    read: async (p) =>
+      (
+        await caller.call<{ messages: Message[]; unread_remaining: number }>(
+          'GetMessages',
+          { chat_id: p.chatId },
+          { token: p.token, key: newKey() },
+        )
+      ).value,
+    close: () => caller.close(),
+  };
+}
+
+function chatClientDriver(addresses: string[], token: string, attemptMs: number, totalMs: number): Driver {
+  const client = new ChatClient(addresses, { token, attemptTimeoutMs: attemptMs, deadlineMs: totalMs });
+  return {
+    send: (p, content) => client.sendMessage(p.chatId, content),
+    read: (p) => client.getMessages(p.chatId),
+    close: () => client.close(),
+  };
+}
+
+/** The gRPC code name of an error from either client (ChatClientError carries a numeric code too). */
+function errorName(err: unknown): string {
+  return codeName(grpcCode(err));
 }
 
 export class Workload {
@@ -54,7 +104,7 @@ export class Workload {
   readonly errors = new Map<string, number>();
   private readonly sent = new Set<string>();
   private parties: Party[] = [];
-  private callers: ChatCaller[] = [];
+  private drivers: Driver[] = [];
   private loops: Promise<void>[] = [];
   private running = false;
   private seq = 0;
@@ -96,12 +146,12 @@ export class Workload {
     if (this.running) return;
     if (this.parties.length === 0) throw new Error('Workload.setup() first');
     this.running = true;
-    this.callers = this.parties.map(
-      () =>
-        new ChatCaller(this.addresses(), {
-          attemptMs: this.opts.attemptMs ?? 2000,
-          totalMs: this.opts.totalMs ?? 20_000,
-        }),
+    const attemptMs = this.opts.attemptMs ?? 2000;
+    const totalMs = this.opts.totalMs ?? 20_000;
+    this.drivers = this.parties.map((p) =>
+      this.opts.client === 'chatclient'
+        ? chatClientDriver(this.addresses(), p.token, attemptMs, totalMs)
+        : callerDriver(this.addresses(), attemptMs, totalMs),
     );
     this.loops = this.parties.map((_, i) => this.loop(i));
   }
@@ -110,8 +160,8 @@ export class Workload {
   async stop(): Promise<void> {
     this.running = false;
     await Promise.all(this.loops);
-    for (const c of this.callers) c.close();
-    this.callers = [];
+    for (const d of this.drivers) d.close();
+    this.drivers = [];
     this.loops = [];
   }
 
@@ -135,56 +185,48 @@ export class Workload {
 
   private async loop(i: number): Promise<void> {
     const me = this.parties[i];
-    const caller = this.callers[i];
+    const driver = this.drivers[i];
     const readEvery = this.opts.readEvery ?? 5;
     for (let op = 0; this.running && op < 1_000_000; op++) {
-      if (op % readEvery === readEvery - 1) await this.read(i, me, caller);
-      else await this.send(i, me, caller);
+      if (op % readEvery === readEvery - 1) await this.read(i, me, driver);
+      else await this.send(i, me, driver);
     }
   }
 
   private count(err: unknown): void {
-    const name = codeName(grpcCode(err));
+    const name = errorName(err);
     this.errors.set(name, (this.errors.get(name) ?? 0) + 1);
   }
 
-  private async send(i: number, me: Party, caller: ChatCaller): Promise<void> {
+  private async send(i: number, me: Party, driver: Driver): Promise<void> {
     const content = `${this.runId}:${i}:${this.seq++}`;
     this.sent.add(content);
     const startedAt = performance.now();
     try {
-      const res = await caller.call<Message>(
-        'SendMessage',
-        { chat_id: me.chatId, content },
-        { token: me.token, key: newKey() },
-      );
+      const res = await driver.send(me, content);
       this.acked.push({
         client: i,
         chatId: me.chatId,
         content,
-        messageId: res.value.message_id,
+        messageId: res.message_id,
         startedAt,
         ackedAt: performance.now(),
       });
     } catch (err) {
       this.count(err);
-      this.failed.set(content, codeName(grpcCode(err)));
+      this.failed.set(content, errorName(err));
     }
   }
 
-  private async read(i: number, me: Party, caller: ChatCaller): Promise<void> {
+  private async read(i: number, me: Party, driver: Driver): Promise<void> {
     const startedAt = performance.now();
     const before = this.acked.filter((a) => a.chatId === me.chatId && a.ackedAt < startedAt);
     try {
-      const res = await caller.call<{ messages: Message[]; unread_remaining: number }>(
-        'GetMessages',
-        { chat_id: me.chatId },
-        { token: me.token, key: newKey() },
-      );
-      const seen = new Set(res.value.messages.map((m) => m.content));
+      const res = await driver.read(me);
+      const seen = new Set(res.messages.map((m) => m.content));
       // Own messages are never unread for their sender, so all of them must be there; the partner's
       // are all there when nothing is left unread.
-      const mustSee = res.value.unread_remaining === 0 ? before : before.filter((a) => a.client === i);
+      const mustSee = res.unread_remaining === 0 ? before : before.filter((a) => a.client === i);
       const missed = mustSee.filter((a) => !seen.has(a.content));
       if (missed.length > 0) {
         this.staleReads.push(
