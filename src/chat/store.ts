@@ -1,0 +1,643 @@
+// ChatStore: the chat state machine over SQLite. `apply` is the only writer; it is deterministic given the
+// database and the entries (no clock, no randomness, no locale), so every replica that applies the same
+// log holds the same tables, which `stateDigest` checks. The queries are the read side of ChatService.
+import { createHash } from 'node:crypto';
+import Database from 'better-sqlite3';
+import type { Entry } from '../../machines/protocol.js';
+import type { ApplyOutcome, StateMachine } from '../raft/interfaces.js';
+import type { Command, CommandResult } from './commands.js';
+import {
+  BAD_CREDENTIALS,
+  BAD_TOKEN,
+  ChatError,
+  denied,
+  invalid,
+  notFound,
+  status,
+  unauthenticated,
+} from './errors.js';
+import { globMatch, normalizePattern } from './glob.js';
+import { CHAT_SCHEMA, CHAT_SCHEMA_VERSION } from './schema.js';
+import { tokenHash } from './tokens.js';
+import type { AddressedEvent, AppliedBatch, Chat, Message, Revocations, User } from './types.js';
+import {
+  DEFAULT_VIEW_LIMIT,
+  checkChatId,
+  checkContent,
+  checkIdempotencyKey,
+  checkMessageIds,
+  checkNickname,
+  checkUsername,
+  checkViewLimit,
+} from './validate.js';
+
+/** API.md: a repeated idempotency key is honoured for 24 hours, measured on command times. */
+export const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
+
+export interface ChatStoreOptions {
+  /** Apply the durability pragmas (WAL, synchronous=FULL). Default true. */
+  durable?: boolean;
+}
+
+interface SessionRow {
+  user_id: number;
+  username: string;
+}
+
+interface UserRow {
+  id: number;
+  username: string;
+  username_key: string;
+  nickname: string;
+  password_hash: string;
+}
+
+interface ChatRow {
+  id: string;
+  user_a: number;
+  user_b: number;
+}
+
+interface MessageRow {
+  id: number;
+  chat_id: string;
+  sender: string;
+  content: string;
+  sent_at: number;
+  read: number;
+}
+
+/** What one command accumulates while it runs; kept only if the command succeeds. */
+interface CommandEffects {
+  events: AddressedEvent[];
+  revoked: Revocations;
+}
+
+/** SQLite failures that mean the database itself is unusable: never turned into a command result. */
+const FATAL_SQLITE = /^SQLITE_(IOERR|FULL|CORRUPT|NOTADB|CANTOPEN|READONLY|NOMEM|BUSY|LOCKED)/;
+
+const COMMAND_TYPES = new Set<unknown>([
+  'signup',
+  'login',
+  'logout',
+  'deleteAccount',
+  'updateSettings',
+  'startChat',
+  'sendMessage',
+  'getMessages',
+  'deleteMessages',
+] satisfies Command['type'][]);
+
+export type AppliedListener = (batch: AppliedBatch) => void;
+
+export class ChatStore implements StateMachine {
+  readonly db: Database.Database;
+  private readonly ownsDb: boolean;
+  private readonly listeners = new Set<AppliedListener>();
+  private digestCache: { index: number; digest: string } | undefined;
+  private readonly q: ReturnType<typeof prepareStatements>;
+
+  /** Opens (and creates) the chat tables in the SQLite file `path`, or in an already open database. */
+  constructor(pathOrDb: string | Database.Database, opts: ChatStoreOptions = {}) {
+    this.ownsDb = typeof pathOrDb === 'string';
+    this.db = typeof pathOrDb === 'string' ? new Database(pathOrDb) : pathOrDb;
+    try {
+      if (opts.durable !== false && this.ownsDb) {
+        this.db.pragma('journal_mode = WAL');
+        this.db.pragma('synchronous = FULL');
+      }
+      this.db.exec(CHAT_SCHEMA);
+      const version = this.db
+        .prepare('SELECT value FROM chat_meta WHERE key = ?')
+        .pluck()
+        .get('schema_version');
+      if (version === undefined) {
+        this.db
+          .prepare('INSERT INTO chat_meta (key, value) VALUES (?, ?)')
+          .run('schema_version', String(CHAT_SCHEMA_VERSION));
+      } else if (version !== String(CHAT_SCHEMA_VERSION)) {
+        throw new Error(`chat schema version ${version} is not supported (expected ${CHAT_SCHEMA_VERSION})`);
+      }
+      this.db.prepare('INSERT OR IGNORE INTO applied (id, idx) VALUES (1, 0)').run();
+      this.q = prepareStatements(this.db);
+    } catch (err) {
+      if (this.ownsDb) this.db.close();
+      throw err;
+    }
+  }
+
+  close(): void {
+    this.listeners.clear();
+    if (this.ownsDb && this.db.open) this.db.close();
+  }
+
+  /** Called after every committed batch, with the events it produced and the sessions it revoked. */
+  onApplied(listener: AppliedListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  appliedIndex(): number {
+    return this.q.getApplied.get() as number;
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Apply
+
+  /**
+   * Applies consecutive committed entries in ONE transaction that also records the applied index.
+   * Entries at or below the applied index are skipped (already applied); a gap is a host bug and throws.
+   * Each command runs in its own savepoint, so a command that fails changes nothing but still
+   * consumes its index and yields its error as data.
+   */
+  apply(entries: Entry[]): ApplyOutcome[] {
+    const outcomes: ApplyOutcome[] = [];
+    const batch: AppliedBatch = { lastIndex: 0, events: [], revoked: { tokenHashes: [], userIds: [] } };
+    const run = this.db.transaction(() => {
+      let applied = this.appliedIndex();
+      for (const entry of entries) {
+        if (entry.index <= applied) continue;
+        if (entry.index !== applied + 1) {
+          throw new Error(`apply: entry ${entry.index} does not follow the applied index ${applied}`);
+        }
+        let result: CommandResult | undefined;
+        if (entry.kind === 'command') {
+          const effects: CommandEffects = { events: [], revoked: { tokenHashes: [], userIds: [] } };
+          result = this.applyCommand(entry.data, entry.index, effects);
+          batch.events.push(...effects.events);
+          batch.revoked.tokenHashes.push(...effects.revoked.tokenHashes);
+          batch.revoked.userIds.push(...effects.revoked.userIds);
+        }
+        applied = entry.index;
+        outcomes.push({ index: entry.index, term: entry.term, result });
+      }
+      this.q.setApplied.run(applied);
+      batch.lastIndex = applied;
+    });
+    run();
+    if (outcomes.length > 0) {
+      for (const listener of this.listeners) {
+        try {
+          listener(batch);
+        } catch {
+          // A broken listener (a closed stream) must not undo or repeat a committed batch.
+        }
+      }
+    }
+    return outcomes;
+  }
+
+  private applyCommand(data: string, index: number, effects: CommandEffects): CommandResult {
+    let cmd: Command;
+    try {
+      cmd = JSON.parse(data) as Command;
+    } catch {
+      return fail(invalid('the command is not valid JSON.'));
+    }
+    if (typeof cmd !== 'object' || cmd === null || !COMMAND_TYPES.has(cmd.type)) {
+      return fail(invalid('the command has no known type.'));
+    }
+    if (typeof cmd.at !== 'number' || !Number.isSafeInteger(cmd.at) || cmd.at < 0) {
+      return fail(invalid('the command has no valid time.'));
+    }
+    let key: string | undefined;
+    try {
+      key = checkIdempotencyKey(cmd.idempotencyKey);
+    } catch (err) {
+      return fail(err as ChatError);
+    }
+    this.q.pruneIdempotency.run(cmd.at - IDEMPOTENCY_WINDOW_MS);
+
+    // Who is calling: the account behind the session for authenticated commands, the (case-folded)
+    // username for Signup and Login. The idempotency table is keyed by it.
+    const authed = cmd.type !== 'signup' && cmd.type !== 'login';
+    const actor = authed ? (cmd as { actor?: unknown }).actor : undefined;
+    let session: SessionRow | undefined;
+    let caller: string | undefined;
+    if (authed) {
+      if (typeof actor === 'string') session = this.q.session.get(actor) as SessionRow | undefined;
+      if (session) caller = `u:${session.user_id}`;
+    } else {
+      const name = (cmd as { username?: unknown }).username;
+      if (typeof name === 'string') caller = `n:${name.toLowerCase()}`;
+    }
+
+    if (key !== undefined) {
+      // A retry of Logout or DeleteAccount arrives after its session is gone: find it by the token hash.
+      const row = (
+        caller !== undefined
+          ? this.q.idempotencyByCaller.get(caller, key)
+          : typeof actor === 'string'
+            ? this.q.idempotencyByActor.get(actor, key)
+            : undefined
+      ) as { result: string } | undefined;
+      if (row) return JSON.parse(row.result) as CommandResult;
+    }
+
+    let result: CommandResult;
+    try {
+      if (authed && !session) throw unauthenticated(BAD_TOKEN);
+      const value = this.db.transaction(() => this.execute(cmd, index, session, effects))();
+      result = { ok: true, value };
+    } catch (err) {
+      effects.events.length = 0;
+      effects.revoked.tokenHashes.length = 0;
+      effects.revoked.userIds.length = 0;
+      if (err instanceof ChatError) {
+        result = fail(err);
+      } else {
+        const code = (err as { code?: unknown }).code;
+        if (typeof code === 'string' && FATAL_SQLITE.test(code)) throw err;
+        result = {
+          ok: false,
+          code: status.INTERNAL,
+          message: `the command failed: ${(err as Error).message}`,
+        };
+      }
+    }
+    if (key !== undefined && caller !== undefined) {
+      this.q.saveIdempotency.run(
+        caller,
+        key,
+        typeof actor === 'string' ? actor : null,
+        cmd.at,
+        JSON.stringify(result),
+      );
+    }
+    return result;
+  }
+
+  private execute(cmd: Command, index: number, session: SessionRow | undefined, fx: CommandEffects): unknown {
+    const me = session ? session.user_id : 0;
+    switch (cmd.type) {
+      case 'signup':
+        return this.signup(cmd);
+      case 'login':
+        return this.login(cmd);
+      case 'logout':
+        this.q.deleteSession.run(cmd.actor);
+        fx.revoked.tokenHashes.push(cmd.actor);
+        return {};
+      case 'deleteAccount':
+        return this.deleteAccount(me, cmd.userId, index, fx);
+      case 'updateSettings': {
+        const viewLimit = checkViewLimit(cmd.viewLimit);
+        this.q.setViewLimit.run(me, viewLimit);
+        return { view_limit: viewLimit };
+      }
+      case 'startChat':
+        return this.startChat(me, cmd.username, cmd.at, index, fx);
+      case 'sendMessage':
+        return this.sendMessage(me, cmd.chatId, cmd.content, cmd.at, index, fx);
+      case 'getMessages':
+        return this.getMessages(me, cmd.chatId);
+      case 'deleteMessages':
+        return this.deleteMessages(me, cmd.chatId, cmd.messageIds, index, fx);
+      default:
+        throw invalid(`unknown command type '${String((cmd as { type: unknown }).type).slice(0, 40)}'.`);
+    }
+  }
+
+  private nextId(name: 'user' | 'chat' | 'message'): number {
+    const current = (this.q.getSeq.get(name) as number | undefined) ?? 0;
+    this.q.setSeq.run(name, current + 1);
+    return current + 1;
+  }
+
+  private signup(cmd: Extract<Command, { type: 'signup' }>): { user: User } {
+    const username = checkUsername(cmd.username);
+    const nickname = checkNickname(cmd.nickname);
+    if (typeof cmd.passwordHash !== 'string' || !cmd.passwordHash.startsWith('scrypt$')) {
+      throw invalid('the command carries no password hash.');
+    }
+    if (this.q.userByKey.get(username.toLowerCase())) {
+      throw new ChatError(status.ALREADY_EXISTS, `the username '${username}' is taken.`);
+    }
+    const id = this.nextId('user');
+    this.q.insertUser.run(id, username, username.toLowerCase(), nickname, cmd.passwordHash, cmd.at);
+    this.q.setViewLimit.run(id, DEFAULT_VIEW_LIMIT);
+    return { user: { username, nickname, view_limit: DEFAULT_VIEW_LIMIT } };
+  }
+
+  private login(cmd: Extract<Command, { type: 'login' }>): { token: string; user: User } {
+    // The leader verified the password of account `userId`; if that account was deleted (or replaced
+    // by a new one under the same name) in the meantime, the login fails like a wrong password.
+    const user = this.q.userById.get(cmd.userId) as UserRow | undefined;
+    if (!user || typeof cmd.username !== 'string' || user.username_key !== cmd.username.toLowerCase()) {
+      throw unauthenticated(BAD_CREDENTIALS);
+    }
+    if (typeof cmd.token !== 'string' || cmd.token.length < 16)
+      throw invalid('the command carries no token.');
+    this.q.insertSession.run(tokenHash(cmd.token), user.id, cmd.at);
+    return { token: cmd.token, user: this.userView(user.id) };
+  }
+
+  private deleteAccount(me: number, verifiedId: unknown, index: number, fx: CommandEffects): object {
+    if (verifiedId !== me) throw unauthenticated(BAD_TOKEN);
+    const user = this.q.userById.get(me) as UserRow;
+    for (const chat of this.q.chatsOf.all(me, me) as ChatRow[]) {
+      const other = chat.user_a === me ? chat.user_b : chat.user_a;
+      this.q.deleteChatMessages.run(chat.id);
+      this.q.deleteChat.run(chat.id);
+      fx.events.push({ userId: other, event: { index, chat_removed: { chat_id: chat.id } } });
+    }
+    this.q.deleteSessionsOf.run(me);
+    this.q.deleteSettings.run(me);
+    this.q.deleteUser.run(me);
+    // A new account under the same name must inherit nothing, not even a Signup replay.
+    this.q.deleteIdempotencyOf.run(`n:${user.username_key}`);
+    fx.revoked.userIds.push(me);
+    return {};
+  }
+
+  private startChat(me: number, username: unknown, at: number, index: number, fx: CommandEffects): Chat {
+    if (typeof username !== 'string' || username === '') throw invalid('username is required.');
+    const other = this.q.userByKey.get(username.toLowerCase()) as UserRow | undefined;
+    if (!other) throw notFound('no such user.');
+    if (other.id === me) throw invalid('you cannot start a chat with yourself.');
+    const [a, b] = me < other.id ? [me, other.id] : [other.id, me];
+    const existing = this.q.chatByPair.get(a, b) as ChatRow | undefined;
+    if (existing) return this.chatView(existing.id, me);
+    const seq = this.nextId('chat');
+    const id = `c${seq}`;
+    this.q.insertChat.run(id, seq, a, b, at, at);
+    fx.events.push({ userId: other.id, event: { index, chat_started: this.chatView(id, other.id) } });
+    return this.chatView(id, me);
+  }
+
+  /** The chat if `me` takes part in it; NOT_FOUND otherwise (an outsider learns nothing). */
+  private memberChat(chatId: unknown, me: number): ChatRow {
+    const id = checkChatId(chatId);
+    const chat = this.q.chatById.get(id) as ChatRow | undefined;
+    if (!chat || (chat.user_a !== me && chat.user_b !== me)) throw notFound('no such chat.');
+    return chat;
+  }
+
+  private sendMessage(
+    me: number,
+    chatId: unknown,
+    content: unknown,
+    at: number,
+    index: number,
+    fx: CommandEffects,
+  ): Message {
+    const text = checkContent(content);
+    const chat = this.memberChat(chatId, me);
+    const id = this.nextId('message');
+    this.q.insertMessage.run(id, chat.id, me, text, at);
+    this.q.touchChat.run(at, chat.id);
+    const message = this.messageView(id);
+    const other = chat.user_a === me ? chat.user_b : chat.user_a;
+    fx.events.push({ userId: other, event: { index, message_received: message } });
+    return message;
+  }
+
+  private getMessages(me: number, chatId: unknown): { messages: Message[]; unread_remaining: number } {
+    const chat = this.memberChat(chatId, me);
+    const viewLimit = (this.q.viewLimit.get(me) as number | undefined) ?? DEFAULT_VIEW_LIMIT;
+    this.q.markOldestUnread.run(chat.id, me, viewLimit);
+    const messages = (this.q.visibleMessages.all(chat.id, me) as MessageRow[]).map(toMessage);
+    const unread = this.q.unreadCount.get(chat.id, me) as number;
+    return { messages, unread_remaining: unread };
+  }
+
+  private deleteMessages(
+    me: number,
+    chatId: unknown,
+    ids: unknown,
+    index: number,
+    fx: CommandEffects,
+  ): { deleted_count: number } {
+    const chat = this.memberChat(chatId, me);
+    const wanted = checkMessageIds(ids);
+    const senders = wanted.map((id) => {
+      const sender = this.q.messageSender.get(id, chat.id) as number | undefined;
+      if (sender === undefined) throw notFound(`message ${id} does not exist in this chat.`);
+      return sender;
+    });
+    if (senders.some((s) => s !== me)) {
+      throw denied('you can delete only your own messages; nothing was deleted.');
+    }
+    for (const id of wanted) this.q.deleteMessage.run(id);
+    const other = chat.user_a === me ? chat.user_b : chat.user_a;
+    fx.events.push({
+      userId: other,
+      event: { index, messages_deleted: { chat_id: chat.id, message_ids: wanted } },
+    });
+    return { deleted_count: wanted.length };
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Views (used by apply and by the queries)
+
+  private userView(id: number): User {
+    const row = this.q.userView.get(id) as User;
+    return { username: row.username, nickname: row.nickname, view_limit: row.view_limit };
+  }
+
+  private chatView(chatId: string, viewer: number): Chat {
+    return this.q.chatView.get(viewer, viewer, viewer, viewer, chatId) as Chat;
+  }
+
+  private messageView(id: number): Message {
+    return toMessage(this.q.messageView.get(id) as MessageRow);
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Queries (read side; the service runs them through Replicator.read for linearizability)
+
+  /** The account behind a session token hash, or undefined when the token is unknown or revoked. */
+  authenticate(hash: string): { userId: number; username: string } | undefined {
+    const row = this.q.session.get(hash) as SessionRow | undefined;
+    return row ? { userId: row.user_id, username: row.username } : undefined;
+  }
+
+  /** What Login and DeleteAccount need to verify a password on the leader. */
+  credentialsByName(username: string): { userId: number; passwordHash: string } | undefined {
+    const row = this.q.userByKey.get(username.toLowerCase()) as UserRow | undefined;
+    return row ? { userId: row.id, passwordHash: row.password_hash } : undefined;
+  }
+
+  credentialsById(userId: number): { userId: number; passwordHash: string } | undefined {
+    const row = this.q.userById.get(userId) as UserRow | undefined;
+    return row ? { userId: row.id, passwordHash: row.password_hash } : undefined;
+  }
+
+  listUsers(
+    callerId: number,
+    pattern: string,
+    page: number,
+    pageSize: number,
+  ): { users: User[]; page: number; total_pages: number; total_count: number } {
+    const p = normalizePattern(pattern);
+    const first = (page - 1) * pageSize;
+    const users: User[] = [];
+    let count = 0;
+    // No username is longer than 32 characters: a pattern needing more literal characters matches nothing.
+    if (p.filter((c) => c !== '*').length <= 32) {
+      for (const row of this.q.allUsers.iterate(callerId) as Iterable<User>) {
+        if (!globMatch(p, row.username)) continue;
+        if (count >= first && users.length < pageSize) {
+          users.push({ username: row.username, nickname: row.nickname, view_limit: row.view_limit });
+        }
+        count++;
+      }
+    }
+    return { users, page, total_pages: Math.ceil(count / pageSize), total_count: count };
+  }
+
+  getSettings(userId: number): { view_limit: number } {
+    return { view_limit: (this.q.viewLimit.get(userId) as number | undefined) ?? DEFAULT_VIEW_LIMIT };
+  }
+
+  /** The caller's chats, most recent activity first. */
+  listChats(userId: number): { chats: Chat[] } {
+    return { chats: this.q.chatsView.all(userId, userId, userId, userId) as Chat[] };
+  }
+
+  /**
+   * SHA-256 (hex) over all user-visible chat state in a canonical order: users with their settings,
+   * chats, messages with read flags. Sessions and the idempotency table are not user-visible.
+   */
+  stateDigest(): string {
+    const index = this.appliedIndex();
+    if (this.digestCache?.index === index) return this.digestCache.digest;
+    const h = createHash('sha256');
+    const line = (v: unknown[]) => h.update(`${JSON.stringify(v)}\n`);
+    for (const u of this.db
+      .prepare(
+        'SELECT u.username, u.nickname, s.view_limit FROM users u LEFT JOIN settings s ON s.user_id = u.id ORDER BY u.id',
+      )
+      .raw()
+      .iterate() as Iterable<unknown[]>) {
+      line(['u', ...u]);
+    }
+    for (const c of this.db
+      .prepare(
+        `SELECT c.id, a.username, b.username, c.created_at, c.last_activity_at FROM chats c
+         JOIN users a ON a.id = c.user_a JOIN users b ON b.id = c.user_b ORDER BY c.seq`,
+      )
+      .raw()
+      .iterate() as Iterable<unknown[]>) {
+      line(['c', ...c]);
+    }
+    for (const m of this.db
+      .prepare(
+        `SELECT m.id, m.chat_id, u.username, m.content, m.sent_at, m.read FROM messages m
+         JOIN users u ON u.id = m.sender_id ORDER BY m.id`,
+      )
+      .raw()
+      .iterate() as Iterable<unknown[]>) {
+      line(['m', ...m]);
+    }
+    const digest = h.digest('hex');
+    this.digestCache = { index, digest };
+    return digest;
+  }
+
+  /** A consistent copy of the database (online backup API): the basis of snapshots. */
+  async backupTo(path: string): Promise<void> {
+    await this.db.backup(path);
+  }
+}
+
+function fail(err: ChatError): CommandResult {
+  return { ok: false, code: err.code, message: err.message };
+}
+
+function toMessage(row: MessageRow): Message {
+  return {
+    message_id: row.id,
+    chat_id: row.chat_id,
+    sender: row.sender,
+    content: row.content,
+    sent_at: row.sent_at,
+    read: row.read === 1,
+  };
+}
+
+// The chat as `viewer` sees it: the other participant, what is unread for the viewer, the last message.
+const CHAT_VIEW_COLUMNS = `
+  c.id AS chat_id,
+  o.username AS other_user,
+  o.nickname AS other_nickname,
+  (SELECT COUNT(*) FROM messages m WHERE m.chat_id = c.id AND m.read = 0 AND m.sender_id <> ?) AS unread_count,
+  COALESCE((SELECT MAX(m.sent_at) FROM messages m WHERE m.chat_id = c.id), 0) AS last_message_at
+  FROM chats c JOIN users o ON o.id = CASE WHEN c.user_a = ? THEN c.user_b ELSE c.user_a END`;
+
+const MESSAGE_COLUMNS = `m.id, m.chat_id, u.username AS sender, m.content, m.sent_at, m.read
+  FROM messages m JOIN users u ON u.id = m.sender_id`;
+
+function prepareStatements(db: Database.Database) {
+  return {
+    getApplied: db.prepare('SELECT idx FROM applied WHERE id = 1').pluck(),
+    setApplied: db.prepare('UPDATE applied SET idx = ? WHERE id = 1'),
+    getSeq: db.prepare('SELECT value FROM sequences WHERE name = ?').pluck(),
+    setSeq: db.prepare(
+      'INSERT INTO sequences (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
+    ),
+    pruneIdempotency: db.prepare('DELETE FROM idempotency WHERE at <= ?'),
+    idempotencyByCaller: db.prepare('SELECT result FROM idempotency WHERE caller = ? AND key = ?'),
+    idempotencyByActor: db.prepare(
+      'SELECT result FROM idempotency WHERE actor = ? AND key = ? ORDER BY at LIMIT 1',
+    ),
+    saveIdempotency: db.prepare(
+      'INSERT OR REPLACE INTO idempotency (caller, key, actor, at, result) VALUES (?, ?, ?, ?, ?)',
+    ),
+    deleteIdempotencyOf: db.prepare('DELETE FROM idempotency WHERE caller = ?'),
+    session: db.prepare(
+      'SELECT s.user_id, u.username FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?',
+    ),
+    insertSession: db.prepare('INSERT INTO sessions (token_hash, user_id, created_at) VALUES (?, ?, ?)'),
+    deleteSession: db.prepare('DELETE FROM sessions WHERE token_hash = ?'),
+    deleteSessionsOf: db.prepare('DELETE FROM sessions WHERE user_id = ?'),
+    userByKey: db.prepare('SELECT * FROM users WHERE username_key = ?'),
+    userById: db.prepare('SELECT * FROM users WHERE id = ?'),
+    userView: db.prepare(
+      'SELECT u.username, u.nickname, COALESCE(s.view_limit, 6) AS view_limit FROM users u LEFT JOIN settings s ON s.user_id = u.id WHERE u.id = ?',
+    ),
+    allUsers: db.prepare(
+      `SELECT u.username, u.nickname, COALESCE(s.view_limit, 6) AS view_limit FROM users u
+       LEFT JOIN settings s ON s.user_id = u.id WHERE u.id <> ? ORDER BY u.username_key, u.username`,
+    ),
+    insertUser: db.prepare(
+      'INSERT INTO users (id, username, username_key, nickname, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
+    deleteUser: db.prepare('DELETE FROM users WHERE id = ?'),
+    viewLimit: db.prepare('SELECT view_limit FROM settings WHERE user_id = ?').pluck(),
+    setViewLimit: db.prepare(
+      'INSERT INTO settings (user_id, view_limit) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET view_limit = excluded.view_limit',
+    ),
+    deleteSettings: db.prepare('DELETE FROM settings WHERE user_id = ?'),
+    chatById: db.prepare('SELECT id, user_a, user_b FROM chats WHERE id = ?'),
+    chatByPair: db.prepare('SELECT id, user_a, user_b FROM chats WHERE user_a = ? AND user_b = ?'),
+    chatsOf: db.prepare('SELECT id, user_a, user_b FROM chats WHERE user_a = ? OR user_b = ? ORDER BY seq'),
+    insertChat: db.prepare(
+      'INSERT INTO chats (id, seq, user_a, user_b, created_at, last_activity_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
+    touchChat: db.prepare('UPDATE chats SET last_activity_at = MAX(last_activity_at, ?) WHERE id = ?'),
+    deleteChat: db.prepare('DELETE FROM chats WHERE id = ?'),
+    chatView: db.prepare(`SELECT ${CHAT_VIEW_COLUMNS} WHERE (c.user_a = ? OR c.user_b = ?) AND c.id = ?`),
+    chatsView: db.prepare(
+      `SELECT ${CHAT_VIEW_COLUMNS} WHERE c.user_a = ? OR c.user_b = ? ORDER BY c.last_activity_at DESC, c.seq DESC`,
+    ),
+    insertMessage: db.prepare(
+      'INSERT INTO messages (id, chat_id, sender_id, content, sent_at, read) VALUES (?, ?, ?, ?, ?, 0)',
+    ),
+    messageView: db.prepare(`SELECT ${MESSAGE_COLUMNS} WHERE m.id = ?`),
+    messageSender: db.prepare('SELECT sender_id FROM messages WHERE id = ? AND chat_id = ?').pluck(),
+    deleteMessage: db.prepare('DELETE FROM messages WHERE id = ?'),
+    deleteChatMessages: db.prepare('DELETE FROM messages WHERE chat_id = ?'),
+    // The oldest `view_limit` messages that are unread for the caller (sent by the other side).
+    markOldestUnread: db.prepare(
+      `UPDATE messages SET read = 1 WHERE id IN (
+         SELECT id FROM messages WHERE chat_id = ? AND sender_id <> ? AND read = 0 ORDER BY id LIMIT ?)`,
+    ),
+    visibleMessages: db.prepare(
+      `SELECT ${MESSAGE_COLUMNS} WHERE m.chat_id = ? AND NOT (m.sender_id <> ? AND m.read = 0) ORDER BY m.id`,
+    ),
+    unreadCount: db
+      .prepare('SELECT COUNT(*) FROM messages WHERE chat_id = ? AND sender_id <> ? AND read = 0')
+      .pluck(),
+  };
+}

@@ -1,0 +1,105 @@
+// The limits of API.md, one function per field. Each violation is INVALID_ARGUMENT with one sentence.
+// The service runs them before proposing (fail fast) and apply runs them again (a command in the log
+// is trusted no more than a request), so both must be deterministic: no clock, no locale.
+import { invalid } from './errors.js';
+
+export const DEFAULT_VIEW_LIMIT = 6;
+export const DEFAULT_PAGE_SIZE = 20;
+export const MAX_IDEMPOTENCY_KEY = 64;
+
+/** Length in characters (code points), not UTF-16 units, so an emoji counts once. */
+export const charCount = (s: string): number => [...s].length;
+
+const isBlank = (s: string): boolean => s.trim() === '';
+
+function mustBeString(value: unknown, field: string): string {
+  if (typeof value !== 'string') throw invalid(`${field} must be a string.`);
+  return value;
+}
+
+const USERNAME = /^[A-Za-z0-9_.-]{3,32}$/;
+
+export function checkUsername(value: unknown): string {
+  const s = mustBeString(value, 'username');
+  if (!USERNAME.test(s)) {
+    throw invalid("username must be 3 to 32 characters of letters, digits, '_', '.' or '-'.");
+  }
+  return s;
+}
+
+export function checkNickname(value: unknown): string {
+  const s = mustBeString(value, 'nickname');
+  const n = charCount(s);
+  if (n < 1 || n > 64 || isBlank(s)) throw invalid('nickname must be 1 to 64 characters and not blank.');
+  return s;
+}
+
+export function checkPassword(value: unknown): string {
+  const s = mustBeString(value, 'password');
+  const n = charCount(s);
+  if (n < 8 || n > 128) throw invalid('password must be 8 to 128 characters.');
+  return s;
+}
+
+export function checkContent(value: unknown): string {
+  const s = mustBeString(value, 'content');
+  const n = charCount(s);
+  if (n < 1 || n > 4096 || isBlank(s))
+    throw invalid('message content must be 1 to 4096 characters and not blank.');
+  return s;
+}
+
+export function checkViewLimit(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 1000) {
+    throw invalid('view_limit must be a whole number from 1 to 1000.');
+  }
+  return value;
+}
+
+/** 0 (proto3's unset) means 1; negative is an error. */
+export function checkPage(value: unknown): number {
+  const v = value ?? 0;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
+    throw invalid('page must be 1 or more (0 means 1).');
+  }
+  return v === 0 ? 1 : v;
+}
+
+/** 0 (proto3's unset) means 20. */
+export function checkPageSize(value: unknown): number {
+  const v = value ?? 0;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 100) {
+    throw invalid('page_size must be from 1 to 100 (0 means 20).');
+  }
+  return v === 0 ? DEFAULT_PAGE_SIZE : v;
+}
+
+export function checkPattern(value: unknown): string {
+  return mustBeString(value ?? '', 'pattern');
+}
+
+export function checkChatId(value: unknown): string {
+  const s = mustBeString(value, 'chat_id');
+  if (s === '') throw invalid('chat_id is required.');
+  return s;
+}
+
+/** Message ids, deduplicated, in ascending order. */
+export function checkMessageIds(value: unknown): number[] {
+  if (!Array.isArray(value) || value.length === 0)
+    throw invalid('message_ids must list at least one message id.');
+  for (const id of value) {
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
+      throw invalid('message_ids must hold whole, non-negative numbers.');
+    }
+  }
+  return [...new Set(value as number[])].sort((a, b) => a - b);
+}
+
+/** The idempotency-key metadata: at most 64 characters; an empty key counts as none. */
+export function checkIdempotencyKey(value: unknown): string | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value !== 'string') throw invalid('idempotency-key must be a string.');
+  if (charCount(value) > MAX_IDEMPOTENCY_KEY) throw invalid('idempotency-key must be at most 64 characters.');
+  return value;
+}

@@ -1,0 +1,183 @@
+// ChatStore as a state machine: determinism, one index per entry, errors as data, no half-applied
+// commands, durability across reopen.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Entry } from '../../machines/protocol.js';
+import type { Command, CommandResult } from '../../src/chat/commands.js';
+import { ChatStore } from '../../src/chat/store.js';
+import { tokenHash } from '../../src/chat/tokens.js';
+import { makeStack, userCtx } from './chat-fixture.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+const tempDir = () => {
+  const d = mkdtempSync(join(tmpdir(), 'qc-store-'));
+  dirs.push(d);
+  return d;
+};
+
+/** Runs a service scenario and records every entry the store applied. */
+async function recordedScenario() {
+  const s = makeStack();
+  const entries: Entry[] = [];
+  const apply = s.store.apply.bind(s.store);
+  s.store.apply = (batch: Entry[]) => {
+    entries.push(...batch);
+    return apply(batch);
+  };
+  const alice = await userCtx(s, 'alice');
+  const bob = await userCtx(s, 'Bob');
+  const chat = await s.service.startChat({ username: 'bob' }, alice);
+  for (let i = 0; i < 8; i++) {
+    s.clock.now += 7;
+    await s.service.sendMessage({ chat_id: chat.chat_id, content: `m${i} ✓` }, i % 3 ? alice : bob);
+  }
+  await s.service.getMessages({ chat_id: chat.chat_id }, bob);
+  await s.service.updateSettings({ view_limit: 3 }, alice);
+  await s.service.deleteMessages({ chat_id: chat.chat_id, message_ids: [1] }, alice).catch(() => {});
+  return { s, entries };
+}
+
+let n = 0;
+const cmd = (c: Command, index: number): Entry => ({
+  index,
+  term: 1,
+  kind: 'command',
+  data: JSON.stringify(c),
+});
+const result = (store: ChatStore, entry: Entry) => store.apply([entry])[0].result as CommandResult;
+const at = () => 1_000_000 + n++;
+const HASH = 'scrypt$1024$8$1$c2FsdA==$aGFzaA==';
+
+describe('ChatStore', () => {
+  it('applying the same entries to fresh stores gives equal digests and equal ids', async () => {
+    const { s, entries } = await recordedScenario();
+    const a = new ChatStore(':memory:', { durable: false });
+    const b = new ChatStore(':memory:', { durable: false });
+    a.apply(entries);
+    // Different batching, same log.
+    for (const e of entries) b.apply([e]);
+    expect(a.appliedIndex()).toBe(entries.length);
+    expect(a.stateDigest()).toBe(s.store.stateDigest());
+    expect(b.stateDigest()).toBe(s.store.stateDigest());
+    expect(a.listChats(1)).toEqual(s.store.listChats(1));
+  });
+
+  it('the digest changes with user-visible state, including read flags', async () => {
+    const s = makeStack();
+    const alice = await userCtx(s, 'alice');
+    const bob = await userCtx(s, 'bob');
+    const d0 = s.store.stateDigest();
+    const chat = await s.service.startChat({ username: 'bob' }, alice);
+    const d1 = s.store.stateDigest();
+    await s.service.sendMessage({ chat_id: chat.chat_id, content: 'x' }, alice);
+    const d2 = s.store.stateDigest();
+    await s.service.getMessages({ chat_id: chat.chat_id }, bob);
+    const d3 = s.store.stateDigest();
+    expect(new Set([d0, d1, d2, d3]).size).toBe(4);
+    expect(d3).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('noop and config entries only advance the index; re-delivered entries are skipped; gaps throw', () => {
+    const st = new ChatStore(':memory:', { durable: false });
+    const out = st.apply([
+      { index: 1, term: 1, kind: 'noop', data: '' },
+      { index: 2, term: 1, kind: 'config', data: '{"members":[]}' },
+    ]);
+    expect(out.map((o) => [o.index, o.result])).toEqual([
+      [1, undefined],
+      [2, undefined],
+    ]);
+    expect(st.appliedIndex()).toBe(2);
+    expect(st.apply([{ index: 2, term: 1, kind: 'noop', data: '' }])).toEqual([]);
+    expect(() => st.apply([{ index: 4, term: 1, kind: 'noop', data: '' }])).toThrow(/does not follow/);
+    expect(st.appliedIndex()).toBe(2);
+  });
+
+  it('malformed commands become error results and still consume their index', () => {
+    const st = new ChatStore(':memory:', { durable: false });
+    const bad: Entry[] = [
+      { index: 1, term: 1, kind: 'command', data: '{not json' },
+      { index: 2, term: 1, kind: 'command', data: 'null' },
+      { index: 3, term: 1, kind: 'command', data: JSON.stringify({ type: 'signup', username: 'alice' }) },
+      { index: 4, term: 1, kind: 'command', data: JSON.stringify({ type: 'explode', at: 5 }) },
+      {
+        index: 5,
+        term: 1,
+        kind: 'command',
+        data: JSON.stringify({ type: 'signup', at: 5, username: 'alice', nickname: 'A' }),
+      },
+    ];
+    const out = st.apply(bad);
+    expect(out.map((o) => (o.result as CommandResult).ok)).toEqual([false, false, false, false, false]);
+    expect(out.every((o) => (o.result as { code: number }).code === status.INVALID_ARGUMENT)).toBe(true);
+    expect(st.appliedIndex()).toBe(5);
+    expect(st.listUsers(0, '', 1, 20).total_count).toBe(0);
+  });
+
+  it('re-validates in apply: a login for an account replaced since verification fails', () => {
+    const st = new ChatStore(':memory:', { durable: false });
+    expect(
+      result(st, cmd({ type: 'signup', username: 'alice', nickname: 'A', passwordHash: HASH, at: at() }, 1))
+        .ok,
+    ).toBe(true);
+    const token = 'a-token-of-sufficient-length';
+    // userId 2 does not exist (the verified account 1 would be the right one).
+    const r = result(st, cmd({ type: 'login', username: 'alice', userId: 2, token, at: at() }, 2));
+    expect(r).toMatchObject({ ok: false, code: status.UNAUTHENTICATED });
+    expect(st.authenticate(tokenHash(token))).toBeUndefined();
+  });
+
+  it('a failing command changes nothing (no half-applied delete)', () => {
+    const st = new ChatStore(':memory:', { durable: false });
+    let i = 0;
+    const run = (c: Command) => result(st, cmd(c, ++i));
+    run({ type: 'signup', username: 'alice', nickname: 'A', passwordHash: HASH, at: at() });
+    run({ type: 'signup', username: 'bob', nickname: 'B', passwordHash: HASH, at: at() });
+    run({ type: 'login', username: 'alice', userId: 1, token: 'alice-token-0123456789', at: at() });
+    run({ type: 'login', username: 'bob', userId: 2, token: 'bob-token-0123456789', at: at() });
+    const alice = tokenHash('alice-token-0123456789');
+    const bob = tokenHash('bob-token-0123456789');
+    const chat = run({ type: 'startChat', actor: alice, username: 'bob', at: at() });
+    const chatId = (chat as { value: { chat_id: string } }).value.chat_id;
+    run({ type: 'sendMessage', actor: alice, chatId, content: 'a', at: at() });
+    run({ type: 'sendMessage', actor: bob, chatId, content: 'b', at: at() });
+    const before = st.stateDigest();
+    // Ids are deleted in ascending order: 1 (alice's, deletable) comes before 2 (bob's).
+    const r = run({ type: 'deleteMessages', actor: alice, chatId, messageIds: [1, 2], at: at() });
+    expect(r).toMatchObject({ ok: false, code: status.PERMISSION_DENIED });
+    expect(st.stateDigest()).toBe(before);
+  });
+
+  it('keeps everything across close and reopen of the file', async () => {
+    const path = join(tempDir(), 'chat.sqlite');
+    const s = makeStack(path);
+    const alice = await userCtx(s, 'alice');
+    await userCtx(s, 'bob');
+    const chat = await s.service.startChat({ username: 'bob' }, alice);
+    await s.service.sendMessage({ chat_id: chat.chat_id, content: 'persist me' }, alice);
+    const digest = s.store.stateDigest();
+    const index = s.store.appliedIndex();
+    s.store.close();
+    const reopened = new ChatStore(path);
+    expect(reopened.appliedIndex()).toBe(index);
+    expect(reopened.stateDigest()).toBe(digest);
+    expect(reopened.authenticate(tokenHash(alice.token!))?.username).toBe('alice');
+    reopened.close();
+  });
+
+  it('backupTo writes a consistent copy with the same digest', async () => {
+    const { s } = await recordedScenario();
+    const copy = join(tempDir(), 'backup.sqlite');
+    await s.store.backupTo(copy);
+    const restored = new ChatStore(copy);
+    expect(restored.appliedIndex()).toBe(s.store.appliedIndex());
+    expect(restored.stateDigest()).toBe(s.store.stateDigest());
+    restored.close();
+  });
+});
