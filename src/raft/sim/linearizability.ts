@@ -122,7 +122,7 @@ function checkKey(key: string, ops: HistoryOp[], valueOwner: Map<string, History
 
 /** Why `later` (completed first in real time) cannot follow `earlier` in the only possible order. */
 function explain(earlier: HistoryOp, later: HistoryOp, order: readonly string[]): string {
-  const when = `#${later.id} completed at ${later.respondedAt}, before #${earlier.id} was invoked at ${earlier.invokedAt}`;
+  const when = `#${later.id} completed at ${ms(later.respondedAt)}, before #${earlier.id} was invoked at ${ms(earlier.invokedAt)}`;
   if (earlier.kind === 'append' && later.kind === 'read') {
     return `read ${when}, yet it saw append #${earlier.id} (${earlier.value}): a value not yet appended`;
   }
@@ -134,6 +134,10 @@ function explain(earlier: HistoryOp, later: HistoryOp, order: readonly string[])
     return `reads went backwards: read ${when} but returned more values (${later.result?.length} > ${earlier.result?.length})`;
   }
   return `appends out of real-time order: append ${when}, yet is ordered after it`;
+}
+
+function ms(t: number | undefined): string {
+  return t === undefined ? 'never' : `${Math.round(t * 1000) / 1000}ms`;
 }
 
 function fail(key: string, reason: string, ops: HistoryOp[]): CheckResult {

@@ -1,0 +1,720 @@
+// The deterministic cluster simulator: N replica hosts in one process on one virtual clock, a
+// simulated network and disks, a client workload and a fault schedule, all driven by one seed. After
+// every event it checks the safety invariants; at the end it heals everything, lets the cluster
+// settle, and checks durability, convergence and linearizability of the client history.
+
+import type { NodeId, RaftMessage, Role, Timing } from '../../../machines/protocol.js';
+import { EventQueue, type SimEvent } from './event-queue.js';
+import { InvariantChecker, type NodeObservation } from './invariants.js';
+import { type HistoryOp, checkLinearizable } from './linearizability.js';
+import { SimDisk, SimLogStore } from './log-store.js';
+import { type LinkFaults, SimNetwork, type SimTransport } from './network.js';
+import { Prng } from './prng.js';
+import type { ReplicaFactory, ReplicaHost, ReplicaStatus } from './replica-host.js';
+import { type AppendResult, SimDatabase, SimStateMachine, encodeAppend } from './state-machine.js';
+import { Trace } from './trace.js';
+
+export interface SimOptions {
+  /** Builds one replica host (RaftNode by default, see run-seed.ts). */
+  factory: ReplicaFactory;
+  nodes?: number;
+  timing?: Timing;
+  /** Length of the phase with clients and faults. */
+  faultyMs?: number;
+  /** Length of the final phase: network healed, every node up, clients finishing. */
+  quietMs?: number;
+  clients?: number;
+  keys?: number;
+  /** Random faults (partitions, loss, crashes...) during the faulty phase. */
+  randomFaults?: boolean;
+  /** Crash/restart cycles forced during the faulty phase, on top of random ones. */
+  crashCycles?: number;
+  /** Most nodes down at once (2 of 5 keeps a quorum possible). */
+  maxDown?: number;
+  /** Link faults at the start (the fault schedule changes them). */
+  links?: LinkFaults;
+  fsyncMs?: [number, number];
+  /** A client gives up on an attempt after this long and retries elsewhere (same request identity). */
+  clientTimeoutMs?: number;
+  traceSize?: number;
+  /** Receives every trace line as it happens (verbose replay of one seed). */
+  verbose?: (line: string) => void;
+  strictCommitAcrossRestarts?: boolean;
+  /** Hard bound on simulated events, against livelock. */
+  maxSteps?: number;
+  /** Extra scheduled actions for focused tests (called once the nodes are up). */
+  scenario?: (sim: Simulation) => void;
+}
+
+export interface SimStats {
+  deliveries: number;
+  drops: number;
+  timers: number;
+  fsyncs: number;
+  crashes: number;
+  restarts: number;
+  leaders: number;
+  appendsAcked: number;
+  appendsUnacked: number;
+  readsOk: number;
+  faults: number;
+}
+
+export interface SimResult {
+  ok: boolean;
+  seed: number;
+  /** Simulated events run (timers, deliveries, fsyncs, client and fault actions). */
+  steps: number;
+  /** Everything traced (sends, drops, role changes...), a superset of the steps. */
+  events: number;
+  simulatedMs: number;
+  stats: SimStats;
+  failure?: string;
+  /** The last trace records, formatted (the whole run in verbose mode goes to `verbose`). */
+  trace: string[];
+}
+
+export const DEFAULT_TIMING: Timing = { heartbeatMs: 50, electionMinMs: 150, electionMaxMs: 300 };
+
+const DEFAULT_LINKS: LinkFaults = { dropRate: 0.02, duplicateRate: 0.02, minLatencyMs: 1, maxLatencyMs: 8 };
+const CALM_LINKS: LinkFaults = { dropRate: 0, duplicateRate: 0, minLatencyMs: 1, maxLatencyMs: 3 };
+
+interface NodeSlot {
+  id: NodeId;
+  disk: SimDisk;
+  db: SimDatabase;
+  incarnation: number;
+  up: boolean;
+  host?: ReplicaHost;
+  store?: SimLogStore;
+  sm?: SimStateMachine;
+  transport?: SimTransport;
+  last?: ReplicaStatus;
+  /** Crash this node at its next log write, before the fsync (a crash mid-batch). */
+  crashOnWrite: boolean;
+}
+
+export class Simulation {
+  readonly queue = new EventQueue();
+  readonly rng: Prng;
+  readonly network: SimNetwork;
+  readonly checker: InvariantChecker;
+  readonly trace: Trace;
+  readonly ids: NodeId[];
+  readonly timing: Timing;
+  readonly history: HistoryOp[] = [];
+  readonly stats: SimStats = {
+    deliveries: 0,
+    drops: 0,
+    timers: 0,
+    fsyncs: 0,
+    crashes: 0,
+    restarts: 0,
+    leaders: 0,
+    appendsAcked: 0,
+    appendsUnacked: 0,
+    readsOk: 0,
+    faults: 0,
+  };
+  private slots = new Map<NodeId, NodeSlot>();
+  private failure: string | null = null;
+  private readonly o: Required<Omit<SimOptions, 'verbose' | 'scenario'>> &
+    Pick<SimOptions, 'verbose' | 'scenario'>;
+  private leaderTerms = new Set<number>();
+  private nextOpId = 1;
+  /** Clients stop starting operations at this time. */
+  private clientsStopAt = 0;
+  private fsyncRng: Prng;
+
+  constructor(
+    readonly seed: number,
+    options: SimOptions,
+  ) {
+    this.o = {
+      nodes: 5,
+      timing: DEFAULT_TIMING,
+      faultyMs: 10_000,
+      quietMs: 5_000,
+      clients: 4,
+      keys: 3,
+      randomFaults: true,
+      crashCycles: 2,
+      maxDown: 2,
+      links: DEFAULT_LINKS,
+      fsyncMs: [1, 6],
+      clientTimeoutMs: 600,
+      traceSize: 200,
+      strictCommitAcrossRestarts: false,
+      maxSteps: 3_000_000,
+      ...options,
+    };
+    this.timing = this.o.timing;
+    this.rng = new Prng(seed);
+    this.network = new SimNetwork(this.queue, this.rng.fork(), this.o.links);
+    this.fsyncRng = this.rng.fork();
+    this.checker = new InvariantChecker({ strictCommitAcrossRestarts: this.o.strictCommitAcrossRestarts });
+    this.trace = new Trace(this.o.traceSize, this.o.verbose);
+    this.ids = Array.from({ length: this.o.nodes }, (_, i) => `n${i + 1}`);
+    const config = { members: this.ids.map((id) => ({ id, address: `sim://${id}`, voter: true })) };
+    for (const id of this.ids) {
+      this.slots.set(id, {
+        id,
+        disk: new SimDisk(config),
+        db: new SimDatabase(),
+        incarnation: 0,
+        up: false,
+        crashOnWrite: false,
+      });
+    }
+    this.network.observer = (what, m, why) => this.onNetwork(what, m, why);
+  }
+
+  // --- controls (used by the fault schedule and by focused tests) ---------------------------------
+
+  now(): number {
+    return this.queue.now();
+  }
+
+  /** Run `fn` at virtual time `t` (or now, when t is in the past). */
+  at(t: number, label: string, fn: () => void): SimEvent {
+    return this.queue.after(t - this.now(), 'fault', () => {
+      this.note('fault', undefined, label);
+      fn();
+    });
+  }
+
+  isUp(id: NodeId): boolean {
+    return this.slots.get(id)!.up;
+  }
+
+  upIds(): NodeId[] {
+    return this.ids.filter((id) => this.slots.get(id)!.up);
+  }
+
+  status(id: NodeId): ReplicaStatus | undefined {
+    const s = this.slots.get(id)!;
+    return s.up ? s.host!.status() : undefined;
+  }
+
+  /** The up node that leads the highest term, if any. */
+  leader(): NodeId | null {
+    let best: NodeId | null = null;
+    let bestTerm = -1;
+    for (const id of this.upIds()) {
+      const st = this.status(id)!;
+      if (st.role === 'leader' && st.term > bestTerm) {
+        best = id;
+        bestTerm = st.term;
+      }
+    }
+    return best;
+  }
+
+  /** The current list `key` on node `id` (its state machine, durable part). */
+  read(id: NodeId, key: string): string[] {
+    return [...(this.slots.get(id)!.db.lists.get(key) ?? [])];
+  }
+
+  crash(id: NodeId): void {
+    const s = this.slots.get(id)!;
+    if (!s.up) return;
+    this.stats.crashes++;
+    this.checker.crashed(id, s.disk.state.hardState.term, s.db.applied);
+    this.note('crash', id, `unflushed writes lost: ${s.store!.unflushed()}`);
+    s.up = false;
+    s.crashOnWrite = false;
+    s.store!.crash();
+    s.transport!.close();
+    try {
+      s.host!.stop();
+    } catch (e) {
+      this.fail(`${id}: stop() threw: ${errorText(e)}`);
+    }
+    this.queue.cancelOwner(id);
+    s.host = undefined;
+    s.store = undefined;
+    s.sm = undefined;
+    s.transport = undefined;
+    s.last = undefined;
+  }
+
+  /** Crash `id` at its next log write, after the write and before its fsync. */
+  crashAtNextWrite(id: NodeId): void {
+    const s = this.slots.get(id)!;
+    if (s.up) s.crashOnWrite = true;
+  }
+
+  restart(id: NodeId): void {
+    const s = this.slots.get(id)!;
+    if (s.up) return;
+    this.stats.restarts++;
+    this.start(s);
+  }
+
+  partition(groups: NodeId[][]): void {
+    this.network.partition(groups);
+    this.note('partition', undefined, groups.map((g) => `{${g.join(',')}}`).join(' | '));
+  }
+
+  isolate(id: NodeId): void {
+    this.network.isolate(id, this.ids);
+    this.note('isolate', id);
+  }
+
+  cutOneWay(from: NodeId, to: NodeId): void {
+    this.network.cutOneWay(from, to);
+    this.note('cut', undefined, `${from}->${to}`);
+  }
+
+  heal(): void {
+    this.network.heal();
+    this.note('heal');
+  }
+
+  setLinks(links: LinkFaults): void {
+    this.network.faults = { ...links };
+    this.note(
+      'links',
+      undefined,
+      `drop=${links.dropRate.toFixed(2)} dup=${links.duplicateRate.toFixed(2)} latency=${links.minLatencyMs}-${links.maxLatencyMs}ms`,
+    );
+  }
+
+  fail(message: string): void {
+    if (this.failure === null) {
+      this.failure = message;
+      this.note('FAILURE', undefined, message);
+    }
+  }
+
+  // --- the run -------------------------------------------------------------------------------------
+
+  async run(): Promise<SimResult> {
+    const o = this.o;
+    const faultyEnd = o.faultyMs;
+    const end = o.faultyMs + o.quietMs;
+    this.clientsStopAt = faultyEnd;
+    for (const s of this.slots.values()) this.start(s);
+    for (let c = 0; c < o.clients; c++) this.startClient(`c${c + 1}`, this.rng.fork());
+    if (o.randomFaults) this.scheduleRandomFaults(faultyEnd);
+    this.scheduleCrashCycles(faultyEnd);
+    o.scenario?.(this);
+    this.at(faultyEnd, 'end of faults: heal, restart everyone, calm links', () => {
+      this.heal();
+      this.setLinks(CALM_LINKS);
+      for (const id of this.ids) this.restart(id);
+    });
+
+    let sinceYield = 0;
+    while (this.failure === null) {
+      const t = this.queue.peekTime();
+      if (t === undefined || t > end) break;
+      try {
+        this.queue.step();
+      } catch (e) {
+        this.fail(`exception in a simulated event: ${errorText(e)}`);
+        break;
+      }
+      this.observe();
+      if (this.queue.executed > o.maxSteps) this.fail(`more than ${o.maxSteps} events: livelock?`);
+      // Let promise callbacks (client responses) run at the virtual time they settled.
+      await null;
+      await null;
+      if (++sinceYield >= 50_000) {
+        sinceYield = 0;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    }
+    if (this.failure === null) this.finalChecks();
+    for (const s of this.slots.values()) this.stats.fsyncs += s.disk.fsyncs;
+    const result: SimResult = {
+      ok: this.failure === null,
+      seed: this.seed,
+      steps: this.queue.executed,
+      events: this.trace.total,
+      simulatedMs: this.now(),
+      stats: this.stats,
+      trace: this.trace.lines(),
+    };
+    if (this.failure !== null) result.failure = this.failure;
+    for (const s of this.slots.values()) {
+      if (s.up) {
+        try {
+          s.host!.stop();
+        } catch {
+          // The run is over; a failing stop was reported by crash() if it mattered.
+        }
+      }
+    }
+    return result;
+  }
+
+  private start(s: NodeSlot): void {
+    s.incarnation++;
+    const id = s.id;
+    const store = new SimLogStore({
+      disk: s.disk,
+      queue: this.queue,
+      owner: id,
+      fsyncLatency: () => this.o.fsyncMs[0] + this.fsyncRng.float() * (this.o.fsyncMs[1] - this.o.fsyncMs[0]),
+      onViolation: (m) => this.fail(`log store contract: ${m}`),
+    });
+    const write = store.write.bind(store);
+    store.write = (batch) => {
+      write(batch);
+      if (s.crashOnWrite && s.store === store) {
+        s.crashOnWrite = false;
+        this.queue.after(0, 'fault', () => this.crash(id), id);
+      }
+    };
+    const sm = new SimStateMachine(
+      s.db,
+      (entries) => this.checker.appliedEntries(id, entries),
+      (m) => this.fail(`${id}: state machine: ${m}`),
+    );
+    const transport = this.network.transport(id);
+    s.store = store;
+    s.sm = sm;
+    s.transport = transport;
+    s.up = true;
+    if (s.incarnation > 1)
+      this.note(
+        'restart',
+        id,
+        `durable: term ${s.disk.state.hardState.term}, last index ${s.disk.state.snapshot.index + s.disk.state.entries.length}, applied ${s.db.applied}`,
+      );
+    s.host = this.o.factory({
+      id,
+      logStore: store,
+      stateMachine: sm,
+      transport,
+      clock: this.queue.clockFor(id, (delay) => {
+        this.stats.timers++;
+        this.note('timer', id, `${delay}ms`);
+      }),
+      timing: this.timing,
+      seed: this.rng.nextU32(),
+      defer: this.queue.deferFor(id),
+      onError: (e) => this.fail(`${id}: host error: ${errorText(e)}`),
+    });
+    try {
+      s.host.start();
+    } catch (e) {
+      this.fail(`${id}: start() threw: ${errorText(e)}`);
+    }
+  }
+
+  private observe(): void {
+    const obs: NodeObservation[] = [];
+    this.checker.now = this.now();
+    for (const s of this.slots.values()) {
+      if (!s.up) continue;
+      let st: ReplicaStatus;
+      try {
+        st = s.host!.status();
+      } catch (e) {
+        this.fail(`${s.id}: status() threw: ${errorText(e)}`);
+        return;
+      }
+      const prev = s.last;
+      if (!prev || prev.role !== st.role || prev.term !== st.term || prev.leaderId !== st.leaderId) {
+        this.note(
+          'role',
+          s.id,
+          `${st.role} term ${st.term} leader ${st.leaderId ?? '-'} commit ${st.commitIndex}`,
+        );
+        if (st.role === 'leader' && !this.leaderTerms.has(st.term)) {
+          this.leaderTerms.add(st.term);
+          this.stats.leaders++;
+        }
+      }
+      s.last = st;
+      obs.push({
+        id: s.id,
+        incarnation: s.incarnation,
+        role: st.role as Role,
+        term: st.term,
+        commitIndex: st.commitIndex,
+        appliedIndex: st.appliedIndex,
+        log: s.store!,
+        logDirtyFrom: s.store!.takeDirtyFrom(),
+      });
+    }
+    this.checker.observe(obs);
+    if (this.checker.failed) this.fail(this.checker.violations[0]!);
+  }
+
+  private onNetwork(what: 'send' | 'deliver' | 'drop' | 'duplicate', m: RaftMessage, why?: string): void {
+    if (what === 'send') {
+      this.checker.sent(m);
+      if (this.checker.failed) this.fail(this.checker.violations[0]!);
+      return;
+    }
+    if (what === 'deliver') this.stats.deliveries++;
+    if (what === 'drop') this.stats.drops++;
+    this.trace.add({ t: this.now(), what, message: m, detail: why });
+  }
+
+  private note(what: string, node?: NodeId, detail?: string): void {
+    this.trace.add({ t: this.now(), what, node, detail });
+  }
+
+  // --- fault schedule ----------------------------------------------------------------------------
+
+  private scheduleCrashCycles(faultyEnd: number): void {
+    // Forced cycles spread over the faulty phase; every other one hits the leader.
+    for (let k = 0; k < this.o.crashCycles; k++) {
+      const span = faultyEnd / (this.o.crashCycles + 1);
+      const t = span * (k + 0.5) + this.rng.float() * span;
+      this.at(t, `forced crash cycle ${k + 1}`, () => {
+        const down = this.ids.length - this.upIds().length;
+        const leader = this.leader();
+        const victims = this.upIds();
+        if (victims.length === 0 || down >= this.o.maxDown) return;
+        const id = k % 2 === 0 && leader ? leader : this.rng.pick(victims);
+        if (this.rng.chance(0.5)) this.crashAtNextWrite(id);
+        else this.crash(id);
+        const back = t + this.rng.range(200, 1500);
+        this.at(Math.min(back, faultyEnd), `restart ${id}`, () => {
+          // A crash-at-next-write may not have fired yet: make sure it is down, then bring it back.
+          this.crash(id);
+          this.restart(id);
+        });
+      });
+    }
+  }
+
+  private scheduleRandomFaults(faultyEnd: number): void {
+    const next = () => {
+      const t = this.now() + this.rng.range(100, 900);
+      if (t >= faultyEnd) return;
+      this.queue.after(t - this.now(), 'fault', () => {
+        this.randomFault();
+        next();
+      });
+    };
+    next();
+  }
+
+  private randomFault(): void {
+    this.stats.faults++;
+    const r = this.rng;
+    const up = this.upIds();
+    const down = this.ids.filter((id) => !this.isUp(id));
+    const roll = r.int(100);
+    if (roll < 14) {
+      const shuffled = r.shuffle([...this.ids]);
+      const cut = r.range(1, Math.floor(this.ids.length / 2));
+      this.partition([shuffled.slice(0, cut), shuffled.slice(cut)]);
+    } else if (roll < 24) {
+      const leader = this.leader();
+      if (leader) this.isolate(leader);
+    } else if (roll < 34) {
+      for (let i = r.range(1, 3); i > 0; i--) {
+        const from = r.pick(this.ids);
+        const to = r.pick(this.ids.filter((x) => x !== from));
+        this.cutOneWay(from, to);
+      }
+    } else if (roll < 54) {
+      this.heal();
+    } else if (roll < 64) {
+      if (up.length > 0 && down.length < this.o.maxDown) {
+        const leader = this.leader();
+        const id = leader && r.chance(0.4) ? leader : r.pick(up);
+        if (r.chance(0.5)) this.crashAtNextWrite(id);
+        else this.crash(id);
+      }
+    } else if (roll < 76) {
+      if (down.length > 0) this.restart(r.pick(down));
+    } else if (roll < 88) {
+      const min = r.range(1, 10);
+      this.setLinks({
+        dropRate: r.float() * 0.2,
+        duplicateRate: r.float() * 0.1,
+        minLatencyMs: min,
+        maxLatencyMs: min + r.range(0, 60),
+      });
+    } else {
+      this.setLinks(DEFAULT_LINKS);
+    }
+  }
+
+  // --- clients -------------------------------------------------------------------------------------
+
+  private startClient(name: string, rng: Prng): void {
+    let seq = 0;
+    let current: { op: HistoryOp; seq: number; attempt: number; timer?: SimEvent } | null = null;
+
+    const schedule = (delay: number, fn: () => void) => this.queue.after(delay, 'client', fn);
+    const done = (op: HistoryOp) => current?.op === op && op.respondedAt === undefined;
+
+    const invoke = () => {
+      if (this.now() >= this.clientsStopAt || this.failure !== null) return;
+      seq++;
+      const key = `k${rng.int(this.o.keys)}`;
+      const isAppend = rng.chance(0.6);
+      const op: HistoryOp = {
+        id: this.nextOpId++,
+        client: name,
+        kind: isAppend ? 'append' : 'read',
+        key,
+        invokedAt: this.now(),
+      };
+      if (isAppend) op.value = `${name}.${seq}`;
+      this.history.push(op);
+      current = { op, seq, attempt: 0 };
+      this.note('invoke', name, `#${op.id} ${op.kind} ${key}${op.value ? ` ${op.value}` : ''}`);
+      attempt();
+    };
+
+    const succeed = (op: HistoryOp, via: NodeId, result?: string[]) => {
+      if (!done(op)) return;
+      op.respondedAt = this.now();
+      if (result) op.result = result;
+      if (current!.timer) this.queue.cancel(current!.timer);
+      current = null;
+      if (op.kind === 'append') this.stats.appendsAcked++;
+      else this.stats.readsOk++;
+      this.note(
+        'ok',
+        name,
+        `#${op.id} via ${via}${result ? ` [${result.length}] ...${result.slice(-3).join(',')}` : ''}`,
+      );
+      schedule(rng.range(0, 40), invoke);
+    };
+
+    const retryLater = (op: HistoryOp, n: number, why: string) => {
+      if (!done(op) || current!.attempt !== n) return;
+      if (current!.timer) this.queue.cancel(current!.timer);
+      current!.timer = undefined;
+      this.note('retry', name, `#${op.id} attempt ${n}: ${why}`);
+      schedule(rng.range(10, 60), () => {
+        if (done(op) && current!.attempt === n) attempt();
+      });
+    };
+
+    const attempt = () => {
+      const cur = current!;
+      const op = cur.op;
+      const n = ++cur.attempt;
+      if (this.failure !== null) return;
+      const id = rng.pick(this.ids);
+      const slot = this.slots.get(id)!;
+      if (!slot.up) {
+        retryLater(op, n, `${id} is down`);
+        return;
+      }
+      const host = slot.host!;
+      const incarnation = slot.incarnation;
+      const sm = slot.sm!;
+      cur.timer = schedule(this.o.clientTimeoutMs, () => {
+        if (done(op) && current!.attempt === n) {
+          this.note('timeout', name, `#${op.id} attempt ${n} at ${id}`);
+          attempt();
+        }
+      });
+      if (op.kind === 'append') {
+        const data = encodeAppend({ key: op.key, value: op.value!, client: name, seq: cur.seq });
+        host.propose('command', data).then(
+          (outcome) => {
+            const r = outcome.result as AppendResult;
+            if (!r || r.ok !== true) {
+              if (done(op))
+                this.fail(`append #${op.id} (${op.value}) got an unexpected result: ${JSON.stringify(r)}`);
+              return;
+            }
+            if (r.value !== op.value) {
+              this.fail(`append #${op.id} (${op.value}) was answered with the result of ${r.value}`);
+              return;
+            }
+            succeed(op, id);
+          },
+          (e) => retryLater(op, n, `${id}: ${errorText(e)}`),
+        );
+      } else {
+        host.readIndex().then(
+          () => {
+            if (slot.incarnation !== incarnation || !slot.up) {
+              retryLater(op, n, `${id} restarted during the read`);
+              return;
+            }
+            succeed(op, id, sm.read(op.key));
+          },
+          (e) => retryLater(op, n, `${id}: ${errorText(e)}`),
+        );
+      }
+    };
+
+    schedule(rng.range(0, 100), invoke);
+  }
+
+  // --- the end -------------------------------------------------------------------------------------
+
+  private finalChecks(): void {
+    const up = this.upIds();
+    if (up.length !== this.ids.length) {
+      this.fail(
+        `liveness: nodes still down at the end: ${this.ids.filter((id) => !this.isUp(id)).join(',')}`,
+      );
+      return;
+    }
+    // Convergence: after the quiet period every node has applied everything known committed.
+    const committed = this.checker.committedIndex();
+    const applied = up.map((id) => this.status(id)!.appliedIndex);
+    const leaders = up.filter((id) => this.status(id)!.role === 'leader');
+    if (leaders.length !== 1) {
+      this.fail(`liveness: ${leaders.length} leaders after the quiet period (${leaders.join(',')})`);
+      return;
+    }
+    if (applied.some((a) => a < committed || a !== applied[0])) {
+      this.fail(
+        `liveness: no convergence after the quiet period: committed ${committed}, applied ${applied.join(',')}`,
+      );
+      return;
+    }
+    for (const op of this.history)
+      if (op.kind === 'append' && op.respondedAt === undefined) this.stats.appendsUnacked++;
+    // Durability: every acknowledged append is in every node's final state, once.
+    for (const op of this.history) {
+      if (op.kind !== 'append' || op.respondedAt === undefined) continue;
+      for (const id of up) {
+        const list = this.read(id, op.key);
+        const n = list.filter((v) => v === op.value).length;
+        if (n !== 1) {
+          this.fail(
+            `durability: acknowledged append #${op.id} (${op.value} to ${op.key}) appears ${n} times on ${id}`,
+          );
+          return;
+        }
+      }
+    }
+    // Linearizability, with every node's final state as one more read at the end.
+    const final: HistoryOp[] = [];
+    const keys = new Set(this.history.map((op) => op.key));
+    for (const id of up) {
+      for (const key of keys) {
+        final.push({
+          id: this.nextOpId++,
+          client: `final@${id}`,
+          kind: 'read',
+          key,
+          invokedAt: this.now(),
+          respondedAt: this.now(),
+          result: this.read(id, key),
+        });
+      }
+    }
+    const lin = checkLinearizable([...this.history, ...final]);
+    if (!lin.ok) {
+      const ops = lin.ops.map(
+        (op) =>
+          `#${op.id} ${op.client} ${op.kind} ${op.value ?? `[${op.result?.join(',')}]`} [${op.invokedAt.toFixed(3)}, ${op.respondedAt?.toFixed(3) ?? '...'}]`,
+      );
+      this.fail(`linearizability (key ${lin.key}): ${lin.reason}\n    ${ops.join('\n    ')}`);
+    }
+  }
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
