@@ -30,6 +30,9 @@ export interface GrpcTransportOptions {
   maxQueue?: number;
   /** Approximate bytes per RPC; larger queues go out in several RPCs (default 1 MiB, gRPC allows 4). */
   maxBatchBytes?: number;
+  /** Send RPCs in flight per peer (default 1: strict order). More pipelines on a slow link, but
+   *  batches may then overtake each other; Raft tolerates that, at the cost of some retransmission. */
+  maxInflight?: number;
   /** Back-off after a failed RPC: starts at retryMinMs, doubles, capped at retryMaxMs (20 / 500 ms). */
   retryMinMs?: number;
   retryMaxMs?: number;
@@ -55,7 +58,7 @@ interface Peer {
   client: grpc.Client;
   queue: RaftMessage[];
   scheduled: boolean;
-  inflight: boolean;
+  inflight: number;
   retry: NodeJS.Timeout | undefined;
   backoffMs: number;
   down: boolean;
@@ -80,6 +83,7 @@ export class GrpcTransport implements Transport {
   private readonly deadlineMs: number;
   private readonly maxQueue: number;
   private readonly maxBatchBytes: number;
+  private readonly maxInflight: number;
   private readonly retryMinMs: number;
   private readonly retryMaxMs: number;
   private readonly metadata: grpc.Metadata;
@@ -88,6 +92,7 @@ export class GrpcTransport implements Transport {
     this.deadlineMs = opts.deadlineMs ?? 1000;
     this.maxQueue = opts.maxQueue ?? 4096;
     this.maxBatchBytes = opts.maxBatchBytes ?? 1 << 20;
+    this.maxInflight = Math.max(1, opts.maxInflight ?? 1);
     this.retryMinMs = opts.retryMinMs ?? 20;
     this.retryMaxMs = opts.retryMaxMs ?? 500;
     this.metadata = new grpc.Metadata();
@@ -201,7 +206,7 @@ export class GrpcTransport implements Transport {
       client,
       queue: [],
       scheduled: false,
-      inflight: false,
+      inflight: 0,
       retry: undefined,
       backoffMs: this.retryMinMs,
       down: false,
@@ -218,7 +223,7 @@ export class GrpcTransport implements Transport {
   }
 
   private schedule(peer: Peer): void {
-    if (peer.scheduled || peer.inflight || peer.retry) return;
+    if (peer.scheduled || peer.inflight >= this.maxInflight || peer.retry) return;
     peer.scheduled = true;
     // setImmediate, not a microtask: every message the host produces while handling this event (and
     // the other I/O callbacks of this loop iteration) joins the same batch.
@@ -229,8 +234,14 @@ export class GrpcTransport implements Transport {
   }
 
   private pump(peer: Peer): void {
-    if (this.closed || this.peers.get(peer.id) !== peer || peer.inflight || peer.retry) return;
-    if (peer.queue.length === 0) return;
+    for (let i = 0; i < this.maxInflight; i++) {
+      if (this.closed || this.peers.get(peer.id) !== peer || peer.retry) return;
+      if (peer.inflight >= this.maxInflight || peer.queue.length === 0) return;
+      this.sendBatch(peer);
+    }
+  }
+
+  private sendBatch(peer: Peer): void {
     let bytes = 0;
     let n = 0;
     while (n < peer.queue.length) {
@@ -241,7 +252,7 @@ export class GrpcTransport implements Transport {
     }
     const batch = peer.queue.splice(0, n);
     const request = { messages: batch.map(encode), from_address: this.opts.selfAddress ?? '' };
-    peer.inflight = true;
+    peer.inflight++;
     this.counters.rpcs++;
     const sendFn = (peer.client as unknown as { Send: SendFn }).Send.bind(peer.client);
     try {
@@ -255,11 +266,13 @@ export class GrpcTransport implements Transport {
   }
 
   private onResult(peer: Peer, count: number, err: grpc.ServiceError | null): void {
-    peer.inflight = false;
+    peer.inflight--;
     if (this.closed || this.peers.get(peer.id) !== peer) return;
     if (err) {
       this.counters.rpcErrors++;
       this.counters.dropped += count;
+      // With several RPCs in flight, the first failure arms the back-off for all of them.
+      if (peer.retry) return;
       if (!peer.down) {
         peer.down = true;
         const level = err.code === grpc.status.UNAUTHENTICATED ? 'error' : 'info';

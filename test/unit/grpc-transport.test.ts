@@ -160,6 +160,22 @@ describe('GrpcTransport', () => {
     expect(a.transport.stats()).toMatchObject({ sent: ab.length, dropped: 0, rpcErrors: 0 });
   });
 
+  it('with several RPCs in flight, still delivers every message of many ticks exactly once', async () => {
+    const a = await node('a');
+    const b = await node('b');
+    const t = new GrpcTransport({ selfId: 'a', secret: SECRET, maxInflight: 4, maxBatchBytes: 200 });
+    cleanups.push(() => t.close());
+    t.setPeers([{ id: 'b', address: b.address, voter: true }]);
+    for (let tick = 0; tick < 20; tick++) {
+      for (let i = 0; i < 10; i++) t.send({ type: 'TimeoutNow', from: 'a', to: 'b', term: tick * 10 + i });
+      await new Promise((r) => setImmediate(r));
+    }
+    await waitFor(() => t.stats().sent === 200, 'all acknowledgements');
+    expect(b.received.map((m) => m.term).sort((x, y) => x - y)).toEqual([...Array(200).keys()]);
+    expect(t.stats().rpcs).toBeGreaterThan(20); // maxBatchBytes split the ticks into several RPCs
+    expect(a.received).toEqual([]);
+  });
+
   it('never throws or blocks on a down or unknown peer, and reconnects when the peer comes back', async () => {
     const a = await node('a');
     // Reserve a port, then free it: the peer is "down" at a known address.
