@@ -1,0 +1,41 @@
+// The replica's initial context, recovered from durable state.
+
+import type { ReplicaInput } from '../protocol.js';
+import { drawElectionTimeout, lastConfigAtOrBefore } from './rules.js';
+import type { ReplicaContext } from './types.js';
+
+export function initialContext(input: ReplicaInput): ReplicaContext {
+  const log = input.log;
+  // Commit starts at the applied index: everything applied was committed, and it never goes back.
+  const applied = Math.max(input.appliedIndex, log.snapshot().index);
+  const found = lastConfigAtOrBefore(log, log.lastIndex());
+  const [electionTimeoutMs, rng] = drawElectionTimeout(input.seed | 0, input.timing);
+  return {
+    id: input.id,
+    log,
+    timing: input.timing,
+    maxBatch: input.maxBatch ?? 512,
+    maxInflight: input.maxInflight ?? 4,
+    term: input.hardState.term,
+    votedFor: input.hardState.votedFor,
+    commitIndex: applied,
+    appliedIndex: applied,
+    leaderId: null,
+    config: found ? found.config : input.config,
+    configIndex: found ? found.index : log.snapshot().index,
+    // The host builds the input from its store: what it reports as the log is what it recovered.
+    durableIndex: log.lastIndex(),
+    persistSeq: 0,
+    durableSeq: 0,
+    rng,
+    electionTimeoutMs,
+    votes: {},
+    selfVoteSeq: 0,
+    campaignTransfer: false,
+    termStartIndex: Number.MAX_SAFE_INTEGER,
+    pendingReads: [],
+    transfer: null,
+    snapshotFrom: null,
+    announced: null,
+  };
+}

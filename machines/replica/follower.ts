@@ -1,0 +1,35 @@
+// Follower: a voter that follows the leader of its term and campaigns (pre-vote first) when it has
+// heard from no leader within its randomized election timeout.
+
+import { replicaSetup } from './setup.js';
+import { staleRule, termRule, voteTransitions } from './transitions.js';
+
+export const follower = replicaSetup.createStateConfig({
+  entry: ['armElectionTimer', { type: 'announce', params: { role: 'follower' } }],
+  // A follower whose configuration makes it a non-voter (or removes it) is a learner: never campaigns.
+  always: { guard: 'notVoter', target: 'learner' },
+  after: {
+    electionTimeout: [
+      { guard: 'canCampaign', target: 'preCandidate' },
+      { target: 'follower', reenter: true, actions: 'forgetLeader' },
+    ],
+  },
+  on: {
+    RequestVote: [...voteTransitions('follower')],
+    // Hearing from the leader of our term resets the election timer (re-entry re-arms `after`).
+    AppendEntries: [...termRule, staleRule, { target: 'follower', reenter: true, actions: 'handleAppend' }],
+    InstallSnapshot: [
+      ...termRule,
+      staleRule,
+      { target: 'follower', reenter: true, actions: 'handleSnapshotChunk' },
+    ],
+    // Leadership transfer: campaign now, skipping pre-vote and ignoring leases.
+    TimeoutNow: [
+      ...termRule,
+      { guard: 'transferRequested', target: 'candidate', actions: 'markTransferCampaign' },
+    ],
+    RequestVoteResponse: [...termRule],
+    AppendEntriesResponse: [...termRule],
+    InstallSnapshotResponse: [...termRule],
+  },
+});

@@ -1,0 +1,481 @@
+// Pure event handlers of the replica: (context, event) -> context patch + effects (+ events for the
+// replication actor). The machine's guards choose the role transition; these compute what it does.
+
+import type {
+  AppendEntries,
+  ClusterConfig,
+  Effect,
+  Entry,
+  HardState,
+  InstallSnapshot,
+  NodeId,
+  Proposal,
+  RaftMessage,
+  RequestVote,
+  SnapshotMeta,
+} from '../protocol.js';
+import type { ReplicationEvent } from '../replication/replication.machine.js';
+import {
+  isSingleServerChange,
+  isUpToDate,
+  isVoter,
+  lastConfigAtOrBefore,
+  lastConfigIn,
+  lastTermOf,
+  parseConfig,
+  planAppend,
+  tally,
+  voters,
+} from './rules.js';
+import type { ReplicaContext, ReplicaMachineEvent, ReplicationReport } from './types.js';
+
+export interface Step {
+  patch: Partial<ReplicaContext>;
+  effects: Effect[];
+  toReplication: ReplicationEvent[];
+}
+
+function step(): Step {
+  return { patch: {}, effects: [], toReplication: [] };
+}
+
+function hardStateOf(c: ReplicaContext, patch: Partial<ReplicaContext>): HardState {
+  return { term: patch.term ?? c.term, votedFor: patch.votedFor !== undefined ? patch.votedFor : c.votedFor };
+}
+
+/** Emit a persist effect and count it (a `persisted` event with a seq >= this one covers it). */
+function persist(
+  c: ReplicaContext,
+  s: Step,
+  write: Omit<Extract<Effect, { type: 'persist' }>, 'type'>,
+): number {
+  const seq = (s.patch.persistSeq ?? c.persistSeq) + 1;
+  s.patch.persistSeq = seq;
+  s.effects.push({ type: 'persist', ...write });
+  return seq;
+}
+
+function send(s: Step, message: RaftMessage, afterPersist = true): void {
+  s.effects.push({ type: 'send', message, afterPersist });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The term rule (Figure 2, "all servers") and lower-term answers (as etcd raft).
+
+/** Pre-vote requests and granted pre-vote responses carry a future term and never change ours. */
+export function mustAdoptTerm(c: ReplicaContext, e: ReplicaMachineEvent): boolean {
+  if (!('term' in e) || !('from' in e) || e.term <= c.term) return false;
+  if (e.type === 'RequestVote' && e.preVote) return false;
+  if (e.type === 'RequestVoteResponse' && e.preVote && e.granted) return false;
+  return true;
+}
+
+/**
+ * Leader lease (check-quorum): a (pre-)vote request for a higher term is ignored while we have heard
+ * from a live leader within an election timeout, unless it comes from a leadership transfer.
+ * `leaderId` is set only while that holds: followers and learners clear it when their election timer
+ * fires, candidates have none, and a leader is its own live leader (check-quorum deposes it otherwise).
+ */
+export function voteInLease(c: ReplicaContext, e: ReplicaMachineEvent): boolean {
+  return e.type === 'RequestVote' && e.term > c.term && !e.transfer && c.leaderId !== null;
+}
+
+export function isStale(c: ReplicaContext, e: ReplicaMachineEvent): boolean {
+  return 'term' in e && 'from' in e && e.term < c.term;
+}
+
+export function adoptTerm(c: ReplicaContext, e: ReplicaMachineEvent): Step {
+  const s = step();
+  if (!('term' in e)) return s;
+  s.patch = { term: e.term, votedFor: null, leaderId: null, votes: {}, campaignTransfer: false };
+  persist(c, s, { hardState: hardStateOf(c, s.patch) });
+  return s;
+}
+
+/** A stale sender learns our term from the answer (a deposed leader steps down on it). */
+export function answerStale(c: ReplicaContext, e: ReplicaMachineEvent): Step {
+  const s = step();
+  switch (e.type) {
+    case 'AppendEntries':
+      send(s, {
+        type: 'AppendEntriesResponse',
+        from: c.id,
+        to: e.from,
+        term: c.term,
+        success: false,
+        matchIndex: 0,
+        conflictIndex: 0,
+        conflictTerm: 0,
+        readRound: e.readRound,
+      });
+      break;
+    case 'InstallSnapshot':
+      send(s, {
+        type: 'InstallSnapshotResponse',
+        from: c.id,
+        to: e.from,
+        term: c.term,
+        lastIncludedIndex: e.lastIncludedIndex,
+        nextOffset: 0,
+        installed: false,
+      });
+      break;
+    case 'RequestVote':
+      send(s, voteResponse(c, e, false, c.term));
+      break;
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Votes.
+
+function voteResponse(c: ReplicaContext, m: RequestVote, granted: boolean, term: number): RaftMessage {
+  return { type: 'RequestVoteResponse', from: c.id, to: m.from, term, granted, preVote: m.preVote };
+}
+
+function logUpToDate(c: ReplicaContext, m: RequestVote): boolean {
+  return isUpToDate(m.lastLogIndex, m.lastLogTerm, c.log.lastIndex(), lastTermOf(c.log));
+}
+
+/** Figure 2 RequestVote receiver: one vote per term, only for an up-to-date log. */
+export function canGrantVote(c: ReplicaContext, e: ReplicaMachineEvent): boolean {
+  if (e.type !== 'RequestVote' || e.preVote || e.term !== c.term) return false;
+  const free = c.votedFor === e.from || (c.votedFor === null && c.leaderId === null);
+  return free && logUpToDate(c, e);
+}
+
+export function grantVote(c: ReplicaContext, e: ReplicaMachineEvent): Step {
+  const s = step();
+  if (e.type !== 'RequestVote') return s;
+  s.patch.votedFor = e.from;
+  // Persist the vote before the grant leaves (the send waits for the persist to be durable).
+  persist(c, s, { hardState: hardStateOf(c, s.patch) });
+  send(s, voteResponse(c, e, true, c.term));
+  return s;
+}
+
+export function rejectVote(c: ReplicaContext, e: ReplicaMachineEvent): Step {
+  const s = step();
+  if (e.type === 'RequestVote') send(s, voteResponse(c, e, false, c.term));
+  return s;
+}
+
+/**
+ * Pre-vote (thesis §9.6): would we vote for this candidate in its next term? Grants answer with the
+ * candidate's term, rejections with ours; nothing changes state.
+ */
+export function answerPreVote(c: ReplicaContext, e: ReplicaMachineEvent): Step {
+  const s = step();
+  if (e.type !== 'RequestVote') return s;
+  if (e.term < c.term) {
+    send(s, voteResponse(c, e, false, c.term));
+    return s;
+  }
+  const free = c.votedFor === e.from || (c.votedFor === null && c.leaderId === null) || e.term > c.term;
+  if (free && logUpToDate(c, e)) send(s, voteResponse(c, e, true, e.term));
+  else send(s, voteResponse(c, e, false, c.term));
+  return s;
+}
+
+export function startPreVote(c: ReplicaContext, _e?: ReplicaMachineEvent): Step {
+  const s = step();
+  const votes: Record<NodeId, boolean> = {};
+  // A pre-vote needs nothing durable, so our own counts at once.
+  if (isVoter(c.config, c.id)) votes[c.id] = true;
+  s.patch = { votes, leaderId: null };
+  for (const id of voters(c.config)) {
+    if (id === c.id) continue;
+    send(
+      s,
+      {
+        type: 'RequestVote',
+        from: c.id,
+        to: id,
+        term: c.term + 1,
+        lastLogIndex: c.log.lastIndex(),
+        lastLogTerm: lastTermOf(c.log),
+        preVote: true,
+        transfer: false,
+      },
+      false,
+    );
+  }
+  return s;
+}
+
+export function startElection(c: ReplicaContext, _e?: ReplicaMachineEvent): Step {
+  const s = step();
+  const term = c.term + 1;
+  s.patch = { term, votedFor: c.id, leaderId: null, votes: {}, campaignTransfer: false };
+  s.patch.selfVoteSeq = persist(c, s, { hardState: { term, votedFor: c.id } });
+  for (const id of voters(c.config)) {
+    if (id === c.id) continue;
+    send(s, {
+      type: 'RequestVote',
+      from: c.id,
+      to: id,
+      term,
+      lastLogIndex: c.log.lastIndex(),
+      lastLogTerm: lastTermOf(c.log),
+      preVote: false,
+      transfer: c.campaignTransfer,
+    });
+  }
+  return s;
+}
+
+export function recordVote(c: ReplicaContext, e: ReplicaMachineEvent): Partial<ReplicaContext> {
+  if (e.type !== 'RequestVoteResponse') return {};
+  return { votes: { ...c.votes, [e.from]: e.granted } };
+}
+
+/** A pre-vote response that belongs to the current round. */
+export function isPreVoteResponse(c: ReplicaContext, e: ReplicaMachineEvent): boolean {
+  if (e.type !== 'RequestVoteResponse' || !e.preVote) return false;
+  return e.granted ? e.term === c.term + 1 : e.term === c.term;
+}
+
+export function isVoteResponse(c: ReplicaContext, e: ReplicaMachineEvent): boolean {
+  return e.type === 'RequestVoteResponse' && !e.preVote && e.term === c.term;
+}
+
+/** The candidate counts itself only once its own vote is durable. */
+export function electionTally(c: ReplicaContext): 'won' | 'lost' | 'pending' {
+  const votes = { ...c.votes };
+  if (c.durableSeq >= c.selfVoteSeq && c.votedFor === c.id) votes[c.id] = true;
+  return tally(c.config, votes);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Log replication, receiver side.
+
+/** Figure 2 AppendEntries receiver rules 1-5 for a message of our term. */
+export function handleAppend(c: ReplicaContext, e: ReplicaMachineEvent): Step {
+  const s = step();
+  if (e.type !== 'AppendEntries') return s;
+  const m: AppendEntries = e;
+  s.patch.leaderId = m.from;
+  const plan = planAppend(c.log, m, c.commitIndex);
+  const respond = (success: boolean, matchIndex: number, conflictIndex: number, conflictTerm: number) =>
+    send(s, {
+      type: 'AppendEntriesResponse',
+      from: c.id,
+      to: m.from,
+      term: c.term,
+      success,
+      matchIndex,
+      conflictIndex,
+      conflictTerm,
+      readRound: m.readRound,
+    });
+  if (!plan.ok) {
+    respond(false, 0, plan.conflictIndex, plan.conflictTerm);
+    return s;
+  }
+  if (plan.truncateFrom !== undefined || plan.append.length > 0) {
+    persist(c, s, {
+      ...(plan.truncateFrom !== undefined ? { truncateFrom: plan.truncateFrom } : {}),
+      entries: plan.append,
+    });
+    let config = c.config;
+    let configIndex = c.configIndex;
+    if (plan.truncateFrom !== undefined) {
+      s.patch.durableIndex = Math.min(c.durableIndex, plan.truncateFrom - 1);
+      // A config entry that is truncated away stops being in effect: revert to the one before it.
+      if (configIndex >= plan.truncateFrom) {
+        const prev = lastConfigAtOrBefore(c.log, plan.truncateFrom - 1);
+        config = prev ? prev.config : c.log.snapshot().config;
+        configIndex = prev ? prev.index : c.log.snapshot().index;
+      }
+    }
+    const appended = lastConfigIn(plan.append);
+    if (appended) {
+      config = appended.config;
+      configIndex = appended.index;
+    }
+    if (config !== c.config) {
+      s.patch.config = config;
+      s.patch.configIndex = configIndex;
+      s.effects.push({ type: 'configChanged', config });
+    } else if (configIndex !== c.configIndex) {
+      s.patch.configIndex = configIndex;
+    }
+  }
+  // Rule 5: commit up to min(leaderCommit, index of last new entry).
+  const commit = Math.min(m.leaderCommit, plan.lastNew);
+  if (commit > c.commitIndex) {
+    s.patch.commitIndex = commit;
+    s.effects.push({ type: 'commit', index: commit });
+  }
+  respond(true, plan.lastNew, 0, 0);
+  return s;
+}
+
+export function handleSnapshotChunk(c: ReplicaContext, e: ReplicaMachineEvent): Step {
+  const s = step();
+  if (e.type !== 'InstallSnapshot') return s;
+  const m: InstallSnapshot = e;
+  s.patch.leaderId = m.from;
+  if (m.lastIncludedIndex <= c.commitIndex) {
+    // We already have everything it covers.
+    send(s, {
+      type: 'InstallSnapshotResponse',
+      from: c.id,
+      to: m.from,
+      term: c.term,
+      lastIncludedIndex: m.lastIncludedIndex,
+      nextOffset: m.offset + m.chunk.length,
+      installed: true,
+    });
+    return s;
+  }
+  s.patch.snapshotFrom = m.from;
+  s.effects.push({ type: 'receiveSnapshotChunk', message: m });
+  return s;
+}
+
+export function snapshotInstalled(c: ReplicaContext, meta: SnapshotMeta): Step {
+  const s = step();
+  const found = lastConfigAtOrBefore(c.log, c.log.lastIndex());
+  const config = found && found.index > meta.index ? found : { index: meta.index, config: meta.config };
+  s.patch = {
+    commitIndex: Math.max(c.commitIndex, meta.index),
+    appliedIndex: Math.max(c.appliedIndex, meta.index),
+    durableIndex: Math.max(c.durableIndex, meta.index),
+    config: config.config,
+    configIndex: config.index,
+  };
+  s.effects.push({ type: 'configChanged', config: config.config });
+  const to = c.snapshotFrom ?? c.leaderId;
+  if (to !== null) {
+    send(s, {
+      type: 'InstallSnapshotResponse',
+      from: c.id,
+      to,
+      term: c.term,
+      lastIncludedIndex: meta.index,
+      nextOffset: 0,
+      installed: true,
+    });
+  }
+  return s;
+}
+
+/** Storage completion: how far our own log is durable (and how many persist effects are). */
+export function notePersisted(
+  c: ReplicaContext,
+  e: { index: number; term: number; seq?: number },
+): Partial<ReplicaContext> {
+  const patch: Partial<ReplicaContext> = { durableSeq: Math.max(c.durableSeq, e.seq ?? c.persistSeq) };
+  if (e.index > c.durableIndex && c.log.termAt(e.index) === e.term) patch.durableIndex = e.index;
+  return patch;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Leader.
+
+export function becomeLeader(c: ReplicaContext, _e?: ReplicaMachineEvent): Step {
+  const s = step();
+  const index = c.log.lastIndex() + 1;
+  // A new leader commits an entry of its own term at once (the noop): only then does it know the
+  // commit index of earlier terms, which ReadIndex and config changes depend on.
+  persist(c, s, { entries: [{ index, term: c.term, kind: 'noop', data: '' }] });
+  s.patch = { ...s.patch, leaderId: c.id, termStartIndex: index, pendingReads: [], transfer: null };
+  return s;
+}
+
+export function rejectProposals(c: ReplicaContext, proposals: Proposal[], reason: string): Step {
+  const s = step();
+  for (const p of proposals) {
+    s.effects.push({ type: 'proposalRejected', requestId: p.requestId, reason, leaderId: c.leaderId });
+  }
+  return s;
+}
+
+/** Why a config proposal cannot be accepted now, or null. */
+export function configRefusal(c: ReplicaContext, data: string, batchHasConfig: boolean): string | null {
+  if (batchHasConfig || c.configIndex > c.commitIndex) return 'a configuration change is in progress';
+  if (c.commitIndex < c.termStartIndex) return 'the leader has not committed an entry of its term yet';
+  const next = parseConfig(data);
+  if (!next) return 'invalid configuration';
+  if (!isSingleServerChange(c.config, next)) return 'only one member may change at a time';
+  return null;
+}
+
+export function appendProposals(c: ReplicaContext, proposals: Proposal[]): Step {
+  const s = step();
+  let index = c.log.lastIndex();
+  const entries: Entry[] = [];
+  const accepted: Proposal[] = [];
+  const rejected: Effect[] = [];
+  let config: ClusterConfig | null = null;
+  let configIndex = 0;
+  for (const p of proposals) {
+    if (p.kind === 'config') {
+      const reason = configRefusal(c, p.data, config !== null);
+      if (reason) {
+        rejected.push({ type: 'proposalRejected', requestId: p.requestId, reason, leaderId: c.id });
+        continue;
+      }
+      config = parseConfig(p.data);
+      configIndex = index + 1;
+    }
+    entries.push({ index: ++index, term: c.term, kind: p.kind, data: p.data });
+    accepted.push(p);
+  }
+  if (entries.length > 0) {
+    persist(c, s, { entries });
+    // Config entries take effect as soon as they are appended (thesis §4.1).
+    if (config) {
+      s.patch.config = config;
+      s.patch.configIndex = configIndex;
+      s.effects.push({ type: 'configChanged', config });
+      s.toReplication.push({ type: 'config', config });
+    }
+    s.toReplication.push({ type: 'appended', lastIndex: index });
+    entries.forEach((e, i) => {
+      s.effects.push({ type: 'proposed', requestId: accepted[i].requestId, index: e.index, term: e.term });
+    });
+  }
+  s.effects.push(...rejected);
+  return s;
+}
+
+export function replicationOutput(c: ReplicaContext, e: ReplicaMachineEvent): Step {
+  const s = step();
+  if (e.type !== 'replication.output') return s;
+  const out = e as Extract<ReplicationReport, { type: 'replication.output' }>;
+  for (const m of out.messages) send(s, m, false);
+  for (const to of out.snapshots) s.effects.push({ type: 'sendSnapshot', to, term: c.term });
+  if (out.commitIndex !== null && out.commitIndex > c.commitIndex) {
+    s.patch.commitIndex = out.commitIndex;
+    s.effects.push({ type: 'commit', index: out.commitIndex });
+  }
+  if (out.reads.length > 0) {
+    const done = new Set<string>();
+    for (const r of out.reads) {
+      for (const requestId of r.requestIds) {
+        done.add(requestId);
+        s.effects.push({ type: 'readReady', requestId, index: r.index });
+      }
+    }
+    s.patch.pendingReads = c.pendingReads.filter((id) => !done.has(id));
+  }
+  return s;
+}
+
+/** Leaving leadership: reads not yet confirmed can no longer be (the replication actor is gone). */
+export function leaveLeadership(c: ReplicaContext, e: ReplicaMachineEvent): Step {
+  const s = step();
+  for (const requestId of c.pendingReads) {
+    s.effects.push({ type: 'readRejected', requestId, reason: 'leadership lost', leaderId: null });
+  }
+  if (c.transfer) {
+    // Deposed by a higher term while transferring: the target (or someone) took over.
+    const ok = 'term' in e && e.term > c.term;
+    s.effects.push({ type: 'transferFinished', to: c.transfer.to, ok });
+  }
+  s.patch = { pendingReads: [], transfer: null, leaderId: null, termStartIndex: Number.MAX_SAFE_INTEGER };
+  return s;
+}

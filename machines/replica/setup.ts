@@ -1,0 +1,254 @@
+// The typed setup() shared by the role files: events, context, effects, named delays, guards, actions.
+
+import { enqueueActions, raise, setup } from 'xstate';
+import type { Effect, ReplicaInput, Role } from '../protocol.js';
+import { type ReplicationEvent, replicationMachine } from '../replication/replication.machine.js';
+import { initialContext } from './context.js';
+import {
+  type Step,
+  adoptTerm,
+  answerPreVote,
+  answerStale,
+  appendProposals,
+  becomeLeader,
+  canGrantVote,
+  electionTally,
+  grantVote,
+  handleAppend,
+  handleSnapshotChunk,
+  isPreVoteResponse,
+  isStale,
+  isVoteResponse,
+  leaveLeadership,
+  mustAdoptTerm,
+  notePersisted,
+  recordVote,
+  rejectProposals,
+  rejectVote,
+  replicationOutput,
+  snapshotInstalled,
+  startElection,
+  startPreVote,
+  voteInLease,
+} from './handlers.js';
+import { drawElectionTimeout, isVoter, tally } from './rules.js';
+import type { ReplicaContext, ReplicaMachineEvent } from './types.js';
+
+type Handler = (c: ReplicaContext, e: ReplicaMachineEvent) => Step;
+
+/** The part of XState's action enqueuer a handler step needs (methods: checked bivariantly). */
+interface Enqueue {
+  assign(patch: Partial<ReplicaContext>): void;
+  emit(effect: Effect): void;
+  sendTo(to: 'replication', event: ReplicationEvent): void;
+}
+
+/** Apply a pure handler's step: assign its patch, emit its effects in order, forward to replication. */
+function apply(enqueue: unknown, s: Step): void {
+  const q = enqueue as Enqueue;
+  if (Object.keys(s.patch).length > 0) q.assign(s.patch);
+  for (const effect of s.effects) q.emit(effect);
+  for (const ev of s.toReplication) q.sendTo('replication', ev);
+}
+
+export const replicaSetup = setup({
+  types: {
+    context: {} as ReplicaContext,
+    events: {} as ReplicaMachineEvent,
+    input: {} as ReplicaInput,
+    emitted: {} as Effect,
+    children: {} as { replication: 'replication' },
+  },
+  actors: {
+    replication: replicationMachine,
+  },
+  delays: {
+    /** Randomized per arming (drawn from the seeded PRNG into context by `armElectionTimer`). */
+    electionTimeout: ({ context }) => context.electionTimeoutMs,
+    /** Abandon a leadership transfer after an election timeout. */
+    transferTimeout: ({ context }) => context.timing.electionMaxMs,
+  },
+  guards: {
+    voteInLease: ({ context, event }) => voteInLease(context, event),
+    mustAdoptTerm: ({ context, event }) => mustAdoptTerm(context, event),
+    isStale: ({ context, event }) => isStale(context, event),
+    isPreVote: ({ event }) => event.type === 'RequestVote' && event.preVote,
+    canGrantVote: ({ context, event }) => canGrantVote(context, event),
+    canCampaign: ({ context }) => isVoter(context.config, context.id),
+    isVoter: ({ context }) => isVoter(context.config, context.id),
+    notVoter: ({ context }) => !isVoter(context.config, context.id),
+    isPreVoteResponse: ({ context, event }) => isPreVoteResponse(context, event),
+    isVoteResponse: ({ context, event }) => isVoteResponse(context, event),
+    preVoteWon: ({ context }) => tally(context.config, context.votes) === 'won',
+    preVoteLost: ({ context }) => tally(context.config, context.votes) === 'lost',
+    electionWon: ({ context }) => electionTally(context) === 'won',
+    electionLost: ({ context }) => electionTally(context) === 'lost',
+    /** TimeoutNow from the leader of our term: campaign at once (a voter only). */
+    transferRequested: ({ context, event }) =>
+      event.type === 'TimeoutNow' && event.term === context.term && isVoter(context.config, context.id),
+    /** The committed configuration no longer lists this leader as a voter: step down. */
+    leaderRemoved: ({ context }) =>
+      context.configIndex <= context.commitIndex && !isVoter(context.config, context.id),
+    transferToSelf: ({ context, event }) => event.type === 'transferLeadership' && event.to === context.id,
+    transferTargetInvalid: ({ context, event }) =>
+      event.type === 'transferLeadership' && event.to !== null && !isVoter(context.config, event.to),
+  },
+  actions: {
+    /** Draw the next election timeout; runs on entry, before the `after` timer is scheduled. */
+    armElectionTimer: enqueueActions(({ context, enqueue }) => {
+      const [electionTimeoutMs, rng] = drawElectionTimeout(context.rng, context.timing);
+      enqueue.assign({ electionTimeoutMs, rng });
+    }),
+    /** Emit roleChanged when the role, the term or the known leader actually changed. */
+    announce: enqueueActions(({ context, enqueue }, params: { role: Role }) => {
+      const a = context.announced;
+      if (a && a.role === params.role && a.term === context.term && a.leaderId === context.leaderId) return;
+      const next = { role: params.role, term: context.term, leaderId: context.leaderId };
+      enqueue.assign({ announced: next });
+      enqueue.emit({ type: 'roleChanged', ...next });
+    }),
+    /** Re-deliver the current event after a state change (the term rule: adopt, then handle). */
+    reraise: raise(({ event }) => event),
+    forgetLeader: enqueueActions(({ enqueue }) => enqueue.assign({ leaderId: null })),
+    adoptTerm: enqueueActions(({ context, event, enqueue }) => apply(enqueue, adoptTerm(context, event))),
+    answerStale: enqueueActions(({ context, event, enqueue }) => apply(enqueue, answerStale(context, event))),
+    answerPreVote: enqueueActions(({ context, event, enqueue }) =>
+      apply(enqueue, answerPreVote(context, event)),
+    ),
+    grantVote: enqueueActions(({ context, event, enqueue }) => apply(enqueue, grantVote(context, event))),
+    rejectVote: enqueueActions(({ context, event, enqueue }) => apply(enqueue, rejectVote(context, event))),
+    handleAppend: enqueueActions(({ context, event, enqueue }) =>
+      apply(enqueue, handleAppend(context, event)),
+    ),
+    handleSnapshotChunk: enqueueActions(({ context, event, enqueue }) =>
+      apply(enqueue, handleSnapshotChunk(context, event)),
+    ),
+    startPreVote: enqueueActions(({ context, event, enqueue }) =>
+      apply(enqueue, startPreVote(context, event)),
+    ),
+    startElection: enqueueActions(({ context, event, enqueue }) =>
+      apply(enqueue, startElection(context, event)),
+    ),
+    recordVote: enqueueActions(({ context, event, enqueue }) => enqueue.assign(recordVote(context, event))),
+    markTransferCampaign: enqueueActions(({ enqueue }) => enqueue.assign({ campaignTransfer: true })),
+    notePersisted: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type === 'persisted') enqueue.assign(notePersisted(context, event));
+    }),
+    noteApplied: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'applied') return;
+      if (event.index > context.appliedIndex) {
+        enqueue.assign({
+          appliedIndex: event.index,
+          commitIndex: Math.max(context.commitIndex, event.index),
+        });
+      }
+    }),
+    snapshotInstalled: enqueueActions(({ context, event, enqueue }) =>
+      apply(
+        enqueue,
+        ((c, e) =>
+          e.type === 'snapshotInstalled'
+            ? snapshotInstalled(c, e.meta)
+            : { patch: {}, effects: [], toReplication: [] })(context, event),
+      ),
+    ),
+    rejectProposals: enqueueActions(({ context, event, enqueue }) =>
+      apply(
+        enqueue,
+        ((c, e) => rejectProposals(c, e.type === 'propose' ? e.proposals : [], 'not the leader'))(
+          context,
+          event,
+        ),
+      ),
+    ),
+    rejectRead: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'readIndex') return;
+      enqueue.emit({
+        type: 'readRejected',
+        requestId: event.requestId,
+        reason: 'not the leader',
+        leaderId: context.leaderId,
+      });
+    }),
+    refuseTransfer: enqueueActions(({ event, enqueue }) => {
+      if (event.type === 'transferLeadership')
+        enqueue.emit({ type: 'transferFinished', to: event.to, ok: false });
+    }),
+    // Leader.
+    becomeLeader: enqueueActions(({ context, event, enqueue }) =>
+      apply(enqueue, becomeLeader(context, event)),
+    ),
+    leaveLeadership: enqueueActions(({ context, event, enqueue }) =>
+      apply(enqueue, leaveLeadership(context, event)),
+    ),
+    appendProposals: enqueueActions(({ context, event, enqueue }) =>
+      apply(enqueue, ((c, e) => appendProposals(c, e.type === 'propose' ? e.proposals : []))(context, event)),
+    ),
+    rejectProposalsInTransfer: enqueueActions(({ context, event, enqueue }) =>
+      apply(
+        enqueue,
+        ((c, e) =>
+          rejectProposals(c, e.type === 'propose' ? e.proposals : [], 'leadership transfer in progress'))(
+          context,
+          event,
+        ),
+      ),
+    ),
+    replicationOutput: enqueueActions(({ context, event, enqueue }) =>
+      apply(enqueue, replicationOutput(context, event)),
+    ),
+    forwardToReplication: enqueueActions(({ event, enqueue }) => {
+      if (event.type === 'AppendEntriesResponse' || event.type === 'InstallSnapshotResponse') {
+        enqueue.sendTo('replication', event);
+      }
+    }),
+    forwardPersisted: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'persisted') return;
+      const patch = notePersisted(context, event);
+      enqueue.assign(patch);
+      enqueue.sendTo('replication', {
+        type: 'selfPersisted',
+        index: patch.durableIndex ?? context.durableIndex,
+      });
+    }),
+    kickReplication: enqueueActions(({ context, enqueue }) => {
+      enqueue.sendTo('replication', {
+        type: 'appended',
+        lastIndex: Math.max(context.termStartIndex, context.log.lastIndex()),
+      });
+    }),
+    startRead: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'readIndex') return;
+      enqueue.assign({ pendingReads: [...context.pendingReads, event.requestId] });
+      enqueue.sendTo('replication', { type: 'readIndex', requestId: event.requestId });
+    }),
+    startTransfer: enqueueActions(({ event, enqueue }) => {
+      if (event.type !== 'transferLeadership') return;
+      enqueue.assign({ transfer: { to: event.to } });
+      enqueue.sendTo('replication', { type: 'transfer', to: event.to });
+    }),
+    sendTimeoutNow: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'replication.transferReady') return;
+      enqueue.assign({ transfer: { to: event.to } });
+      enqueue.emit({
+        type: 'send',
+        message: { type: 'TimeoutNow', from: context.id, to: event.to, term: context.term },
+        afterPersist: false,
+      });
+    }),
+    abandonTransfer: enqueueActions(({ context, enqueue }) => {
+      if (!context.transfer) return;
+      enqueue.emit({ type: 'transferFinished', to: context.transfer.to, ok: false });
+      enqueue.assign({ transfer: null });
+      enqueue.sendTo('replication', { type: 'transferAbort' });
+    }),
+    finishTransferAtOnce: enqueueActions(({ event, enqueue }) => {
+      if (event.type === 'transferLeadership')
+        enqueue.emit({ type: 'transferFinished', to: event.to, ok: true });
+    }),
+  },
+});
+
+export function replicaContext(input: ReplicaInput): ReplicaContext {
+  return initialContext(input);
+}

@@ -1,0 +1,337 @@
+// A tiny in-process harness in the style of etcd raft's interaction tests: N replica actors on one
+// SimulatedClock, each with a MemoryLogStore and a minimal host, and a manual network. Tests deliver,
+// drop and partition messages step by step and assert the exact message trace.
+
+import { type Actor, SimulatedClock, createActor } from 'xstate';
+import type {
+  ClusterConfig,
+  Effect,
+  Entry,
+  NodeId,
+  RaftMessage,
+  ReplicaEvent,
+  Role,
+  Timing,
+} from '../../machines/protocol.js';
+import { replicaMachine } from '../../machines/replica/replica.machine.js';
+import { MemoryLogStore } from '../../src/raft/memory-log-store.js';
+
+export interface NodeSpec {
+  id: NodeId;
+  voter?: boolean;
+  /** Election timeout range for this node (defaults to the cluster's). */
+  election?: [number, number];
+}
+
+export interface HarnessOptions {
+  nodes: (NodeId | NodeSpec)[];
+  heartbeatMs?: number;
+  election?: [number, number];
+  seed?: number;
+  maxBatch?: number;
+  maxInflight?: number;
+}
+
+type Filter = (m: RaftMessage) => boolean;
+
+export class HarnessNode {
+  actor!: Actor<typeof replicaMachine>;
+  effects: Effect[] = [];
+  applied: Entry[] = [];
+  commitIndex = 0;
+  readReady: { requestId: string; index: number }[] = [];
+  readRejected: string[] = [];
+  proposalsRejected: { requestId: string; reason: string }[] = [];
+  errors: unknown[] = [];
+  private persistCount = 0;
+  private durableSeq = 0;
+  private waiting: { seq: number; message: RaftMessage }[] = [];
+
+  constructor(
+    readonly cluster: Cluster,
+    readonly id: NodeId,
+    public store: MemoryLogStore,
+    readonly timing: Timing,
+  ) {}
+
+  start(): void {
+    this.persistCount = 0;
+    this.durableSeq = 0;
+    this.waiting = [];
+    const c = this.cluster;
+    this.actor = createActor(replicaMachine, {
+      clock: c.clock,
+      input: {
+        id: this.id,
+        hardState: this.store.hardState(),
+        config: this.store.config(),
+        appliedIndex: this.applied.length > 0 ? this.applied[this.applied.length - 1].index : 0,
+        log: this.store,
+        timing: this.timing,
+        seed: c.seed + this.id.charCodeAt(this.id.length - 1),
+        maxBatch: c.opts.maxBatch,
+        maxInflight: c.opts.maxInflight,
+      },
+    });
+    this.actor.subscribe({ error: (err) => this.errors.push(err) });
+    this.actor.on('*', (e) => this.effect(e as Effect));
+    this.actor.start();
+  }
+
+  stop(): void {
+    this.actor.stop();
+  }
+
+  send(event: ReplicaEvent): void {
+    this.actor.send(event);
+  }
+
+  role(): string {
+    const v = this.actor.getSnapshot().value;
+    return typeof v === 'string' ? v : Object.keys(v)[0];
+  }
+
+  /** The full state path, e.g. "leader.transferring". */
+  state(): string {
+    const v = this.actor.getSnapshot().value;
+    if (typeof v === 'string') return v;
+    const [k, sub] = Object.entries(v)[0];
+    return `${k}.${String(sub)}`;
+  }
+
+  ctx() {
+    return this.actor.getSnapshot().context;
+  }
+
+  term(): number {
+    return this.ctx().term;
+  }
+
+  roles(): Role[] {
+    return this.effects.filter((e) => e.type === 'roleChanged').map((e) => (e as { role: Role }).role);
+  }
+
+  private effect(e: Effect): void {
+    this.effects.push(e);
+    switch (e.type) {
+      case 'persist': {
+        this.store.write(e);
+        const seq = ++this.persistCount;
+        const index = this.store.lastIndex();
+        const term = this.store.termAt(index) ?? 0;
+        this.store.flush(() => {
+          this.durableSeq = Math.max(this.durableSeq, seq);
+          const ready = this.waiting.filter((w) => w.seq <= this.durableSeq);
+          this.waiting = this.waiting.filter((w) => w.seq > this.durableSeq);
+          for (const w of ready) this.cluster.enqueue(w.message);
+          this.actor.send({ type: 'persisted', index, term, seq } as ReplicaEvent);
+          this.applyCommitted();
+        });
+        break;
+      }
+      case 'send':
+        if (e.afterPersist && this.persistCount > this.durableSeq) {
+          this.waiting.push({ seq: this.persistCount, message: e.message });
+        } else {
+          this.cluster.enqueue(e.message);
+        }
+        break;
+      case 'commit':
+        this.commitIndex = Math.max(this.commitIndex, e.index);
+        this.applyCommitted();
+        break;
+      case 'readReady':
+        this.readReady.push({ requestId: e.requestId, index: e.index });
+        break;
+      case 'readRejected':
+        this.readRejected.push(e.requestId);
+        break;
+      case 'proposalRejected':
+        this.proposalsRejected.push({ requestId: e.requestId, reason: e.reason });
+        break;
+    }
+  }
+
+  /** Apply committed entries that are durable here (like the real host). */
+  private applyCommitted(): void {
+    const durable = this.store.durable().lastIndex();
+    const upTo = Math.min(this.commitIndex, durable);
+    const last = this.applied.length > 0 ? this.applied[this.applied.length - 1].index : 0;
+    if (upTo <= last) return;
+    const entries = this.store.entries(last + 1, upTo, Number.MAX_SAFE_INTEGER);
+    this.applied.push(...entries);
+    this.actor.send({ type: 'applied', index: upTo });
+  }
+}
+
+export class Cluster {
+  readonly clock = new SimulatedClock();
+  readonly nodes = new Map<NodeId, HarnessNode>();
+  /** Messages sent and not yet delivered or dropped, in send order. */
+  network: RaftMessage[] = [];
+  /** Every delivered message, formatted. */
+  delivered: string[] = [];
+  readonly seed: number;
+  private cut = new Set<string>();
+
+  constructor(readonly opts: HarnessOptions) {
+    this.seed = opts.seed ?? 1;
+    const specs = opts.nodes.map((n) => (typeof n === 'string' ? { id: n } : n));
+    const config: ClusterConfig = {
+      members: specs.map((s) => ({ id: s.id, address: `${s.id}:0`, voter: s.voter ?? true })),
+    };
+    for (const s of specs) {
+      const [min, max] = s.election ?? opts.election ?? [150, 300];
+      const timing: Timing = { heartbeatMs: opts.heartbeatMs ?? 50, electionMinMs: min, electionMaxMs: max };
+      const store = new MemoryLogStore({ snapshot: { index: 0, term: 0, config } });
+      this.nodes.set(s.id, new HarnessNode(this, s.id, store, timing));
+    }
+    for (const n of this.nodes.values()) n.start();
+  }
+
+  node(id: NodeId): HarnessNode {
+    const n = this.nodes.get(id);
+    if (!n) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  enqueue(m: RaftMessage): void {
+    this.network.push(m);
+  }
+
+  /** Advance the simulated clock one millisecond at a time (timers fire in order). */
+  tick(ms: number): void {
+    for (let i = 0; i < ms; i++) this.clock.increment(1);
+  }
+
+  /** Advance until `cond` holds (bounded), returning the elapsed ms. */
+  tickUntil(cond: () => boolean, maxMs = 5000): number {
+    for (let i = 0; i < maxMs; i++) {
+      if (cond()) return i;
+      this.clock.increment(1);
+    }
+    throw new Error('condition not reached within the time bound');
+  }
+
+  /** Pending messages (formatted), without delivering them. */
+  pending(filter: Filter = () => true): string[] {
+    return this.network.filter(filter).map(format);
+  }
+
+  /**
+   * Deliver every message queued now that passes `filter` (others stay queued), in order.
+   * Messages sent as a result wait for the next call. Returns the delivered lines.
+   */
+  deliver(filter: Filter = () => true): string[] {
+    const now = this.network;
+    this.network = [];
+    const lines: string[] = [];
+    const keep: RaftMessage[] = [];
+    for (const m of now) {
+      if (!filter(m)) {
+        keep.push(m);
+        continue;
+      }
+      if (this.isCut(m.from, m.to)) continue;
+      const to = this.nodes.get(m.to);
+      if (!to) continue;
+      lines.push(format(m));
+      to.send(m);
+    }
+    this.network = [...keep, ...this.network];
+    this.delivered.push(...lines);
+    return lines;
+  }
+
+  /** Deliver until the network is quiet (bounded rounds); returns every delivered line. */
+  stabilize(maxRounds = 100): string[] {
+    const lines: string[] = [];
+    for (let i = 0; i < maxRounds && this.network.length > 0; i++) lines.push(...this.deliver());
+    return lines;
+  }
+
+  drop(filter: Filter = () => true): string[] {
+    const dropped = this.network.filter(filter);
+    this.network = this.network.filter((m) => !filter(m));
+    return dropped.map(format);
+  }
+
+  /** Cut the links between the given groups (messages across are dropped on delivery). */
+  partition(...groups: NodeId[][]): void {
+    this.cut.clear();
+    for (const a of groups) {
+      for (const b of groups) {
+        if (a === b) continue;
+        for (const x of a) for (const y of b) this.cut.add(`${x}|${y}`);
+      }
+    }
+  }
+
+  heal(): void {
+    this.cut.clear();
+  }
+
+  isolate(id: NodeId): void {
+    const others = [...this.nodes.keys()].filter((x) => x !== id);
+    this.partition([id], others);
+  }
+
+  private isCut(from: NodeId, to: NodeId): boolean {
+    return this.cut.has(`${from}|${to}`);
+  }
+
+  leaders(): NodeId[] {
+    return [...this.nodes.values()].filter((n) => n.role() === 'leader').map((n) => n.id);
+  }
+
+  propose(id: NodeId, data: string, kind: 'command' | 'config' = 'command', requestId = data): void {
+    this.node(id).send({ type: 'propose', proposals: [{ requestId, kind, data }] });
+  }
+
+  stop(): void {
+    for (const n of this.nodes.values()) n.stop();
+  }
+
+  errors(): unknown[] {
+    return [...this.nodes.values()].flatMap((n) => n.errors);
+  }
+}
+
+export const to =
+  (id: NodeId): Filter =>
+  (m) =>
+    m.to === id;
+export const from =
+  (id: NodeId): Filter =>
+  (m) =>
+    m.from === id;
+export const ofType =
+  (type: RaftMessage['type']): Filter =>
+  (m) =>
+    m.type === type;
+
+export function format(m: RaftMessage): string {
+  const head = `${m.from}->${m.to} ${m.type} term=${m.term}`;
+  switch (m.type) {
+    case 'RequestVote':
+      return `${head} preVote=${m.preVote} last=${m.lastLogIndex}/${m.lastLogTerm}${m.transfer ? ' transfer=true' : ''}`;
+    case 'RequestVoteResponse':
+      return `${head} preVote=${m.preVote} granted=${m.granted}`;
+    case 'AppendEntries': {
+      const es = m.entries;
+      const list =
+        es.length <= 4
+          ? es.map((e) => `${e.index}/${e.term}${e.kind === 'command' ? '' : ` ${e.kind}`}`).join(',')
+          : `${es[0].index}..${es[es.length - 1].index}`;
+      return `${head} prev=${m.prevLogIndex}/${m.prevLogTerm} entries=[${list}] commit=${m.leaderCommit}${m.readRound ? ` read=${m.readRound}` : ''}`;
+    }
+    case 'AppendEntriesResponse':
+      return `${head} ${m.success ? `match=${m.matchIndex}` : `reject hint=${m.conflictIndex}/${m.conflictTerm}`}${m.readRound ? ` read=${m.readRound}` : ''}`;
+    case 'InstallSnapshot':
+      return `${head} snapshot=${m.lastIncludedIndex}/${m.lastIncludedTerm} offset=${m.offset} done=${m.done}`;
+    case 'InstallSnapshotResponse':
+      return `${head} snapshot=${m.lastIncludedIndex} installed=${m.installed}`;
+    case 'TimeoutNow':
+      return head;
+  }
+}
