@@ -1,0 +1,179 @@
+// ChatService over gRPC: turns each call into a ChatRequest for the router (unary) or into a local
+// subscription (Subscribe), and every outcome into a response or a status, with topology metadata.
+//
+// Request size: API.md caps requests at 64 KiB with RESOURCE_EXHAUSTED. The limit is enforced here, per
+// service, by wrapping the request deserializer, rather than with the server-wide
+// grpc.max_receive_message_length: RaftService shares the port and needs larger batches, and a
+// server-wide rejection happens before any handler could attach x-leader/x-members.
+import * as grpc from '@grpc/grpc-js';
+import { ChatError } from '../chat/errors.js';
+import type { EventSink } from '../chat/events.js';
+import { CHAT_METHODS, type CallContext, type ChatMethod } from '../chat/service.js';
+import type { ChatEvent } from '../chat/types.js';
+import type { Logger } from '../logger.js';
+import { services } from '../proto.js';
+import type { ChatRouter } from './chat-router.js';
+import {
+  type Topology,
+  bearerToken,
+  deadlineOf,
+  idempotencyKey,
+  toStatus,
+  topologyMetadata,
+} from './metadata.js';
+
+export const MAX_REQUEST_BYTES = 64 * 1024;
+
+/** Serves Subscribe from this replica's own applied state. ChatService implements it. */
+export interface SubscribeSource {
+  subscribe(req: Record<string, unknown>, ctx: CallContext, sink: EventSink): () => void;
+}
+
+export interface ChatHandlersOptions {
+  router: ChatRouter;
+  subscriptions: SubscribeSource;
+  topology: Topology;
+  logger?: Logger;
+  /** A stream whose unsent backlog exceeds this many bytes is ended (the client resumes). */
+  maxStreamBacklogBytes?: number;
+}
+
+/** A request that never reached a handler in one piece. */
+const REJECTED = Symbol('rejected');
+type Rejected = { [REJECTED]: ChatError };
+
+function rejectedOf(req: unknown): ChatError | undefined {
+  return typeof req === 'object' && req !== null && REJECTED in req ? (req as Rejected)[REJECTED] : undefined;
+}
+
+/** ChatService's definition with a size-checking, never-throwing request deserializer. */
+export function chatServiceDefinition(): grpc.ServiceDefinition {
+  const base = services().ChatService.service;
+  const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, method] of Object.entries(base)) {
+    const decode = method.requestDeserialize;
+    def[name] = {
+      ...method,
+      requestDeserialize: (buf: Buffer) => {
+        if (buf.length > MAX_REQUEST_BYTES) {
+          return {
+            [REJECTED]: new ChatError(
+              grpc.status.RESOURCE_EXHAUSTED,
+              `the request is ${buf.length} bytes; the limit is ${MAX_REQUEST_BYTES} bytes.`,
+            ),
+          };
+        }
+        try {
+          return decode(buf);
+        } catch {
+          return {
+            [REJECTED]: new ChatError(
+              grpc.status.INVALID_ARGUMENT,
+              `the request is not a valid ${name} message.`,
+            ),
+          };
+        }
+      },
+    };
+  }
+  return def as grpc.ServiceDefinition;
+}
+
+export class ChatHandlers {
+  private readonly streams = new Set<grpc.ServerWritableStream<unknown, unknown>>();
+  private readonly ended = new WeakSet<grpc.ServerWritableStream<unknown, unknown>>();
+
+  constructor(private readonly opts: ChatHandlersOptions) {}
+
+  /** The implementation object for grpc.Server.addService. */
+  implementation(): grpc.UntypedServiceImplementation {
+    const impl: grpc.UntypedServiceImplementation = {};
+    for (const method of CHAT_METHODS) impl[method] = this.unary(method);
+    impl.Subscribe = (call: grpc.ServerWritableStream<unknown, unknown>) => this.subscribe(call);
+    return impl;
+  }
+
+  /** Ends every open Subscribe stream with UNAVAILABLE (shutdown: clients resume on another replica). */
+  closeStreams(message = 'the server is shutting down; resubscribe.'): void {
+    for (const call of [...this.streams]) this.fail(call, new ChatError(grpc.status.UNAVAILABLE, message));
+  }
+
+  private unary(method: ChatMethod): grpc.handleUnaryCall<unknown, unknown> {
+    return (call, callback) => {
+      const md = topologyMetadata(this.opts.topology);
+      call.sendMetadata(md);
+      const reply = (err: unknown, value?: unknown) => {
+        const trailers = topologyMetadata(this.opts.topology);
+        if (err === null) callback(null, value, trailers);
+        else {
+          if (!(err instanceof ChatError)) this.opts.logger?.error({ err, method }, 'chat call failed');
+          callback(toStatus(err, trailers));
+        }
+      };
+      try {
+        const rejected = rejectedOf(call.request);
+        if (rejected) throw rejected;
+        this.opts.router
+          .handle({
+            method,
+            request: call.request,
+            token: bearerToken(call.metadata),
+            idempotencyKey: idempotencyKey(call.metadata),
+            deadline: deadlineOf(call),
+          })
+          .then(
+            (value) => reply(null, value),
+            (err: unknown) => reply(err),
+          );
+      } catch (err) {
+        reply(err);
+      }
+    };
+  }
+
+  private subscribe(call: grpc.ServerWritableStream<unknown, unknown>): void {
+    call.sendMetadata(topologyMetadata(this.opts.topology));
+    const limit = this.opts.maxStreamBacklogBytes ?? 4 << 20;
+    let stop: (() => void) | undefined;
+    const sink: EventSink = {
+      event: (event: ChatEvent) => {
+        if (call.writableLength > limit) {
+          this.fail(
+            call,
+            new ChatError(grpc.status.RESOURCE_EXHAUSTED, 'the subscriber fell too far behind; resubscribe.'),
+          );
+          return;
+        }
+        call.write(event);
+      },
+      revoked: () => this.fail(call, new ChatError(grpc.status.UNAUTHENTICATED, 'the session was revoked.')),
+    };
+    const cleanup = () => {
+      this.streams.delete(call);
+      stop?.();
+      stop = undefined;
+    };
+    call.on('cancelled', cleanup);
+    call.on('close', cleanup);
+    call.on('error', cleanup);
+    try {
+      const rejected = rejectedOf(call.request);
+      if (rejected) throw rejected;
+      this.streams.add(call);
+      stop = this.opts.subscriptions.subscribe(
+        call.request as Record<string, unknown>,
+        { token: bearerToken(call.metadata) },
+        sink,
+      );
+    } catch (err) {
+      this.fail(call, err);
+    }
+  }
+
+  private fail(call: grpc.ServerWritableStream<unknown, unknown>, err: unknown): void {
+    this.streams.delete(call);
+    if (this.ended.has(call) || call.cancelled) return;
+    this.ended.add(call);
+    call.emit('error', toStatus(err, topologyMetadata(this.opts.topology)));
+  }
+}

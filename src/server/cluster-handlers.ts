@@ -1,0 +1,101 @@
+// ClusterService over gRPC. GetStatus is open and local (no forwarding). Membership changes need the
+// cluster secret as `authorization: Bearer <secret>`; this single-node build does not implement them yet.
+import { timingSafeEqual } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { ChatError } from '../chat/errors.js';
+import { type Topology, bearerToken, toStatus, topologyMetadata } from './metadata.js';
+
+export interface ClusterMember {
+  id: string;
+  address: string;
+  voter: boolean;
+}
+
+/** cluster.proto's ClusterStatus. */
+export interface ClusterStatus {
+  node_id: string;
+  address: string;
+  role: 'leader' | 'follower' | 'candidate' | 'learner';
+  term: number;
+  leader_id: string;
+  leader_address: string;
+  commit_index: number;
+  last_applied: number;
+  last_log_index: number;
+  snapshot_index: number;
+  members: ClusterMember[];
+  state_digest: string;
+}
+
+/** The membership operations a replica can carry out (the Raft server provides them). */
+export interface ClusterControl {
+  status(): ClusterStatus;
+  addMember?(id: string, address: string, deadline?: number): Promise<ClusterStatus>;
+  removeMember?(id: string, deadline?: number): Promise<ClusterStatus>;
+  transferLeadership?(toId: string, deadline?: number): Promise<ClusterStatus>;
+}
+
+function secretMatches(given: string | undefined, secret: string): boolean {
+  if (given === undefined) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(secret);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export function clusterHandlers(opts: {
+  control: ClusterControl;
+  secret: string;
+  topology: Topology;
+}): grpc.UntypedServiceImplementation {
+  const { control, secret, topology } = opts;
+  const respond = (
+    call: grpc.ServerUnaryCall<unknown, unknown>,
+    callback: grpc.sendUnaryData<unknown>,
+    run: () => Promise<unknown>,
+  ) => {
+    call.sendMetadata(topologyMetadata(topology));
+    let p: Promise<unknown>;
+    try {
+      p = run();
+    } catch (err) {
+      p = Promise.reject(err);
+    }
+    p.then(
+      (value) => callback(null, value, topologyMetadata(topology)),
+      (err: unknown) => callback(toStatus(err, topologyMetadata(topology))),
+    );
+  };
+  const guarded =
+    (
+      name: string,
+      op: (req: Record<string, unknown>, deadline?: number) => Promise<ClusterStatus> | undefined,
+    ) =>
+    (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
+      respond(call, callback, async () => {
+        if (!secretMatches(bearerToken(call.metadata), secret)) {
+          throw new ChatError(
+            grpc.status.UNAUTHENTICATED,
+            `${name} needs the cluster secret as 'authorization: Bearer <secret>'.`,
+          );
+        }
+        const req = (call.request ?? {}) as Record<string, unknown>;
+        const result = op(req);
+        if (!result)
+          throw new ChatError(
+            grpc.status.UNIMPLEMENTED,
+            `${name} needs the Raft server, which this build does not run yet.`,
+          );
+        return result;
+      });
+  return {
+    GetStatus: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
+      respond(call, callback, async () => control.status()),
+    AddMember: guarded('AddMember', (req) =>
+      control.addMember?.(String(req.id ?? ''), String(req.address ?? '')),
+    ),
+    RemoveMember: guarded('RemoveMember', (req) => control.removeMember?.(String(req.id ?? ''))),
+    TransferLeadership: guarded('TransferLeadership', (req) =>
+      control.transferLeadership?.(String(req.to_id ?? '')),
+    ),
+  };
+}
