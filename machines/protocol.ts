@@ -139,8 +139,13 @@ export interface Proposal {
 export type HostEvent =
   /** Client commands, batched: one event (and one log write) per batch. */
   | { type: 'propose'; proposals: Proposal[] }
-  /** The log is durable through `index` (whose entry has `term`): storage completion. */
-  | { type: 'persisted'; index: number; term: number }
+  /**
+   * The log is durable through `index` (whose entry has `term`): storage completion. `seq`, when
+   * given, is the number of `persist` effects (counted from the actor's start) now durable; the
+   * machine uses it to know that a hard-state-only write (a candidate's own vote) is durable.
+   * Without it, every persist emitted so far is taken as durable.
+   */
+  | { type: 'persisted'; index: number; term: number; seq?: number }
   /** The state machine has applied through `index`. */
   | { type: 'applied'; index: number }
   /** A linearizable read: confirm leadership, then report the index the read must wait for. */

@@ -124,7 +124,7 @@ export class HarnessNode {
           const ready = this.waiting.filter((w) => w.seq <= this.durableSeq);
           this.waiting = this.waiting.filter((w) => w.seq > this.durableSeq);
           for (const w of ready) this.cluster.enqueue(w.message);
-          this.actor.send({ type: 'persisted', index, term, seq } as ReplicaEvent);
+          this.actor.send({ type: 'persisted', index, term, seq });
           this.applyCommitted();
         });
         break;

@@ -1,0 +1,576 @@
+// RaftNode: the host that drives the pure replica machine with real (or simulated) I/O. Production and
+// the simulator share it, so the simulator tests this wiring, not a copy of it.
+//
+// Public API (stable; the server wiring and the simulator depend on it):
+//
+//   new RaftNode({ id, logStore, stateMachine, transport, clock, timing, seed,
+//                  defer?, logger?, inspect?, maxBatch?, maxInflight?, snapshots?, installSnapshot?,
+//                  onError? })
+//   start(): void                      builds the replica from durable state and starts it
+//   stop(): void                       stops the actor, closes the transport (not the log store),
+//                                      rejects everything pending with NodeStoppedError
+//   propose(kind: 'command' | 'config', data: string): Promise<ApplyOutcome>
+//        resolves once the entry is applied here with the same term at its index; rejects with
+//        NotLeaderError {leaderId} when this replica cannot accept it (not leader, transfer running),
+//        ProposalRejectedError {reason} for a refused config change, ProposalDroppedError when the
+//        entry was overwritten by another leader's.
+//   readIndex(): Promise<void>         resolves when the local state machine may serve a linearizable
+//                                      read (leadership confirmed by a quorum, applied >= read index);
+//                                      rejects with NotLeaderError
+//   transferLeadership(to: NodeId | null): Promise<void>   resolves when this leader handed over
+//   status(): RaftStatus               { id, role, term, leaderId, commitIndex, lastApplied,
+//                                        lastLogIndex, snapshotIndex, config }
+//   onRoleChange(cb): () => void       cb({ role, term, leaderId }); returns an unsubscribe function
+//   onApplied(cb): () => void          cb(outcomes) after each applied batch
+//   actor                              the replica actor (for the inspector); pass `inspect` in options
+//
+// Ordering contract (machines/protocol.ts): `persist` effects are written at once and flushed (one
+// fsync per batch, coalesced with `defer`); a `send` with afterPersist waits until every earlier
+// persist is durable; after each flush the machine gets `persisted {index, term, seq}` where `seq`
+// counts the persist effects now durable. Committed entries are applied only once durable here.
+
+import { type Actor, type InspectionEvent, createActor } from 'xstate';
+import type {
+  ClusterConfig,
+  Effect,
+  InstallSnapshot,
+  NodeId,
+  Proposal,
+  RaftMessage,
+  ReplicaInput,
+  Role,
+  SnapshotMeta,
+  Timing,
+} from '../../machines/protocol.js';
+import { replicaMachine } from '../../machines/replica/replica.machine.js';
+import type { ApplyOutcome, Clock, LogStore, SnapshotStore, StateMachine, Transport } from './interfaces.js';
+
+export interface RaftLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface RaftNodeOptions {
+  id: NodeId;
+  logStore: LogStore;
+  stateMachine: StateMachine;
+  transport: Transport;
+  /** Passed to XState's createActor: real timers in production, a SimulatedClock in the simulator. */
+  clock: Clock;
+  timing: Timing;
+  /** Seed of the replica's election-timeout PRNG. */
+  seed: number;
+  /** Schedules proposal-batch, flush and apply work (default setImmediate; the simulator passes clock.setTimeout(fn, 0)). */
+  defer?: (fn: () => void) => void;
+  logger?: RaftLogger;
+  /** XState inspection observer (the /cluster inspector). */
+  inspect?: (event: InspectionEvent) => void;
+  maxBatch?: number;
+  maxInflight?: number;
+  /** Snapshot files for InstallSnapshot (issue 5); without it snapshots are neither sent nor received. */
+  snapshots?: SnapshotStore;
+  /** Restore the state machine from the snapshot just received (before the log is reset to it). */
+  installSnapshot?: (meta: SnapshotMeta) => void;
+  /** Called when the actor fails (an exception in the machine): the host is dead after that. */
+  onError?: (error: unknown) => void;
+}
+
+export interface RaftStatus {
+  id: NodeId;
+  role: Role;
+  term: number;
+  leaderId: NodeId | null;
+  commitIndex: number;
+  lastApplied: number;
+  lastLogIndex: number;
+  snapshotIndex: number;
+  config: ClusterConfig;
+}
+
+export interface RoleChange {
+  role: Role;
+  term: number;
+  leaderId: NodeId | null;
+}
+
+/** This replica cannot take the call; retry at `leaderId` (null: none known). */
+export class NotLeaderError extends Error {
+  constructor(
+    readonly leaderId: NodeId | null,
+    readonly reason = 'not the leader',
+  ) {
+    super(`${reason}${leaderId ? ` (leader: ${leaderId})` : ''}`);
+    this.name = 'NotLeaderError';
+  }
+}
+
+/** The leader refused the proposal (e.g. a config change while another is in progress). */
+export class ProposalRejectedError extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'ProposalRejectedError';
+  }
+}
+
+/** The proposal was appended but another leader's entry took its index: it was not applied. */
+export class ProposalDroppedError extends Error {
+  constructor(readonly index: number) {
+    super(`proposal at index ${index} was overwritten by another leader`);
+    this.name = 'ProposalDroppedError';
+  }
+}
+
+export class NodeStoppedError extends Error {
+  constructor() {
+    super('the replica stopped');
+    this.name = 'NodeStoppedError';
+  }
+}
+
+export class TransferFailedError extends Error {
+  constructor(readonly to: NodeId | null) {
+    super(`leadership transfer${to ? ` to ${to}` : ''} did not complete`);
+    this.name = 'TransferFailedError';
+  }
+}
+
+interface PendingProposal {
+  resolve: (o: ApplyOutcome) => void;
+  reject: (e: Error) => void;
+  index?: number;
+  term?: number;
+}
+
+interface PendingRead {
+  resolve: () => void;
+  reject: (e: Error) => void;
+  index: number | null;
+}
+
+const APPLY_BATCH = 1024;
+const SNAPSHOT_CHUNK = 64 * 1024;
+
+export class RaftNode {
+  private readonly opts: RaftNodeOptions;
+  private readonly defer: (fn: () => void) => void;
+  private _actor: Actor<typeof replicaMachine> | null = null;
+  private stopped = false;
+
+  private seq = 0;
+  private batch: Proposal[] = [];
+  private batchScheduled = false;
+  private proposals = new Map<string, PendingProposal>();
+  private byIndex = new Map<number, string>();
+  private reads = new Map<string, PendingRead>();
+  private transfers: { resolve: () => void; reject: (e: Error) => void }[] = [];
+
+  private persistCount = 0;
+  private durableSeq = 0;
+  private durableIndex = 0;
+  private flushScheduled = false;
+  private waiting: { seq: number; message: RaftMessage }[] = [];
+
+  private commitIndex = 0;
+  private lastApplied = 0;
+  private applyScheduled = false;
+
+  private role: RoleChange = { role: 'follower', term: 0, leaderId: null };
+  private roleListeners = new Set<(r: RoleChange) => void>();
+  private appliedListeners = new Set<(o: ApplyOutcome[]) => void>();
+
+  constructor(opts: RaftNodeOptions) {
+    this.opts = opts;
+    this.defer = opts.defer ?? ((fn) => setImmediate(fn));
+  }
+
+  get id(): NodeId {
+    return this.opts.id;
+  }
+
+  get actor(): Actor<typeof replicaMachine> {
+    if (!this._actor) throw new Error('RaftNode not started');
+    return this._actor;
+  }
+
+  start(): void {
+    if (this._actor) return;
+    const { logStore, stateMachine, transport } = this.opts;
+    const snapshotIndex = logStore.snapshot().index;
+    this.lastApplied = Math.max(stateMachine.appliedIndex(), snapshotIndex);
+    this.commitIndex = this.lastApplied;
+    // Everything the store holds after a restart is durable (a crash lost the rest).
+    this.durableIndex = logStore.lastIndex();
+    const config = logStore.config();
+    const input: ReplicaInput = {
+      id: this.opts.id,
+      hardState: logStore.hardState(),
+      config,
+      appliedIndex: this.lastApplied,
+      log: logStore,
+      timing: this.opts.timing,
+      seed: this.opts.seed,
+      maxBatch: this.opts.maxBatch,
+      maxInflight: this.opts.maxInflight,
+    };
+    this.role = { role: 'follower', term: input.hardState.term, leaderId: null };
+    const actor = createActor(replicaMachine, {
+      input,
+      clock: this.opts.clock,
+      ...(this.opts.inspect ? { inspect: this.opts.inspect } : {}),
+    });
+    actor.subscribe({
+      error: (err) => {
+        this.opts.logger?.error({ err }, 'replica actor failed');
+        this.opts.onError?.(err);
+        this.failAll(new NodeStoppedError());
+      },
+    });
+    actor.on('*', (e) => this.effect(e as Effect));
+    this._actor = actor;
+    transport.setPeers(config.members);
+    transport.listen((m) => {
+      if (!this.stopped) actor.send(m);
+    });
+    actor.start();
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this._actor?.stop();
+    this.opts.transport.close();
+    this.failAll(new NodeStoppedError());
+  }
+
+  propose(kind: 'command' | 'config', data: string): Promise<ApplyOutcome> {
+    return new Promise((resolve, reject) => {
+      if (this.stopped || !this._actor) {
+        reject(new NodeStoppedError());
+        return;
+      }
+      const requestId = `${this.opts.id}:${++this.seq}`;
+      this.proposals.set(requestId, { resolve, reject });
+      this.batch.push({ requestId, kind, data });
+      if (!this.batchScheduled) {
+        this.batchScheduled = true;
+        // Many propose() calls in one tick become one event, one log write and one fsync.
+        this.defer(() => this.flushProposals());
+      }
+    });
+  }
+
+  readIndex(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.stopped || !this._actor) {
+        reject(new NodeStoppedError());
+        return;
+      }
+      const requestId = `${this.opts.id}:r${++this.seq}`;
+      this.reads.set(requestId, { resolve, reject, index: null });
+      this._actor.send({ type: 'readIndex', requestId });
+    });
+  }
+
+  transferLeadership(to: NodeId | null): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.stopped || !this._actor) {
+        reject(new NodeStoppedError());
+        return;
+      }
+      this.transfers.push({ resolve, reject });
+      this._actor.send({ type: 'transferLeadership', to });
+    });
+  }
+
+  status(): RaftStatus {
+    const { logStore } = this.opts;
+    const ctx = this._actor?.getSnapshot().context;
+    return {
+      id: this.opts.id,
+      role: this.role.role,
+      term: ctx?.term ?? this.role.term,
+      leaderId: ctx?.leaderId ?? null,
+      commitIndex: Math.max(ctx?.commitIndex ?? 0, this.commitIndex),
+      lastApplied: this.lastApplied,
+      lastLogIndex: logStore.lastIndex(),
+      snapshotIndex: logStore.snapshot().index,
+      config: ctx?.config ?? logStore.config(),
+    };
+  }
+
+  onRoleChange(cb: (r: RoleChange) => void): () => void {
+    this.roleListeners.add(cb);
+    return () => this.roleListeners.delete(cb);
+  }
+
+  onApplied(cb: (outcomes: ApplyOutcome[]) => void): () => void {
+    this.appliedListeners.add(cb);
+    return () => this.appliedListeners.delete(cb);
+  }
+
+  // -------------------------------------------------------------------------------------------------
+
+  private flushProposals(): void {
+    this.batchScheduled = false;
+    const proposals = this.batch;
+    this.batch = [];
+    if (proposals.length === 0 || this.stopped || !this._actor) return;
+    this._actor.send({ type: 'propose', proposals });
+  }
+
+  /** Carry out one effect, in the order emitted. */
+  private effect(e: Effect): void {
+    if (this.stopped) return;
+    switch (e.type) {
+      case 'persist':
+        this.persist(e);
+        break;
+      case 'send':
+        if (e.afterPersist && this.persistCount > this.durableSeq) {
+          this.waiting.push({ seq: this.persistCount, message: e.message });
+        } else {
+          this.opts.transport.send(e.message);
+        }
+        break;
+      case 'commit':
+        if (e.index > this.commitIndex) {
+          this.commitIndex = e.index;
+          this.scheduleApply();
+        }
+        break;
+      case 'proposed': {
+        const p = this.proposals.get(e.requestId);
+        if (p) {
+          p.index = e.index;
+          p.term = e.term;
+          this.byIndex.set(e.index, e.requestId);
+        }
+        break;
+      }
+      case 'proposalRejected': {
+        const p = this.proposals.get(e.requestId);
+        if (!p) break;
+        this.proposals.delete(e.requestId);
+        const notLeader = e.reason === 'not the leader' || e.reason === 'leadership transfer in progress';
+        p.reject(notLeader ? new NotLeaderError(e.leaderId, e.reason) : new ProposalRejectedError(e.reason));
+        break;
+      }
+      case 'readReady': {
+        const r = this.reads.get(e.requestId);
+        if (!r) break;
+        r.index = e.index;
+        this.resolveReads();
+        break;
+      }
+      case 'readRejected': {
+        const r = this.reads.get(e.requestId);
+        if (!r) break;
+        this.reads.delete(e.requestId);
+        r.reject(new NotLeaderError(e.leaderId, e.reason));
+        break;
+      }
+      case 'roleChanged':
+        this.role = { role: e.role, term: e.term, leaderId: e.leaderId };
+        this.opts.logger?.info({ role: e.role, term: e.term, leader: e.leaderId }, 'role changed');
+        for (const cb of this.roleListeners) this.safely(() => cb(this.role));
+        break;
+      case 'configChanged':
+        this.opts.transport.setPeers(e.config.members);
+        break;
+      case 'transferFinished': {
+        const pending = this.transfers;
+        this.transfers = [];
+        for (const t of pending) {
+          if (e.ok) t.resolve();
+          else t.reject(new TransferFailedError(e.to));
+        }
+        break;
+      }
+      case 'sendSnapshot':
+        this.sendSnapshot(e.to, e.term);
+        break;
+      case 'receiveSnapshotChunk':
+        this.receiveSnapshotChunk(e.message);
+        break;
+    }
+  }
+
+  private persist(e: Extract<Effect, { type: 'persist' }>): void {
+    const { logStore } = this.opts;
+    logStore.write({
+      ...(e.hardState ? { hardState: e.hardState } : {}),
+      ...(e.truncateFrom !== undefined ? { truncateFrom: e.truncateFrom } : {}),
+      ...(e.entries ? { entries: e.entries } : {}),
+    });
+    this.persistCount++;
+    if (e.truncateFrom !== undefined) this.durableIndex = Math.min(this.durableIndex, e.truncateFrom - 1);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      // One fsync for every write of this tick (group commit).
+      this.defer(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.stopped) return;
+    const { logStore } = this.opts;
+    const seq = this.persistCount;
+    const index = logStore.lastIndex();
+    const term = logStore.termAt(index) ?? 0;
+    logStore.flush(() => this.flushed(seq, index, term));
+  }
+
+  private flushed(seq: number, index: number, term: number): void {
+    if (this.stopped) return;
+    this.durableSeq = Math.max(this.durableSeq, seq);
+    if (index > this.durableIndex && this.opts.logStore.termAt(index) === term) this.durableIndex = index;
+    const ready = this.waiting.filter((w) => w.seq <= this.durableSeq);
+    this.waiting = this.waiting.filter((w) => w.seq > this.durableSeq);
+    for (const w of ready) this.opts.transport.send(w.message);
+    this._actor?.send({ type: 'persisted', index, term, seq });
+    this.scheduleApply();
+  }
+
+  private scheduleApply(): void {
+    if (this.applyScheduled) return;
+    this.applyScheduled = true;
+    this.defer(() => this.apply());
+  }
+
+  /** Apply committed entries that are durable here, in batches, and answer their proposers. */
+  private apply(): void {
+    this.applyScheduled = false;
+    if (this.stopped) return;
+    const upTo = Math.min(this.commitIndex, this.durableIndex);
+    if (upTo <= this.lastApplied) return;
+    const entries = this.opts.logStore.entries(this.lastApplied + 1, upTo, APPLY_BATCH);
+    if (entries.length === 0) return;
+    let outcomes: ApplyOutcome[];
+    try {
+      outcomes = this.opts.stateMachine.apply(entries);
+    } catch (err) {
+      // A state machine that cannot apply a committed entry cannot go on safely.
+      this.opts.logger?.error({ err, index: entries[0].index }, 'state machine apply failed');
+      this.opts.onError?.(err);
+      this.stop();
+      return;
+    }
+    this.lastApplied = entries[entries.length - 1].index;
+    for (const o of outcomes) {
+      const requestId = this.byIndex.get(o.index);
+      if (requestId === undefined) continue;
+      this.byIndex.delete(o.index);
+      const p = this.proposals.get(requestId);
+      if (!p) continue;
+      this.proposals.delete(requestId);
+      if (p.term === o.term) p.resolve(o);
+      else p.reject(new ProposalDroppedError(o.index));
+    }
+    // Proposals whose index was passed without an outcome (noop/config entries carry none).
+    for (const [index, requestId] of this.byIndex) {
+      if (index > this.lastApplied) continue;
+      this.byIndex.delete(index);
+      const p = this.proposals.get(requestId);
+      if (!p) continue;
+      this.proposals.delete(requestId);
+      const e = entries.find((x) => x.index === index);
+      if (e && e.term === p.term) p.resolve({ index, term: e.term, result: undefined });
+      else p.reject(new ProposalDroppedError(index));
+    }
+    this._actor?.send({ type: 'applied', index: this.lastApplied });
+    for (const cb of this.appliedListeners) this.safely(() => cb(outcomes));
+    this.resolveReads();
+    if (this.lastApplied < Math.min(this.commitIndex, this.durableIndex)) this.scheduleApply();
+  }
+
+  private resolveReads(): void {
+    for (const [id, r] of this.reads) {
+      if (r.index !== null && r.index <= this.lastApplied) {
+        this.reads.delete(id);
+        r.resolve();
+      }
+    }
+  }
+
+  private sendSnapshot(to: NodeId, term: number): void {
+    const store = this.opts.snapshots;
+    if (!store) {
+      this.opts.logger?.warn({ to }, 'peer needs a snapshot but no snapshot store is configured');
+      return;
+    }
+    const meta = store.latest();
+    let offset = 0;
+    for (let i = 0; i < 1_000_000; i++) {
+      const { chunk, done } = store.read(offset, SNAPSHOT_CHUNK);
+      this.opts.transport.send({
+        type: 'InstallSnapshot',
+        from: this.opts.id,
+        to,
+        term,
+        lastIncludedIndex: meta.index,
+        lastIncludedTerm: meta.term,
+        config: meta.config,
+        offset,
+        chunk: Buffer.from(chunk).toString('base64'),
+        done,
+      });
+      offset += chunk.length;
+      if (done) break;
+    }
+  }
+
+  private receiveSnapshotChunk(m: InstallSnapshot): void {
+    const store = this.opts.snapshots;
+    if (!store) return;
+    const meta: SnapshotMeta = { index: m.lastIncludedIndex, term: m.lastIncludedTerm, config: m.config };
+    const bytes = Buffer.from(m.chunk, 'base64');
+    const next = store.receive(meta, m.offset, bytes, m.done);
+    const installed = m.done && next === m.offset + bytes.length && store.latest().index === meta.index;
+    if (!installed) {
+      this.opts.transport.send({
+        type: 'InstallSnapshotResponse',
+        from: this.opts.id,
+        to: m.from,
+        term: m.term,
+        lastIncludedIndex: meta.index,
+        nextOffset: next,
+        installed: false,
+      });
+      return;
+    }
+    try {
+      this.opts.installSnapshot?.(meta);
+    } catch (err) {
+      this.opts.logger?.error({ err }, 'installing a snapshot failed');
+      return;
+    }
+    this.opts.logStore.resetToSnapshot(meta);
+    this.lastApplied = Math.max(this.lastApplied, meta.index);
+    this.commitIndex = Math.max(this.commitIndex, meta.index);
+    this.durableIndex = Math.max(this.durableIndex, meta.index);
+    this._actor?.send({ type: 'snapshotInstalled', meta });
+  }
+
+  private failAll(err: Error): void {
+    for (const p of this.proposals.values()) p.reject(err);
+    this.proposals.clear();
+    this.byIndex.clear();
+    for (const r of this.reads.values()) r.reject(err);
+    this.reads.clear();
+    for (const t of this.transfers) t.reject(err);
+    this.transfers = [];
+    for (const p of this.batch) this.proposals.get(p.requestId)?.reject(err);
+    this.batch = [];
+  }
+
+  private safely(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.opts.logger?.warn({ err }, 'listener failed');
+    }
+  }
+}

@@ -1,0 +1,179 @@
+// RaftNode on an in-process network under one SimulatedClock: elections, replication, apply,
+// proposal batching, ReadIndex and the typed errors of its public API.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { SimulatedClock } from 'xstate';
+import type { ClusterConfig, Entry, RaftMessage } from '../../machines/protocol.js';
+import type { ApplyOutcome, StateMachine, Transport } from '../../src/raft/interfaces.js';
+import { MemoryLogStore } from '../../src/raft/memory-log-store.js';
+import { NotLeaderError, RaftNode } from '../../src/raft/node.js';
+
+class Net {
+  handlers = new Map<string, (m: RaftMessage) => void>();
+  queue: RaftMessage[] = [];
+  sent = 0;
+  transport(id: string): Transport {
+    return {
+      send: (m) => {
+        this.sent++;
+        this.queue.push(m);
+      },
+      listen: (h) => {
+        this.handlers.set(id, h);
+      },
+      setPeers: () => {},
+      close: () => {
+        this.handlers.delete(id);
+      },
+    };
+  }
+  flush(): void {
+    for (let i = 0; i < 1000 && this.queue.length > 0; i++) {
+      const q = this.queue;
+      this.queue = [];
+      for (const m of q) this.handlers.get(m.to)?.(m);
+    }
+  }
+}
+
+class ListMachine implements StateMachine {
+  applied: Entry[] = [];
+  batches = 0;
+  appliedIndex(): number {
+    return this.applied.length > 0 ? this.applied[this.applied.length - 1].index : 0;
+  }
+  apply(entries: Entry[]): ApplyOutcome[] {
+    this.batches++;
+    this.applied.push(...entries);
+    return entries.map((e) => ({
+      index: e.index,
+      term: e.term,
+      result: e.kind === 'command' ? `ok:${e.data}` : null,
+    }));
+  }
+}
+
+interface Env {
+  clock: SimulatedClock;
+  net: Net;
+  nodes: RaftNode[];
+  machines: ListMachine[];
+  stores: MemoryLogStore[];
+}
+
+let env: Env;
+const errors: unknown[] = [];
+
+function cluster(n: number): Env {
+  const clock = new SimulatedClock();
+  const net = new Net();
+  const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+  const config: ClusterConfig = { members: ids.map((id) => ({ id, address: id, voter: true })) };
+  const machines = ids.map(() => new ListMachine());
+  const stores = ids.map(() => new MemoryLogStore({ snapshot: { index: 0, term: 0, config } }));
+  const nodes = ids.map(
+    (id, i) =>
+      new RaftNode({
+        id,
+        logStore: stores[i],
+        stateMachine: machines[i],
+        transport: net.transport(id),
+        clock,
+        timing: { heartbeatMs: 50, electionMinMs: i === 0 ? 100 : 300, electionMaxMs: i === 0 ? 101 : 400 },
+        seed: i + 1,
+        defer: (fn) => clock.setTimeout(fn, 0),
+        onError: (e) => errors.push(e),
+      }),
+  );
+  for (const node of nodes) node.start();
+  return { clock, net, nodes, machines, stores };
+}
+
+/** Advance time and deliver messages until `cond` holds (bounded). */
+function runUntil(cond: () => boolean, maxMs = 3000): void {
+  for (let i = 0; i < maxMs; i++) {
+    env.net.flush();
+    env.clock.increment(0);
+    env.net.flush();
+    if (cond()) return;
+    env.clock.increment(1);
+  }
+  throw new Error('condition not reached');
+}
+
+async function settle<T>(p: Promise<T>, maxMs = 3000): Promise<T> {
+  let done = false;
+  let value: T | undefined;
+  let error: unknown;
+  p.then(
+    (v) => {
+      done = true;
+      value = v;
+    },
+    (e) => {
+      done = true;
+      error = e;
+    },
+  );
+  for (let i = 0; i < maxMs && !done; i++) {
+    runUntil(() => true);
+    await Promise.resolve();
+    env.clock.increment(1);
+    await Promise.resolve();
+  }
+  if (!done) throw new Error('promise did not settle');
+  if (error) throw error;
+  return value as T;
+}
+
+afterEach(() => {
+  for (const n of env?.nodes ?? []) n.stop();
+  expect(errors).toEqual([]);
+});
+
+describe('RaftNode', () => {
+  it('a one-member cluster elects itself and commits once durable', async () => {
+    env = cluster(1);
+    runUntil(() => env.nodes[0].status().role === 'leader');
+    const out = await settle(env.nodes[0].propose('command', 'a'));
+    expect(out.result).toBe('ok:a');
+    expect(env.machines[0].applied.map((e) => e.kind)).toEqual(['noop', 'command']);
+  });
+
+  it('replicates, applies everywhere and answers the proposer with the apply result', async () => {
+    env = cluster(3);
+    runUntil(() => env.nodes[0].status().role === 'leader');
+    const out = await settle(env.nodes[0].propose('command', 'hello'));
+    expect(out).toMatchObject({ index: 2, term: 1, result: 'ok:hello' });
+    runUntil(() => env.machines.every((m) => m.appliedIndex() === 2));
+    for (const m of env.machines) expect(m.applied.map((e) => e.data)).toEqual(['', 'hello']);
+  });
+
+  it('batches proposals of one tick into one log write and one fsync', async () => {
+    env = cluster(3);
+    runUntil(() => env.nodes[0].status().role === 'leader' && env.nodes[0].status().lastApplied === 1);
+    const flushesBefore = env.stores[0].flushCount;
+    const ps = Array.from({ length: 50 }, (_, i) => env.nodes[0].propose('command', `m${i}`));
+    const outs = await settle(Promise.all(ps));
+    expect(outs.map((o) => o.index)).toEqual(Array.from({ length: 50 }, (_, i) => i + 2));
+    expect(env.stores[0].flushCount - flushesBefore).toBe(1);
+  });
+
+  it('a follower refuses proposals and reads with NotLeaderError naming the leader', async () => {
+    env = cluster(3);
+    runUntil(() => env.nodes[0].status().role === 'leader' && env.nodes[1].status().leaderId === 'n1');
+    await expect(settle(env.nodes[1].propose('command', 'x'))).rejects.toMatchObject({
+      name: 'NotLeaderError',
+      leaderId: 'n1',
+    });
+    await expect(settle(env.nodes[1].readIndex())).rejects.toBeInstanceOf(NotLeaderError);
+  });
+
+  it('readIndex on the leader resolves after a quorum round, with the write applied', async () => {
+    env = cluster(3);
+    runUntil(() => env.nodes[0].status().role === 'leader');
+    await settle(env.nodes[0].propose('command', 'w'));
+    await settle(env.nodes[0].readIndex());
+    expect(env.nodes[0].status().lastApplied).toBeGreaterThanOrEqual(2);
+  });
+});
