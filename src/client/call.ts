@@ -1,6 +1,6 @@
 // One attempt of a unary call on one address, reading the topology hints from headers and trailers.
-import type * as grpc from '@grpc/grpc-js';
-import { toClientError } from './errors.js';
+import * as grpc from '@grpc/grpc-js';
+import { ChatClientError, toClientError } from './errors.js';
 import type { Members } from './members.js';
 
 type UnaryMethod = (
@@ -13,6 +13,7 @@ type UnaryMethod = (
 /** Calls `method` on `stub` with a deadline `timeoutMs` from now; rejects with a ChatClientError. */
 export function unaryAttempt<Res>(
   members: Members,
+  address: string,
   stub: grpc.Client,
   method: string,
   request: unknown,
@@ -27,7 +28,7 @@ export function unaryAttempt<Res>(
     const call = fn.call(stub, request, metadata, { deadline }, (err, response) => {
       if (err) {
         members.absorb(err.metadata);
-        reject(toClientError(err));
+        reject(transportWording(toClientError(err), address));
       } else {
         resolve(response as Res);
       }
@@ -35,4 +36,21 @@ export function unaryAttempt<Res>(
     call.on('metadata', (md: grpc.Metadata) => members.absorb(md));
     call.on('status', (s: grpc.StatusObject) => members.absorb(s.metadata));
   });
+}
+
+/**
+ * grpc-js's own wording for a connection that could not be made ("No connection established. Last error:
+ * Error: connect ECONNREFUSED ... Resolution note: ") is not a sentence for a user; say which replica
+ * could not be reached and why, in one line. Answers from a server are left as they are.
+ */
+export function transportWording(err: ChatClientError, address: string): ChatClientError {
+  if (
+    err.code !== grpc.status.UNAVAILABLE ||
+    !/No connection established|Connection dropped|ECONN|ETIMEDOUT|EHOSTUNREACH/.test(err.message)
+  ) {
+    return err;
+  }
+  const errno = /\b(E[A-Z]{3,})\b/.exec(err.message)?.[1];
+  const why = errno === 'ECONNREFUSED' ? 'connection refused' : (errno ?? 'connection lost');
+  return new ChatClientError(err.code, `Could not reach ${address} (${why}).`);
 }

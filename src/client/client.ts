@@ -246,6 +246,7 @@ export class ChatClient {
       try {
         const res = await unaryAttempt<Res>(
           this.members,
+          address,
           this.members.chatStub(address),
           method,
           request,

@@ -39,6 +39,7 @@ export class ClusterClient {
     const a = address ?? this.members.addresses[0];
     return unaryAttempt<ClusterStatus>(
       this.members,
+      a,
       this.members.clusterStub(a),
       'GetStatus',
       {},
@@ -80,6 +81,7 @@ export class ClusterClient {
         if (left <= 0) break;
         return await unaryAttempt<ClusterStatus>(
           this.members,
+          target,
           this.members.clusterStub(target),
           method,
           request,

@@ -3,7 +3,7 @@
 // is missed; events at or below that index are dropped as a safety net, so none is repeated.
 import * as grpc from '@grpc/grpc-js';
 import { type BackoffOptions, backoffDelay } from './backoff.js';
-import { unaryAttempt } from './call.js';
+import { transportWording, unaryAttempt } from './call.js';
 import { ChatClientError, isRetryable, toClientError } from './errors.js';
 import type { Members } from './members.js';
 import type { ChatEvent, ClusterStatus } from './types.js';
@@ -101,6 +101,7 @@ export class Subscription {
       try {
         const st = await unaryAttempt<ClusterStatus>(
           this.members,
+          address,
           this.members.clusterStub(address),
           'GetStatus',
           {},
@@ -148,7 +149,7 @@ export class Subscription {
       establish();
       this.deliver(ev);
     });
-    call.on('error', (err: unknown) => finish(toClientError(err)));
+    call.on('error', (err: unknown) => finish(transportWording(toClientError(err), address)));
     call.on('status', (s: grpc.StatusObject) => {
       this.members.absorb(s.metadata);
       // A clean end (e.g. the replica shutting down) is still a break: the subscription goes on elsewhere.

@@ -118,6 +118,16 @@ describe('ChatClient failover', () => {
   });
 });
 
+describe('ChatClient transport errors', () => {
+  it('says which replica could not be reached, in one sentence, once the deadline is spent', async () => {
+    const down = await closedAddress();
+    const c = client([down], { ...deterministic().opts, deadlineMs: 300, maxAttempts: 3 });
+    const e = await rejection(c.listChats());
+    expect(e.codeName).toBe('UNAVAILABLE');
+    expect(e.message).toBe(`Could not reach ${down} (connection refused).`);
+  });
+});
+
 describe('ChatClient topology hints', () => {
   it('prefers the leader named by x-leader and adopts x-members', async () => {
     const b = await fake(() => ok({ view_limit: 6 }));
