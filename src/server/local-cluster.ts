@@ -108,6 +108,9 @@ export function portIsFree(port: number, host = '127.0.0.1'): Promise<boolean> {
   });
 }
 
+/** Thrown from a waitFor condition to stop waiting at once (e.g. the process being waited on died). */
+export class WaitAborted extends Error {}
+
 /** Poll `condition` until it returns a truthy value or the deadline passes (then throw, naming `what`). */
 export async function waitFor<T>(
   condition: () => T | undefined | null | false | Promise<T | undefined | null | false>,
@@ -124,6 +127,7 @@ export async function waitFor<T>(
       if (value) return value;
       lastError = undefined;
     } catch (err) {
+      if (err instanceof WaitAborted) throw err;
       lastError = err;
     }
     if (Date.now() >= deadline) break;
@@ -411,6 +415,7 @@ export class LocalCluster {
     const want = [...ids].sort().join(',');
     return waitFor(
       async () => {
+        this.abortIfExited(ids);
         const all = await this.statuses();
         const lead = [...all.values()].find((s) => s.role === 'leader');
         if (!lead) return undefined;
@@ -430,6 +435,7 @@ export class LocalCluster {
   async waitForConvergence(opts: { timeoutMs?: number; ids?: string[] } = {}): Promise<ClusterStatus[]> {
     return waitFor(
       async () => {
+        if (opts.ids) this.abortIfExited(opts.ids);
         const ids = opts.ids ?? this.live().map((r) => r.spec.id);
         const all = await this.statuses();
         const got = ids.map((id) => all.get(id));
@@ -446,6 +452,17 @@ export class LocalCluster {
         what: 'equal last_applied and state_digest on all live replicas',
       },
     );
+  }
+
+  /** Give up waiting when a replica we wait for has exited on its own (say why, with its last log line). */
+  abortIfExited(ids: string[]): void {
+    for (const id of ids) {
+      const r = this.get(id);
+      if (r.starts > 0 && !r.alive) {
+        const last = this.tail(id, 3).trim().split('\n').pop() ?? '';
+        throw new WaitAborted(`${id} exited (${JSON.stringify(r.lastExit)}): ${last}`);
+      }
+    }
   }
 
   /** Remember what each replica reported, and note any term/commit/applied going backwards. */

@@ -46,6 +46,7 @@ export class Harness extends LocalCluster {
   async waitForApplied(index: number, ids?: string[], timeoutMs = 30_000): Promise<void> {
     await waitFor(
       async () => {
+        if (ids) this.abortIfExited(ids);
         const want = ids ?? this.live().map((r) => r.spec.id);
         const all = await this.statuses();
         return want.every((id) => (all.get(id)?.last_applied ?? -1) >= index);

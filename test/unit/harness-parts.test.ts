@@ -6,6 +6,7 @@ import { parseBenchArgs, summarize } from '../../src/bench/main.js';
 import { median, percentile } from '../../src/bench/rpc.js';
 import {
   type ClusterStatus,
+  WaitAborted,
   formatStatusTable,
   freePort,
   parseClusterArgs,
@@ -163,5 +164,20 @@ describe('status table', () => {
       'abcdef012345',
     ]);
     expect(table[2].split(/\s+/).slice(0, 3)).toEqual(['server2', '127.0.0.1:5556', 'down']);
+  });
+});
+
+describe('waitFor aborts', () => {
+  it('stops at once on WaitAborted instead of polling to the deadline', async () => {
+    const t0 = Date.now();
+    await expect(
+      waitFor(
+        () => {
+          throw new WaitAborted('server2 exited');
+        },
+        { timeoutMs: 60_000 },
+      ),
+    ).rejects.toThrow('server2 exited');
+    expect(Date.now() - t0).toBeLessThan(5000);
   });
 });

@@ -107,3 +107,26 @@ describe('LocalCluster with a stand-in server', () => {
     for (const pid of pids) expect(isRunning(pid)).toBe(false);
   });
 });
+
+describe('waiting on a replica that died', () => {
+  it('fails at once, quoting its last output, rather than at the deadline', async () => {
+    const root = fs.mkdtempSync(join(os.tmpdir(), 'qc-harness-'));
+    // A "server" that prints one line and exits 1, like a server refusing its flags.
+    const c = new LocalCluster({
+      root,
+      command: [process.execPath, '-e', 'console.error("quorum-chat: bad flag"); process.exit(1)'],
+    });
+    try {
+      await c.define('server1');
+      c.start('server1');
+      const t0 = Date.now();
+      await expect(c.waitForVoters(['server1'], 60_000)).rejects.toThrow(
+        /server1 exited .*quorum-chat: bad flag/,
+      );
+      expect(Date.now() - t0).toBeLessThan(10_000);
+    } finally {
+      await c.stopAll();
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
