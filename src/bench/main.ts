@@ -282,8 +282,13 @@ export async function main(argv: string[]): Promise<number> {
       first ??= r.address;
     }
     console.log(`starting ${o.size} replicas in ${root}...`);
-    await bootCluster(cluster, ids);
-    await cluster.waitForConvergence();
+    try {
+      await bootCluster(cluster, ids);
+      await cluster.waitForConvergence();
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      throw new UserError(`the bench cluster did not form: ${msg} (run with --keep to inspect ${root})`);
+    }
 
     const setup = new ChatCaller(cluster.addresses(), { attemptMs: 5000, totalMs: 60_000 });
     const pairs = await makeParties(setup, `b${Date.now().toString(36)}`, Math.ceil(o.clients / 2), {
