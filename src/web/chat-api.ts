@@ -52,6 +52,9 @@ export interface SubscribeSink {
 export interface Subscription {
   /** Resolves once the backend stream is open, so that events from then on reach the sink. */
   ready?: Promise<void>;
+  /** Once ready: the index the stream starts after (the library may start at the replica's last
+   * applied index); the page resumes from it if it has seen nothing newer. */
+  readonly lastIndex?: number;
   close(): void;
 }
 

@@ -197,7 +197,11 @@ export class Gateway {
       () => {
         if (closed) return;
         sendMembers();
-        res.write(`event: ready\ndata: ${JSON.stringify({ after_index: afterIndex })}\n\n`);
+        // The stream's starting point: the page resumes from here if the stream breaks before any
+        // event, so even a break in the first second loses nothing.
+        const start = Math.max(afterIndex, sub?.lastIndex ?? 0);
+        const id = start > 0 ? `id: ${start}\n` : '';
+        res.write(`${id}event: ready\ndata: ${JSON.stringify({ after_index: start })}\n\n`);
       },
       () => {}, // a failed start is reported through onError
     );

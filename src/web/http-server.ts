@@ -44,15 +44,24 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
-/** gRPC port + 1000, as `--http-port` defaults to (API.md §1). */
-export function defaultHttpUrlFor(grpcAddress: string): string | undefined {
-  const m = /^(.*):(\d+)$/.exec(grpcAddress);
-  if (!m) return undefined;
-  const port = Number(m[2]) + 1000;
-  if (port > 65535) return undefined;
-  const host = m[1].includes(':') && !m[1].startsWith('[') ? `[${m[1]}]` : m[1];
-  return `http://${host}:${port}`;
+/**
+ * Members' HTTP URLs assuming each runs its HTTP server `offset` ports above its gRPC port. A replica
+ * started with a non-default --http-port can pass its own offset (httpPort - grpcPort), which holds
+ * when a cluster is launched with one scheme, as `quorum-chat cluster` does.
+ */
+export function httpUrlForOffset(offset: number): (grpcAddress: string) => string | undefined {
+  return (grpcAddress) => {
+    const m = /^(.*):(\d+)$/.exec(grpcAddress);
+    if (!m) return undefined;
+    const port = Number(m[2]) + offset;
+    if (port < 1 || port > 65535) return undefined;
+    const host = m[1].includes(':') && !m[1].startsWith('[') ? `[${m[1]}]` : m[1];
+    return `http://${host}:${port}`;
+  };
 }
+
+/** gRPC port + 1000, as `--http-port` defaults to (API.md §1). */
+export const defaultHttpUrlFor = httpUrlForOffset(1000);
 
 export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
   const { logger } = opts;

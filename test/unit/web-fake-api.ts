@@ -23,6 +23,8 @@ export class FakeChatApi {
   memberList = ['127.0.0.1:5555', '127.0.0.1:5556'];
   /** When false, subscriptions are ready only once the test calls markReady(). */
   autoReady = true;
+  /** What a subscription reports as its starting index once ready (the library's baseline). */
+  baselineIndex = 0;
 
   asApi(): ChatApi {
     const rpc =
@@ -56,8 +58,10 @@ export class FakeChatApi {
         const sub: FakeSubscription = { req, meta, sink, closed: false, markReady: () => resolveReady() };
         this.subscriptions.push(sub);
         if (this.autoReady) resolveReady();
+        const baseline = this.baselineIndex;
         return {
           ready,
+          lastIndex: Math.max(req.after_index, baseline),
           close: () => {
             sub.closed = true;
           },

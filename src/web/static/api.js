@@ -189,6 +189,8 @@ export class Transport {
           if (frame.event === 'members') this.setMembers(JSON.parse(frame.data));
           else if (frame.event === 'ready') {
             ready = true;
+            const start = JSON.parse(frame.data).after_index;
+            if (start > this.lastIndex) this.lastIndex = start;
             handlers.onReady();
           } else if (frame.event === 'stream-error') {
             const err = JSON.parse(frame.data);
