@@ -58,3 +58,13 @@ export function prepareDataDir(dir: string, nodeId: string): { dir: string; fres
   }
   return { dir: abs, fresh: false };
 }
+
+/** Undo a fresh data dir after a failed start (e.g. port in use), so a retry still starts fresh. */
+export function discardFreshDataDir(dir: string, files: string[]): void {
+  for (const f of [MARKER, ...files]) fs.rmSync(join(dir, f), { force: true });
+  try {
+    fs.rmdirSync(dir);
+  } catch {
+    // Not empty (someone else's file) or already gone: leave it.
+  }
+}

@@ -1,12 +1,13 @@
-import { createLogger } from '../logger.js';
 // `quorum-chat server` (API.md §1). This build runs a one-member cluster: an empty data dir without
 // --peers bootstraps it, an existing data dir restarts it. Joining through --peers comes with the Raft
 // server. SIGTERM/SIGINT stop it gracefully with exit code 0.
+import * as grpc from '@grpc/grpc-js';
+import { createLogger } from '../logger.js';
 import { loadClusterSecret } from '../raft/cluster-secret.js';
 import { UserError } from '../user-error.js';
-import { prepareDataDir } from './data-dir.js';
+import { discardFreshDataDir, prepareDataDir } from './data-dir.js';
 import { parseServerFlags } from './flags.js';
-import { startSingleNode } from './single-node.js';
+import { CHAT_DB_FILE, type RunningNode, startSingleNode } from './single-node.js';
 
 export async function main(argv: string[]): Promise<number> {
   const config = parseServerFlags(argv);
@@ -22,14 +23,22 @@ export async function main(argv: string[]): Promise<number> {
     create: fresh && config.peers.length === 0,
   });
   const logger = createLogger({ level: config.logLevel, nodeId: config.id });
-  const node = await startSingleNode({
-    id: config.id,
-    host: config.host,
-    port: config.port,
-    dataDir: dir,
-    clusterSecret,
-    logger,
-  });
+  // grpc-js prints its own errors to stderr (e.g. on a port in use); ours are the one-line ones.
+  grpc.setLogger({ error: (...a: unknown[]) => logger.debug({ grpc: a.map(String).join(' ') }, 'grpc-js') });
+  let node: RunningNode;
+  try {
+    node = await startSingleNode({
+      id: config.id,
+      host: config.host,
+      port: config.port,
+      dataDir: dir,
+      clusterSecret,
+      logger,
+    });
+  } catch (err) {
+    if (fresh) discardFreshDataDir(dir, [CHAT_DB_FILE, `${CHAT_DB_FILE}-wal`, `${CHAT_DB_FILE}-shm`]);
+    throw err;
+  }
   logger.info(
     { address: node.address, data_dir: dir, applied: node.store.appliedIndex(), bootstrap: fresh },
     `serving on ${node.address}`,
