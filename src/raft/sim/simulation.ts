@@ -302,6 +302,7 @@ export class Simulation {
     this.at(faultyEnd, 'end of faults: heal, restart everyone, calm links', () => {
       this.heal();
       this.setLinks(CALM_LINKS);
+      for (const s of this.slots.values()) s.crashOnWrite = false;
       for (const id of this.ids) this.restart(id);
     });
 

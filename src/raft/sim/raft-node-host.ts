@@ -1,0 +1,35 @@
+// Adapter from RaftNode (src/raft/node.ts) to the simulator's ReplicaHost: the simulator runs the
+// production host and machines unchanged, with simulated I/O injected.
+
+import { RaftNode } from '../node.js';
+import type { ReplicaFactory, ReplicaHost } from './replica-host.js';
+
+export const raftNodeFactory: ReplicaFactory = (deps): ReplicaHost => {
+  const node = new RaftNode({
+    id: deps.id,
+    logStore: deps.logStore,
+    stateMachine: deps.stateMachine,
+    transport: deps.transport,
+    clock: deps.clock,
+    timing: deps.timing,
+    seed: deps.seed,
+    defer: deps.defer,
+    onError: deps.onError,
+  });
+  return {
+    start: () => node.start(),
+    stop: () => node.stop(),
+    propose: (kind, data) => node.propose(kind, data),
+    readIndex: () => node.readIndex(),
+    status: () => {
+      const s = node.status();
+      return {
+        role: s.role,
+        term: s.term,
+        commitIndex: s.commitIndex,
+        appliedIndex: s.lastApplied,
+        leaderId: s.leaderId,
+      };
+    },
+  };
+};

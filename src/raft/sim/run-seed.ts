@@ -1,0 +1,29 @@
+// One seeded simulation run with the standard schedule, plus formatting for reports. This is what
+// `make sim` and test/sim run.
+
+import { raftNodeFactory } from './raft-node-host.js';
+import { type SimOptions, type SimResult, Simulation } from './simulation.js';
+
+export type RunOptions = Partial<SimOptions>;
+
+/**
+ * The standard schedule: 5 replicas, 4 clients, 10 s of mixed faults (loss, delay, duplication,
+ * symmetric and one-way partitions, leader isolation, at least 2 crash/restart cycles, crashes between
+ * a write and its fsync), then 5 s healed and quiet. With a 150-300 ms election timeout that is ~40-60
+ * election timeouts of faults.
+ */
+export function runSeed(seed: number, options: RunOptions = {}): Promise<SimResult> {
+  return new Simulation(seed, { factory: options.factory ?? raftNodeFactory, ...options }).run();
+}
+
+/** A failed run as a readable report: the seed, what broke, how to replay, the last events. */
+export function formatFailure(r: SimResult, traceLines = 60): string {
+  const lines = [
+    `seed ${r.seed} FAILED after ${r.steps} events, ${r.simulatedMs.toFixed(1)} simulated ms`,
+    `  ${r.failure}`,
+    `  replay: make sim SEED=${r.seed}   (or SEED=${r.seed} npx tsx scripts/sim.ts)`,
+    `  last ${Math.min(traceLines, r.trace.length)} events:`,
+    ...r.trace.slice(-traceLines).map((l) => `    ${l}`),
+  ];
+  return lines.join('\n');
+}
