@@ -58,6 +58,7 @@ class Terminal {
   /** chat_id → the other user's name, for events that carry only the chat id. */
   private readonly chatUsers = new Map<string, string>();
   private lastNoticeAddress: string | undefined;
+  private quietStreamErrors = false;
   busy = false;
 
   constructor(
@@ -119,9 +120,7 @@ class Terminal {
         return true;
       case 'logout':
         this.needLogin();
-        this.subscription?.close();
-        this.subscription = undefined;
-        await this.client.logout();
+        await this.leaving(() => this.client.logout());
         this.print(`logged out ${this.user}`);
         this.user = undefined;
         this.open = undefined;
@@ -199,9 +198,7 @@ class Terminal {
       case 'delete-account': {
         if (args.length !== 1) throw new UsageError('delete-account <password>');
         this.needLogin();
-        await this.client.deleteAccount(args[0]);
-        this.subscription?.close();
-        this.subscription = undefined;
+        await this.leaving(() => this.client.deleteAccount(args[0]));
         this.print(`account ${this.user} deleted`);
         this.user = undefined;
         this.open = undefined;
@@ -210,6 +207,22 @@ class Terminal {
       default:
         this.print(`unknown command '${cmd}'; type 'help' for the list`);
         return true;
+    }
+  }
+
+  /**
+   * Runs a call that ends the session. The server ends our event stream as the session is revoked,
+   * possibly before the call's reply arrives, so the stream's UNAUTHENTICATED is expected meanwhile and
+   * not reported; the subscription is closed once the call succeeds.
+   */
+  private async leaving(call: () => Promise<void>): Promise<void> {
+    this.quietStreamErrors = true;
+    try {
+      await call();
+      this.subscription?.close();
+      this.subscription = undefined;
+    } finally {
+      this.quietStreamErrors = false;
     }
   }
 
@@ -225,7 +238,9 @@ class Terminal {
     this.subscription = this.client.subscribe({
       onEvent: (e) => this.onEvent(e),
       onReconnect: (address) => this.noticeAddress(address),
-      onError: (e) => this.notify(`error: ${e.codeName}: ${e.message} (live updates stopped)`),
+      onError: (e) => {
+        if (!this.quietStreamErrors) this.notify(`error: ${e.codeName}: ${e.message} (live updates stopped)`);
+      },
     });
     const chats = await this.client.listChats();
     for (const c of chats) this.chatUsers.set(c.chat_id, c.other_user);

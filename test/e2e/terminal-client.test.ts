@@ -1,0 +1,192 @@
+// The terminal client as users run it: `bin/quorum-chat client` processes with piped stdin, two users
+// chatting through a real `bin/quorum-chat server`. Needs `npm run build` (or `make build`) first.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClusterClient } from '../../src/client/client.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const launcher = join(root, 'bin', 'quorum-chat');
+const built = existsSync(join(root, 'dist', 'src', 'server', 'main.js'));
+
+interface Proc {
+  name: string;
+  child: ChildProcess;
+  out: string;
+  exit: Promise<number | null>;
+}
+
+const procs: Proc[] = [];
+
+function start(name: string, args: string[], stdin: 'pipe' | 'ignore'): Proc {
+  const child = spawn(launcher, args, { stdio: [stdin, 'pipe', 'pipe'], env: { ...process.env, CI: '1' } });
+  const p: Proc = { name, child, out: '', exit: new Promise((r) => child.on('exit', (code) => r(code))) };
+  child.stdout?.on('data', (d: Buffer) => {
+    p.out += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    p.out += d.toString();
+  });
+  procs.push(p);
+  return p;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls until `cond` holds; fails with `what` and the process output after `timeoutMs`. */
+async function until(
+  cond: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (let i = 0; i < 10_000; i++) {
+    if (await cond()) return;
+    if (Date.now() > end) {
+      const dump = procs.map((p) => `--- ${p.name} ---\n${p.out.slice(-2000)}`).join('\n');
+      throw new Error(`timed out waiting for ${what}\n${dump}`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** A terminal client: `type` sends lines, `expectLine` waits for an output line matching. */
+function terminal(name: string, server: string) {
+  const p = start(name, ['client', '--server', server], 'pipe');
+  const lines = () => p.out.split('\n');
+  return {
+    proc: p,
+    lines,
+    type: (...l: string[]) => p.child.stdin?.write(l.map((x) => `${x}\n`).join('')),
+    expectLine: async (match: string | RegExp, from = 0) => {
+      const ok = (l: string) => (typeof match === 'string' ? l === match : match.test(l));
+      await until(() => lines().slice(from).some(ok), `${name} to print ${match}`);
+      return lines().findIndex((l, i) => i >= from && ok(l));
+    },
+    end: () => p.child.stdin?.end(),
+  };
+}
+
+describe.skipIf(!built)('terminal client against a real server', () => {
+  let dir = '';
+  let server: Proc;
+  let address = '';
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'qc-terminal-'));
+    const port = await freePort();
+    address = `127.0.0.1:${port}`;
+    const httpPort = await freePort();
+    server = start(
+      'server',
+      [
+        'server',
+        '--id',
+        's1',
+        '--port',
+        String(port),
+        '--http-port',
+        String(httpPort),
+        '--data-dir',
+        join(dir, 's1'),
+      ],
+      'ignore',
+    );
+    const status = new ClusterClient([address], { statusTimeoutMs: 500 });
+    try {
+      await until(async () => {
+        try {
+          return (await status.getStatus()).role === 'leader';
+        } catch {
+          return false;
+        }
+      }, 'the server to lead');
+    } finally {
+      status.close();
+    }
+  });
+
+  afterAll(async () => {
+    for (const p of procs) {
+      if (p.child.exitCode === null && p.child.signalCode === null && p.child.pid) {
+        process.kill(p.child.pid, p === server ? 'SIGTERM' : 'SIGKILL');
+      }
+    }
+    await Promise.race([Promise.all(procs.map((p) => p.exit)), new Promise((r) => setTimeout(r, 10_000))]);
+    for (const p of procs) if (p.child.exitCode === null && p.child.pid) process.kill(p.child.pid, 'SIGKILL');
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('lets two users sign up, chat live, read, delete, change settings and delete an account', async () => {
+    const alice = terminal('alice', address);
+    const bob = terminal('bob', address);
+
+    alice.type('signup alice password1 Alice', 'login alice password1');
+    await alice.expectLine('logged in as alice (Alice)');
+    bob.type('signup alice whatever123', 'signup bob password2 Bob', 'login bob password2');
+    await bob.expectLine(/^error: ALREADY_EXISTS: .+/);
+    await bob.expectLine('logged in as bob (Bob)');
+
+    alice.type('users', 'open bob', 'send hello bob');
+    await alice.expectLine('  bob (Bob)');
+    await alice.expectLine('opened chat with bob (Bob): no unread messages');
+    const sentAt = await alice.expectLine(/^sent #\d+$/);
+    const firstId = Number(alice.lines()[sentAt].slice('sent #'.length));
+
+    // Live, through Subscribe: bob sees the chat start and the message without asking.
+    await bob.expectLine('alice (Alice) started a chat with you');
+    await bob.expectLine('new message from alice: hello bob');
+    let mark = bob.lines().length - 1;
+    bob.type('chats');
+    await bob.expectLine(/^ {2}alice \(Alice\) {2}1 unread/, mark);
+    mark = bob.lines().length - 1;
+    bob.type('read alice');
+    await bob.expectLine(new RegExp(`^ {2}#${firstId} \\d\\d:\\d\\d:\\d\\d alice: hello bob$`), mark);
+    bob.type('msg alice hi alice', 'set view-limit 0', 'set view-limit 2', 'settings');
+    await bob.expectLine(/^sent #\d+ to alice$/);
+    await bob.expectLine(/^error: INVALID_ARGUMENT: .+/);
+    await bob.expectLine('view-limit set to 2');
+    await bob.expectLine('view-limit: 2');
+
+    await alice.expectLine('new message from bob: hi alice');
+    mark = alice.lines().length - 1;
+    alice.type('read');
+    // Bob has read alice's message, so it now shows as read for her.
+    await alice.expectLine(new RegExp(`^ {2}#${firstId} .* alice: hello bob {2}\\(read\\)$`), mark);
+    await alice.expectLine(/^ {2}#\d+ .* bob: hi alice$/, mark);
+    alice.type(`delete ${firstId}`);
+    await alice.expectLine('deleted 1 message');
+    await bob.expectLine('alice deleted 1 message');
+
+    bob.type('delete-account password2');
+    await bob.expectLine('account bob deleted');
+    await alice.expectLine('the chat with bob was removed (account deleted)');
+    mark = alice.lines().length - 1;
+    alice.type('chats', 'open bob');
+    await alice.expectLine('no chats yet; start one with: open <user>', mark);
+    await alice.expectLine(/^error: NOT_FOUND: .+/, mark);
+
+    alice.type('logout');
+    await alice.expectLine('logged out alice');
+    alice.end();
+    bob.end();
+    expect(await alice.proc.exit).toBe(0);
+    expect(await bob.proc.exit).toBe(0);
+    // Nothing else went wrong on either side: every error line is one the script provoked.
+    const errors = [...alice.lines(), ...bob.lines()].filter((l) => l.startsWith('error'));
+    expect(errors, errors.join('\n')).toHaveLength(3);
+  });
+});
