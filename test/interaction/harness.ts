@@ -21,6 +21,11 @@ export interface NodeSpec {
   voter?: boolean;
   /** Election timeout range for this node (defaults to the cluster's). */
   election?: [number, number];
+  /** Initial log as a list of terms (entry i + 1 has terms[i]). */
+  log?: number[];
+  /** Initial hard state. */
+  term?: number;
+  votedFor?: NodeId | null;
 }
 
 export interface HarnessOptions {
@@ -180,13 +185,47 @@ export class Cluster {
     const config: ClusterConfig = {
       members: specs.map((s) => ({ id: s.id, address: `${s.id}:0`, voter: s.voter ?? true })),
     };
-    for (const s of specs) {
-      const [min, max] = s.election ?? opts.election ?? [150, 300];
-      const timing: Timing = { heartbeatMs: opts.heartbeatMs ?? 50, electionMinMs: min, electionMaxMs: max };
-      const store = new MemoryLogStore({ snapshot: { index: 0, term: 0, config } });
-      this.nodes.set(s.id, new HarnessNode(this, s.id, store, timing));
-    }
+    this.config = config;
+    for (const s of specs) this.create(s, config);
     for (const n of this.nodes.values()) n.start();
+  }
+
+  readonly config: ClusterConfig;
+
+  private create(s: NodeSpec, config: ClusterConfig): HarnessNode {
+    const [min, max] = s.election ?? this.opts.election ?? [150, 300];
+    const timing: Timing = {
+      heartbeatMs: this.opts.heartbeatMs ?? 50,
+      electionMinMs: min,
+      electionMaxMs: max,
+    };
+    const store = new MemoryLogStore({
+      snapshot: { index: 0, term: 0, config },
+      hardState: { term: s.term ?? 0, votedFor: s.votedFor ?? null },
+      entries: (s.log ?? []).map((term, i) => ({ index: i + 1, term, kind: 'command', data: `e${i + 1}` })),
+    });
+    const node = new HarnessNode(this, s.id, store, timing);
+    this.nodes.set(s.id, node);
+    return node;
+  }
+
+  /** A new, empty server that knows no configuration (it joins when a leader adds it). */
+  addNode(spec: NodeSpec): HarnessNode {
+    const node = this.create(spec, { members: [] });
+    node.start();
+    return node;
+  }
+
+  /** Crash: the node stops and keeps only what was flushed; restart() brings it back from that. */
+  crash(id: NodeId): void {
+    const n = this.node(id);
+    n.stop();
+    n.store = n.store.durable();
+    this.network = this.network.filter((m) => m.to !== id && m.from !== id);
+  }
+
+  restart(id: NodeId): void {
+    this.node(id).start();
   }
 
   node(id: NodeId): HarnessNode {
