@@ -445,7 +445,7 @@ export class LocalCluster {
         const same = list.every(
           (s) => s.last_applied === first.last_applied && s.state_digest === first.state_digest,
         );
-        return same && first.last_applied > 0 ? list : undefined;
+        return same ? list : undefined;
       },
       {
         timeoutMs: opts.timeoutMs ?? 30_000,
