@@ -169,7 +169,8 @@ export class Subscription {
 
   private async onBreak(address: string, e: ChatClientError): Promise<void> {
     if (this.closedFlag) return;
-    if (!isRetryable(e)) return this.fail(e);
+    // A stream the server cut because we fell behind (RESOURCE_EXHAUSTED) resumes like a broken one.
+    if (!isRetryable(e) && e.code !== grpc.status.RESOURCE_EXHAUSTED) return this.fail(e);
     this.broken = true;
     this.members.markFailed(address);
     this.failures++;

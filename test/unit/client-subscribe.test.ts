@@ -133,6 +133,37 @@ describe('ChatClient.subscribe', () => {
     sub.close();
   });
 
+  it('resumes after the server cuts a stream that fell behind (RESOURCE_EXHAUSTED)', async () => {
+    const log = eventLog(4);
+    let streams = 0;
+    const s = await fake((call) => {
+      call.sendMetadata(new grpc.Metadata());
+      const after = Number(call.request.after_index);
+      if (++streams === 1) {
+        call.write(log[0]);
+        call.write(log[1]);
+        setTimeout(
+          () => call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: 'Fell behind.' }),
+          20,
+        );
+      } else {
+        for (const ev of log.filter((e) => e.index > after)) call.write(ev);
+      }
+    });
+    const c = new ChatClient([s.address], deterministic().opts);
+    clients.push(c);
+    const seen: number[] = [];
+    const errors: unknown[] = [];
+    c.subscribe(
+      { onEvent: (e) => seen.push(e.index), onError: (e) => errors.push(e) },
+      { resumeFromStatus: false },
+    );
+    await waitFor(() => seen.length === 4, 5000, 'four events');
+    expect(seen).toEqual([1, 2, 3, 4]);
+    expect(afterIndexOf(s)).toEqual([0, 2]);
+    expect(errors).toEqual([]);
+  });
+
   it('stops with onError on UNAUTHENTICATED instead of reconnecting', async () => {
     const s = await fake((call) =>
       call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: 'Log in first.' }),
