@@ -15,6 +15,8 @@ export interface LinkFaults {
   duplicateRate: number;
   minLatencyMs: number;
   maxLatencyMs: number;
+  /** Probability that a message is held back 200-2000 ms (stale messages from old terms arrive late). */
+  longDelayRate?: number;
 }
 
 export const PERFECT_LINKS: LinkFaults = { dropRate: 0, duplicateRate: 0, minLatencyMs: 1, maxLatencyMs: 1 };
@@ -115,7 +117,8 @@ export class SimNetwork {
 
   private schedule(message: RaftMessage): void {
     const { minLatencyMs, maxLatencyMs } = this.faults;
-    const latency = minLatencyMs + this.rng.float() * Math.max(0, maxLatencyMs - minLatencyMs);
+    let latency = minLatencyMs + this.rng.float() * Math.max(0, maxLatencyMs - minLatencyMs);
+    if (this.rng.chance(this.faults.longDelayRate ?? 0)) latency += 200 + this.rng.float() * 1800;
     const copy = cloneMessage(message);
     this.queue.after(latency, 'deliver', () => this.deliver(copy));
   }

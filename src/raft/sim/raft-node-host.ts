@@ -21,6 +21,7 @@ export const raftNodeFactory: ReplicaFactory = (deps): ReplicaHost => {
     stop: () => node.stop(),
     propose: (kind, data) => node.propose(kind, data),
     readIndex: () => node.readIndex(),
+    transferLeadership: (to) => node.transferLeadership(to),
     status: () => {
       const s = node.status();
       return {

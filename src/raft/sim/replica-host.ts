@@ -18,6 +18,8 @@ export interface ReplicaHost {
   propose(kind: 'command', data: string): Promise<ApplyOutcome>;
   /** Resolves when the local state machine may serve a linearizable read. */
   readIndex(): Promise<void>;
+  /** Hand leadership to `to` (null: the most up-to-date voter); optional for fake hosts. */
+  transferLeadership?(to: NodeId | null): Promise<void>;
   status(): ReplicaStatus;
 }
 

@@ -58,6 +58,7 @@ export interface SimStats {
   appendsUnacked: number;
   readsOk: number;
   faults: number;
+  transfers: number;
 }
 
 export interface SimResult {
@@ -76,7 +77,13 @@ export interface SimResult {
 
 export const DEFAULT_TIMING: Timing = { heartbeatMs: 50, electionMinMs: 150, electionMaxMs: 300 };
 
-const DEFAULT_LINKS: LinkFaults = { dropRate: 0.02, duplicateRate: 0.02, minLatencyMs: 1, maxLatencyMs: 8 };
+const DEFAULT_LINKS: LinkFaults = {
+  dropRate: 0.02,
+  duplicateRate: 0.02,
+  minLatencyMs: 1,
+  maxLatencyMs: 8,
+  longDelayRate: 0.005,
+};
 const CALM_LINKS: LinkFaults = { dropRate: 0, duplicateRate: 0, minLatencyMs: 1, maxLatencyMs: 3 };
 
 interface NodeSlot {
@@ -115,6 +122,7 @@ export class Simulation {
     appendsUnacked: 0,
     readsOk: 0,
     faults: 0,
+    transfers: 0,
   };
   private slots = new Map<NodeId, NodeSlot>();
   private failure: string | null = null;
@@ -266,6 +274,19 @@ export class Simulation {
     this.note('cut', undefined, `${from}->${to}`);
   }
 
+  /** Ask the current leader to hand over to `to` (null: its choice); the outcome is only traced. */
+  transferLeadership(to: NodeId | null): void {
+    const leader = this.leader();
+    const host = leader ? this.slots.get(leader)!.host : undefined;
+    if (!leader || !host?.transferLeadership) return;
+    this.stats.transfers++;
+    this.note('transfer', leader, `to ${to ?? 'any'}`);
+    host.transferLeadership(to).then(
+      () => this.note('transfer', leader, 'done'),
+      (e) => this.note('transfer', leader, `failed: ${errorText(e)}`),
+    );
+  }
+
   heal(): void {
     this.network.heal();
     this.note('heal');
@@ -276,7 +297,7 @@ export class Simulation {
     this.note(
       'links',
       undefined,
-      `drop=${links.dropRate.toFixed(2)} dup=${links.duplicateRate.toFixed(2)} latency=${links.minLatencyMs}-${links.maxLatencyMs}ms`,
+      `drop=${links.dropRate.toFixed(2)} dup=${links.duplicateRate.toFixed(2)} latency=${links.minLatencyMs}-${links.maxLatencyMs}ms long=${(links.longDelayRate ?? 0).toFixed(3)}`,
     );
   }
 
@@ -527,14 +548,17 @@ export class Simulation {
       }
     } else if (roll < 76) {
       if (down.length > 0) this.restart(r.pick(down));
-    } else if (roll < 88) {
+    } else if (roll < 82) {
       const min = r.range(1, 10);
       this.setLinks({
         dropRate: r.float() * 0.2,
         duplicateRate: r.float() * 0.1,
         minLatencyMs: min,
         maxLatencyMs: min + r.range(0, 60),
+        longDelayRate: r.float() * 0.03,
       });
+    } else if (roll < 88) {
+      this.transferLeadership(r.chance(0.3) ? null : r.pick(this.ids));
     } else {
       this.setLinks(DEFAULT_LINKS);
     }
@@ -584,8 +608,12 @@ export class Simulation {
       schedule(rng.range(0, 40), invoke);
     };
 
-    const retryLater = (op: HistoryOp, n: number, why: string) => {
+    // Like a real client, follow the leader hint of a refusal most of the time.
+    let hint: NodeId | null = null;
+    const retryLater = (op: HistoryOp, n: number, why: string, error?: unknown) => {
       if (!done(op) || current!.attempt !== n) return;
+      const leaderId = (error as { leaderId?: unknown } | undefined)?.leaderId;
+      hint = typeof leaderId === 'string' && this.ids.includes(leaderId) ? leaderId : null;
       if (current!.timer) this.queue.cancel(current!.timer);
       current!.timer = undefined;
       this.note('retry', name, `#${op.id} attempt ${n}: ${why}`);
@@ -599,7 +627,8 @@ export class Simulation {
       const op = cur.op;
       const n = ++cur.attempt;
       if (this.failure !== null) return;
-      const id = rng.pick(this.ids);
+      const id = hint !== null && rng.chance(0.8) ? hint : rng.pick(this.ids);
+      hint = null;
       const slot = this.slots.get(id)!;
       if (!slot.up) {
         retryLater(op, n, `${id} is down`);
@@ -630,7 +659,7 @@ export class Simulation {
             }
             succeed(op, id);
           },
-          (e) => retryLater(op, n, `${id}: ${errorText(e)}`),
+          (e) => retryLater(op, n, `${id}: ${errorText(e)}`, e),
         );
       } else {
         host.readIndex().then(
@@ -641,7 +670,7 @@ export class Simulation {
             }
             succeed(op, id, sm.read(op.key));
           },
-          (e) => retryLater(op, n, `${id}: ${errorText(e)}`),
+          (e) => retryLater(op, n, `${id}: ${errorText(e)}`, e),
         );
       }
     };
