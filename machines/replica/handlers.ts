@@ -427,13 +427,15 @@ export function appendProposals(c: ReplicaContext, proposals: Proposal[]): Step 
   if (entries.length > 0) {
     persist(c, s, { entries });
     // Config entries take effect as soon as they are appended (thesis §4.1).
+    // The replication actor learns the new last index first, so a member added by this batch starts
+    // with nextIndex = last index + 1 (Figure 2).
+    s.toReplication.push({ type: 'appended', lastIndex: index });
     if (config) {
       s.patch.config = config;
       s.patch.configIndex = configIndex;
       s.effects.push({ type: 'configChanged', config });
       s.toReplication.push({ type: 'config', config });
     }
-    s.toReplication.push({ type: 'appended', lastIndex: index });
     entries.forEach((e, i) => {
       s.effects.push({ type: 'proposed', requestId: accepted[i].requestId, index: e.index, term: e.term });
     });
