@@ -4,9 +4,16 @@
 // Matching is the classic greedy two-pointer algorithm with one backtrack point: O(pattern × name) in
 // the worst case and never exponential, unlike a glob translated into a backtracking RegExp.
 
+/**
+ * ASCII-only case folding. Usernames are ASCII; Unicode folding would let e.g. the Kelvin sign (U+212A)
+ * stand for 'k' in a name or a pattern.
+ */
+export const foldCase = (s: string): string =>
+  s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
+
 /** Lower-cases a pattern and collapses runs of `*` (they mean the same as one). */
 export function normalizePattern(pattern: string): string[] {
-  const chars = [...(pattern === '' ? '*' : pattern.toLowerCase())];
+  const chars = [...(pattern === '' ? '*' : foldCase(pattern))];
   const out: string[] = [];
   for (const c of chars) {
     if (c === '*' && out[out.length - 1] === '*') continue;
@@ -17,7 +24,7 @@ export function normalizePattern(pattern: string): string[] {
 
 /** Does `name` (any case) match the normalized pattern `p`? */
 export function globMatch(p: string[], name: string): boolean {
-  const s = [...name.toLowerCase()];
+  const s = [...foldCase(name)];
   let i = 0;
   let j = 0;
   let star = -1;

@@ -16,7 +16,7 @@ import {
   status,
   unauthenticated,
 } from './errors.js';
-import { globMatch, normalizePattern } from './glob.js';
+import { foldCase, globMatch, normalizePattern } from './glob.js';
 import { CHAT_SCHEMA, CHAT_SCHEMA_VERSION } from './schema.js';
 import { tokenHash } from './tokens.js';
 import type { AddressedEvent, AppliedBatch, Chat, Message, Revocations, User } from './types.js';
@@ -219,7 +219,7 @@ export class ChatStore implements StateMachine {
       if (session) caller = `u:${session.user_id}`;
     } else {
       const name = (cmd as { username?: unknown }).username;
-      if (typeof name === 'string') caller = `n:${name.toLowerCase()}`;
+      if (typeof name === 'string') caller = `n:${foldCase(name)}`;
     }
 
     if (key !== undefined) {
@@ -310,11 +310,11 @@ export class ChatStore implements StateMachine {
     if (typeof cmd.passwordHash !== 'string' || !cmd.passwordHash.startsWith('scrypt$')) {
       throw invalid('the command carries no password hash.');
     }
-    if (this.q.userByKey.get(username.toLowerCase())) {
+    if (this.q.userByKey.get(foldCase(username))) {
       throw new ChatError(status.ALREADY_EXISTS, `the username '${username}' is taken.`);
     }
     const id = this.nextId('user');
-    this.q.insertUser.run(id, username, username.toLowerCase(), nickname, cmd.passwordHash, cmd.at);
+    this.q.insertUser.run(id, username, foldCase(username), nickname, cmd.passwordHash, cmd.at);
     this.q.setViewLimit.run(id, DEFAULT_VIEW_LIMIT);
     return { user: { username, nickname, view_limit: DEFAULT_VIEW_LIMIT } };
   }
@@ -323,7 +323,7 @@ export class ChatStore implements StateMachine {
     // The leader verified the password of account `userId`; if that account was deleted (or replaced
     // by a new one under the same name) in the meantime, the login fails like a wrong password.
     const user = this.q.userById.get(cmd.userId) as UserRow | undefined;
-    if (!user || typeof cmd.username !== 'string' || user.username_key !== cmd.username.toLowerCase()) {
+    if (!user || typeof cmd.username !== 'string' || user.username_key !== foldCase(cmd.username)) {
       throw unauthenticated(BAD_CREDENTIALS);
     }
     if (typeof cmd.token !== 'string' || cmd.token.length < 16)
@@ -352,7 +352,7 @@ export class ChatStore implements StateMachine {
 
   private startChat(me: number, username: unknown, at: number, index: number, fx: CommandEffects): Chat {
     if (typeof username !== 'string' || username === '') throw invalid('username is required.');
-    const other = this.q.userByKey.get(username.toLowerCase()) as UserRow | undefined;
+    const other = this.q.userByKey.get(foldCase(username)) as UserRow | undefined;
     if (!other) throw notFound('no such user.');
     if (other.id === me) throw invalid('you cannot start a chat with yourself.');
     const [a, b] = me < other.id ? [me, other.id] : [other.id, me];
@@ -454,7 +454,7 @@ export class ChatStore implements StateMachine {
 
   /** What Login and DeleteAccount need to verify a password on the leader. */
   credentialsByName(username: string): { userId: number; passwordHash: string } | undefined {
-    const row = this.q.userByKey.get(username.toLowerCase()) as UserRow | undefined;
+    const row = this.q.userByKey.get(foldCase(username)) as UserRow | undefined;
     return row ? { userId: row.id, passwordHash: row.password_hash } : undefined;
   }
 

@@ -45,3 +45,10 @@ describe('glob', () => {
     expect(m(`${'*a'.repeat(16)}*`, 'a'.repeat(32))).toBe(true);
   });
 });
+
+describe('case folding', () => {
+  it('is ASCII-only: the Kelvin sign is not a k', () => {
+    expect(m('\u212Aate', 'kate')).toBe(false);
+    expect(m('KATE', 'kate')).toBe(true);
+  });
+});

@@ -75,6 +75,12 @@ describe('Login and Logout', () => {
     expect(await s.service.getSettings({}, { token: res.token })).toEqual({ view_limit: 6 });
   });
 
+  it('does not fold non-ASCII look-alikes into a username', async () => {
+    await s.service.signup({ username: 'kate', nickname: 'K', password: 'password123' }, {});
+    const err = await errorOf(s.service.login({ username: '\u212Aate', password: 'password123' }, {}));
+    expect(err.code).toBe(status.UNAUTHENTICATED);
+  });
+
   it('stores only a hash of the token', async () => {
     const { token } = await s.service.login({ username: 'alice', password: 'password123' }, {});
     const rows = s.store.db.prepare('SELECT token_hash FROM sessions').pluck().all() as string[];
