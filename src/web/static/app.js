@@ -20,7 +20,7 @@ const state = {
   users: { pattern: '*', page: 1, result: null },
 };
 
-const transport = new Transport({ onNotice: (text) => notice(text) });
+const transport = new Transport({ onNotice: (text) => notice(text, 'failover', 20_000) });
 
 // ---- tiny DOM helper ----
 
@@ -41,10 +41,14 @@ function h(tag, props = {}, ...children) {
   return el;
 }
 
-function notice(text, kind = 'info') {
+let noticeTimer = null;
+/** The one-line status under the header; it fades after a while so that it never goes stale. */
+function notice(text, kind = 'info', ttlMs = 8000) {
+  clearTimeout(noticeTimer);
   noticeEl.textContent = text;
   noticeEl.className = kind;
   noticeEl.hidden = !text;
+  if (text) noticeTimer = setTimeout(() => notice(''), ttlMs);
 }
 
 function errorText(err) {
@@ -447,6 +451,7 @@ function openChat(chatId) {
     loaded: false,
     busy: false,
     again: false,
+    asked: false,
   };
   const log = h('ol', { id: 'messages', class: 'messages', 'aria-live': 'polite' });
   const input = h('textarea', {
@@ -458,10 +463,17 @@ function openChat(chatId) {
   const composer = form('composer', [input], 'Send', async ({ content }) => {
     if (!content.trim()) return;
     const view = state.view;
-    const m = await transport.call('SendMessage', { chat_id: chatId, content });
+    // Clear at once so the next message can be typed while this one is on its way; put it back if
+    // sending fails and nothing new was typed.
     input.value = '';
-    if (view) addMessages(view, [m]);
-    renderChatView();
+    try {
+      const m = await transport.call('SendMessage', { chat_id: chatId, content });
+      if (view) addMessages(view, [m]);
+      renderChatView();
+    } catch (err) {
+      if (input.value === '') input.value = content;
+      throw err;
+    }
   });
   input.addEventListener('keydown', (ev) => {
     if (ev.key === 'Enter' && !ev.shiftKey) {
@@ -494,10 +506,15 @@ function addMessages(view, messages) {
   for (const m of messages) view.messages.set(m.message_id, m);
 }
 
-/** GetMessages: delivers read messages plus the next view_limit unread ones (a write; one at a time). */
-async function deliver(view) {
+/**
+ * GetMessages: delivers read messages plus the next view_limit unread ones (a write; one at a time).
+ * `asked` is the user's click on "N more unread", which must never be swallowed by a call in flight;
+ * automatic deliveries only happen while nothing older is waiting.
+ */
+async function deliver(view, asked = false) {
   if (view.busy) {
-    view.again = true;
+    if (asked) view.asked = true;
+    else view.again = true;
     return;
   }
   view.busy = true;
@@ -520,10 +537,10 @@ async function deliver(view) {
   if (state.view !== view) return;
   renderChatView();
   refreshChats();
-  if (view.again) {
-    view.again = false;
-    if (view.unread_remaining === 0) deliver(view);
-  }
+  const again = view.asked || (view.again && view.unread_remaining === 0);
+  view.asked = false;
+  view.again = false;
+  if (again) deliver(view);
 }
 
 function renderChatView() {
@@ -560,7 +577,7 @@ function renderChatView() {
       view.unread_remaining > 0
         ? h(
             'button',
-            { type: 'button', class: 'more-unread', onclick: () => deliver(view) },
+            { type: 'button', class: 'more-unread', onclick: () => deliver(view, true) },
             `${view.unread_remaining} more unread`,
           )
         : '',
