@@ -139,6 +139,13 @@ describe('focused simulations', () => {
     expect(r.stats.drops).toBeGreaterThan(100);
   });
 
+  it('catches a disk that acknowledges fsyncs without persisting (the checks can fail on RaftNode)', async () => {
+    const r = await runSeed(18, { lyingFsyncRate: 0.5 });
+    expect(r.ok).toBe(false);
+    expect(r.failure).toMatch(/beyond its last log index|durability|linearizability|granted its vote|term/);
+    expect(r.trace.at(-1)).toMatch(/FAILURE/);
+  });
+
   it('replays a seed exactly', async () => {
     const a = await runSeed(17, { faultyMs: 3000, quietMs: 2000 });
     const b = await runSeed(17, { faultyMs: 3000, quietMs: 2000 });

@@ -93,6 +93,20 @@ describe('SimLogStore', () => {
     expect(s.unflushed()).toBe(1);
   });
 
+  it('can be made to lie: an fsync that acks without persisting (fault injection)', () => {
+    const q = new EventQueue();
+    const disk = new SimDisk(CONFIG);
+    const s = new SimLogStore({ disk, queue: q, owner: 'a', fsyncLatency: () => 1, lie: () => true });
+    let acked = false;
+    s.write({ entries: [entry(1, 1)] });
+    s.flush(() => {
+      acked = true;
+    });
+    for (let i = 0; i < 10 && q.step(); i++) {}
+    expect(acked).toBe(true);
+    expect(disk.state.entries).toHaveLength(0);
+  });
+
   it('truncates a conflicting suffix, on disk too once flushed', () => {
     const { open, disk, run } = setup();
     const s = open();

@@ -42,6 +42,8 @@ export interface SimLogStoreOptions {
   fsyncLatency: () => number;
   /** Called when the host breaks the LogStore contract (the simulator reports it as a failure). */
   onViolation?: (message: string) => void;
+  /** Fault injection: when it returns true, an fsync reports success without making anything durable. */
+  lie?: () => boolean;
 }
 
 export class SimLogStore implements LogStore {
@@ -142,7 +144,7 @@ export class SimLogStore implements LogStore {
       'fsync',
       () => {
         if (this.closed) return;
-        this.makeDurable(upTo);
+        if (!this.opts.lie?.()) this.makeDurable(upTo);
         this.opts.disk.fsyncs++;
         done();
       },

@@ -40,6 +40,8 @@ export interface SimOptions {
   /** Receives every trace line as it happens (verbose replay of one seed). */
   verbose?: (line: string) => void;
   strictCommitAcrossRestarts?: boolean;
+  /** Fault injection for testing the checks: the probability that an fsync lies (acks, persists nothing). */
+  lyingFsyncRate?: number;
   /** Hard bound on simulated events, against livelock. */
   maxSteps?: number;
   /** Extra scheduled actions for focused tests (called once the nodes are up). */
@@ -154,6 +156,7 @@ export class Simulation {
       traceSize: 200,
       strictCommitAcrossRestarts: false,
       maxSteps: 3_000_000,
+      lyingFsyncRate: 0,
       ...options,
     };
     this.timing = this.o.timing;
@@ -380,6 +383,7 @@ export class Simulation {
       owner: id,
       fsyncLatency: () => this.o.fsyncMs[0] + this.fsyncRng.float() * (this.o.fsyncMs[1] - this.o.fsyncMs[0]),
       onViolation: (m) => this.fail(`log store contract: ${m}`),
+      lie: () => this.fsyncRng.chance(this.o.lyingFsyncRate),
     });
     const write = store.write.bind(store);
     store.write = (batch) => {
