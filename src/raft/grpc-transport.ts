@@ -87,8 +87,10 @@ export class GrpcTransport implements Transport {
   private readonly retryMinMs: number;
   private readonly retryMaxMs: number;
   private readonly metadata: grpc.Metadata;
+  private selfAddress: string;
 
   constructor(private readonly opts: GrpcTransportOptions) {
+    this.selfAddress = opts.selfAddress ?? '';
     this.deadlineMs = opts.deadlineMs ?? 1000;
     this.maxQueue = opts.maxQueue ?? 4096;
     this.maxBatchBytes = opts.maxBatchBytes ?? 1 << 20;
@@ -112,6 +114,11 @@ export class GrpcTransport implements Transport {
 
   listen(handler: (message: RaftMessage) => void): void {
     this.handler = handler;
+  }
+
+  /** Set the address sent with every batch, once it is known (a server bound to port 0 learns it late). */
+  setSelfAddress(address: string): void {
+    this.selfAddress = address;
   }
 
   /** Deliver an inbound message (for a RaftService registered elsewhere). */
@@ -251,7 +258,7 @@ export class GrpcTransport implements Transport {
       n++;
     }
     const batch = peer.queue.splice(0, n);
-    const request = { messages: batch.map(encode), from_address: this.opts.selfAddress ?? '' };
+    const request = { messages: batch.map(encode), from_address: this.selfAddress };
     peer.inflight++;
     this.counters.rpcs++;
     const sendFn = (peer.client as unknown as { Send: SendFn }).Send.bind(peer.client);

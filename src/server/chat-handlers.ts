@@ -13,6 +13,7 @@ import type { ChatEvent } from '../chat/types.js';
 import type { Logger } from '../logger.js';
 import { services } from '../proto.js';
 import type { ChatRouter } from './chat-router.js';
+import { wasForwarded } from './forwarder.js';
 import {
   type Topology,
   bearerToken,
@@ -120,6 +121,7 @@ export class ChatHandlers {
             token: bearerToken(call.metadata),
             idempotencyKey: idempotencyKey(call.metadata),
             deadline: deadlineOf(call),
+            forwarded: wasForwarded(call.metadata),
           })
           .then(
             (value) => reply(null, value),

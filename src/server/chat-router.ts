@@ -1,8 +1,7 @@
-// The seam between the gRPC handlers and whatever executes a ChatService call. Single-node: the local
-// ChatService. With Raft (next issue) a router built on the `chat` machine serves it here when this
-// replica leads, forwards it to the leader otherwise (keeping deadline, token and idempotency key), or
-// answers UNAVAILABLE when no leader is known.
-import type { ChatMethod, ChatService } from '../chat/service.js';
+// The seam between the gRPC handlers and whatever executes a ChatService call. A Raft replica serves it
+// with RaftChatRouter (raft-router.ts): locally when it leads, forwarded to the leader otherwise
+// (keeping deadline, token and idempotency key), UNAVAILABLE when no leader is known in time.
+import type { ChatMethod } from '../chat/service.js';
 
 export interface ChatRequest {
   method: ChatMethod;
@@ -12,22 +11,11 @@ export interface ChatRequest {
   idempotencyKey?: string;
   /** Absolute deadline, Unix ms. */
   deadline?: number;
+  /** Another replica forwarded this call already; it is never forwarded again. */
+  forwarded?: boolean;
 }
 
 export interface ChatRouter {
   /** Resolves with the response message, or rejects with a ChatError. */
   handle(req: ChatRequest): Promise<unknown>;
-}
-
-/** Every call is served by this process's ChatService (the one-member cluster). */
-export class LocalChatRouter implements ChatRouter {
-  constructor(private readonly service: ChatService) {}
-
-  handle(req: ChatRequest): Promise<unknown> {
-    return this.service.handle(req.method, req.request, {
-      token: req.token,
-      idempotencyKey: req.idempotencyKey,
-      deadline: req.deadline,
-    });
-  }
 }

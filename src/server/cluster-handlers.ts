@@ -1,9 +1,11 @@
 // ClusterService over gRPC. GetStatus is open and local (no forwarding). Membership changes need the
-// cluster secret as `authorization: Bearer <secret>`; this single-node build does not implement them yet.
+// cluster secret as `authorization: Bearer <secret>`; the ClusterControl (membership.ts) carries them
+// out on the leader or forwards them to it.
 import { timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { ChatError } from '../chat/errors.js';
-import { type Topology, bearerToken, toStatus, topologyMetadata } from './metadata.js';
+import { wasForwarded } from './forwarder.js';
+import { type Topology, bearerToken, deadlineOf, toStatus, topologyMetadata } from './metadata.js';
 
 export interface ClusterMember {
   id: string;
@@ -27,12 +29,20 @@ export interface ClusterStatus {
   state_digest: string;
 }
 
+/** What the handler knows about a membership call. */
+export interface ControlContext {
+  /** Absolute deadline, Unix ms. */
+  deadline?: number;
+  /** Another replica forwarded this call already (it must not be forwarded again). */
+  forwarded: boolean;
+}
+
 /** The membership operations a replica can carry out (the Raft server provides them). */
 export interface ClusterControl {
   status(): ClusterStatus;
-  addMember?(id: string, address: string, deadline?: number): Promise<ClusterStatus>;
-  removeMember?(id: string, deadline?: number): Promise<ClusterStatus>;
-  transferLeadership?(toId: string, deadline?: number): Promise<ClusterStatus>;
+  addMember?(id: string, address: string, ctx: ControlContext): Promise<ClusterStatus>;
+  removeMember?(id: string, ctx: ControlContext): Promise<ClusterStatus>;
+  transferLeadership?(toId: string, ctx: ControlContext): Promise<ClusterStatus>;
 }
 
 function secretMatches(given: string | undefined, secret: string): boolean {
@@ -68,7 +78,7 @@ export function clusterHandlers(opts: {
   const guarded =
     (
       name: string,
-      op: (req: Record<string, unknown>, deadline?: number) => Promise<ClusterStatus> | undefined,
+      op: (req: Record<string, unknown>, ctx: ControlContext) => Promise<ClusterStatus> | undefined,
     ) =>
     (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
       respond(call, callback, async () => {
@@ -79,23 +89,20 @@ export function clusterHandlers(opts: {
           );
         }
         const req = (call.request ?? {}) as Record<string, unknown>;
-        const result = op(req);
+        const result = op(req, { deadline: deadlineOf(call), forwarded: wasForwarded(call.metadata) });
         if (!result)
-          throw new ChatError(
-            grpc.status.UNIMPLEMENTED,
-            `${name} needs the Raft server, which this build does not run yet.`,
-          );
+          throw new ChatError(grpc.status.UNIMPLEMENTED, `${name} is not supported by this replica.`);
         return result;
       });
   return {
     GetStatus: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
       respond(call, callback, async () => control.status()),
-    AddMember: guarded('AddMember', (req) =>
-      control.addMember?.(String(req.id ?? ''), String(req.address ?? '')),
+    AddMember: guarded('AddMember', (req, ctx) =>
+      control.addMember?.(String(req.id ?? ''), String(req.address ?? ''), ctx),
     ),
-    RemoveMember: guarded('RemoveMember', (req) => control.removeMember?.(String(req.id ?? ''))),
-    TransferLeadership: guarded('TransferLeadership', (req) =>
-      control.transferLeadership?.(String(req.to_id ?? '')),
+    RemoveMember: guarded('RemoveMember', (req, ctx) => control.removeMember?.(String(req.id ?? ''), ctx)),
+    TransferLeadership: guarded('TransferLeadership', (req, ctx) =>
+      control.transferLeadership?.(String(req.to_id ?? ''), ctx),
     ),
   };
 }

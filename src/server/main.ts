@@ -1,52 +1,71 @@
-// `quorum-chat server` (API.md §1). This build runs a one-member cluster: an empty data dir without
-// --peers bootstraps it, an existing data dir restarts it. Joining through --peers comes with the Raft
-// server. SIGTERM/SIGINT stop it gracefully with exit code 0.
+// `quorum-chat server` (API.md §1): one Raft replica. An empty data dir without --peers bootstraps a
+// one-member cluster; an empty data dir with --peers joins the running cluster (learner, catch-up,
+// voter); an existing data dir restarts from its persisted state and membership (--peers is then only a
+// hint). SIGTERM/SIGINT stop it gracefully (a leader hands over first) with exit code 0.
 import * as grpc from '@grpc/grpc-js';
 import { createLogger } from '../logger.js';
 import { loadClusterSecret } from '../raft/cluster-secret.js';
-import { UserError } from '../user-error.js';
 import { discardFreshDataDir, prepareDataDir } from './data-dir.js';
 import { parseServerFlags } from './flags.js';
-import { CHAT_DB_FILE, type RunningNode, startSingleNode } from './single-node.js';
+import { joinCluster } from './join.js';
+import { DB_FILE, type RunningReplica, removeFreshDataFiles, startReplica } from './replica.js';
+
+const FRESH_FILES = [DB_FILE, `${DB_FILE}-wal`, `${DB_FILE}-shm`];
 
 export async function main(argv: string[]): Promise<number> {
   const config = parseServerFlags(argv);
   const { dir, fresh } = prepareDataDir(config.dataDir, config.id);
-  if (fresh && config.peers.length > 0) {
-    throw new UserError(
-      'joining a cluster with --peers is not supported by this build yet; start without --peers',
-    );
+  const undoFresh = () => {
+    if (!fresh) return;
+    removeFreshDataFiles(dir);
+    discardFreshDataDir(dir, FRESH_FILES);
+  };
+  let clusterSecret: string;
+  try {
+    clusterSecret = loadClusterSecret({
+      secretFile: config.clusterSecretFile,
+      dataDir: dir,
+      create: fresh && config.peers.length === 0,
+    });
+  } catch (err) {
+    undoFresh();
+    throw err;
   }
-  const clusterSecret = loadClusterSecret({
-    secretFile: config.clusterSecretFile,
-    dataDir: dir,
-    create: fresh && config.peers.length === 0,
-  });
   const logger = createLogger({ level: config.logLevel, nodeId: config.id });
   // grpc-js prints its own errors to stderr (e.g. on a port in use); ours are the one-line ones.
   grpc.setLogger({ error: (...a: unknown[]) => logger.debug({ grpc: a.map(String).join(' ') }, 'grpc-js') });
-  let node: RunningNode;
+
+  let replica: RunningReplica;
   try {
-    node = await startSingleNode({
+    replica = await startReplica({
       id: config.id,
       host: config.host,
       port: config.port,
       dataDir: dir,
+      peers: config.peers,
       clusterSecret,
+      timing: {
+        heartbeatMs: config.heartbeatMs,
+        electionMinMs: config.electionMinMs,
+        electionMaxMs: config.electionMaxMs,
+      },
+      httpPort: config.httpPort,
       logger,
     });
   } catch (err) {
-    if (fresh) discardFreshDataDir(dir, [CHAT_DB_FILE, `${CHAT_DB_FILE}-wal`, `${CHAT_DB_FILE}-shm`]);
+    undoFresh();
     throw err;
   }
   logger.info(
-    { address: node.address, data_dir: dir, applied: node.store.appliedIndex(), bootstrap: fresh },
-    `serving on ${node.address}`,
+    { address: replica.address, data_dir: dir, mode: replica.mode, http_port: replica.http?.port },
+    `serving on ${replica.address}`,
   );
 
-  await new Promise<void>((resolve) => {
+  let stopping = false;
+  const signalled = new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       logger.info({ signal }, 'stopping');
+      stopping = true;
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
       resolve();
@@ -54,10 +73,43 @@ export async function main(argv: string[]): Promise<number> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
-  await node.stop();
+
+  const join = () =>
+    joinCluster({
+      id: config.id,
+      address: replica.address,
+      peers: config.peers,
+      secret: clusterSecret,
+      logger,
+      cancelled: () => stopping,
+    });
+  if (replica.mode === 'join') {
+    try {
+      await Promise.race([join(), signalled]);
+    } catch (err) {
+      await replica.stop();
+      // Nothing of this cluster was committed to us as a voter: a retry should start from scratch.
+      undoFresh();
+      logger.flush();
+      throw err;
+    }
+  } else if (replica.mode === 'restart' && config.peers.length > 0 && !isVoter(replica)) {
+    // Restarted before the cluster promoted us (or after it removed us): ask again, in the background.
+    void join().catch((err: unknown) =>
+      logger.warn({ reason: (err as Error).message }, 'could not rejoin through --peers'),
+    );
+  }
+
+  await signalled;
+  const electionMs = config.electionMaxMs;
+  await replica.stop({ transferMs: Math.max(1000, 4 * electionMs) });
   logger.info('stopped');
   logger.flush();
   // Exit even if a library left a handle open; the timer does not itself keep the process alive.
   setTimeout(() => process.exit(0), 1000).unref();
   return 0;
+}
+
+function isVoter(r: RunningReplica): boolean {
+  return r.node.status().config.members.some((m) => m.id === r.id && m.voter);
 }

@@ -7,8 +7,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Entry } from '../../machines/protocol.js';
 import { ChatStore } from '../../src/chat/store.js';
-import type { RunningNode } from '../../src/server/single-node.js';
-import { metadata, rpc, startTestNode, stubs } from './server-fixture.js';
+import { type RunningNode, metadata, rpc, startTestNode, stubs } from './server-fixture.js';
 
 const ALLOWED = new Set([
   grpc.status.OK,
@@ -44,6 +43,8 @@ const applied: Entry[] = [];
 
 beforeAll(async () => {
   node = await startTestNode();
+  // The bootstrap entries (configuration, the leader's noop) were applied before the hook below.
+  applied.push(...node.logStore.entries(1, node.store.appliedIndex(), 100));
   const apply = node.store.apply.bind(node.store);
   node.store.apply = (batch: Entry[]) => {
     applied.push(...batch);

@@ -1,20 +1,30 @@
-// An in-process single-node server on 127.0.0.1:0 and promise-returning grpc-js calls that also capture
-// the response headers and trailers (for the x-leader / x-members hints).
+// An in-process one-member Raft replica on 127.0.0.1:0 (in-memory database) and promise-returning grpc-js
+// calls that also capture the response headers and trailers (for the x-leader / x-members hints).
 import * as grpc from '@grpc/grpc-js';
 import { services } from '../../src/proto.js';
-import { type RunningNode, startSingleNode } from '../../src/server/single-node.js';
+import { type RunningReplica, startReplica } from '../../src/server/replica.js';
 
 export const SECRET = 'test-cluster-secret';
 
+export type RunningNode = RunningReplica;
+
+/** A bootstrapped one-member cluster, returned once it leads and has applied its first entries. */
 export async function startTestNode(): Promise<RunningNode> {
-  return startSingleNode({
+  const node = await startReplica({
     id: 'n1',
     host: '127.0.0.1',
     port: 0,
     dataDir: ':memory:',
+    peers: [],
     clusterSecret: SECRET,
+    timing: { heartbeatMs: 20, electionMinMs: 60, electionMaxMs: 120 },
     scryptCost: { N: 1024, r: 8, p: 1 },
   });
+  await waitFor(() => {
+    const s = node.node.status();
+    return s.role === 'leader' && s.lastApplied >= 2;
+  }, 'the one-member cluster to elect itself');
+  return node;
 }
 
 export interface CallOutcome<T = Record<string, unknown>> {

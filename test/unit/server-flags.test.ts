@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { prepareDataDir } from '../../src/server/data-dir.js';
 import { parseServerFlags } from '../../src/server/flags.js';
-import { openChatStore } from '../../src/server/single-node.js';
+import { startReplica } from '../../src/server/replica.js';
 
 describe('server flags', () => {
   it('applies the defaults of API.md', () => {
@@ -116,11 +116,21 @@ describe('data dir', () => {
     expect(() => prepareDataDir(broken, 'n1')).toThrow(/corrupt/);
   });
 
-  it('reports a corrupt chat database in one line', () => {
+  it('reports a corrupt replica database in one line', async () => {
     const dir = join(temp(), 'n1');
     mkdirSync(dir);
     prepareDataDir(dir, 'n1');
-    writeFileSync(join(dir, 'chat.sqlite'), 'this is not a database, just some bytes '.repeat(200));
-    expect(() => openChatStore(dir)).toThrow(/corrupt: chat.sqlite is not a valid database/);
+    writeFileSync(join(dir, 'replica.sqlite'), 'this is not a database, just some bytes '.repeat(200));
+    await expect(
+      startReplica({
+        id: 'n1',
+        host: '127.0.0.1',
+        port: 0,
+        dataDir: dir,
+        peers: [],
+        clusterSecret: 'secret',
+        timing: { heartbeatMs: 50, electionMinMs: 150, electionMaxMs: 300 },
+      }),
+    ).rejects.toThrow(/^data dir .* is corrupt/);
   });
 });

@@ -1,9 +1,8 @@
-// The single-node gRPC server in process: metadata on every response, auth and idempotency-key
+// A one-member Raft replica in process: metadata on every response, auth and idempotency-key
 // parsing, the request size limit, malformed bytes, Subscribe streams, ClusterService, health, reflection.
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningNode } from '../../src/server/single-node.js';
-import { SECRET, metadata, rpc, startTestNode, stubs, waitFor } from './server-fixture.js';
+import { type RunningNode, SECRET, metadata, rpc, startTestNode, stubs, waitFor } from './server-fixture.js';
 
 let node: RunningNode;
 let chat: grpc.Client;
@@ -220,7 +219,7 @@ describe('ClusterService, health, reflection', () => {
     expect(hints(r.headers).members).toBe(node.address);
   });
 
-  it('membership changes need the secret, then are UNIMPLEMENTED in this build', async () => {
+  it('membership changes need the secret; removing an unknown member is NOT_FOUND', async () => {
     const noSecret = await rpc(cluster, 'AddMember', { id: 'n2', address: '127.0.0.1:1' });
     expect(noSecret.error?.code).toBe(grpc.status.UNAUTHENTICATED);
     const wrong = await rpc(cluster, 'TransferLeadership', {}, metadata({ authorization: 'Bearer wrong' }));
@@ -231,7 +230,7 @@ describe('ClusterService, health, reflection', () => {
       { id: 'n2' },
       metadata({ authorization: `Bearer ${SECRET}` }),
     );
-    expect(withSecret.error?.code).toBe(grpc.status.UNIMPLEMENTED);
+    expect(withSecret.error?.code).toBe(grpc.status.NOT_FOUND);
     expect(hints(withSecret.error?.metadata).leader).toBe(node.address);
   });
 

@@ -1,0 +1,153 @@
+// The ChatRouter of a Raft replica, built on the `chat` machine (machines/chat/chat.machine.ts): the
+// machine decides by role where each call goes, this host carries it out.
+//   leader     -> the local ChatService (its writes go through RaftReplicator, its reads through ReadIndex)
+//   follower   -> the whole call is forwarded to the leader's ChatService (deadline, token and key kept)
+//   leaderless -> the call waits up to the machine's leaderWait for a leader, then gets UNAVAILABLE
+// Subscribe never comes here: every replica streams from its own applied state.
+import { type Actor, createActor } from 'xstate';
+import { type ChatEffect, chatMachine } from '../../machines/chat/chat.machine.js';
+import type { NodeId } from '../../machines/protocol.js';
+import { ChatError, status } from '../chat/errors.js';
+import type { ChatMethod, ChatService } from '../chat/service.js';
+import type { Logger } from '../logger.js';
+import type { RoleChange } from '../raft/node.js';
+import type { ChatRequest, ChatRouter } from './chat-router.js';
+import type { LeaderForwarder } from './forwarder.js';
+
+/** Methods that only read; everything else proposes at least one log entry. */
+const READS: ReadonlySet<ChatMethod> = new Set(['ListUsers', 'GetSettings', 'ListChats']);
+
+export interface RaftChatRouterOptions {
+  id: NodeId;
+  service: Pick<ChatService, 'handle'>;
+  forwarder: Pick<LeaderForwarder, 'call'>;
+  /** The address of a member of the current configuration (undefined when unknown). */
+  addressOf: (id: NodeId) => string | undefined;
+  /** How long a call may wait for a leader to become known (the machine's leaderWait). */
+  leaderWaitMs: number;
+  /** Subscribes to the replica's role changes (RaftNode.onRoleChange); subscribe before node.start(). */
+  onRoleChange: (cb: (r: RoleChange) => void) => () => void;
+  logger?: Logger;
+}
+
+interface Pending {
+  req: ChatRequest;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+  timer?: NodeJS.Timeout;
+}
+
+const DEADLINE = 'the deadline ran out before a leader could serve the request.';
+
+export class RaftChatRouter implements ChatRouter {
+  private readonly actor: Actor<typeof chatMachine>;
+  private readonly pending = new Map<string, Pending>();
+  private readonly unsubscribe: () => void;
+  private seq = 0;
+  private stopped = false;
+
+  constructor(private readonly opts: RaftChatRouterOptions) {
+    this.actor = createActor(chatMachine, { input: { id: opts.id, leaderWaitMs: opts.leaderWaitMs } });
+    this.actor.subscribe({
+      error: (err) => {
+        // The routing actor is gone: nothing can be routed any more, so refuse what waits and what comes.
+        opts.logger?.error({ err }, 'chat routing actor failed');
+        this.stopped = true;
+        this.failAll(new ChatError(status.UNAVAILABLE, 'this replica cannot route calls; retry elsewhere.'));
+      },
+    });
+    this.actor.on('*', (e) => this.effect(e as ChatEffect));
+    this.actor.start();
+    this.unsubscribe = opts.onRoleChange((r) => {
+      if (!this.stopped) this.actor.send({ type: 'roleChanged', ...r });
+    });
+  }
+
+  handle(req: ChatRequest): Promise<unknown> {
+    if (this.stopped) {
+      return Promise.reject(new ChatError(status.UNAVAILABLE, 'this replica is shutting down; retry.'));
+    }
+    return new Promise((resolve, reject) => {
+      const requestId = String(++this.seq);
+      const p: Pending = { req, resolve, reject };
+      if (req.deadline !== undefined) {
+        // Only while the call waits to be routed; once routed, the service or the forward keeps it.
+        const left = Math.max(0, req.deadline - Date.now());
+        p.timer = setTimeout(
+          () => this.settle(requestId)?.reject(new ChatError(status.DEADLINE_EXCEEDED, DEADLINE)),
+          left,
+        );
+      }
+      this.pending.set(requestId, p);
+      this.actor.send({
+        type: 'request',
+        request: { requestId, kind: READS.has(req.method) ? 'read' : 'write' },
+      });
+    });
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.unsubscribe();
+    this.actor.stop();
+    this.failAll(new ChatError(status.UNAVAILABLE, 'this replica is shutting down; retry.'));
+  }
+
+  private effect(e: ChatEffect): void {
+    const p = this.settle(e.requestId);
+    if (!p) return; // timed out while it waited
+    const { req } = p;
+    switch (e.type) {
+      case 'propose':
+      case 'readIndex':
+        this.opts.service
+          .handle(req.method, req.request, {
+            token: req.token,
+            idempotencyKey: req.idempotencyKey,
+            deadline: req.deadline,
+          })
+          .then(p.resolve, p.reject);
+        return;
+      case 'forward': {
+        if (req.forwarded) {
+          // It already took one hop: two replicas disagree about the leader; let the client retry.
+          p.reject(new ChatError(status.UNAVAILABLE, 'this replica is not the leader any more; retry.'));
+          return;
+        }
+        const address = this.opts.addressOf(e.leaderId);
+        if (!address) {
+          p.reject(new ChatError(status.UNAVAILABLE, 'the leader has no known address yet; retry.'));
+          return;
+        }
+        this.opts.forwarder
+          .call(address, {
+            service: 'chat',
+            method: req.method,
+            request: req.request,
+            authorization: req.token !== undefined ? `Bearer ${req.token}` : undefined,
+            idempotencyKey: req.idempotencyKey,
+            deadline: req.deadline,
+          })
+          .then(p.resolve, p.reject);
+        return;
+      }
+      case 'unavailable':
+        p.reject(new ChatError(status.UNAVAILABLE, 'no leader is known right now; retry.'));
+        return;
+    }
+  }
+
+  /** Take a pending call out of the table (once: a late effect or timer finds nothing). */
+  private settle(requestId: string): Pending | undefined {
+    const p = this.pending.get(requestId);
+    if (!p) return undefined;
+    this.pending.delete(requestId);
+    if (p.timer) clearTimeout(p.timer);
+    return p;
+  }
+
+  private failAll(err: ChatError): void {
+    for (const id of [...this.pending.keys()]) this.settle(id)?.reject(err);
+  }
+}

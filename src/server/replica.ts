@@ -1,0 +1,308 @@
+// One Raft replica in one process: the whole wiring of `quorum-chat server`.
+//
+//   SQLite file (log + hard state + chat tables) ── SqliteLogStore ─┐
+//                                                 └ ChatStore ──────┤ RaftNode (real clock, random seed)
+//   gRPC server: RaftService (GrpcTransport) ───────────────────────┘      │ onRoleChange
+//                ChatService ─▶ RaftChatRouter (chat machine) ─▶ local ChatService ─▶ RaftReplicator
+//                                                             └▶ forward to the leader (LeaderForwarder)
+//                ClusterService ─▶ Membership (status, add/remove/transfer)
+//   HTTP server: web client + gateway over a ChatClient (this replica first), /healthz
+//
+// One database file per replica, shared by the log store and the chat tables: one WAL, one fsync per
+// group commit, and a data dir that is a single thing to copy or delete. Start-up (API.md §1): an empty
+// log without --peers bootstraps a one-member cluster (its first entry is the configuration naming this
+// replica the only voter); an empty log with --peers starts as a non-member that never campaigns until
+// the leader adds it (join.ts); anything else restarts from what is on disk.
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pino from 'pino';
+import type { ClusterConfig, Timing } from '../../machines/protocol.js';
+import { EventHub } from '../chat/events.js';
+import type { ScryptCost } from '../chat/password.js';
+import { ChatService } from '../chat/service.js';
+import { ChatStore } from '../chat/store.js';
+import { ChatClient } from '../client/client.js';
+import type { Logger } from '../logger.js';
+import { clusterIdFromSecret } from '../raft/cluster-secret.js';
+import { GrpcTransport } from '../raft/grpc-transport.js';
+import type { Clock } from '../raft/interfaces.js';
+import { RaftNode } from '../raft/node.js';
+import { FileSnapshotStore, restoreSnapshot } from '../raft/snapshot-store.js';
+import { DataDirError, SqliteLogStore } from '../raft/sqlite-log-store.js';
+import { UserError } from '../user-error.js';
+import { chatApiFromClient } from '../web/client-api.js';
+import { type HttpServer, startHttpServer } from '../web/http-server.js';
+import { ChatHandlers } from './chat-handlers.js';
+import { clusterHandlers } from './cluster-handlers.js';
+import { LeaderForwarder } from './forwarder.js';
+import { buildGrpcServer, listen, shutdown } from './grpc-server.js';
+import { Membership } from './membership.js';
+import { RaftReplicator } from './raft-replicator.js';
+import { RaftChatRouter } from './raft-router.js';
+
+export const DB_FILE = 'replica.sqlite';
+export const SNAPSHOT_DIR = 'snapshots';
+
+export type StartMode = 'bootstrap' | 'join' | 'restart';
+
+export interface ReplicaOptions {
+  id: string;
+  host: string;
+  /** 0 picks a free port (tests). */
+  port: number;
+  /** An existing, checked data dir (data-dir.ts); ':memory:' keeps everything in memory (tests). */
+  dataDir: string;
+  peers: string[];
+  clusterSecret: string;
+  timing: Timing;
+  /** Start the HTTP server (web client, gateway, /healthz) on this port; undefined: none. */
+  httpPort?: number;
+  logger?: Logger;
+  scryptCost?: ScryptCost;
+}
+
+export interface RunningReplica {
+  id: string;
+  address: string;
+  port: number;
+  mode: StartMode;
+  node: RaftNode;
+  logStore: SqliteLogStore;
+  store: ChatStore;
+  service: ChatService;
+  membership: Membership;
+  http?: HttpServer;
+  /** A leader hands over first (bounded by `transferMs`), then everything stops. */
+  stop(opts?: { transferMs?: number }): Promise<void>;
+}
+
+const realClock: Clock = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (id) => clearTimeout(id as NodeJS.Timeout),
+  now: () => Date.now(),
+};
+
+/** Opens the replica's database in WAL mode with synchronous=FULL (one fsync per commit). */
+function openDatabase(dataDir: string): Database.Database {
+  const file = dataDir === ':memory:' ? ':memory:' : join(dataDir, DB_FILE);
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    return db;
+  } catch (err) {
+    db?.close();
+    const code = (err as { code?: string }).code ?? '';
+    const why = /NOTADB|CORRUPT/.test(code)
+      ? 'is not a valid database'
+      : `cannot be opened (${(err as Error).message})`;
+    throw new UserError(`data dir ${dataDir} is corrupt: ${DB_FILE} ${why}`);
+  }
+}
+
+/** The Raft and chat stores on one database; a corrupt or foreign file is a one-line UserError. */
+function openStores(
+  db: Database.Database,
+  opts: ReplicaOptions,
+): { logStore: SqliteLogStore; store: ChatStore } {
+  try {
+    const logStore = new SqliteLogStore({
+      db,
+      nodeId: opts.id,
+      clusterId: clusterIdFromSecret(opts.clusterSecret),
+    });
+    const store = new ChatStore(db);
+    return { logStore, store };
+  } catch (err) {
+    if (err instanceof DataDirError || err instanceof UserError) throw err;
+    const code = (err as { code?: string }).code ?? '';
+    const why = /NOTADB|CORRUPT/.test(code) ? 'is not a valid database' : (err as Error).message;
+    throw new UserError(`data dir ${opts.dataDir} is corrupt: ${DB_FILE} ${why}`);
+  }
+}
+
+export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica> {
+  const logger = opts.logger;
+  const db = openDatabase(opts.dataDir);
+  const cleanup: (() => void)[] = [() => db.open && db.close()];
+  const undo = () => {
+    for (const f of cleanup.reverse()) {
+      try {
+        f();
+      } catch {
+        // Best effort: we are failing already.
+      }
+    }
+  };
+  try {
+    const { logStore, store } = openStores(db, opts);
+    cleanup.push(
+      () => store.close(),
+      () => logStore.close(),
+    );
+    const snapshots =
+      opts.dataDir === ':memory:' ? undefined : new FileSnapshotStore(join(opts.dataDir, SNAPSHOT_DIR));
+    if (snapshots) cleanup.push(() => snapshots.close());
+
+    // A snapshot installed (renamed into place) whose restore a crash interrupted: finish it first.
+    const snapFile = snapshots?.path();
+    if (snapshots && snapFile && snapshots.latest().index > store.appliedIndex()) {
+      restoreSnapshot(db, snapFile);
+      logStore.resetToSnapshot(snapshots.latest());
+      logger?.info({ index: snapshots.latest().index }, 'finished restoring an installed snapshot');
+    }
+
+    const empty = logStore.lastIndex() === 0 && logStore.snapshot().index === 0;
+    const mode: StartMode = !empty ? 'restart' : opts.peers.length > 0 ? 'join' : 'bootstrap';
+
+    let address = `${opts.host}:${opts.port}`;
+    const transport = new GrpcTransport({
+      selfId: opts.id,
+      selfAddress: address,
+      secret: opts.clusterSecret,
+      logger,
+    });
+    const seed = randomBytes(4).readInt32LE(0);
+    const node = new RaftNode({
+      id: opts.id,
+      logStore,
+      stateMachine: store,
+      transport,
+      clock: realClock,
+      timing: opts.timing,
+      seed,
+      logger,
+      snapshots,
+      installSnapshot: snapshots
+        ? () => {
+            const file = snapshots.path();
+            if (!file) throw new Error('no snapshot file to restore');
+            restoreSnapshot(db, file);
+          }
+        : undefined,
+      onError: (err) => logger?.error({ err }, 'the replica failed; it no longer takes part in the cluster'),
+    });
+    cleanup.push(() => node.stop());
+
+    const hub = new EventHub(store);
+    cleanup.push(() => hub.close());
+    const replicator = new RaftReplicator(node);
+    const service = new ChatService(store, replicator, hub, { scryptCost: opts.scryptCost });
+    const forwarder = new LeaderForwarder(() => address);
+    cleanup.push(() => forwarder.close());
+    const membership = new Membership({
+      node,
+      store,
+      forwarder,
+      secret: opts.clusterSecret,
+      selfAddress: () => address,
+    });
+    const router = new RaftChatRouter({
+      id: opts.id,
+      service,
+      forwarder,
+      addressOf: (id) => membership.addressOf(id),
+      // A call waits about one election for a leader to emerge before it is refused.
+      leaderWaitMs: opts.timing.electionMaxMs,
+      onRoleChange: (cb) => node.onRoleChange(cb),
+      logger,
+    });
+    cleanup.push(() => router.stop());
+
+    const chat = new ChatHandlers({ router, subscriptions: service, topology: membership, logger });
+    const { server } = buildGrpcServer({
+      chat: chat.implementation(),
+      cluster: clusterHandlers({ control: membership, secret: opts.clusterSecret, topology: membership }),
+      extra: (s) => transport.attach(s),
+    });
+    cleanup.push(() => server.forceShutdown());
+    const port = await listen(server, opts.host, opts.port);
+    address = `${opts.host}:${port}`;
+    transport.setSelfAddress(address);
+
+    if (mode === 'bootstrap') await bootstrap(logStore, { members: [{ id: opts.id, address, voter: true }] });
+    node.start();
+
+    let http: HttpServer | undefined;
+    let root: ChatClient | undefined;
+    let api: ReturnType<typeof chatApiFromClient> | undefined;
+    if (opts.httpPort !== undefined) {
+      // The gateway is a client like any other: this replica first, then the rest (x-members refreshes it).
+      root = new ChatClient([address, ...opts.peers.filter((p) => p !== address)]);
+      api = chatApiFromClient(root);
+      cleanup.push(
+        () => root?.close(),
+        () => api?.close(),
+      );
+      http = await startHttpServer({
+        host: opts.host,
+        port: opts.httpPort,
+        gateway: api,
+        logger: logger ?? pino({ level: 'silent' }),
+      });
+    }
+
+    let stopped: Promise<void> | undefined;
+    const stop = (o: { transferMs?: number } = {}) => {
+      stopped ??= (async () => {
+        await handOver(node, o.transferMs ?? 0, logger);
+        chat.closeStreams();
+        await http?.close();
+        api?.close();
+        root?.close();
+        router.stop();
+        await shutdown(server, 1000);
+        forwarder.close();
+        node.stop();
+        hub.close();
+        snapshots?.close();
+        logStore.close();
+        store.close();
+        db.close();
+      })();
+      return stopped;
+    };
+    return { id: opts.id, address, port, mode, node, logStore, store, service, membership, http, stop };
+  } catch (err) {
+    undo();
+    throw err;
+  }
+}
+
+/** The first entry of a new cluster: the configuration with this replica as its only voter. */
+function bootstrap(logStore: SqliteLogStore, config: ClusterConfig): Promise<void> {
+  // Term 1 for the entry and the hard state together (the store refuses a log term above the hard
+  // state's); the replica then elects itself in term 2 and commits the entry with its noop.
+  logStore.write({
+    hardState: { term: 1, votedFor: null },
+    entries: [{ index: 1, term: 1, kind: 'config', data: JSON.stringify(config) }],
+  });
+  return new Promise((resolve) => logStore.flush(resolve));
+}
+
+/** A leader with another voter transfers leadership before it stops, waiting at most `ms`. */
+async function handOver(node: RaftNode, ms: number, logger?: Logger): Promise<void> {
+  const s = node.status();
+  if (ms <= 0 || s.role !== 'leader') return;
+  if (!s.config.members.some((m) => m.voter && m.id !== node.id)) return;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((r) => {
+    timer = setTimeout(() => r('timeout'), ms);
+  });
+  try {
+    const outcome = await Promise.race([node.transferLeadership(null).then(() => 'ok' as const), timeout]);
+    logger?.info({ outcome, leader: node.status().leaderId }, 'leadership handed over before stopping');
+  } catch (err) {
+    logger?.warn({ err: (err as Error).message }, 'leadership transfer before stopping failed');
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}
+
+export function removeFreshDataFiles(dir: string): void {
+  for (const f of [DB_FILE, `${DB_FILE}-wal`, `${DB_FILE}-shm`]) fs.rmSync(join(dir, f), { force: true });
+  fs.rmSync(join(dir, SNAPSHOT_DIR), { recursive: true, force: true });
+}
