@@ -34,6 +34,8 @@ export interface LogStore extends LogView {
   compact(meta: SnapshotMeta): void;
   /** Replace the log with a snapshot received from the leader (keeps a suffix that matches, as §7). */
   resetToSnapshot(meta: SnapshotMeta): void;
+  /** The configuration in effect at `index` (the last config entry at or before it, else the snapshot's). */
+  configAt?(index: number): ClusterConfig;
   close(): void;
 }
 
@@ -52,6 +54,12 @@ export interface ApplyOutcome {
 export interface StateMachine {
   appliedIndex(): number;
   apply(entries: Entry[]): ApplyOutcome[];
+  /**
+   * Replace the whole state with the snapshot the SnapshotStore has just installed at `meta`, in one
+   * transaction that also sets the applied index to `meta.index` (issue 5). Optional: RaftNode's
+   * `installSnapshot` option takes precedence.
+   */
+  restore?(meta: SnapshotMeta): void;
 }
 
 /** Snapshot files: taking, streaming and installing (issue 5). Optional until then. */
@@ -62,6 +70,8 @@ export interface SnapshotStore {
   read(offset: number, length: number): { chunk: Uint8Array; done: boolean };
   /** Store a received chunk; returns the next expected offset. */
   receive(meta: SnapshotMeta, offset: number, chunk: Uint8Array, done: boolean): number;
+  /** Size in bytes of the latest snapshot (optional; used for progress logs). */
+  byteLength?(): number;
 }
 
 /** The network as a replica sees it. Delivery is best effort: messages may be lost, late or repeated. */

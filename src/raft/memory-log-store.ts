@@ -88,6 +88,16 @@ export class MemoryLogStore implements LogStore {
     return this.state.snapshot.config;
   }
 
+  configAt(index: number): ClusterConfig {
+    for (let i = this.state.entries.length - 1; i >= 0; i--) {
+      const e = this.state.entries[i];
+      if (e.index > index || e.kind !== 'config') continue;
+      const c = parseConfig(e.data);
+      if (c) return c;
+    }
+    return this.state.snapshot.config;
+  }
+
   write(batch: LogWrite): void {
     if (batch.hardState) this.state.hardState = { ...batch.hardState };
     if (batch.truncateFrom !== undefined) {
@@ -114,17 +124,26 @@ export class MemoryLogStore implements LogStore {
     else complete();
   }
 
+  /** Compaction is durable at once (like SqliteLogStore's own transaction); staged writes stay staged. */
   compact(meta: SnapshotMeta): void {
-    this.state.entries = this.state.entries.filter((e) => e.index > meta.index);
-    this.state.snapshot = meta;
-    this.durableState = clone(this.state);
+    if (meta.index <= this.state.snapshot.index) return;
+    for (const s of [this.state, this.durableState]) {
+      s.entries = s.entries.filter((e) => e.index > meta.index);
+      s.snapshot = meta;
+    }
   }
 
+  /** §7: keep the suffix after the snapshot if the log holds its last entry, else drop the whole log. */
   resetToSnapshot(meta: SnapshotMeta): void {
+    if (meta.index <= this.state.snapshot.index) return;
     const keepSuffix = this.termAt(meta.index) === meta.term;
     this.state.entries = keepSuffix ? this.state.entries.filter((e) => e.index > meta.index) : [];
     this.state.snapshot = meta;
-    this.durableState = clone(this.state);
+    // The reset is durable at once; the durable log keeps only what it shares with the new log.
+    const durable = this.durableState;
+    const durableHas = durable.entries.some((e) => e.index === meta.index && e.term === meta.term);
+    durable.entries = keepSuffix && durableHas ? durable.entries.filter((e) => e.index > meta.index) : [];
+    durable.snapshot = meta;
   }
 
   close(): void {}

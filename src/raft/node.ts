@@ -22,6 +22,9 @@
 //                                        lastLogIndex, snapshotIndex, config }
 //   onRoleChange(cb): () => void       cb({ role, term, leaderId }); returns an unsubscribe function
 //   onApplied(cb): () => void          cb(outcomes) after each applied batch
+//   onSnapshotInstalled(cb): () => void  cb(meta) after a snapshot from the leader replaced the state
+//   snapshotTaken(meta, keep?): void   a local snapshot through meta.index is durable: compact the log
+//                                      behind it, keeping `keep` entries for slightly-behind followers
 //   actor                              the replica actor (for the inspector); pass `inspect` in options
 //
 // Ordering contract (machines/protocol.ts): `persist` effects are written at once and flushed (one
@@ -43,7 +46,9 @@ import type {
   Timing,
 } from '../../machines/protocol.js';
 import { replicaMachine } from '../../machines/replica/replica.machine.js';
+import { lastConfigAtOrBefore } from '../../machines/replica/rules.js';
 import type { ApplyOutcome, Clock, LogStore, SnapshotStore, StateMachine, Transport } from './interfaces.js';
+import { SnapshotSender } from './snapshot-sender.js';
 
 export interface RaftLogger {
   debug(obj: object, msg?: string): void;
@@ -71,8 +76,15 @@ export interface RaftNodeOptions {
   maxInflight?: number;
   /** Snapshot files for InstallSnapshot (issue 5); without it snapshots are neither sent nor received. */
   snapshots?: SnapshotStore;
-  /** Restore the state machine from the snapshot just received (before the log is reset to it). */
+  /**
+   * Restore the state machine from the snapshot just installed in `snapshots` (before the log is reset
+   * to it). Defaults to `stateMachine.restore`. Without either, received snapshots are not installed.
+   */
   installSnapshot?: (meta: SnapshotMeta) => void;
+  /** InstallSnapshot flow control: bytes per chunk, chunks in flight, resend after silence (ms). */
+  snapshotChunkBytes?: number;
+  snapshotWindow?: number;
+  snapshotRetransmitMs?: number;
   /** Called when the actor fails (an exception in the machine): the host is dead after that. */
   onError?: (error: unknown) => void;
 }
@@ -150,7 +162,6 @@ interface PendingRead {
 }
 
 const APPLY_BATCH = 1024;
-const SNAPSHOT_CHUNK = 64 * 1024;
 
 export class RaftNode {
   private readonly opts: RaftNodeOptions;
@@ -179,6 +190,8 @@ export class RaftNode {
   private role: RoleChange = { role: 'follower', term: 0, leaderId: null };
   private roleListeners = new Set<(r: RoleChange) => void>();
   private appliedListeners = new Set<(o: ApplyOutcome[]) => void>();
+  private installedListeners = new Set<(meta: SnapshotMeta) => void>();
+  private sender: SnapshotSender | null = null;
 
   constructor(opts: RaftNodeOptions) {
     this.opts = opts;
@@ -197,6 +210,7 @@ export class RaftNode {
   start(): void {
     if (this._actor) return;
     const { logStore, stateMachine, transport } = this.opts;
+    this.recoverSnapshot();
     const snapshotIndex = logStore.snapshot().index;
     this.lastApplied = Math.max(stateMachine.appliedIndex(), snapshotIndex);
     this.commitIndex = this.lastApplied;
@@ -230,8 +244,26 @@ export class RaftNode {
     actor.on('*', (e) => this.effect(e as Effect));
     this._actor = actor;
     transport.setPeers(config.members);
+    if (this.opts.snapshots) {
+      this.sender = new SnapshotSender({
+        id: this.opts.id,
+        store: this.opts.snapshots,
+        send: (m) => {
+          if (!this.stopped) transport.send(m);
+        },
+        clock: this.opts.clock,
+        chunkBytes: this.opts.snapshotChunkBytes,
+        window: this.opts.snapshotWindow,
+        retransmitMs: this.opts.snapshotRetransmitMs ?? Math.max(200, 4 * this.opts.timing.heartbeatMs),
+        logger: this.opts.logger,
+      });
+    }
     transport.listen((m) => {
-      if (!this.stopped) actor.send(m);
+      if (this.stopped) return;
+      // The sender paces the chunks; the machine still sees the response (it keeps the peer in
+      // snapshot mode while chunks flow, and probes again once it is installed).
+      if (m.type === 'InstallSnapshotResponse') this.sender?.onResponse(m);
+      actor.send(m);
     });
     actor.start();
   }
@@ -239,6 +271,7 @@ export class RaftNode {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.sender?.cancelAll();
     this._actor?.stop();
     this.opts.transport.close();
     this.failAll(new NodeStoppedError());
@@ -310,6 +343,38 @@ export class RaftNode {
     return () => this.appliedListeners.delete(cb);
   }
 
+  /** cb(meta) after a snapshot received from the leader replaced the state machine's state. */
+  onSnapshotInstalled(cb: (meta: SnapshotMeta) => void): () => void {
+    this.installedListeners.add(cb);
+    return () => this.installedListeners.delete(cb);
+  }
+
+  /** Peers a snapshot is being streamed to (leader only). */
+  snapshotTransfers(): NodeId[] {
+    return this.sender?.active() ?? [];
+  }
+
+  /**
+   * A local snapshot through `meta.index` is durable in the snapshot store: compact the log behind it.
+   * `keep` entries before the snapshot index stay, so a follower slightly behind still gets entries
+   * rather than the whole snapshot. Never compacts past what is applied here.
+   */
+  snapshotTaken(meta: SnapshotMeta, keep = 0): void {
+    if (this.stopped) return;
+    const log = this.opts.logStore;
+    const through = Math.min(meta.index - Math.max(0, keep), this.lastApplied);
+    if (through > log.snapshot().index) {
+      const term = log.termAt(through);
+      if (term !== undefined) log.compact({ index: through, term, config: configAt(log, through) });
+    }
+    this._actor?.send({ type: 'snapshotTaken', meta });
+  }
+
+  /** The applied index (what a snapshot taken now would cover). */
+  appliedIndex(): number {
+    return this.lastApplied;
+  }
+
   // -------------------------------------------------------------------------------------------------
 
   private flushProposals(): void {
@@ -372,12 +437,16 @@ export class RaftNode {
         break;
       }
       case 'roleChanged':
+        if (e.role !== 'leader') this.sender?.cancelAll();
         this.role = { role: e.role, term: e.term, leaderId: e.leaderId };
         this.opts.logger?.info({ role: e.role, term: e.term, leader: e.leaderId }, 'role changed');
         for (const cb of this.roleListeners) this.safely(() => cb(this.role));
         break;
       case 'configChanged':
         this.opts.transport.setPeers(e.config.members);
+        for (const to of this.sender?.active() ?? []) {
+          if (!e.config.members.some((m) => m.id === to)) this.sender?.cancel(to);
+        }
         break;
       case 'transferFinished': {
         const pending = this.transfers;
@@ -496,35 +565,28 @@ export class RaftNode {
   }
 
   private sendSnapshot(to: NodeId, term: number): void {
-    const store = this.opts.snapshots;
-    if (!store) {
+    if (!this.sender) {
       this.opts.logger?.warn({ to }, 'peer needs a snapshot but no snapshot store is configured');
       return;
     }
-    const meta = store.latest();
-    let offset = 0;
-    for (let i = 0; i < 1_000_000; i++) {
-      const { chunk, done } = store.read(offset, SNAPSHOT_CHUNK);
-      this.opts.transport.send({
-        type: 'InstallSnapshot',
-        from: this.opts.id,
-        to,
-        term,
-        lastIncludedIndex: meta.index,
-        lastIncludedTerm: meta.term,
-        config: meta.config,
-        offset,
-        chunk: Buffer.from(chunk).toString('base64'),
-        done,
-      });
-      offset += chunk.length;
-      if (done) break;
-    }
+    this.sender.start(to, term);
   }
 
+  private restorer(): ((meta: SnapshotMeta) => void) | undefined {
+    const sm = this.opts.stateMachine;
+    return this.opts.installSnapshot ?? (sm.restore ? (meta) => sm.restore?.(meta) : undefined);
+  }
+
+  /**
+   * Receiver side. Installing is three durable steps: the snapshot file is renamed into place (the
+   * commit point, inside the store), the state machine's tables are replaced in one transaction that
+   * also sets its applied index, and the log is reset to the snapshot. A crash between any two of them
+   * is repaired by recoverSnapshot() on the next start.
+   */
   private receiveSnapshotChunk(m: InstallSnapshot): void {
     const store = this.opts.snapshots;
-    if (!store) return;
+    const restore = this.restorer();
+    if (!store || !restore) return;
     const meta: SnapshotMeta = { index: m.lastIncludedIndex, term: m.lastIncludedTerm, config: m.config };
     const bytes = Buffer.from(m.chunk, 'base64');
     const next = store.receive(meta, m.offset, bytes, m.done);
@@ -541,17 +603,56 @@ export class RaftNode {
       });
       return;
     }
+    const started = Date.now();
     try {
-      this.opts.installSnapshot?.(meta);
+      restore(meta);
     } catch (err) {
+      // The file is in place; the next start retries the restore (recoverSnapshot).
       this.opts.logger?.error({ err }, 'installing a snapshot failed');
+      this.opts.onError?.(err);
+      this.stop();
       return;
     }
     this.opts.logStore.resetToSnapshot(meta);
     this.lastApplied = Math.max(this.lastApplied, meta.index);
     this.commitIndex = Math.max(this.commitIndex, meta.index);
     this.durableIndex = Math.max(this.durableIndex, meta.index);
+    // Proposals this replica made as an earlier leader: their fate is inside the snapshot, unknown here.
+    for (const [index, requestId] of this.byIndex) {
+      if (index > meta.index) continue;
+      this.byIndex.delete(index);
+      const p = this.proposals.get(requestId);
+      this.proposals.delete(requestId);
+      p?.reject(new NotLeaderError(m.from, 'snapshot installed while the proposal was pending'));
+    }
+    this.opts.logger?.info({ index: meta.index, ms: Date.now() - started }, 'snapshot installed');
     this._actor?.send({ type: 'snapshotInstalled', meta });
+    for (const cb of this.installedListeners) this.safely(() => cb(meta));
+    this.resolveReads();
+    this.scheduleApply();
+  }
+
+  /**
+   * Repair an install interrupted by a crash, before the machine starts:
+   * - the file was renamed in but the tables were not restored: restore them now;
+   * - the tables were restored but the log was not reset: reset it (a log that already holds the
+   *   snapshot's last entry with its term is consistent with it and stays as it is).
+   */
+  private recoverSnapshot(): void {
+    const store = this.opts.snapshots;
+    if (!store) return;
+    const meta = store.latest();
+    if (meta.index === 0) return;
+    const { logStore, stateMachine } = this.opts;
+    if (meta.index > stateMachine.appliedIndex()) {
+      const restore = this.restorer();
+      if (!restore) return;
+      this.opts.logger?.warn({ index: meta.index }, 'finishing a snapshot install interrupted by a crash');
+      restore(meta);
+    }
+    if (meta.index > logStore.snapshot().index && logStore.termAt(meta.index) !== meta.term) {
+      logStore.resetToSnapshot(meta);
+    }
   }
 
   private failAll(err: Error): void {
@@ -573,4 +674,10 @@ export class RaftNode {
       this.opts.logger?.warn({ err }, 'listener failed');
     }
   }
+}
+
+/** The configuration in effect at `index` of the log. */
+function configAt(log: LogStore, index: number): ClusterConfig {
+  if (log.configAt) return log.configAt(index);
+  return lastConfigAtOrBefore(log, index)?.config ?? log.snapshot().config;
 }

@@ -67,6 +67,9 @@ export class FileSnapshotStore implements SnapshotStore {
   /** Open on the current snapshot so chunk reads stay consistent even if a newer one is renamed in. */
   private fd: number | undefined;
   private incoming: Incoming | undefined;
+  /** A background take is running (one at a time; it owns the `.taking` file). */
+  private taking = false;
+  private closed = false;
 
   constructor(private readonly dir: string) {
     fs.mkdirSync(dir, { recursive: true });
@@ -114,6 +117,7 @@ export class FileSnapshotStore implements SnapshotStore {
    * the state machine's state after applying `meta.index`.
    */
   take(db: Database.Database, meta: SnapshotMeta): SnapshotMeta {
+    if (this.taking) throw new Error('a snapshot is already being taken');
     fs.rmSync(this.takingFile, { force: true });
     const schema = (
       db
@@ -175,6 +179,131 @@ export class FileSnapshotStore implements SnapshotStore {
     return this.meta;
   }
 
+  /**
+   * Take a snapshot in the background, without holding the event loop for long: a second connection
+   * to the replica's database file opens a read transaction (in WAL mode it sees one fixed snapshot
+   * of the database while the main connection keeps applying), reads the applied index in that same
+   * transaction, and copies the chat tables into the new file a few thousand rows at a time, yielding
+   * between steps. The copy is therefore consistent with exactly the applied index it reports.
+   *
+   * `metaAt(index)` supplies the term and configuration of that index (from the log); returning
+   * undefined abandons the take. Resolves with the new latest snapshot, or undefined when nothing was
+   * installed (abandoned, or a newer snapshot arrived meanwhile, e.g. one received from the leader).
+   */
+  async takeInSteps(dbFile: string, opts: StepOptions): Promise<SnapshotMeta | undefined> {
+    if (this.taking) throw new Error('a snapshot is already being taken');
+    if (this.closed) return undefined;
+    this.taking = true;
+    const rows = Math.max(1, opts.rowsPerStep ?? 2000);
+    const budget = opts.budgetMs ?? 4;
+    const now = opts.now ?? (() => performance.now());
+    const pause = opts.pause ?? (() => new Promise<void>((r) => setImmediate(r)));
+    let reader: Database.Database | undefined;
+    let inTx = false;
+    try {
+      fs.rmSync(this.takingFile, { force: true });
+      reader = new Database(dbFile, { fileMustExist: true });
+      const { tables, indexes } = chatSchema(reader);
+      createSnapshotFile(this.takingFile, tables, indexes);
+      reader.prepare('ATTACH DATABASE ? AS snap').run(this.takingFile);
+      reader.pragma('snap.journal_mode = OFF');
+      reader.pragma('snap.synchronous = OFF');
+      reader.exec('BEGIN');
+      inTx = true;
+      // The first read pins the WAL snapshot: every later read in this transaction sees this state.
+      const index = reader.prepare('SELECT idx FROM main.applied WHERE id = 1').pluck().get() as
+        | number
+        | undefined;
+      const meta = index === undefined || index <= this.meta.index ? undefined : opts.metaAt(index);
+      if (!meta || meta.index !== index) {
+        reader.exec('ROLLBACK');
+        inTx = false;
+        return undefined;
+      }
+      let stepStart = now();
+      const maybePause = async () => {
+        if (now() - stepStart < budget) return;
+        await pause();
+        stepStart = now();
+      };
+      for (const t of tables) {
+        const q = quote(t.name);
+        if (/WITHOUT\s+ROWID/i.test(t.sql)) {
+          reader.exec(`INSERT INTO snap.${q} SELECT * FROM main.${q}`);
+          await maybePause();
+          continue;
+        }
+        const bound = reader.prepare(
+          `SELECT rowid FROM main.${q} WHERE rowid > ? ORDER BY rowid LIMIT 1 OFFSET ${rows - 1}`,
+        );
+        const some = reader.prepare(
+          `INSERT INTO snap.${q} SELECT * FROM main.${q} WHERE rowid > ? AND rowid <= ? ORDER BY rowid`,
+        );
+        const rest = reader.prepare(
+          `INSERT INTO snap.${q} SELECT * FROM main.${q} WHERE rowid > ? ORDER BY rowid`,
+        );
+        let after: number | bigint = Number.MIN_SAFE_INTEGER;
+        for (let guard = 0; guard < 1e9; guard++) {
+          const end = bound.pluck().get(after) as number | bigint | undefined;
+          if (end === undefined) {
+            rest.run(after);
+            break;
+          }
+          some.run(after, end);
+          after = end;
+          await maybePause();
+          if (this.closed) throw new Error('the snapshot store closed during a take');
+        }
+      }
+      copySequences(
+        reader,
+        'main',
+        'snap',
+        tables.map((t) => t.name),
+      );
+      reader
+        .prepare('INSERT INTO snap.snapshot_info (idx, term, config) VALUES (?, ?, ?)')
+        .run(meta.index, meta.term, JSON.stringify(meta.config));
+      reader.exec('COMMIT');
+      inTx = false;
+      reader.exec('DETACH DATABASE snap');
+      reader.close();
+      reader = undefined;
+      // fsync on the thread pool: a large file must not hold the event loop.
+      const fh = await fs.promises.open(this.takingFile, 'r');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      // A snapshot installed meanwhile (received from the leader) is newer: it wins.
+      if (this.closed || meta.index <= this.meta.index) {
+        fs.rmSync(this.takingFile, { force: true });
+        return undefined;
+      }
+      fs.renameSync(this.takingFile, this.file);
+      await fsyncDir(this.dir);
+      const got = readInfo(this.file, false);
+      if (!got) throw new Error(`snapshot file ${this.file} is unreadable after install`);
+      this.adopt(got);
+      return got;
+    } catch (err) {
+      if (reader?.open) {
+        if (inTx) reader.exec('ROLLBACK');
+        reader.close();
+      }
+      fs.rmSync(this.takingFile, { force: true });
+      throw err;
+    } finally {
+      this.taking = false;
+    }
+  }
+
+  /** True while a background take is running. */
+  isTaking(): boolean {
+    return this.taking;
+  }
+
   receive(meta: SnapshotMeta, offset: number, chunk: Uint8Array, done: boolean): number {
     if (meta.index === this.meta.index && meta.term === this.meta.term && this.fd !== undefined) {
       return this.size; // already installed (a repeated last chunk after a lost response)
@@ -209,6 +338,7 @@ export class FileSnapshotStore implements SnapshotStore {
 
   /** Stop any transfer and release the file. */
   close(): void {
+    this.closed = true;
     this.dropIncoming();
     if (this.fd !== undefined) fs.closeSync(this.fd);
     this.fd = undefined;
@@ -236,6 +366,63 @@ export class FileSnapshotStore implements SnapshotStore {
     this.fd = fs.openSync(this.file, 'r');
     this.size = fs.fstatSync(this.fd).size;
     this.meta = meta;
+  }
+}
+
+export interface StepOptions {
+  /** The term and configuration of the applied index the copy turned out to be at. */
+  metaAt: (index: number) => SnapshotMeta | undefined;
+  /** Rows copied per statement (default 2000). */
+  rowsPerStep?: number;
+  /** Work per event-loop turn before yielding, in ms (default 4). */
+  budgetMs?: number;
+  /** How to yield between steps (default: setImmediate). */
+  pause?: () => Promise<void>;
+  now?: () => number;
+}
+
+function quote(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** The chat tables and their indexes: everything in the file except the Raft layer's tables. */
+function chatSchema(db: Database.Database): {
+  tables: { name: string; sql: string }[];
+  indexes: string[];
+} {
+  const rows = db
+    .prepare(
+      "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'",
+    )
+    .all() as { type: string; name: string; tbl_name: string; sql: string }[];
+  return {
+    tables: rows.filter((r) => r.type === 'table' && !RAFT_TABLES.has(r.name)),
+    indexes: rows.filter((r) => r.type === 'index' && !RAFT_TABLES.has(r.tbl_name)).map((r) => r.sql),
+  };
+}
+
+/** An empty snapshot file with the schema. Indexes come first so no single step has to build one. */
+function createSnapshotFile(file: string, tables: { sql: string }[], indexes: string[]): void {
+  const out = new Database(file);
+  try {
+    out.pragma('journal_mode = OFF');
+    out.pragma('synchronous = OFF');
+    out.exec(
+      'CREATE TABLE snapshot_info (idx INTEGER NOT NULL, term INTEGER NOT NULL, config TEXT NOT NULL)',
+    );
+    for (const t of tables) out.exec(t.sql);
+    for (const i of indexes) out.exec(i);
+  } finally {
+    out.close();
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fs.promises.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 

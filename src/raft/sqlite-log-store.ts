@@ -215,6 +215,13 @@ export class SqliteLogStore implements LogStore {
     return this.configs.length > 0 ? this.configs[this.configs.length - 1].config : this.snap.config;
   }
 
+  configAt(index: number): ClusterConfig {
+    for (let i = this.configs.length - 1; i >= 0; i--) {
+      if (this.configs[i].index <= index) return this.configs[i].config;
+    }
+    return this.snap.config;
+  }
+
   write(batch: LogWrite): void {
     this.assertOpen();
     if (batch.hardState) {
