@@ -138,7 +138,10 @@ export class SnapshotSender {
       t.retries = 0;
     } else if (m.nextOffset < t.acked) {
       // The follower lost its partial file (restart) or rejected the finished one: start from there.
-      if (++t.retries > this.maxRetries) return this.giveUp(t);
+      if (++t.retries > this.maxRetries) {
+        this.giveUp(t);
+        return;
+      }
       this.stats.restarts++;
       t.acked = m.nextOffset;
       t.sent = m.nextOffset;
@@ -211,7 +214,10 @@ export class SnapshotSender {
     const t = this.transfers.get(to);
     if (!t) return;
     t.timer = undefined;
-    if (++t.retries > this.maxRetries) return this.giveUp(t);
+    if (++t.retries > this.maxRetries) {
+      this.giveUp(t);
+      return;
+    }
     this.stats.retransmits++;
     t.sent = t.acked;
     t.rewound = false;
