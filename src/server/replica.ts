@@ -74,8 +74,9 @@ export interface RunningReplica {
   service: ChatService;
   membership: Membership;
   http?: HttpServer;
-  /** A leader hands over first (bounded by `transferMs`), then everything stops. */
-  stop(opts?: { transferMs?: number }): Promise<void>;
+  /** A leader hands over first (bounded by `transferMs`), then everything stops. `handedOver` says
+   *  whether this replica led and its transfer completed. */
+  stop(opts?: { transferMs?: number }): Promise<{ handedOver: boolean }>;
 }
 
 const realClock: Clock = {
@@ -245,10 +246,10 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       });
     }
 
-    let stopped: Promise<void> | undefined;
+    let stopped: Promise<{ handedOver: boolean }> | undefined;
     const stop = (o: { transferMs?: number } = {}) => {
       stopped ??= (async () => {
-        await handOver(node, o.transferMs ?? 0, logger);
+        const handedOver = await handOver(node, o.transferMs ?? 0, logger);
         chat.closeStreams();
         await http?.close();
         api?.close();
@@ -262,6 +263,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
         logStore.close();
         store.close();
         db.close();
+        return { handedOver };
       })();
       return stopped;
     };
@@ -284,10 +286,10 @@ function bootstrap(logStore: SqliteLogStore, config: ClusterConfig): Promise<voi
 }
 
 /** A leader with another voter transfers leadership before it stops, waiting at most `ms`. */
-async function handOver(node: RaftNode, ms: number, logger?: Logger): Promise<void> {
+async function handOver(node: RaftNode, ms: number, logger?: Logger): Promise<boolean> {
   const s = node.status();
-  if (ms <= 0 || s.role !== 'leader') return;
-  if (!s.config.members.some((m) => m.voter && m.id !== node.id)) return;
+  if (ms <= 0 || s.role !== 'leader') return false;
+  if (!s.config.members.some((m) => m.voter && m.id !== node.id)) return false;
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((r) => {
     timer = setTimeout(() => r('timeout'), ms);
@@ -295,8 +297,10 @@ async function handOver(node: RaftNode, ms: number, logger?: Logger): Promise<vo
   try {
     const outcome = await Promise.race([node.transferLeadership(null).then(() => 'ok' as const), timeout]);
     logger?.info({ outcome, leader: node.status().leaderId }, 'leadership handed over before stopping');
+    return outcome === 'ok';
   } catch (err) {
     logger?.warn({ err: (err as Error).message }, 'leadership transfer before stopping failed');
+    return false;
   } finally {
     if (timer) clearTimeout(timer);
   }
