@@ -63,7 +63,14 @@ describe('RaftReplicator', () => {
   it('a read waits for ReadIndex, then runs the query; a refused ReadIndex is UNAVAILABLE', async () => {
     let release: () => void = () => {};
     let ran = false;
-    const r = new RaftReplicator(fakeNode({ readIndex: () => new Promise<void>((res) => (release = res)) }));
+    const r = new RaftReplicator(
+      fakeNode({
+        readIndex: () =>
+          new Promise<void>((res) => {
+            release = res;
+          }),
+      }),
+    );
     const p = r.read(() => {
       ran = true;
       return 42;
@@ -77,7 +84,11 @@ describe('RaftReplicator', () => {
       fakeNode({ readIndex: () => Promise.reject(new NotLeaderError(null)) }),
     );
     let queried = false;
-    const { code } = await codeOf(refused.read(() => (queried = true)));
+    const { code } = await codeOf(
+      refused.read(() => {
+        queried = true;
+      }),
+    );
     expect(code).toBe(grpc.status.UNAVAILABLE);
     expect(queried).toBe(false);
   });
