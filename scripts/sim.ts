@@ -1,12 +1,12 @@
 // `make sim SEEDS=N`: run N seeded simulations (in parallel worker processes), print every failure
 // with its seed and trace, and a summary line. `make sim SEED=123` replays one seed verbosely.
 // Env: SEEDS (default 300), START (first seed, default 1), JOBS (processes, default: CPU count),
-// SEED (replay one), TRACE (trace lines per failure, default 60).
+// SEED (replay one), TRACE (trace lines per failure, default 60), PROFILE (standard | harsh).
 
 import { fork } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { formatFailure, runSeed } from '../src/raft/sim/run-seed.js';
+import { PROFILES, type RunOptions, formatFailure, runSeed } from '../src/raft/sim/run-seed.js';
 import type { SimResult } from '../src/raft/sim/simulation.js';
 
 interface WorkerReport {
@@ -14,6 +14,18 @@ interface WorkerReport {
   failures: string[];
   steps: number;
   simulatedMs: number;
+  /** CPU time (user + system) the worker used: on a busy machine wall time says little. */
+  cpuMs: number;
+}
+
+function profile(): RunOptions {
+  const name = process.env.PROFILE || 'standard';
+  const p = PROFILES[name];
+  if (!p) {
+    console.error(`PROFILE must be one of ${Object.keys(PROFILES).join(', ')}, got ${name}`);
+    process.exit(2);
+  }
+  return p;
 }
 
 function envInt(name: string, fallback: number): number {
@@ -28,11 +40,11 @@ function envInt(name: string, fallback: number): number {
 }
 
 async function runRange(from: number, count: number, traceLines: number): Promise<WorkerReport> {
-  const report: WorkerReport = { seeds: 0, failures: [], steps: 0, simulatedMs: 0 };
+  const report: WorkerReport = { seeds: 0, failures: [], steps: 0, simulatedMs: 0, cpuMs: 0 };
   for (let seed = from; seed < from + count; seed++) {
     let r: SimResult;
     try {
-      r = await runSeed(seed);
+      r = await runSeed(seed, profile());
     } catch (e) {
       report.failures.push(`seed ${seed} FAILED: the simulator threw: ${e instanceof Error ? e.stack : e}`);
       report.seeds++;
@@ -41,14 +53,18 @@ async function runRange(from: number, count: number, traceLines: number): Promis
     report.seeds++;
     report.steps += r.steps;
     report.simulatedMs += r.simulatedMs;
-    if (!r.ok) report.failures.push(formatFailure(r, traceLines));
+    const env =
+      process.env.PROFILE && process.env.PROFILE !== 'standard' ? `PROFILE=${process.env.PROFILE}` : '';
+    if (!r.ok) report.failures.push(formatFailure(r, traceLines, env));
   }
+  const cpu = process.cpuUsage();
+  report.cpuMs = (cpu.user + cpu.system) / 1000;
   return report;
 }
 
 async function replay(seed: number): Promise<number> {
   const started = performance.now();
-  const r = await runSeed(seed, { verbose: (line) => console.log(line), traceSize: 1 });
+  const r = await runSeed(seed, { ...profile(), verbose: (line) => console.log(line), traceSize: 1 });
   const wall = (performance.now() - started) / 1000;
   console.log('');
   console.log(
@@ -77,7 +93,7 @@ async function main(): Promise<number> {
   const chunk = Math.max(1, Math.min(50, Math.ceil(seeds / (jobs * 4))));
   const ranges: [number, number][] = [];
   for (let s = start; s < start + seeds; s += chunk) ranges.push([s, Math.min(chunk, start + seeds - s)]);
-  const total: WorkerReport = { seeds: 0, failures: [], steps: 0, simulatedMs: 0 };
+  const total: WorkerReport = { seeds: 0, failures: [], steps: 0, simulatedMs: 0, cpuMs: 0 };
 
   const runWorker = (from: number, count: number) =>
     new Promise<WorkerReport>((resolve, reject) => {
@@ -103,11 +119,13 @@ async function main(): Promise<number> {
           failures: [`seeds ${from}..${from + count - 1}: ${e.message}`],
           steps: 0,
           simulatedMs: 0,
+          cpuMs: 0,
         }),
       );
       total.seeds += r.seeds;
       total.steps += r.steps;
       total.simulatedMs += r.simulatedMs;
+      total.cpuMs += r.cpuMs;
       for (const f of r.failures) {
         total.failures.push(f);
         console.log(f);
@@ -119,8 +137,9 @@ async function main(): Promise<number> {
   await Promise.all(Array.from({ length: jobs }, lane));
   process.stderr.write('\n');
   const wall = (performance.now() - started) / 1000;
+  const cpu = total.cpuMs / 1000;
   console.log(
-    `sim: ${total.seeds} seeds (${start}..${start + seeds - 1}), ${total.failures.length} failed, ${wall.toFixed(1)} s wall on ${jobs} processes, ${total.steps} simulated events (${Math.round(total.steps / wall)} events/s), ${(total.simulatedMs / 1000).toFixed(0)} simulated s`,
+    `sim: ${total.seeds} seeds (${start}..${start + seeds - 1}), ${total.failures.length} failed, ${wall.toFixed(1)} s wall on ${jobs} processes (${cpu.toFixed(1)} s CPU), ${total.steps} simulated events: ${Math.round(total.steps / wall)} events/s wall, ${Math.round(total.steps / Math.max(cpu, 0.001))} events/CPU-s; ${(total.simulatedMs / 1000).toFixed(0)} simulated s`,
   );
   return total.failures.length === 0 ? 0 : 1;
 }

@@ -6,6 +6,17 @@ import { type SimOptions, type SimResult, Simulation } from './simulation.js';
 
 export type RunOptions = Partial<SimOptions>;
 
+/** Named option sets for `make sim PROFILE=...`: 'standard' (CI) and 'harsh' (more faults, more load). */
+export const PROFILES: Record<string, RunOptions> = {
+  standard: {},
+  harsh: {
+    clients: 6,
+    faultIntervalMs: [50, 400],
+    crashCycles: 4,
+    links: { dropRate: 0.1, duplicateRate: 0.1, minLatencyMs: 1, maxLatencyMs: 40, longDelayRate: 0.02 },
+  },
+};
+
 /**
  * The standard schedule: 5 replicas, 4 clients, 10 s of mixed faults (loss, delay, duplication,
  * symmetric and one-way partitions, leader isolation, at least 2 crash/restart cycles, crashes between
@@ -17,11 +28,12 @@ export function runSeed(seed: number, options: RunOptions = {}): Promise<SimResu
 }
 
 /** A failed run as a readable report: the seed, what broke, how to replay, the last events. */
-export function formatFailure(r: SimResult, traceLines = 60): string {
+export function formatFailure(r: SimResult, traceLines = 60, replayEnv = ''): string {
+  const env = replayEnv ? ` ${replayEnv}` : '';
   const lines = [
     `seed ${r.seed} FAILED after ${r.steps} events, ${r.simulatedMs.toFixed(1)} simulated ms`,
     `  ${r.failure}`,
-    `  replay: make sim SEED=${r.seed}   (or SEED=${r.seed} npx tsx scripts/sim.ts)`,
+    `  replay: make sim SEED=${r.seed}${env}   (or SEED=${r.seed}${env} npx tsx scripts/sim.ts)`,
     `  last ${Math.min(traceLines, r.trace.length)} events:`,
     ...r.trace.slice(-traceLines).map((l) => `    ${l}`),
   ];

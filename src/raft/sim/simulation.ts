@@ -27,6 +27,8 @@ export interface SimOptions {
   keys?: number;
   /** Random faults (partitions, loss, crashes...) during the faulty phase. */
   randomFaults?: boolean;
+  /** Gap between two random faults, drawn uniformly from [min, max] ms. */
+  faultIntervalMs?: [number, number];
   /** Crash/restart cycles forced during the faulty phase, on top of random ones. */
   crashCycles?: number;
   /** Most nodes down at once (2 of 5 keeps a quorum possible). */
@@ -148,6 +150,7 @@ export class Simulation {
       clients: 4,
       keys: 3,
       randomFaults: true,
+      faultIntervalMs: [100, 900],
       crashCycles: 2,
       maxDown: 2,
       links: DEFAULT_LINKS,
@@ -512,7 +515,7 @@ export class Simulation {
 
   private scheduleRandomFaults(faultyEnd: number): void {
     const next = () => {
-      const t = this.now() + this.rng.range(100, 900);
+      const t = this.now() + this.rng.range(this.o.faultIntervalMs[0], this.o.faultIntervalMs[1]);
       if (t >= faultyEnd) return;
       this.queue.after(t - this.now(), 'fault', () => {
         this.randomFault();
