@@ -129,6 +129,27 @@ describe('focused simulations', () => {
     expect(minorityLeader).toBeNull();
   });
 
+  it('leadership transfers under client load hand over to the chosen node', async () => {
+    const handovers: { to: string; leader: string | null }[] = [];
+    const r = await runSeed(19, {
+      ...quiet,
+      faultyMs: 6000,
+      scenario: (sim) => {
+        for (const t of [1500, 3000, 4500]) {
+          sim.at(t, 'transfer', () => {
+            const leader = sim.leader();
+            const to = sim.ids.find((id) => id !== leader)!;
+            sim.transferLeadership(to);
+            sim.at(t + 800, 'who leads', () => handovers.push({ to, leader: sim.leader() }));
+          });
+        }
+      },
+    });
+    expectOk(r);
+    expect(handovers).toHaveLength(3);
+    for (const h of handovers) expect(h.leader).toBe(h.to);
+  });
+
   it('heavy loss, duplication and reordering', async () => {
     const r = await runSeed(16, {
       ...quiet,
