@@ -9,7 +9,7 @@ import { ChatClient, type ChatClientOptions } from '../client/client.js';
 import type { CallMeta, ChatApi, Subscription } from './chat-api.js';
 
 export interface ClientApiOptions {
-  /** Options for the per-session clients (deadlines, backoff). */
+  /** Options for the per-session clients (deadlines, backoff). Default deadline 10 s. */
   clientOptions?: ChatClientOptions;
   /** How many session clients to keep; the least recently used is closed beyond it. Default 500. */
   maxSessions?: number;
@@ -24,8 +24,11 @@ export function chatApiFromClient(root: ChatClient, opts: ClientApiOptions = {})
   // Map iteration order is insertion order: re-inserting on use makes the first key the LRU one.
   const sessions = new Map<string, ChatClient>();
 
+  // A browser waits longer than a terminal user would for an answer during an election or under load;
+  // the page retries on top of this with the same idempotency key.
+  const clientOptions: ChatClientOptions = { deadlineMs: 10_000, ...opts.clientOptions };
   const newClient = (token: string) =>
-    new ChatClient([...root.members.addresses], { ...opts.clientOptions, token });
+    new ChatClient([...root.members.addresses], { ...clientOptions, token });
 
   const session = (meta: CallMeta): ChatClient => {
     const token = meta.token ?? '';

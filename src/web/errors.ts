@@ -84,6 +84,10 @@ export function toApiError(err: unknown): ApiError {
           : typeof e.message === 'string' && e.message
             ? e.message
             : name;
+      // grpc-js's own deadline text ("Deadline exceeded after 1.793s,LB pick: ...") is not for users.
+      if (name === 'DEADLINE_EXCEEDED' && /^Deadline exceeded after/.test(text)) {
+        return new ApiError(name, 'The cluster did not answer before the deadline; please retry.');
+      }
       return new ApiError(name, text);
     }
   }

@@ -527,3 +527,17 @@ describe('stream baseline', () => {
     }
   });
 });
+
+describe('deadline wording', () => {
+  it("replaces grpc-js's raw deadline text with one sentence", async () => {
+    fake.replies.set('listChats', {
+      throw: { code: 4, details: 'Deadline exceeded after 1.793s,LB pick: 0.001s' },
+    });
+    const res = await post('/api/ListChats', {}, auth);
+    expect(res.status).toBe(504);
+    expect(res.json).toEqual({
+      code: 'DEADLINE_EXCEEDED',
+      message: 'The cluster did not answer before the deadline; please retry.',
+    });
+  });
+});

@@ -89,7 +89,7 @@ export class Transport {
 
   /**
    * Calls one RPC. Network failures move to the next member and retry with the same idempotency key;
-   * UNAVAILABLE (no leader yet) is retried with backoff. Other errors throw an ApiError.
+   * UNAVAILABLE and DEADLINE_EXCEEDED are retried with backoff. Other errors throw an ApiError.
    * @param {string} rpc @param {object} body
    */
   async call(rpc, body = {}) {
@@ -116,7 +116,9 @@ export class Transport {
       const data = await res.json().catch(() => ({}));
       if (res.ok) return data;
       lastError = new ApiError(data.code ?? 'UNKNOWN', data.message ?? `HTTP ${res.status}`, res.status);
-      if (lastError.code !== 'UNAVAILABLE') throw lastError;
+      // No leader yet, or the gateway's own deadline ran out: the cluster may be mid-election or busy.
+      // The same idempotency key makes another try safe.
+      if (lastError.code !== 'UNAVAILABLE' && lastError.code !== 'DEADLINE_EXCEEDED') throw lastError;
       await sleep(Math.min(100 * 2 ** attempt, 1000));
     }
     throw lastError;
