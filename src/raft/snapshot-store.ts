@@ -70,6 +70,8 @@ export class FileSnapshotStore implements SnapshotStore {
   /** A background take is running (one at a time; it owns the `.taking` file). */
   private taking = false;
   private closed = false;
+  /** Figures of the last background take: total time and the longest single step (the pause). */
+  lastTake: { totalMs: number; maxStepMs: number; steps: number; bytes: number } | undefined;
 
   constructor(private readonly dir: string) {
     fs.mkdirSync(dir, { recursive: true });
@@ -220,9 +222,15 @@ export class FileSnapshotStore implements SnapshotStore {
         inTx = false;
         return undefined;
       }
-      let stepStart = now();
+      const began = now();
+      let stepStart = began;
+      let maxStepMs = 0;
+      let steps = 1;
       const maybePause = async () => {
-        if (now() - stepStart < budget) return;
+        const spent = now() - stepStart;
+        if (spent < budget) return;
+        maxStepMs = Math.max(maxStepMs, spent);
+        steps++;
         await pause();
         stepStart = now();
       };
@@ -269,6 +277,7 @@ export class FileSnapshotStore implements SnapshotStore {
       reader.exec('DETACH DATABASE snap');
       reader.close();
       reader = undefined;
+      maxStepMs = Math.max(maxStepMs, now() - stepStart);
       // fsync on the thread pool: a large file must not hold the event loop.
       const fh = await fs.promises.open(this.takingFile, 'r');
       try {
@@ -286,6 +295,7 @@ export class FileSnapshotStore implements SnapshotStore {
       const got = readInfo(this.file, false);
       if (!got) throw new Error(`snapshot file ${this.file} is unreadable after install`);
       this.adopt(got);
+      this.lastTake = { totalMs: now() - began, maxStepMs, steps, bytes: this.size };
       return got;
     } catch (err) {
       if (reader?.open) {
