@@ -496,10 +496,12 @@ export class Simulation {
       const span = faultyEnd / (this.o.crashCycles + 1);
       const t = span * (k + 0.5) + this.rng.float() * span;
       this.at(t, `forced crash cycle ${k + 1}`, () => {
-        const down = this.ids.length - this.upIds().length;
+        // Make room first, so that every forced cycle really crashes a node.
+        const downIds = this.ids.filter((id) => !this.isUp(id));
+        if (downIds.length >= this.o.maxDown) this.restart(this.rng.pick(downIds));
         const leader = this.leader();
         const victims = this.upIds();
-        if (victims.length === 0 || down >= this.o.maxDown) return;
+        if (victims.length === 0) return;
         const id = k % 2 === 0 && leader ? leader : this.rng.pick(victims);
         if (this.rng.chance(0.5)) this.crashAtNextWrite(id);
         else this.crash(id);
