@@ -222,7 +222,11 @@ describe('install across crashes', () => {
     // after the install its log must start right after the snapshot.
     const oldDigest = f.chat.stateDigest();
     const oldApplied = f.chat.appliedIndex();
-    return { leader, meta, f, oldDigest, oldApplied, reopen: () => (f = crash(f, 'f')) };
+    const reopen = () => {
+      f = crash(f, 'f');
+      return f;
+    };
+    return { leader, meta, f, oldDigest, oldApplied, reopen };
   }
 
   it('crash mid-transfer: the old state is intact and nothing is left over', () => {
