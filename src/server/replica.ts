@@ -25,11 +25,13 @@ import { ChatService } from '../chat/service.js';
 import { ChatStore } from '../chat/store.js';
 import { ChatClient } from '../client/client.js';
 import type { Logger } from '../logger.js';
+import { chatRestorer } from '../raft/chat-snapshots.js';
 import { clusterIdFromSecret } from '../raft/cluster-secret.js';
 import { GrpcTransport } from '../raft/grpc-transport.js';
 import type { Clock } from '../raft/interfaces.js';
 import { RaftNode } from '../raft/node.js';
-import { FileSnapshotStore, restoreSnapshot } from '../raft/snapshot-store.js';
+import { FileSnapshotStore } from '../raft/snapshot-store.js';
+import { Snapshotter } from '../raft/snapshotter.js';
 import { DataDirError, SqliteLogStore } from '../raft/sqlite-log-store.js';
 import { UserError } from '../user-error.js';
 import { chatApiFromClient } from '../web/client-api.js';
@@ -148,14 +150,6 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       opts.dataDir === ':memory:' ? undefined : new FileSnapshotStore(join(opts.dataDir, SNAPSHOT_DIR));
     if (snapshots) cleanup.push(() => snapshots.close());
 
-    // A snapshot installed (renamed into place) whose restore a crash interrupted: finish it first.
-    const snapFile = snapshots?.path();
-    if (snapshots && snapFile && snapshots.latest().index > store.appliedIndex()) {
-      restoreSnapshot(db, snapFile);
-      logStore.resetToSnapshot(snapshots.latest());
-      logger?.info({ index: snapshots.latest().index }, 'finished restoring an installed snapshot');
-    }
-
     const empty = logStore.lastIndex() === 0 && logStore.snapshot().index === 0;
     const mode: StartMode = !empty ? 'restart' : opts.peers.length > 0 ? 'join' : 'bootstrap';
 
@@ -177,13 +171,8 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       seed,
       logger,
       snapshots,
-      installSnapshot: snapshots
-        ? () => {
-            const file = snapshots.path();
-            if (!file) throw new Error('no snapshot file to restore');
-            restoreSnapshot(db, file);
-          }
-        : undefined,
+      // RaftNode also uses it on start to finish an install a crash interrupted (snapshot-store.ts).
+      installSnapshot: snapshots ? chatRestorer(store, snapshots) : undefined,
       onError: (err) => logger?.error({ err }, 'the replica failed; it no longer takes part in the cluster'),
     });
     cleanup.push(() => node.stop());
@@ -226,6 +215,13 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
 
     if (mode === 'bootstrap') await bootstrap(logStore, { members: [{ id: opts.id, address, voter: true }] });
     node.start();
+    // Background snapshots and log compaction keep the log bounded (not for an in-memory replica).
+    const snapshotter =
+      snapshots && opts.dataDir !== ':memory:'
+        ? new Snapshotter({ host: node, logStore, snapshots, dbFile: join(opts.dataDir, DB_FILE), logger })
+        : undefined;
+    snapshotter?.start();
+    cleanup.push(() => snapshotter?.stop());
 
     let http: HttpServer | undefined;
     let root: ChatClient | undefined;
@@ -255,6 +251,8 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
         api?.close();
         root?.close();
         router.stop();
+        snapshotter?.stop();
+        await snapshotter?.idle();
         await shutdown(server, 1000);
         forwarder.close();
         node.stop();
