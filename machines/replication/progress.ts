@@ -421,6 +421,14 @@ export function onTransfer(c: ReplicationContext, to: NodeId | null, out: Output
   c.transfer = { to: target, ready: false };
   const p = c.peers[target];
   if (p.mode === 'probe') p.probeSent = false;
+  if (p.mode === 'pipeline' && p.inflight.length > 0 && p.match < c.lastIndex) {
+    // The transfer has only an election timeout: do not wait a heartbeat for a stalled window, probe
+    // from the match now (which also switches to a snapshot at once if the target needs one).
+    p.mode = 'probe';
+    p.next = p.match + 1;
+    p.inflight = [];
+    p.probeSent = false;
+  }
   maybeTransfer(c, out);
   sendAppend(c, target, out);
   return true;

@@ -11,6 +11,7 @@ import type {
   RaftMessage,
   ReplicaEvent,
   Role,
+  SnapshotMeta,
   Timing,
 } from '../../machines/protocol.js';
 import { replicaMachine } from '../../machines/replica/replica.machine.js';
@@ -48,6 +49,8 @@ export class HarnessNode {
   readRejected: string[] = [];
   proposalsRejected: { requestId: string; reason: string }[] = [];
   errors: unknown[] = [];
+  /** The latest snapshot: what was applied through its index (sent whole, as one chunk). */
+  snapshot: { meta: SnapshotMeta; applied: Entry[] } | null = null;
   private persistCount = 0;
   private durableSeq = 0;
   private waiting: { seq: number; message: RaftMessage }[] = [];
@@ -154,7 +157,60 @@ export class HarnessNode {
       case 'proposalRejected':
         this.proposalsRejected.push({ requestId: e.requestId, reason: e.reason });
         break;
+      case 'sendSnapshot': {
+        const snap = this.snapshot;
+        if (!snap) break;
+        this.cluster.enqueue({
+          type: 'InstallSnapshot',
+          from: this.id,
+          to: e.to,
+          term: e.term,
+          lastIncludedIndex: snap.meta.index,
+          lastIncludedTerm: snap.meta.term,
+          config: snap.meta.config,
+          offset: 0,
+          chunk: Buffer.from(JSON.stringify(snap.applied)).toString('base64'),
+          done: true,
+        });
+        break;
+      }
+      case 'receiveSnapshotChunk': {
+        const m = e.message;
+        const meta: SnapshotMeta = { index: m.lastIncludedIndex, term: m.lastIncludedTerm, config: m.config };
+        const applied = JSON.parse(Buffer.from(m.chunk, 'base64').toString()) as Entry[];
+        // Install: the state machine takes the snapshot's state, the log is reset to it.
+        this.snapshot = { meta, applied };
+        this.applied = applied;
+        this.store.resetToSnapshot(meta);
+        this.commitIndex = Math.max(this.commitIndex, meta.index);
+        this.actor.send({ type: 'snapshotInstalled', meta });
+        break;
+      }
     }
+  }
+
+  /**
+   * Take a snapshot of what is applied and compact the log behind it, keeping `keep` entries.
+   * Returns the snapshot's metadata.
+   */
+  takeSnapshot(keep = 0): SnapshotMeta {
+    const index = this.applied.length > 0 ? this.applied[this.applied.length - 1].index : 0;
+    const meta: SnapshotMeta = {
+      index,
+      term: this.store.termAt(index) ?? 0,
+      config: this.store.configAt(index),
+    };
+    this.snapshot = { meta, applied: [...this.applied] };
+    const through = index - keep;
+    if (through > this.store.snapshot().index) {
+      this.store.compact({
+        index: through,
+        term: this.store.termAt(through) ?? 0,
+        config: this.store.configAt(through),
+      });
+    }
+    this.actor.send({ type: 'snapshotTaken', meta });
+    return meta;
   }
 
   /** Apply committed entries that are durable here (like the real host). */
