@@ -4,7 +4,9 @@
 // settle, and checks durability, convergence and linearizability of the client history.
 
 import type { NodeId, RaftMessage, Role, Timing } from '../../../machines/protocol.js';
+import { startClient } from './clients.js';
 import { EventQueue, type SimEvent } from './event-queue.js';
+import { scheduleCrashCycles, scheduleRandomFaults } from './faults.js';
 import { InvariantChecker, type NodeObservation } from './invariants.js';
 import { type HistoryOp, checkLinearizable } from './linearizability.js';
 import { SimDisk, SimLogStore } from './log-store.js';
@@ -81,7 +83,7 @@ export interface SimResult {
 
 export const DEFAULT_TIMING: Timing = { heartbeatMs: 50, electionMinMs: 150, electionMaxMs: 300 };
 
-const DEFAULT_LINKS: LinkFaults = {
+export const DEFAULT_LINKS: LinkFaults = {
   dropRate: 0.02,
   duplicateRate: 0.02,
   minLatencyMs: 1,
@@ -90,7 +92,7 @@ const DEFAULT_LINKS: LinkFaults = {
 };
 const CALM_LINKS: LinkFaults = { dropRate: 0, duplicateRate: 0, minLatencyMs: 1, maxLatencyMs: 3 };
 
-interface NodeSlot {
+export interface ReplicaSlot {
   id: NodeId;
   disk: SimDisk;
   db: SimDatabase;
@@ -128,21 +130,21 @@ export class Simulation {
     faults: 0,
     transfers: 0,
   };
-  private slots = new Map<NodeId, NodeSlot>();
+  private slots = new Map<NodeId, ReplicaSlot>();
   private failure: string | null = null;
-  private readonly o: Required<Omit<SimOptions, 'verbose' | 'scenario'>> &
+  readonly options: Required<Omit<SimOptions, 'verbose' | 'scenario'>> &
     Pick<SimOptions, 'verbose' | 'scenario'>;
   private leaderTerms = new Set<number>();
   private nextOpId = 1;
   /** Clients stop starting operations at this time. */
-  private clientsStopAt = 0;
+  clientsStopAt = 0;
   private fsyncRng: Prng;
 
   constructor(
     readonly seed: number,
     options: SimOptions,
   ) {
-    this.o = {
+    this.options = {
       nodes: 5,
       timing: DEFAULT_TIMING,
       faultyMs: 10_000,
@@ -162,13 +164,15 @@ export class Simulation {
       lyingFsyncRate: 0,
       ...options,
     };
-    this.timing = this.o.timing;
+    this.timing = this.options.timing;
     this.rng = new Prng(seed);
-    this.network = new SimNetwork(this.queue, this.rng.fork(), this.o.links);
+    this.network = new SimNetwork(this.queue, this.rng.fork(), this.options.links);
     this.fsyncRng = this.rng.fork();
-    this.checker = new InvariantChecker({ strictCommitAcrossRestarts: this.o.strictCommitAcrossRestarts });
-    this.trace = new Trace(this.o.traceSize, this.o.verbose);
-    this.ids = Array.from({ length: this.o.nodes }, (_, i) => `n${i + 1}`);
+    this.checker = new InvariantChecker({
+      strictCommitAcrossRestarts: this.options.strictCommitAcrossRestarts,
+    });
+    this.trace = new Trace(this.options.traceSize, this.options.verbose);
+    this.ids = Array.from({ length: this.options.nodes }, (_, i) => `n${i + 1}`);
     const config = { members: this.ids.map((id) => ({ id, address: `sim://${id}`, voter: true })) };
     for (const id of this.ids) {
       this.slots.set(id, {
@@ -183,7 +187,20 @@ export class Simulation {
     this.network.observer = (what, m, why) => this.onNetwork(what, m, why);
   }
 
-  // --- controls (used by the fault schedule and by focused tests) ---------------------------------
+  // --- controls (used by the fault schedule, the clients and focused tests) -----------------------
+
+  get failed(): boolean {
+    return this.failure !== null;
+  }
+
+  newOpId(): number {
+    return this.nextOpId++;
+  }
+
+  /** One node's slot: its durable parts and, while up, its current incarnation. */
+  replica(id: NodeId): Readonly<ReplicaSlot> {
+    return this.slots.get(id)!;
+  }
 
   now(): number {
     return this.queue.now();
@@ -317,14 +334,14 @@ export class Simulation {
   // --- the run -------------------------------------------------------------------------------------
 
   async run(): Promise<SimResult> {
-    const o = this.o;
+    const o = this.options;
     const faultyEnd = o.faultyMs;
     const end = o.faultyMs + o.quietMs;
     this.clientsStopAt = faultyEnd;
     for (const s of this.slots.values()) this.start(s);
-    for (let c = 0; c < o.clients; c++) this.startClient(`c${c + 1}`, this.rng.fork());
-    if (o.randomFaults) this.scheduleRandomFaults(faultyEnd);
-    this.scheduleCrashCycles(faultyEnd);
+    for (let c = 0; c < o.clients; c++) startClient(this, `c${c + 1}`, this.rng.fork());
+    if (o.randomFaults) scheduleRandomFaults(this, faultyEnd);
+    scheduleCrashCycles(this, faultyEnd);
     o.scenario?.(this);
     this.at(faultyEnd, 'end of faults: heal, restart everyone, calm links', () => {
       this.heal();
@@ -377,16 +394,17 @@ export class Simulation {
     return result;
   }
 
-  private start(s: NodeSlot): void {
+  private start(s: ReplicaSlot): void {
     s.incarnation++;
     const id = s.id;
     const store = new SimLogStore({
       disk: s.disk,
       queue: this.queue,
       owner: id,
-      fsyncLatency: () => this.o.fsyncMs[0] + this.fsyncRng.float() * (this.o.fsyncMs[1] - this.o.fsyncMs[0]),
+      fsyncLatency: () =>
+        this.options.fsyncMs[0] + this.fsyncRng.float() * (this.options.fsyncMs[1] - this.options.fsyncMs[0]),
       onViolation: (m) => this.fail(`log store contract: ${m}`),
-      lie: () => this.fsyncRng.chance(this.o.lyingFsyncRate),
+      lie: () => this.fsyncRng.chance(this.options.lyingFsyncRate),
     });
     const write = store.write.bind(store);
     store.write = (batch) => {
@@ -412,7 +430,7 @@ export class Simulation {
         id,
         `durable: term ${s.disk.state.hardState.term}, last index ${s.disk.state.snapshot.index + s.disk.state.entries.length}, applied ${s.db.applied}`,
       );
-    s.host = this.o.factory({
+    s.host = this.options.factory({
       id,
       logStore: store,
       stateMachine: sm,
@@ -484,207 +502,8 @@ export class Simulation {
     this.trace.add({ t: this.now(), what, message: m, detail: why });
   }
 
-  private note(what: string, node?: NodeId, detail?: string): void {
+  note(what: string, node?: NodeId, detail?: string): void {
     this.trace.add({ t: this.now(), what, node, detail });
-  }
-
-  // --- fault schedule ----------------------------------------------------------------------------
-
-  private scheduleCrashCycles(faultyEnd: number): void {
-    // Forced cycles spread over the faulty phase; every other one hits the leader.
-    for (let k = 0; k < this.o.crashCycles; k++) {
-      const span = faultyEnd / (this.o.crashCycles + 1);
-      const t = span * (k + 0.5) + this.rng.float() * span;
-      this.at(t, `forced crash cycle ${k + 1}`, () => {
-        // Make room first, so that every forced cycle really crashes a node.
-        const downIds = this.ids.filter((id) => !this.isUp(id));
-        if (downIds.length >= this.o.maxDown) this.restart(this.rng.pick(downIds));
-        const leader = this.leader();
-        const victims = this.upIds();
-        if (victims.length === 0) return;
-        const id = k % 2 === 0 && leader ? leader : this.rng.pick(victims);
-        if (this.rng.chance(0.5)) this.crashAtNextWrite(id);
-        else this.crash(id);
-        const back = t + this.rng.range(200, 1500);
-        this.at(Math.min(back, faultyEnd), `restart ${id}`, () => {
-          // A crash-at-next-write may not have fired yet: make sure it is down, then bring it back.
-          this.crash(id);
-          this.restart(id);
-        });
-      });
-    }
-  }
-
-  private scheduleRandomFaults(faultyEnd: number): void {
-    const next = () => {
-      const t = this.now() + this.rng.range(this.o.faultIntervalMs[0], this.o.faultIntervalMs[1]);
-      if (t >= faultyEnd) return;
-      this.queue.after(t - this.now(), 'fault', () => {
-        this.randomFault();
-        next();
-      });
-    };
-    next();
-  }
-
-  private randomFault(): void {
-    this.stats.faults++;
-    const r = this.rng;
-    const up = this.upIds();
-    const down = this.ids.filter((id) => !this.isUp(id));
-    const roll = r.int(100);
-    if (roll < 14) {
-      const shuffled = r.shuffle([...this.ids]);
-      const cut = r.range(1, Math.floor(this.ids.length / 2));
-      this.partition([shuffled.slice(0, cut), shuffled.slice(cut)]);
-    } else if (roll < 24) {
-      const leader = this.leader();
-      if (leader) this.isolate(leader);
-    } else if (roll < 34) {
-      for (let i = r.range(1, 3); i > 0; i--) {
-        const from = r.pick(this.ids);
-        const to = r.pick(this.ids.filter((x) => x !== from));
-        this.cutOneWay(from, to);
-      }
-    } else if (roll < 54) {
-      this.heal();
-    } else if (roll < 64) {
-      if (up.length > 0 && down.length < this.o.maxDown) {
-        const leader = this.leader();
-        const id = leader && r.chance(0.4) ? leader : r.pick(up);
-        if (r.chance(0.5)) this.crashAtNextWrite(id);
-        else this.crash(id);
-      }
-    } else if (roll < 76) {
-      if (down.length > 0) this.restart(r.pick(down));
-    } else if (roll < 82) {
-      const min = r.range(1, 10);
-      this.setLinks({
-        dropRate: r.float() * 0.2,
-        duplicateRate: r.float() * 0.1,
-        minLatencyMs: min,
-        maxLatencyMs: min + r.range(0, 60),
-        longDelayRate: r.float() * 0.03,
-      });
-    } else if (roll < 88) {
-      this.transferLeadership(r.chance(0.3) ? null : r.pick(this.ids));
-    } else {
-      this.setLinks(DEFAULT_LINKS);
-    }
-  }
-
-  // --- clients -------------------------------------------------------------------------------------
-
-  private startClient(name: string, rng: Prng): void {
-    let seq = 0;
-    let current: { op: HistoryOp; seq: number; attempt: number; timer?: SimEvent } | null = null;
-
-    const schedule = (delay: number, fn: () => void) => this.queue.after(delay, 'client', fn);
-    const done = (op: HistoryOp) => current?.op === op && op.respondedAt === undefined;
-
-    const invoke = () => {
-      if (this.now() >= this.clientsStopAt || this.failure !== null) return;
-      seq++;
-      const key = `k${rng.int(this.o.keys)}`;
-      const isAppend = rng.chance(0.6);
-      const op: HistoryOp = {
-        id: this.nextOpId++,
-        client: name,
-        kind: isAppend ? 'append' : 'read',
-        key,
-        invokedAt: this.now(),
-      };
-      if (isAppend) op.value = `${name}.${seq}`;
-      this.history.push(op);
-      current = { op, seq, attempt: 0 };
-      this.note('invoke', name, `#${op.id} ${op.kind} ${key}${op.value ? ` ${op.value}` : ''}`);
-      attempt();
-    };
-
-    const succeed = (op: HistoryOp, via: NodeId, result?: string[]) => {
-      if (!done(op)) return;
-      op.respondedAt = this.now();
-      if (result) op.result = result;
-      if (current!.timer) this.queue.cancel(current!.timer);
-      current = null;
-      if (op.kind === 'append') this.stats.appendsAcked++;
-      else this.stats.readsOk++;
-      this.note(
-        'ok',
-        name,
-        `#${op.id} via ${via}${result ? ` [${result.length}] ...${result.slice(-3).join(',')}` : ''}`,
-      );
-      schedule(rng.range(0, 40), invoke);
-    };
-
-    // Like a real client, follow the leader hint of a refusal most of the time.
-    let hint: NodeId | null = null;
-    const retryLater = (op: HistoryOp, n: number, why: string, error?: unknown) => {
-      if (!done(op) || current!.attempt !== n) return;
-      const leaderId = (error as { leaderId?: unknown } | undefined)?.leaderId;
-      hint = typeof leaderId === 'string' && this.ids.includes(leaderId) ? leaderId : null;
-      if (current!.timer) this.queue.cancel(current!.timer);
-      current!.timer = undefined;
-      this.note('retry', name, `#${op.id} attempt ${n}: ${why}`);
-      schedule(rng.range(10, 60), () => {
-        if (done(op) && current!.attempt === n) attempt();
-      });
-    };
-
-    const attempt = () => {
-      const cur = current!;
-      const op = cur.op;
-      const n = ++cur.attempt;
-      if (this.failure !== null) return;
-      const id = hint !== null && rng.chance(0.8) ? hint : rng.pick(this.ids);
-      hint = null;
-      const slot = this.slots.get(id)!;
-      if (!slot.up) {
-        retryLater(op, n, `${id} is down`);
-        return;
-      }
-      const host = slot.host!;
-      const incarnation = slot.incarnation;
-      const sm = slot.sm!;
-      cur.timer = schedule(this.o.clientTimeoutMs, () => {
-        if (done(op) && current!.attempt === n) {
-          this.note('timeout', name, `#${op.id} attempt ${n} at ${id}`);
-          attempt();
-        }
-      });
-      if (op.kind === 'append') {
-        const data = encodeAppend({ key: op.key, value: op.value!, client: name, seq: cur.seq });
-        host.propose('command', data).then(
-          (outcome) => {
-            const r = outcome.result as AppendResult;
-            if (!r || r.ok !== true) {
-              if (done(op))
-                this.fail(`append #${op.id} (${op.value}) got an unexpected result: ${JSON.stringify(r)}`);
-              return;
-            }
-            if (r.value !== op.value) {
-              this.fail(`append #${op.id} (${op.value}) was answered with the result of ${r.value}`);
-              return;
-            }
-            succeed(op, id);
-          },
-          (e) => retryLater(op, n, `${id}: ${errorText(e)}`, e),
-        );
-      } else {
-        host.readIndex().then(
-          () => {
-            if (slot.incarnation !== incarnation || !slot.up) {
-              retryLater(op, n, `${id} restarted during the read`);
-              return;
-            }
-            succeed(op, id, sm.read(op.key));
-          },
-          (e) => retryLater(op, n, `${id}: ${errorText(e)}`, e),
-        );
-      }
-    };
-
-    schedule(rng.range(0, 100), invoke);
   }
 
   // --- the end -------------------------------------------------------------------------------------
@@ -754,6 +573,6 @@ export class Simulation {
   }
 }
 
-function errorText(e: unknown): string {
+export function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
