@@ -42,6 +42,8 @@ const DEADLINE = 'the deadline ran out before a leader could serve the request.'
 export class RaftChatRouter implements ChatRouter {
   private readonly actor: Actor<typeof chatMachine>;
   private readonly pending = new Map<string, Pending>();
+  /** Keyed calls running on the local ChatService, for joining retries (see local()). */
+  private readonly inFlight = new Map<string, Promise<unknown>>();
   private readonly unsubscribe: () => void;
   private seq = 0;
   private stopped = false;
@@ -101,13 +103,7 @@ export class RaftChatRouter implements ChatRouter {
     switch (e.type) {
       case 'propose':
       case 'readIndex':
-        this.opts.service
-          .handle(req.method, req.request, {
-            token: req.token,
-            idempotencyKey: req.idempotencyKey,
-            deadline: req.deadline,
-          })
-          .then(p.resolve, p.reject);
+        this.local(req).then(p.resolve, p.reject);
         return;
       case 'forward': {
         if (req.forwarded) {
@@ -136,6 +132,39 @@ export class RaftChatRouter implements ChatRouter {
         p.reject(new ChatError(status.UNAVAILABLE, 'no leader is known right now; retry.'));
         return;
     }
+  }
+
+  /**
+   * Serve a call with the local ChatService. A retry that arrives while the same call (same method,
+   * token, idempotency key and request) is still running here joins it instead of running again: the
+   * key promises the same answer anyway, and under overload the retries of a client whose attempt
+   * timed out would otherwise redo the slow parts (a Signup's scrypt hash) and deepen the overload.
+   */
+  private local(req: ChatRequest): Promise<unknown> {
+    const run = () =>
+      this.opts.service.handle(req.method, req.request, {
+        token: req.token,
+        idempotencyKey: req.idempotencyKey,
+        deadline: req.deadline,
+      });
+    if (req.idempotencyKey === undefined) return run();
+    const key = JSON.stringify([req.method, req.token ?? '', req.idempotencyKey, req.request]);
+    const running = this.inFlight.get(key);
+    if (running) {
+      // The first attempt ran out of ITS deadline: a retry with time left runs on its own.
+      return running.catch((err: unknown) => {
+        const expired = err instanceof ChatError && err.code === status.DEADLINE_EXCEEDED;
+        if (expired && (req.deadline === undefined || req.deadline > Date.now())) return this.local(req);
+        throw err;
+      });
+    }
+    const p = run();
+    this.inFlight.set(key, p);
+    const forget = () => {
+      if (this.inFlight.get(key) === p) this.inFlight.delete(key);
+    };
+    p.then(forget, forget);
+    return p;
   }
 
   /** Take a pending call out of the table (once: a late effect or timer finds nothing). */
