@@ -1,7 +1,8 @@
 // `make sim SEEDS=N`: run N seeded simulations (in parallel worker processes), print every failure
 // with its seed and trace, and a summary line. `make sim SEED=123` replays one seed verbosely.
 // Env: SEEDS (default 300), START (first seed, default 1), JOBS (processes, default: CPU count),
-// SEED (replay one), TRACE (trace lines per failure, default 60), PROFILE (standard | harsh).
+// SEED (replay one), TRACE (trace lines per failure, default 60), PROFILE (standard | harsh),
+// LYING_FSYNC (probability that an fsync lies: a broken disk, to see what a failure looks like).
 
 import { fork } from 'node:child_process';
 import { availableParallelism } from 'node:os';
@@ -25,7 +26,8 @@ function profile(): RunOptions {
     console.error(`PROFILE must be one of ${Object.keys(PROFILES).join(', ')}, got ${name}`);
     process.exit(2);
   }
-  return p;
+  const lie = Number(process.env.LYING_FSYNC ?? 0);
+  return lie > 0 ? { ...p, lyingFsyncRate: lie } : p;
 }
 
 function envInt(name: string, fallback: number): number {
