@@ -71,7 +71,9 @@ export class FileSnapshotStore implements SnapshotStore {
   private taking = false;
   private closed = false;
   /** Figures of the last background take: total time and the longest single step (the pause). */
-  lastTake: { totalMs: number; maxStepMs: number; steps: number; bytes: number } | undefined;
+  lastTake:
+    | { totalMs: number; maxStepMs: number; steps: number; bytes: number; stepMs: number[] }
+    | undefined;
 
   constructor(private readonly dir: string) {
     fs.mkdirSync(dir, { recursive: true });
@@ -196,7 +198,7 @@ export class FileSnapshotStore implements SnapshotStore {
     if (this.taking) throw new Error('a snapshot is already being taken');
     if (this.closed) return undefined;
     this.taking = true;
-    const rows = Math.max(1, opts.rowsPerStep ?? 2000);
+    const rows = Math.max(1, opts.rowsPerStep ?? 500);
     const budget = opts.budgetMs ?? 4;
     const now = opts.now ?? (() => performance.now());
     const pause = opts.pause ?? (() => new Promise<void>((r) => setImmediate(r)));
@@ -226,10 +228,12 @@ export class FileSnapshotStore implements SnapshotStore {
       let stepStart = began;
       let maxStepMs = 0;
       let steps = 1;
+      const stepMs: number[] = [];
       const maybePause = async () => {
         const spent = now() - stepStart;
         if (spent < budget) return;
         maxStepMs = Math.max(maxStepMs, spent);
+        stepMs.push(spent);
         steps++;
         await pause();
         stepStart = now();
@@ -278,6 +282,7 @@ export class FileSnapshotStore implements SnapshotStore {
       reader.close();
       reader = undefined;
       maxStepMs = Math.max(maxStepMs, now() - stepStart);
+      stepMs.push(now() - stepStart);
       // fsync on the thread pool: a large file must not hold the event loop.
       const fh = await fs.promises.open(this.takingFile, 'r');
       try {
@@ -295,7 +300,7 @@ export class FileSnapshotStore implements SnapshotStore {
       const got = readInfo(this.file, false);
       if (!got) throw new Error(`snapshot file ${this.file} is unreadable after install`);
       this.adopt(got);
-      this.lastTake = { totalMs: now() - began, maxStepMs, steps, bytes: this.size };
+      this.lastTake = { totalMs: now() - began, maxStepMs, steps, bytes: this.size, stepMs };
       return got;
     } catch (err) {
       if (reader?.open) {
@@ -382,7 +387,7 @@ export class FileSnapshotStore implements SnapshotStore {
 export interface StepOptions {
   /** The term and configuration of the applied index the copy turned out to be at. */
   metaAt: (index: number) => SnapshotMeta | undefined;
-  /** Rows copied per statement (default 2000). */
+  /** Rows copied per statement (default 500: about 1-5 ms of work). */
   rowsPerStep?: number;
   /** Work per event-loop turn before yielding, in ms (default 4). */
   budgetMs?: number;
