@@ -11,7 +11,10 @@ export function createLogger(opts: { level?: string; nodeId?: string; pretty?: b
     return pino({
       level: opts.level ?? 'info',
       base,
-      transport: { target: 'pino-pretty', options: { destination: 2, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } },
+      transport: {
+        target: 'pino-pretty',
+        options: { destination: 2, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' },
+      },
     });
   }
   return pino({ level: opts.level ?? 'info', base }, pino.destination({ fd: 2, sync: false }));

@@ -8,7 +8,9 @@ import * as protoLoader from '@grpc/proto-loader';
 /** proto/ at the project root, from src/ or from dist/src/. */
 export const protoDir = (() => {
   const here = dirname(fileURLToPath(import.meta.url));
-  return here.includes(`${join('dist', 'src')}`) ? join(here, '..', '..', 'proto') : join(here, '..', 'proto');
+  return here.includes(`${join('dist', 'src')}`)
+    ? join(here, '..', '..', 'proto')
+    : join(here, '..', 'proto');
 })();
 
 export const loaderOptions: protoLoader.Options = {
@@ -26,7 +28,10 @@ export function loadProtos(): { definition: protoLoader.PackageDefinition; grpcO
   if (!cached) {
     const files = ['chat.proto', 'cluster.proto', 'raft.proto'].map((f) => join(protoDir, f));
     const { existsSync } = fs;
-    const definition = protoLoader.loadSync(files.filter((f) => existsSync(f)), loaderOptions);
+    const definition = protoLoader.loadSync(
+      files.filter((f) => existsSync(f)),
+      loaderOptions,
+    );
     cached = { definition, grpcObject: grpc.loadPackageDefinition(definition) };
   }
   return cached;
@@ -37,4 +42,3 @@ export function services(): Record<string, grpc.ServiceClientConstructor> {
   const pkg = (loadProtos().grpcObject.quorumchat as grpc.GrpcObject).v1 as grpc.GrpcObject;
   return pkg as unknown as Record<string, grpc.ServiceClientConstructor>;
 }
-
