@@ -55,8 +55,10 @@ async function runRange(from: number, count: number, traceLines: number): Promis
     report.seeds++;
     report.steps += r.steps;
     report.simulatedMs += r.simulatedMs;
-    const env =
-      process.env.PROFILE && process.env.PROFILE !== 'standard' ? `PROFILE=${process.env.PROFILE}` : '';
+    const env = ['PROFILE', 'LYING_FSYNC']
+      .filter((k) => process.env[k] && process.env[k] !== 'standard')
+      .map((k) => `${k}=${process.env[k]}`)
+      .join(' ');
     if (!r.ok) report.failures.push(formatFailure(r, traceLines, env));
   }
   const cpu = process.cpuUsage();

@@ -85,7 +85,7 @@ export class InvariantChecker {
   }
 
   fail(message: string): void {
-    this.violations.push(`t=${this.now}: ${message}`);
+    this.violations.push(`t=${this.now.toFixed(3)}ms: ${message}`);
   }
 
   /** After every step: the state of every node that is up. */
