@@ -95,12 +95,14 @@ const metaAt = (i: number) => ({ index: i, term: 1, config });
 let t = performance.now();
 const meta = await leader.snaps.takeInSteps(leader.file, { metaAt });
 const take = leader.snaps.lastTake;
-const steps = [...(take?.stepMs ?? [])].sort((a, b) => a - b);
-const sq = (p: number) => steps[Math.min(steps.length - 1, Math.floor(p * steps.length))] ?? 0;
+const pct = (xs: number[] | undefined) => {
+  const v = [...(xs ?? [])].sort((a, b) => a - b);
+  const q = (p: number) => v[Math.min(v.length - 1, Math.floor(p * v.length))] ?? 0;
+  return `p50 ${ms(q(0.5))} / p99 ${ms(q(0.99))} / max ${ms(v[v.length - 1] ?? 0)}`;
+};
 console.log(
-  `take (background, steps): ${ms(performance.now() - t)} total, ${take?.steps} steps of ` +
-    `p50 ${ms(sq(0.5))} / p99 ${ms(sq(0.99))} / max ${ms(take?.maxStepMs ?? 0)} (event-loop hold), ` +
-    `${take?.bytes} bytes, index ${meta?.index}`,
+  `take (background, steps): ${ms(performance.now() - t)} total, ${take?.steps} steps; event-loop hold ` +
+    `per step: wall ${pct(take?.stepMs)}, cpu ${pct(take?.stepCpuMs)}; ${take?.bytes} bytes, index ${meta?.index}`,
 );
 const sync = new FileSnapshotStore(join(root, 'sync-snapshots'));
 t = performance.now();

@@ -72,7 +72,16 @@ export class FileSnapshotStore implements SnapshotStore {
   private closed = false;
   /** Figures of the last background take: total time and the longest single step (the pause). */
   lastTake:
-    | { totalMs: number; maxStepMs: number; steps: number; bytes: number; stepMs: number[] }
+    | {
+        totalMs: number;
+        maxStepMs: number;
+        steps: number;
+        bytes: number;
+        /** Wall time of each step, and the CPU time this process used in it (wall minus CPU is time the
+         *  process was not running at all: a loaded machine, not the copy). */
+        stepMs: number[];
+        stepCpuMs: number[];
+      }
     | undefined;
 
   constructor(private readonly dir: string) {
@@ -229,14 +238,22 @@ export class FileSnapshotStore implements SnapshotStore {
       let maxStepMs = 0;
       let steps = 1;
       const stepMs: number[] = [];
+      const stepCpuMs: number[] = [];
+      let cpuStart = process.cpuUsage();
+      const endStep = (spent: number) => {
+        maxStepMs = Math.max(maxStepMs, spent);
+        stepMs.push(spent);
+        const cpu = process.cpuUsage(cpuStart);
+        stepCpuMs.push((cpu.user + cpu.system) / 1000);
+      };
       const maybePause = async () => {
         const spent = now() - stepStart;
         if (spent < budget) return;
-        maxStepMs = Math.max(maxStepMs, spent);
-        stepMs.push(spent);
+        endStep(spent);
         steps++;
         await pause();
         stepStart = now();
+        cpuStart = process.cpuUsage();
       };
       for (const t of tables) {
         const q = quote(t.name);
@@ -281,8 +298,7 @@ export class FileSnapshotStore implements SnapshotStore {
       reader.exec('DETACH DATABASE snap');
       reader.close();
       reader = undefined;
-      maxStepMs = Math.max(maxStepMs, now() - stepStart);
-      stepMs.push(now() - stepStart);
+      endStep(now() - stepStart);
       // fsync on the thread pool: a large file must not hold the event loop.
       const fh = await fs.promises.open(this.takingFile, 'r');
       try {
@@ -300,7 +316,7 @@ export class FileSnapshotStore implements SnapshotStore {
       const got = readInfo(this.file, false);
       if (!got) throw new Error(`snapshot file ${this.file} is unreadable after install`);
       this.adopt(got);
-      this.lastTake = { totalMs: now() - began, maxStepMs, steps, bytes: this.size, stepMs };
+      this.lastTake = { totalMs: now() - began, maxStepMs, steps, bytes: this.size, stepMs, stepCpuMs };
       return got;
     } catch (err) {
       if (reader?.open) {
