@@ -86,12 +86,12 @@ describe.skipIf(missing !== undefined)('web client failover', () => {
     expect(line).toMatch(/^Lost 127\.0\.0\.1:\d+; reconnected through 127\.0\.0\.1:\d+\.$/);
     await screenshot(alice, 'web-failover.png');
 
-    await waitMessages(alice, sent, 30_000);
-    await waitMessages(bob, sent, 30_000);
+    await waitMessages(alice, sent);
+    await waitMessages(bob, sent);
     // And back: bob's reply reaches alice's resumed event stream.
     await bob.fill('form.composer textarea', 'got them all');
     await bob.click('form.composer button[type=submit]');
-    await waitMessages(alice, [...sent, 'got them all'], 30_000);
+    await waitMessages(alice, [...sent, 'got them all']);
     expect(await messageTexts(bob)).toEqual([...sent, 'got them all']);
     expect(pageErrors).toEqual([]);
   });

@@ -98,7 +98,8 @@ async function healthz(base: string): Promise<boolean> {
   }
 }
 
-const WAIT_MS = 15_000;
+// Generous: a loaded CI machine can stall elections and scrypt; the page itself retries for 30 s.
+const WAIT_MS = 40_000;
 
 /** Waits until `selector` exists and its text contains `text`. */
 export async function waitText(page: Page, selector: string, text: string, timeout = WAIT_MS): Promise<void> {

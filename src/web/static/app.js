@@ -167,10 +167,13 @@ function refreshChats() {
   refreshTimer = setTimeout(loadChats, 50);
 }
 
+let chatsSeq = 0;
 async function loadChats() {
   if (!state.me) return;
+  const seq = ++chatsSeq;
   try {
     const { chats } = await transport.call('ListChats');
+    if (seq !== chatsSeq) return; // a newer refresh is on its way
     state.chats = new Map(chats.map((c) => [c.chat_id, c]));
   } catch (err) {
     if (err instanceof ApiError && err.code === 'UNAUTHENTICATED') return endSession(err.message);
@@ -366,9 +369,13 @@ function renderUsers() {
   else loadUsers(1).catch((err) => notice(errorText(err), 'error'));
 }
 
+let usersSeq = 0;
 async function loadUsers(page) {
   const u = state.users;
-  u.result = await transport.call('ListUsers', { pattern: u.pattern, page, page_size: PAGE_SIZE });
+  const seq = ++usersSeq;
+  const result = await transport.call('ListUsers', { pattern: u.pattern, page, page_size: PAGE_SIZE });
+  if (seq !== usersSeq) return; // a newer search overtook this one
+  u.result = result;
   u.page = page;
   renderUserResults();
 }
@@ -682,9 +689,15 @@ function renderSettings() {
       ),
     ),
   );
+  // Refresh from the server, unless the user has started editing (a late answer must not undo that).
+  let touched = false;
+  limitInput.addEventListener('input', () => {
+    touched = true;
+  });
   transport
     .call('GetSettings')
     .then((r) => {
+      if (touched) return;
       limitInput.value = String(r.view_limit);
       showLimit(r.view_limit);
     })

@@ -1,0 +1,273 @@
+// The /cluster inspector feed. RaftNode hands `observer` to XState's `inspect` option when the actor is
+// created (at start), so the hook is always installed; it is switched off while nobody watches and then
+// returns at its first instruction, which is what "costs nothing" means here. With a viewer connected
+// it turns the root actor's @xstate.snapshot events into a short feed of transitions
+// (`follower → preCandidate (xstate.after.electionTimeout)`) streamed over Server-Sent Events.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { InspectionEvent } from 'xstate';
+
+/** What a card shows about one replica (also the JSON of /cluster/status). */
+export interface ReplicaView {
+  id: string;
+  /** Raft role as RaftNode reports it (preCandidate counts as follower). */
+  role: string;
+  /** The machine's active state, dotted (`leader.active`). */
+  state: string;
+  term: number;
+  leaderId: string | null;
+  commitIndex: number;
+  lastApplied: number;
+  lastLogIndex: number;
+  snapshotIndex: number;
+}
+
+export interface FeedEntry {
+  seq: number;
+  /** Unix ms. */
+  at: number;
+  from: string;
+  to: string;
+  cause: string;
+  term: number;
+  leaderId: string | null;
+  commitIndex: number;
+  appliedIndex: number;
+  text: string;
+}
+
+/** `'follower'`, `{ leader: 'active' }` → `'leader.active'`. Parallel states join with `,`. */
+export function stateName(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (value && typeof value === 'object') {
+    return Object.entries(value as Record<string, unknown>)
+      .map(([k, v]) => {
+        const inner = stateName(v);
+        return inner === '' ? k : `${k}.${inner}`;
+      })
+      .join(',');
+  }
+  return '';
+}
+
+/**
+ * The event that caused a transition, short. XState names delayed events
+ * `xstate.after.<delay>.<state node id>`; the node id repeats what the feed says already.
+ */
+export function describeCause(type: string): string {
+  const prefix = 'xstate.after.';
+  if (type.startsWith(prefix)) return `${prefix}${type.slice(prefix.length).split('.')[0]}`;
+  return type;
+}
+
+/** One feed line: `candidate → leader (RequestVoteResponse)`; without a state change, what changed. */
+export function formatTransition(e: Omit<FeedEntry, 'text' | 'seq' | 'at'>, prev?: { term: number }): string {
+  if (e.from !== e.to) return `${e.from} → ${e.to} (${e.cause})`;
+  const what: string[] = [];
+  if (prev && prev.term !== e.term) what.push(`term ${e.term}`);
+  what.push(`leader ${e.leaderId ?? 'unknown'}`);
+  return `${e.to}: ${what.join(', ')} (${e.cause})`;
+}
+
+/** One Server-Sent Events frame. A data line may not hold a newline, so each line gets its own. */
+export function sseFrame(event: string, data: unknown, id?: number): string {
+  const body = JSON.stringify(data) ?? 'null';
+  const lines = [`event: ${event}`];
+  if (id !== undefined) lines.push(`id: ${id}`);
+  for (const line of body.split('\n')) lines.push(`data: ${line}`);
+  return `${lines.join('\n')}\n\n`;
+}
+
+interface SnapshotContext {
+  term?: number;
+  leaderId?: string | null;
+  commitIndex?: number;
+  appliedIndex?: number;
+}
+
+export interface InspectorOptions {
+  /** The replica's current view (RaftNode.status() plus the actor's state). */
+  view: () => ReplicaView;
+  now?: () => number;
+  /** Feed entries kept for a newly connected page. */
+  capacity?: number;
+  /** Viewers at once; more get 503 (each costs a timer and a socket). */
+  maxViewers?: number;
+  /** How often a connected page gets the replica's indexes (ms). */
+  statusMs?: number;
+}
+
+type Listener = (e: FeedEntry) => void;
+
+export class ReplicaInspector {
+  private readonly opts: InspectorOptions;
+  private readonly now: () => number;
+  private readonly capacity: number;
+  private readonly listeners = new Set<Listener>();
+  private readonly streams = new Set<ServerResponse>();
+  private feed: FeedEntry[] = [];
+  private seq = 0;
+  private last: { state: string; term: number; leaderId: string | null } | null = null;
+  private on = false;
+
+  constructor(opts: InspectorOptions) {
+    this.opts = opts;
+    this.now = opts.now ?? Date.now;
+    this.capacity = opts.capacity ?? 200;
+  }
+
+  /** Pass as RaftNode's `inspect` option. A bare boolean test while nobody watches. */
+  readonly observer = (ev: InspectionEvent): void => {
+    if (!this.on) return;
+    if (ev.type !== '@xstate.snapshot') return;
+    // Only the replica itself: its child (the leader's replication actor) has its own snapshots.
+    if (ev.actorRef.sessionId !== ev.rootId) return;
+    const snap = ev.snapshot as { value?: unknown; context?: SnapshotContext };
+    this.observe(stateName(snap.value), snap.context ?? {}, ev.event.type);
+  };
+
+  get watching(): boolean {
+    return this.on;
+  }
+
+  get viewers(): number {
+    return this.streams.size;
+  }
+
+  recent(): FeedEntry[] {
+    return [...this.feed];
+  }
+
+  /** Listen to feed entries; the first listener switches the observer on, the last one off. */
+  subscribe(listener: Listener): () => void {
+    this.listeners.add(listener);
+    this.setWatching(true);
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) this.setWatching(false);
+    };
+  }
+
+  /** Feed one replica snapshot (the observer's work; public for tests without an actor). */
+  observe(state: string, ctx: SnapshotContext, eventType: string): void {
+    const term = ctx.term ?? 0;
+    const leaderId = ctx.leaderId ?? null;
+    const prev = this.last;
+    this.last = { state, term, leaderId };
+    if (!prev || (prev.state === state && prev.term === term && prev.leaderId === leaderId)) return;
+    const base = {
+      from: prev.state,
+      to: state,
+      cause: describeCause(eventType),
+      term,
+      leaderId,
+      commitIndex: ctx.commitIndex ?? 0,
+      appliedIndex: ctx.appliedIndex ?? 0,
+    };
+    this.push({ ...base, seq: ++this.seq, at: this.now(), text: formatTransition(base, prev) });
+  }
+
+  /** GET /cluster/events: a `snapshot` frame (view and recent feed), then `transition` and `status`. */
+  serveEvents(req: IncomingMessage, res: ServerResponse): void {
+    if (this.streams.size >= (this.opts.maxViewers ?? 32)) {
+      res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '5' });
+      res.end('too many viewers\n');
+      return;
+    }
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+      // Each card of the page reads another replica's feed: a different origin.
+      'access-control-allow-origin': '*',
+    });
+    res.flushHeaders();
+    this.streams.add(res);
+    const unsubscribe = this.subscribe((e) => {
+      res.write(sseFrame('transition', e, e.seq));
+      // A transition changes the card at once, not at the next status tick.
+      res.write(sseFrame('status', this.opts.view()));
+    });
+    res.write('retry: 1000\n\n');
+    res.write(sseFrame('snapshot', { view: this.opts.view(), feed: this.recent() }));
+    // Commit and applied indexes move without transitions; the ticker doubles as the keepalive.
+    const ticker = setInterval(() => res.write(sseFrame('status', this.opts.view())), this.opts.statusMs ?? 500);
+    const done = () => {
+      clearInterval(ticker);
+      unsubscribe();
+      this.streams.delete(res);
+    };
+    req.on('close', done);
+    res.on('close', done);
+  }
+
+  /** Ends every event stream (server shutdown). */
+  closeStreams(): void {
+    for (const res of this.streams) res.end();
+    this.streams.clear();
+  }
+
+  private setWatching(on: boolean): void {
+    if (on === this.on) return;
+    this.on = on;
+    if (!on) return;
+    // Pick up where the replica is now; the gap while nobody watched is marked, not guessed.
+    const v = this.opts.view();
+    this.last = { state: v.state, term: v.term, leaderId: v.leaderId };
+    if (this.feed.length > 0) {
+      const base = {
+        from: v.state,
+        to: v.state,
+        cause: 'viewer connected',
+        term: v.term,
+        leaderId: v.leaderId,
+        commitIndex: v.commitIndex,
+        appliedIndex: v.lastApplied,
+      };
+      this.push({ ...base, seq: ++this.seq, at: this.now(), text: `watching again: ${v.state}, term ${v.term}` });
+    }
+  }
+
+  private push(e: FeedEntry): void {
+    this.feed.push(e);
+    if (this.feed.length > this.capacity) this.feed.splice(0, this.feed.length - this.capacity);
+    for (const l of this.listeners) l(e);
+  }
+}
+
+/** The subset of RaftNode the inspector reads. */
+export interface InspectableNode {
+  status(): {
+    id: string;
+    role: string;
+    term: number;
+    leaderId: string | null;
+    commitIndex: number;
+    lastApplied: number;
+    lastLogIndex: number;
+    snapshotIndex: number;
+  };
+  readonly actor: { getSnapshot(): { value: unknown } };
+}
+
+/** The view of a RaftNode (before start, the actor is missing: state is then `stopped`). */
+export function viewOfNode(node: InspectableNode): ReplicaView {
+  const s = node.status();
+  let state = 'stopped';
+  try {
+    state = stateName(node.actor.getSnapshot().value);
+  } catch {
+    // Not started yet.
+  }
+  return {
+    id: s.id,
+    role: s.role,
+    state,
+    term: s.term,
+    leaderId: s.leaderId,
+    commitIndex: s.commitIndex,
+    lastApplied: s.lastApplied,
+    lastLogIndex: s.lastLogIndex,
+    snapshotIndex: s.snapshotIndex,
+  };
+}
