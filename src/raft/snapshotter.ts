@@ -27,7 +27,7 @@ export interface SnapshotterOptions {
   dbFile: string;
   /** Take a snapshot once this many entries were applied past the latest one (default 5000). */
   every?: number;
-  /** Entries kept in the log behind the snapshot (default 1000). */
+  /** Entries kept in the log behind the snapshot (default: a fifth of `every`, at most 1000). */
   keep?: number;
   /** Per-step budget and batch size of the copy (see FileSnapshotStore.takeInSteps). */
   step?: Omit<StepOptions, 'metaAt'>;
@@ -63,7 +63,7 @@ export class Snapshotter {
 
   constructor(private readonly opts: SnapshotterOptions) {
     this.every = Math.max(1, opts.every ?? 5000);
-    this.keep = Math.max(0, opts.keep ?? 1000);
+    this.keep = Math.max(0, opts.keep ?? Math.min(1000, Math.floor(this.every / 5)));
   }
 
   start(): void {
