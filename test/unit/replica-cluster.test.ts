@@ -208,4 +208,36 @@ describe('a three-replica cluster in one process', () => {
     });
     expect(w.error).toBeUndefined();
   });
+
+  it('RemoveMember of the leader: it commits the change, steps down, and the rest goes on', async () => {
+    const lead = await until('a leader', leader);
+    const other = [...replicas.values()].find((r) => r !== lead)!;
+    // First the member stopped above: with it still a voter, {stopped, other} could never commit.
+    const live = new Set([...replicas.keys()]);
+    for (const m of lead.node.status().config.members.filter((x) => !live.has(x.id))) {
+      const gone = await rpc(
+        stubs(lead.address).cluster,
+        'RemoveMember',
+        { id: m.id },
+        metadata({ authorization: `Bearer ${SECRET}` }),
+      );
+      expect(gone.error).toBeUndefined();
+    }
+    const removed = await rpc<Record<string, unknown>>(
+      stubs(other.address).cluster,
+      'RemoveMember',
+      { id: lead.id },
+      metadata({ authorization: `Bearer ${SECRET}` }),
+    );
+    expect(removed.error).toBeUndefined();
+    expect((removed.response!.members as { id: string }[]).map((m) => m.id)).toEqual([other.id]);
+    await until(`${lead.id} to step down`, () => lead.node.status().role !== 'leader');
+    await until(`${other.id} to lead alone`, () => other.node.status().role === 'leader');
+    const w = await rpc(stubs(other.address).chat, 'Signup', {
+      username: 'after_remove',
+      nickname: 'x',
+      password: 'password123',
+    });
+    expect(w.error).toBeUndefined();
+  });
 });
