@@ -393,7 +393,9 @@ export class FileSnapshotStore implements SnapshotStore {
   }
 
   private adopt(meta: SnapshotMeta): void {
-    if (this.fd !== undefined) fs.closeSync(this.fd);
+    // The previous file was replaced by rename: closing its last descriptor frees tens of MB of
+    // blocks, which can take a while on a busy disk. Do that on the thread pool, not the event loop.
+    if (this.fd !== undefined) fs.close(this.fd, () => {});
     this.fd = fs.openSync(this.file, 'r');
     this.size = fs.fstatSync(this.fd).size;
     this.meta = meta;
