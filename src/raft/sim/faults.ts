@@ -60,8 +60,10 @@ function randomFault(sim: Simulation): void {
       const to = r.pick(sim.ids.filter((x) => x !== from));
       sim.cutOneWay(from, to);
     }
-  } else if (roll < 54) {
+  } else if (roll < 48 || (roll < 54 && !sim.options.membershipChanges)) {
     sim.heal();
+  } else if (roll < 54) {
+    sim.changeMembership();
   } else if (roll < 64) {
     if (up.length > 0 && down.length < sim.options.maxDown) {
       const leader = sim.leader();

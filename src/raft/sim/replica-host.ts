@@ -15,7 +15,7 @@ export interface ReplicaStatus {
 export interface ReplicaHost {
   start(): void;
   stop(): void;
-  propose(kind: 'command', data: string): Promise<ApplyOutcome>;
+  propose(kind: 'command' | 'config', data: string): Promise<ApplyOutcome>;
   /** Resolves when the local state machine may serve a linearizable read. */
   readIndex(): Promise<void>;
   /** Hand leadership to `to` (null: the most up-to-date voter); optional for fake hosts. */

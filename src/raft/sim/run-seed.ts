@@ -13,6 +13,7 @@ export const PROFILES: Record<string, RunOptions> = {
     clients: 6,
     faultIntervalMs: [50, 400],
     crashCycles: 4,
+    membershipChanges: true,
     links: { dropRate: 0.1, duplicateRate: 0.1, minLatencyMs: 1, maxLatencyMs: 40, longDelayRate: 0.02 },
   },
 };

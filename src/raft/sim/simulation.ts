@@ -31,6 +31,8 @@ export interface SimOptions {
   randomFaults?: boolean;
   /** Gap between two random faults, drawn uniformly from [min, max] ms. */
   faultIntervalMs?: [number, number];
+  /** Random single-server membership changes (a voter demoted to learner, a learner promoted back). */
+  membershipChanges?: boolean;
   /** Crash/restart cycles forced during the faulty phase, on top of random ones. */
   crashCycles?: number;
   /** Most nodes down at once (2 of 5 keeps a quorum possible). */
@@ -65,6 +67,7 @@ export interface SimStats {
   readsOk: number;
   faults: number;
   transfers: number;
+  configChanges: number;
 }
 
 export interface SimResult {
@@ -129,6 +132,7 @@ export class Simulation {
     readsOk: 0,
     faults: 0,
     transfers: 0,
+    configChanges: 0,
   };
   private slots = new Map<NodeId, ReplicaSlot>();
   private failure: string | null = null;
@@ -153,6 +157,7 @@ export class Simulation {
       keys: 3,
       randomFaults: true,
       faultIntervalMs: [100, 900],
+      membershipChanges: false,
       crashCycles: 2,
       maxDown: 2,
       links: DEFAULT_LINKS,
@@ -310,6 +315,31 @@ export class Simulation {
     );
   }
 
+  /**
+   * Ask the leader for a single-server change: flip one member between voter and learner (never
+   * fewer than 3 voters). `promoteOnly` restores voters at the end. Outcomes are only traced.
+   */
+  changeMembership(promoteOnly = false): void {
+    const leader = this.leader();
+    if (!leader) return;
+    const slot = this.slots.get(leader)!;
+    const config = slot.store!.config();
+    const voters = config.members.filter((m) => m.voter).length;
+    const candidates = config.members.filter(
+      (m) => m.id !== leader && (!m.voter || (!promoteOnly && voters > 3)),
+    );
+    if (candidates.length === 0) return;
+    const target = this.rng.pick(candidates);
+    const next = { members: config.members.map((m) => (m.id === target.id ? { ...m, voter: !m.voter } : m)) };
+    this.stats.configChanges++;
+    const what = `${target.voter ? 'demote' : 'promote'} ${target.id}`;
+    this.note('config', leader, what);
+    slot.host!.propose('config', JSON.stringify(next)).then(
+      (o) => this.note('config', leader, `${what}: applied at ${o.index}`),
+      (e) => this.note('config', leader, `${what}: ${errorText(e)}`),
+    );
+  }
+
   heal(): void {
     this.network.heal();
     this.note('heal');
@@ -349,6 +379,11 @@ export class Simulation {
       for (const s of this.slots.values()) s.crashOnWrite = false;
       for (const id of this.ids) this.restart(id);
     });
+    if (o.membershipChanges) {
+      // Bring every learner back to voter during the quiet phase (one change at a time).
+      for (let k = 0; k < 8; k++)
+        this.at(faultyEnd + 300 + k * 300, 'promote learners', () => this.changeMembership(true));
+    }
 
     let sinceYield = 0;
     while (this.failure === null) {

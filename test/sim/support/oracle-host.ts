@@ -61,7 +61,7 @@ class OracleHost implements ReplicaHost {
     };
   }
 
-  propose(_kind: 'command', data: string): Promise<ApplyOutcome> {
+  propose(_kind: 'command' | 'config', data: string): Promise<ApplyOutcome> {
     return new Promise((resolve, reject) => {
       this.d.defer(() => {
         if (!this.running) return reject(new Error('stopped'));
