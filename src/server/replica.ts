@@ -150,7 +150,13 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       opts.dataDir === ':memory:' ? undefined : new FileSnapshotStore(join(opts.dataDir, SNAPSHOT_DIR));
     if (snapshots) cleanup.push(() => snapshots.close());
 
-    const empty = logStore.lastIndex() === 0 && logStore.snapshot().index === 0;
+    // Empty: nothing in the log, no applied state, no snapshot (an install a crash cut short counts as
+    // state: RaftNode finishes it on start).
+    const empty =
+      logStore.lastIndex() === 0 &&
+      logStore.snapshot().index === 0 &&
+      store.appliedIndex() === 0 &&
+      (snapshots?.latest().index ?? 0) === 0;
     const mode: StartMode = !empty ? 'restart' : opts.peers.length > 0 ? 'join' : 'bootstrap';
 
     let address = `${opts.host}:${opts.port}`;
