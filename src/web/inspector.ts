@@ -191,7 +191,10 @@ export class ReplicaInspector {
     res.write('retry: 1000\n\n');
     res.write(sseFrame('snapshot', { view: this.opts.view(), feed: this.recent() }));
     // Commit and applied indexes move without transitions; the ticker doubles as the keepalive.
-    const ticker = setInterval(() => res.write(sseFrame('status', this.opts.view())), this.opts.statusMs ?? 500);
+    const ticker = setInterval(
+      () => res.write(sseFrame('status', this.opts.view())),
+      this.opts.statusMs ?? 500,
+    );
     const done = () => {
       clearInterval(ticker);
       unsubscribe();
@@ -224,7 +227,12 @@ export class ReplicaInspector {
         commitIndex: v.commitIndex,
         appliedIndex: v.lastApplied,
       };
-      this.push({ ...base, seq: ++this.seq, at: this.now(), text: `watching again: ${v.state}, term ${v.term}` });
+      this.push({
+        ...base,
+        seq: ++this.seq,
+        at: this.now(),
+        text: `watching again: ${v.state}, term ${v.term}`,
+      });
     }
   }
 

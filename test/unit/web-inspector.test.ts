@@ -1,0 +1,338 @@
+// The /cluster inspector: feed formatting, the switchable observer on real RaftNodes (a 3-replica
+// cluster on one SimulatedClock), SSE framing, and the /cluster routes over HTTP (status, events,
+// chart, controls with the secret).
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SimulatedClock } from 'xstate';
+import type { ClusterConfig, Entry, RaftMessage } from '../../machines/protocol.js';
+import type { ApplyOutcome, StateMachine, Transport } from '../../src/raft/interfaces.js';
+import { MemoryLogStore } from '../../src/raft/memory-log-store.js';
+import { RaftNode } from '../../src/raft/node.js';
+import { clusterRoutes, secretMatches } from '../../src/web/cluster-view.js';
+import { type HttpServer, startHttpServer } from '../../src/web/http-server.js';
+import {
+  ReplicaInspector,
+  type ReplicaView,
+  describeCause,
+  formatTransition,
+  sseFrame,
+  stateName,
+  viewOfNode,
+} from '../../src/web/inspector.js';
+import { FakeChatApi } from './web-fake-api.js';
+import { SseReader } from './web-sse-reader.js';
+
+describe('feed formatting', () => {
+  it('names states with their path', () => {
+    expect(stateName('follower')).toBe('follower');
+    expect(stateName({ leader: 'active' })).toBe('leader.active');
+    expect(stateName({ leader: { transferring: 'waiting' } })).toBe('leader.transferring.waiting');
+  });
+
+  it('shortens delayed events to their delay name', () => {
+    expect(describeCause('xstate.after.electionTimeout.replica.follower')).toBe(
+      'xstate.after.electionTimeout',
+    );
+    expect(describeCause('xstate.after.300.replica.candidate')).toBe('xstate.after.300');
+    expect(describeCause('RequestVoteResponse')).toBe('RequestVoteResponse');
+  });
+
+  it('writes a transition as from → to (cause), and a new leader or term without one', () => {
+    const base = { term: 3, leaderId: null, commitIndex: 0, appliedIndex: 0 };
+    expect(
+      formatTransition({ ...base, from: 'candidate', to: 'leader.active', cause: 'RequestVoteResponse' }),
+    ).toBe('candidate → leader.active (RequestVoteResponse)');
+    expect(
+      formatTransition(
+        { ...base, from: 'follower', to: 'follower', cause: 'AppendEntries', leaderId: 'n2', term: 4 },
+        { term: 3 },
+      ),
+    ).toBe('follower: term 4, leader n2 (AppendEntries)');
+  });
+
+  it('frames SSE with one data line per line of JSON', () => {
+    expect(sseFrame('status', { a: 1 }, 7)).toBe('event: status\nid: 7\ndata: {"a":1}\n\n');
+    // JSON.stringify escapes newlines in strings, so a frame is never split by its data.
+    const f = sseFrame('transition', { text: 'a\nb' });
+    expect(f.split('\n\n')).toEqual(['event: transition\ndata: {"text":"a\\nb"}', '']);
+  });
+});
+
+// ---- a simulated cluster of real RaftNodes ------------------------------------------------------------
+
+class Net {
+  handlers = new Map<string, (m: RaftMessage) => void>();
+  queue: RaftMessage[] = [];
+  transport(id: string): Transport {
+    return {
+      send: (m) => this.queue.push(m),
+      listen: (h) => this.handlers.set(id, h),
+      setPeers: () => {},
+      close: () => this.handlers.delete(id),
+    };
+  }
+  flush(): void {
+    for (let i = 0; i < 1000 && this.queue.length > 0; i++) {
+      const q = this.queue;
+      this.queue = [];
+      for (const m of q) this.handlers.get(m.to)?.(m);
+    }
+  }
+}
+
+class ListMachine implements StateMachine {
+  last = 0;
+  appliedIndex(): number {
+    return this.last;
+  }
+  apply(entries: Entry[]): ApplyOutcome[] {
+    this.last = entries[entries.length - 1].index;
+    return entries.map((e) => ({ index: e.index, term: e.term, result: null }));
+  }
+}
+
+function simCluster(n: number) {
+  const clock = new SimulatedClock();
+  const net = new Net();
+  const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+  const config: ClusterConfig = {
+    members: ids.map((id) => ({ id, address: `127.0.0.1:${1 + i(id)}`, voter: true })),
+  };
+  function i(id: string) {
+    return Number(id.slice(1));
+  }
+  const inspectors: ReplicaInspector[] = [];
+  const calls = ids.map(() => 0);
+  const nodes = ids.map((id, k) => {
+    const holder: { node?: RaftNode } = {};
+    const inspector = new ReplicaInspector({ view: () => viewOfNode(holder.node!), now: () => clock.now() });
+    inspectors.push(inspector);
+    holder.node = new RaftNode({
+      id,
+      logStore: new MemoryLogStore({ snapshot: { index: 0, term: 0, config } }),
+      stateMachine: new ListMachine(),
+      transport: net.transport(id),
+      clock,
+      // n1 times out first, so it is the one that campaigns.
+      timing: { heartbeatMs: 50, electionMinMs: k === 0 ? 100 : 300, electionMaxMs: k === 0 ? 101 : 400 },
+      seed: k + 1,
+      defer: (fn) => clock.setTimeout(fn, 0),
+      inspect: (e) => {
+        calls[k]++;
+        inspector.observer(e);
+      },
+    });
+    return holder.node;
+  });
+  const runUntil = (cond: () => boolean, maxMs = 3000) => {
+    for (let t = 0; t < maxMs; t++) {
+      net.flush();
+      clock.increment(0);
+      net.flush();
+      if (cond()) return;
+      clock.increment(1);
+    }
+    throw new Error('condition not reached');
+  };
+  return { clock, nodes, inspectors, calls, runUntil, stop: () => nodes.forEach((x) => x.stop()) };
+}
+
+describe('inspector on real replicas', () => {
+  let sim: ReturnType<typeof simCluster> | undefined;
+  afterEach(() => sim?.stop());
+
+  it('records the election as transitions while watched, and nothing while not', () => {
+    sim = simCluster(3);
+    const seen: string[] = [];
+    const off = sim.inspectors[0].subscribe((e) => seen.push(e.text));
+    for (const node of sim.nodes) node.start();
+    sim.runUntil(() => sim!.nodes[0].status().role === 'leader');
+    sim.runUntil(() => sim!.nodes[1].status().leaderId === 'n1');
+
+    expect(seen).toContain('follower → preCandidate (xstate.after.electionTimeout)');
+    expect(seen).toContain('preCandidate → candidate (RequestVoteResponse)');
+    expect(seen).toContain('candidate → leader.active (RequestVoteResponse)');
+    const won = sim.inspectors[0].recent().find((e) => e.to === 'leader.active')!;
+    expect(won.term).toBe(sim.nodes[0].status().term);
+    expect(won.leaderId).toBe('n1');
+
+    // n2 had no viewer: its observer ran (the hook is installed) but kept nothing.
+    expect(sim.calls[1]).toBeGreaterThan(0);
+    expect(sim.inspectors[1].watching).toBe(false);
+    expect(sim.inspectors[1].recent()).toEqual([]);
+
+    // Once the last viewer leaves, n1's feed stops growing.
+    off();
+    const kept = sim.inspectors[0].recent().length;
+    sim.nodes[0].transferLeadership('n2').catch(() => {});
+    sim.runUntil(() => sim!.nodes[1].status().role === 'leader');
+    expect(sim.inspectors[0].recent().length).toBe(kept);
+  });
+
+  it('shows a follower learning its new leader, and marks where watching resumed', () => {
+    sim = simCluster(3);
+    for (const node of sim.nodes) node.start();
+    sim.runUntil(() => sim!.nodes[1].status().leaderId === 'n1');
+    const seen: string[] = [];
+    const off = sim.inspectors[1].subscribe((e) => seen.push(e.text));
+    sim.nodes[0].transferLeadership('n3').catch(() => {});
+    sim.runUntil(() => sim!.nodes[1].status().leaderId === 'n3');
+    expect(seen).toContain('follower: leader n3 (AppendEntries)');
+    expect(seen.some((t) => /^follower: term \d+, leader unknown \(RequestVote\)$/.test(t))).toBe(true);
+    off();
+    sim.inspectors[1].subscribe(() => {});
+    const last = sim.inspectors[1].recent().at(-1)!;
+    expect(last.cause).toBe('viewer connected');
+    expect(last.text).toBe(`watching again: follower, term ${sim.nodes[1].status().term}`);
+  });
+});
+
+// ---- the /cluster routes over HTTP --------------------------------------------------------------------
+
+const view: ReplicaView = {
+  id: 'server1',
+  role: 'follower',
+  state: 'follower',
+  term: 4,
+  leaderId: 'server2',
+  commitIndex: 10,
+  lastApplied: 9,
+  lastLogIndex: 11,
+  snapshotIndex: 0,
+};
+
+describe('/cluster routes', () => {
+  let http: HttpServer | undefined;
+  afterEach(async () => {
+    await http?.close();
+    http = undefined;
+  });
+
+  async function serve(opts: { dev?: boolean; role?: string } = {}) {
+    const inspector = new ReplicaInspector({ view: () => view, statusMs: 60_000 });
+    const actions: string[] = [];
+    const node = {
+      id: 'server1',
+      status: () => ({
+        role: opts.role ?? 'follower',
+        config: {
+          members: [
+            { id: 'server1', address: '127.0.0.1:5555', voter: true },
+            { id: 'server2', address: '127.0.0.1:5556', voter: true },
+          ],
+        },
+      }),
+      transferLeadership: async (to: string | null) => {
+        actions.push(`transfer:${to}`);
+      },
+    };
+    http = await startHttpServer({
+      host: '127.0.0.1',
+      port: 0,
+      gateway: new FakeChatApi().asApi(),
+      logger: (await import('pino')).default({ level: 'silent' }),
+      extraRoutes: clusterRoutes({
+        node,
+        inspector,
+        view: () => view,
+        httpUrlFor: (a) => `http://h:${Number(a.split(':')[1]) + 1000}`,
+        secret: 's3cret',
+        dev: opts.dev,
+        onStop: () => actions.push('stop'),
+        pause: (ms) => actions.push(`pause:${ms}`),
+      }),
+    });
+    return { inspector, actions, url: http.url };
+  }
+
+  it('serves the page, the chart and the status with every member HTTP URL', async () => {
+    const { url } = await serve();
+    const page = await fetch(`${url}/cluster`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('/cluster.js');
+    expect((await fetch(`${url}/cluster.js`)).status).toBe(200);
+    const chart = await fetch(`${url}/cluster/chart.svg`);
+    expect(chart.headers.get('content-type')).toBe('image/svg+xml');
+    expect(await chart.text()).toContain('<title>leader_active</title>');
+    const status = await (await fetch(`${url}/cluster/status`)).json();
+    expect(status).toMatchObject({ id: 'server1', term: 4, dev: false, controls: [] });
+    expect(status.members).toEqual([
+      { id: 'server1', address: '127.0.0.1:5555', voter: true, http: 'http://h:6555' },
+      { id: 'server2', address: '127.0.0.1:5556', voter: true, http: 'http://h:6556' },
+    ]);
+  });
+
+  it('streams a snapshot, then transitions, and switches the observer off when the page leaves', async () => {
+    const { url, inspector } = await serve();
+    inspector.subscribe(() => {})(); // watched once before, so the feed has history
+    const ac = new AbortController();
+    const res = await fetch(`${url}/cluster/events`, { signal: ac.signal });
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    const sse = new SseReader(res.body!.getReader(), () => ac.abort());
+    const snap = await sse.until('snapshot');
+    expect(JSON.parse(snap.data!).view).toEqual(view);
+    expect(inspector.watching).toBe(true);
+    inspector.observe(
+      'preCandidate',
+      { term: 4, leaderId: null },
+      'xstate.after.electionTimeout.replica.follower',
+    );
+    const t = await sse.until('transition');
+    expect(JSON.parse(t.data!).text).toBe('follower → preCandidate (xstate.after.electionTimeout)');
+    expect(t.id).toBe(String(JSON.parse(t.data!).seq));
+    ac.abort();
+    const deadline = Date.now() + 3000;
+    while (inspector.watching && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(inspector.watching).toBe(false);
+    expect(inspector.viewers).toBe(0);
+  });
+
+  it('has no controls outside development mode', async () => {
+    const { url, actions } = await serve({ dev: false });
+    const res = await fetch(`${url}/cluster/control`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer s3cret' },
+      body: JSON.stringify({ action: 'stop' }),
+    });
+    expect(res.status).toBe(404);
+    expect(actions).toEqual([]);
+  });
+
+  it('checks the secret, then pauses, transfers (on the leader only) and stops', async () => {
+    const post = (url: string, body: object, secret = 's3cret') =>
+      fetch(`${url}/cluster/control`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    const follower = await serve({ dev: true });
+    expect((await post(follower.url, { action: 'pause' }, 'wrong!')).status).toBe(401);
+    expect((await post(follower.url, { action: 'pause', seconds: 3 })).status).toBe(200);
+    expect((await post(follower.url, { action: 'pause', seconds: 9999 })).status).toBe(400);
+    expect((await post(follower.url, { action: 'reboot' })).status).toBe(400);
+    expect((await post(follower.url, { action: 'transfer' })).status).toBe(409);
+    expect(follower.actions).toEqual(['pause:3000']);
+    await http?.close();
+
+    const leader = await serve({ dev: true, role: 'leader' });
+    expect(await (await fetch(`${leader.url}/cluster/status`)).json()).toMatchObject({
+      dev: true,
+      controls: ['transfer', 'pause', 'stop'],
+    });
+    expect((await post(leader.url, { action: 'transfer', to: 'server2' })).status).toBe(200);
+    expect((await post(leader.url, { action: 'stop' })).status).toBe(202);
+    const deadline = Date.now() + 3000;
+    while (!leader.actions.includes('stop') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(leader.actions).toEqual(['transfer:server2', 'stop']);
+  });
+
+  it('compares secrets in full', () => {
+    expect(secretMatches('abc', 'abc')).toBe(true);
+    expect(secretMatches('abd', 'abc')).toBe(false);
+    expect(secretMatches('ab', 'abc')).toBe(false);
+    expect(secretMatches(undefined, 'abc')).toBe(false);
+    expect(secretMatches('', '')).toBe(false);
+  });
+});
