@@ -138,7 +138,8 @@ export class ReplicaMetrics {
     const won = r.counter('qc_raft_leaderships_total', 'Times this replica became leader.');
     let last = status();
     node.onRoleChange((c) => {
-      if (c.role === 'candidate' && (last.role !== 'candidate' || c.term !== last.term)) this.elections.inc();
+      // A pre-vote is reported as role candidate at the old term; an election is the term bump after it.
+      if (c.role === 'candidate' && c.term > last.term) this.elections.inc();
       if (c.role === 'leader' && last.role !== 'leader') won.inc();
       if (c.leaderId !== null && c.leaderId !== last.leaderId) this.leaderChanges.inc();
       last = { ...last, role: c.role, term: c.term, leaderId: c.leaderId };
