@@ -74,6 +74,8 @@ export class Counter extends Metric {
   }
 
   lines(): string[] {
+    // An unlabelled counter exists from the start: 0 is a value, a missing series is not.
+    if (this.labelNames.length === 0 && this.values.size === 0) return [`${this.name} 0`];
     return [...this.values.values()].map(
       (s) => `${this.name}${labelText(this.labelNames, s.labels)} ${formatValue(s.value)}`,
     );
@@ -163,7 +165,10 @@ export class Histogram extends Metric {
 
   lines(): string[] {
     const out: string[] = [];
-    for (const s of this.series.values()) {
+    const series = [...this.series.values()];
+    if (this.labelNames.length === 0 && series.length === 0)
+      series.push({ labels: [], counts: this.buckets.map(() => 0), sum: 0, count: 0 });
+    for (const s of series) {
       let acc = 0;
       this.buckets.forEach((b, i) => {
         acc += s.counts[i];

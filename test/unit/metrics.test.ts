@@ -1,0 +1,417 @@
+// /metrics: the hand-written Prometheus exposition is parsed back (names, types, labels, histogram
+// buckets), the replica metrics are read from real RaftNodes on a SimulatedClock, client RPCs are counted
+// through the service wrapper, and the log store's flushes are timed. Also gRPC health and the
+// term-stamped logger, which follow the same node.
+import { EventEmitter } from 'node:events';
+import { Writable } from 'node:stream';
+import * as grpc from '@grpc/grpc-js';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SimulatedClock } from 'xstate';
+import type { ClusterConfig, Entry, RaftMessage } from '../../machines/protocol.js';
+import { bindHealth, canServe } from '../../src/observability/grpc-health.js';
+import { createReplicaLogger, followTerm } from '../../src/observability/logging.js';
+import { PausableTransport } from '../../src/observability/pausable-transport.js';
+import { Registry, escapeLabelValue } from '../../src/observability/prometheus.js';
+import type { ApplyOutcome, StateMachine, Transport } from '../../src/raft/interfaces.js';
+import { MemoryLogStore } from '../../src/raft/memory-log-store.js';
+import { RaftNode } from '../../src/raft/node.js';
+import { SqliteLogStore } from '../../src/raft/sqlite-log-store.js';
+import { ReplicaMetrics, peerMatches } from '../../src/web/metrics.js';
+
+// ---- a strict parser of the text format (0.0.4) ----------------------------------------------------
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+interface Family {
+  type: string;
+  help: string;
+  samples: Sample[];
+}
+
+function parseExposition(text: string): Map<string, Family> {
+  expect(text.endsWith('\n')).toBe(true);
+  const families = new Map<string, Family>();
+  let current: string | undefined;
+  for (const line of text.slice(0, -1).split('\n')) {
+    let m = /^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) (.*)$/.exec(line);
+    if (m) {
+      expect(families.has(m[1]), `${m[1]} described twice`).toBe(false);
+      families.set(m[1], { type: '', help: m[2], samples: [] });
+      current = m[1];
+      continue;
+    }
+    m = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$/.exec(line);
+    if (m) {
+      expect(m[1]).toBe(current);
+      families.get(m[1])!.type = m[2];
+      continue;
+    }
+    m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
+    expect(m, `bad sample line: ${line}`).not.toBeNull();
+    const [, name, , labelText, value] = m!;
+    const labels: Record<string, string> = {};
+    if (labelText) {
+      const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(,|$)/gy;
+      let end = 0;
+      for (let lm = re.exec(labelText); lm !== null; lm = re.exec(labelText)) {
+        labels[lm[1]] = lm[2].replace(/\\(.)/g, (_, c) => (c === 'n' ? '\n' : c));
+        end = re.lastIndex;
+      }
+      expect(end, `bad labels: ${labelText}`).toBe(labelText.length);
+    }
+    const family = families.get(current!)!;
+    const base = family.type === 'histogram' ? name.replace(/_(bucket|sum|count)$/, '') : name;
+    expect(base, `sample ${name} outside its family ${current}`).toBe(current);
+    family.samples.push({ name, labels, value: value === '+Inf' ? Number.POSITIVE_INFINITY : Number(value) });
+  }
+  return families;
+}
+
+function value(
+  f: Map<string, Family>,
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
+  const family = f.get(name.replace(/_(bucket|sum|count)$/, '')) ?? f.get(name);
+  return family?.samples.find(
+    (s) =>
+      s.name === name &&
+      Object.keys(labels).length === Object.keys(s.labels).length &&
+      Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  )?.value;
+}
+
+describe('exposition', () => {
+  it('writes counters, gauges and cumulative histograms that parse back', () => {
+    const r = new Registry();
+    const c = r.counter('t_requests_total', 'Requests.\nSecond line', ['method', 'code']);
+    c.inc({ method: 'Login', code: 'OK' });
+    c.inc({ method: 'Login', code: 'OK' }, 2);
+    c.inc({ method: 'We"ird\\', code: 'a\nb' });
+    r.gauge('t_temp', 'Temperature.', [], () => [{ value: 21.5 }]);
+    const h = r.histogram('t_seconds', 'Latency.', ['m'], [0.1, 1]);
+    h.observe({ m: 'x' }, 0.05);
+    h.observe({ m: 'x' }, 0.5);
+    h.observe({ m: 'x' }, 3);
+    const text = r.render();
+    const f = parseExposition(text);
+    expect(text).toContain('# HELP t_requests_total Requests.\\nSecond line\n');
+    expect(f.get('t_requests_total')!.type).toBe('counter');
+    expect(value(f, 't_requests_total', { method: 'Login', code: 'OK' })).toBe(3);
+    expect(value(f, 't_requests_total', { method: 'We"ird\\', code: 'a\nb' })).toBe(1);
+    expect(f.get('t_temp')).toMatchObject({
+      type: 'gauge',
+      samples: [{ name: 't_temp', labels: {}, value: 21.5 }],
+    });
+    expect(f.get('t_seconds')!.type).toBe('histogram');
+    expect(value(f, 't_seconds_bucket', { m: 'x', le: '0.1' })).toBe(1);
+    expect(value(f, 't_seconds_bucket', { m: 'x', le: '1' })).toBe(2);
+    expect(value(f, 't_seconds_bucket', { m: 'x', le: '+Inf' })).toBe(3);
+    expect(value(f, 't_seconds_count', { m: 'x' })).toBe(3);
+    expect(value(f, 't_seconds_sum', { m: 'x' })).toBeCloseTo(3.55);
+  });
+
+  it('refuses bad names, missing or unknown labels, and falling counters', () => {
+    const r = new Registry();
+    expect(() => r.counter('bad-name', 'x')).toThrow(/bad metric name/);
+    expect(() => r.counter('ok_total', 'x', ['le'])).toThrow(/bad label/);
+    const c = r.counter('ok_total', 'x', ['a']);
+    expect(() => c.inc({})).toThrow(/label a missing/);
+    expect(() => c.inc({ a: '1', b: '2' })).toThrow(/unknown label/);
+    expect(() => c.inc({ a: '1' }, -1)).toThrow(/only goes up/);
+    expect(() => r.gauge('ok_total', 'again')).toThrow(/registered twice/);
+    expect(escapeLabelValue('a"b\\c\nd')).toBe('a\\"b\\\\c\\nd');
+  });
+
+  it('drops a family whose collector throws, and keeps the rest', () => {
+    const r = new Registry();
+    r.gauge('t_broken', 'x', [], () => {
+      throw new Error('boom');
+    });
+    r.gauge('t_fine', 'y', [], () => [{ value: 1 }]);
+    const f = parseExposition(r.render());
+    expect([...f.keys()]).toEqual(['t_fine']);
+  });
+});
+
+// ---- replica metrics on real RaftNodes ---------------------------------------------------------------
+
+class Net {
+  handlers = new Map<string, (m: RaftMessage) => void>();
+  queue: RaftMessage[] = [];
+  transport(id: string): Transport {
+    return {
+      send: (m) => this.queue.push(m),
+      listen: (h) => this.handlers.set(id, h),
+      setPeers: () => {},
+      close: () => this.handlers.delete(id),
+    };
+  }
+  flush(): void {
+    for (let i = 0; i < 1000 && this.queue.length > 0; i++) {
+      const q = this.queue;
+      this.queue = [];
+      for (const m of q) this.handlers.get(m.to)?.(m);
+    }
+  }
+}
+
+class ListMachine implements StateMachine {
+  last = 0;
+  appliedIndex(): number {
+    return this.last;
+  }
+  apply(entries: Entry[]): ApplyOutcome[] {
+    this.last = entries[entries.length - 1].index;
+    return entries.map((e) => ({ index: e.index, term: e.term, result: null }));
+  }
+}
+
+function simCluster(n: number) {
+  const clock = new SimulatedClock();
+  const net = new Net();
+  const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+  const config: ClusterConfig = { members: ids.map((id) => ({ id, address: id, voter: true })) };
+  const stores = ids.map(() => new MemoryLogStore({ snapshot: { index: 0, term: 0, config } }));
+  const transports = ids.map((id) => new PausableTransport(net.transport(id), () => clock.now()));
+  const nodes = ids.map(
+    (id, k) =>
+      new RaftNode({
+        id,
+        logStore: stores[k],
+        stateMachine: new ListMachine(),
+        transport: transports[k],
+        clock,
+        timing: { heartbeatMs: 50, electionMinMs: k === 0 ? 100 : 300, electionMaxMs: k === 0 ? 101 : 400 },
+        seed: k + 1,
+        defer: (fn) => clock.setTimeout(fn, 0),
+      }),
+  );
+  // The metrics are built before start, as the wiring does (they time the store's flushes).
+  const metrics = nodes.map(
+    (node, k) => new ReplicaMetrics({ node, logStore: stores[k], now: () => clock.now() }),
+  );
+  const runUntil = (cond: () => boolean, maxMs = 5000) => {
+    for (let t = 0; t < maxMs; t++) {
+      net.flush();
+      clock.increment(0);
+      net.flush();
+      if (cond()) return;
+      clock.increment(1);
+    }
+    throw new Error('condition not reached');
+  };
+  return { clock, nodes, stores, metrics, transports, runUntil, stop: () => nodes.forEach((x) => x.stop()) };
+}
+
+describe('replica metrics', () => {
+  let sim: ReturnType<typeof simCluster> | undefined;
+  afterEach(() => sim?.stop());
+
+  it('reports role, term, indexes, elections and per-peer lag on the leader', async () => {
+    sim = simCluster(3);
+    for (const node of sim.nodes) node.start();
+    sim.runUntil(() => sim!.nodes[0].status().role === 'leader');
+    const p = sim.nodes[0].propose('command', 'x');
+    sim.runUntil(() => sim!.nodes.every((x) => x.status().lastApplied >= 2));
+    await p;
+
+    const leader = parseExposition(sim.metrics[0].render());
+    const s = sim.nodes[0].status();
+    expect(leader.get('qc_raft_role')!.type).toBe('gauge');
+    expect(value(leader, 'qc_raft_role', { role: 'leader' })).toBe(1);
+    expect(value(leader, 'qc_raft_role', { role: 'follower' })).toBe(0);
+    expect(value(leader, 'qc_raft_term')).toBe(s.term);
+    expect(value(leader, 'qc_raft_commit_index')).toBe(s.commitIndex);
+    expect(value(leader, 'qc_raft_applied_index')).toBe(s.lastApplied);
+    expect(value(leader, 'qc_raft_log_entries')).toBe(s.lastLogIndex);
+    expect(leader.get('qc_raft_elections_total')!.type).toBe('counter');
+    expect(value(leader, 'qc_raft_elections_total')).toBe(1);
+    expect(value(leader, 'qc_raft_leaderships_total')).toBe(1);
+    expect(value(leader, 'qc_raft_peer_match_lag', { peer: 'n2' })).toBe(0);
+    expect(value(leader, 'qc_raft_peer_match_lag', { peer: 'n3' })).toBe(0);
+    expect(value(leader, 'qc_raft_log_append_seconds_count')).toBeGreaterThan(0);
+
+    const follower = parseExposition(sim.metrics[1].render());
+    expect(value(follower, 'qc_raft_role', { role: 'follower' })).toBe(1);
+    expect(value(follower, 'qc_raft_elections_total')).toBe(0);
+    expect(value(follower, 'qc_raft_leader_changes_total')).toBe(1);
+    expect(follower.get('qc_raft_peer_match_lag')!.samples).toEqual([]);
+
+    // A follower cut off falls behind: the leader reports its lag.
+    sim.transports[2].pause(10_000);
+    const more = [sim.nodes[0].propose('command', 'y'), sim.nodes[0].propose('command', 'z')];
+    sim.runUntil(() => sim!.nodes[1].status().lastApplied >= 4);
+    await Promise.all(more);
+    expect(peerMatches(sim.nodes[0]).get('n3')).toBe(2);
+    const lagging = parseExposition(sim.metrics[0].render());
+    expect(value(lagging, 'qc_raft_peer_match_lag', { peer: 'n3' })).toBe(2);
+    expect(value(lagging, 'qc_raft_peer_match_lag', { peer: 'n2' })).toBe(0);
+  });
+});
+
+// ---- client RPCs through the service wrapper ---------------------------------------------------------
+
+function fakeNode() {
+  const listeners = new Set<(r: { role: 'follower'; term: number; leaderId: string | null }) => void>();
+  const state = { term: 1, leaderId: null as string | null, members: [{ id: 'a', voter: true }] };
+  return {
+    id: 'a',
+    state,
+    status: () => ({
+      role: 'follower' as const,
+      term: state.term,
+      leaderId: state.leaderId,
+      commitIndex: 0,
+      lastApplied: 0,
+      lastLogIndex: 0,
+      snapshotIndex: 0,
+      config: { members: state.members },
+    }),
+    onRoleChange(cb: (r: { role: 'follower'; term: number; leaderId: string | null }) => void) {
+      listeners.add(cb);
+      return () => listeners.delete(cb);
+    },
+    change(term: number, leaderId: string | null) {
+      state.term = term;
+      state.leaderId = leaderId;
+      for (const l of listeners) l({ role: 'follower', term, leaderId });
+    },
+    actor: { getSnapshot: () => ({ children: {} }) },
+  };
+}
+
+describe('client RPC metrics', () => {
+  it('counts and times unary calls by method and code, and open streams as subscribers', () => {
+    let t = 0;
+    const m = new ReplicaMetrics({ node: fakeNode(), now: () => t });
+    const impl = m.instrumentService({
+      Login: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => {
+        t += 20;
+        cb(null, { token: 'x' });
+      },
+      SendMessage: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => {
+        t += 3;
+        cb({ code: grpc.status.NOT_FOUND, details: 'no such chat' } as grpc.ServiceError);
+      },
+      Subscribe: (() => {}) as grpc.UntypedHandleCall,
+    } as grpc.UntypedServiceImplementation);
+    const replies: unknown[] = [];
+    const call = (name: string) =>
+      (impl[name] as (c: unknown, cb: grpc.sendUnaryData<unknown>) => void)({}, (err, v) =>
+        replies.push(err ?? v),
+      );
+    call('Login');
+    call('Login');
+    call('SendMessage');
+    expect(replies).toEqual([
+      { token: 'x' },
+      { token: 'x' },
+      { code: grpc.status.NOT_FOUND, details: 'no such chat' },
+    ]);
+
+    const streams = [new EventEmitter(), new EventEmitter(), new EventEmitter()];
+    for (const s of streams) {
+      s.on('error', () => {}); // grpc-js listens for a handler's error to send it as the status
+      (impl.Subscribe as (c: unknown) => void)(s);
+    }
+    let f = parseExposition(m.render());
+    expect(value(f, 'qc_chat_subscribers')).toBe(3);
+    streams[0].emit('cancelled');
+    streams[0].emit('close'); // one end per stream, whatever follows
+    streams[1].emit('error', { code: grpc.status.UNAUTHENTICATED });
+    f = parseExposition(m.render());
+    expect(value(f, 'qc_chat_subscribers')).toBe(1);
+    expect(value(f, 'qc_grpc_server_handled_total', { method: 'Login', code: 'OK' })).toBe(2);
+    expect(value(f, 'qc_grpc_server_handled_total', { method: 'SendMessage', code: 'NOT_FOUND' })).toBe(1);
+    expect(value(f, 'qc_grpc_server_handled_total', { method: 'Subscribe', code: 'CANCELLED' })).toBe(1);
+    expect(value(f, 'qc_grpc_server_handled_total', { method: 'Subscribe', code: 'UNAUTHENTICATED' })).toBe(
+      1,
+    );
+    expect(value(f, 'qc_grpc_server_handling_seconds_sum', { method: 'Login', code: 'OK' })).toBeCloseTo(
+      0.04,
+    );
+    expect(
+      value(f, 'qc_grpc_server_handling_seconds_bucket', { method: 'Login', code: 'OK', le: '0.025' }),
+    ).toBe(2);
+    expect(
+      value(f, 'qc_grpc_server_handling_seconds_bucket', {
+        method: 'SendMessage',
+        code: 'NOT_FOUND',
+        le: '0.001',
+      }),
+    ).toBe(0);
+  });
+
+  it('times each SQLite commit (one fsync) and each flush until durable', async () => {
+    const db = new Database(':memory:');
+    const store = new SqliteLogStore({ db, nodeId: 'a' });
+    const m = new ReplicaMetrics({ node: fakeNode(), logStore: store });
+    store.write({
+      hardState: { term: 1, votedFor: null },
+      entries: [{ index: 1, term: 1, kind: 'noop', data: '' }],
+    });
+    await new Promise<void>((resolve) => store.flush(resolve));
+    store.flush(() => {}); // nothing staged: no fsync to count
+    await new Promise<void>((resolve) => store.flush(resolve));
+    const f = parseExposition(m.render());
+    expect(value(f, 'qc_raft_log_fsync_seconds_count')).toBe(store.stats().commits);
+    expect(value(f, 'qc_raft_log_append_seconds_count')).toBe(3);
+    expect(value(f, 'qc_raft_log_commits')).toBe(store.stats().commits);
+    store.close();
+    db.close();
+  });
+});
+
+// ---- gRPC health and logs follow the node ---------------------------------------------------------------
+
+describe('health and logs', () => {
+  it('serves only while the replica is a member that knows a leader', () => {
+    const node = fakeNode();
+    const seen: string[] = [];
+    const stop = bindHealth({ setStatus: (s, st) => seen.push(`${s || '*'}=${st}`) }, node, {
+      services: ['', 'c'],
+    });
+    expect(seen).toEqual(['*=NOT_SERVING', 'c=NOT_SERVING']);
+    node.change(2, 'b');
+    expect(canServe(node)).toBe(true);
+    expect(seen.slice(2)).toEqual(['*=SERVING', 'c=SERVING']);
+    node.change(3, 'b'); // same answer: no new status
+    expect(seen).toHaveLength(4);
+    node.change(4, null);
+    expect(seen.slice(4)).toEqual(['*=NOT_SERVING', 'c=NOT_SERVING']);
+    stop();
+    node.change(5, 'b');
+    expect(seen).toHaveLength(6);
+    node.state.members = [];
+    expect(canServe(node)).toBe(false);
+  });
+
+  it('puts node_id and the current term on every log line', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l));
+        done();
+      },
+    });
+    const { logger, term } = createReplicaLogger({ nodeId: 'server3', destination: sink, pretty: false });
+    const node = fakeNode();
+    logger.info('before the node');
+    followTerm(term, node);
+    logger.info('at term 1');
+    node.change(7, 'b');
+    logger.child({ component: 'x' }).warn({ peer: 'b' }, 'at term 7');
+    logger.info({ term: 99 }, 'explicit term wins');
+    expect(lines.map((l) => [l.msg, l.node_id, l.term])).toEqual([
+      ['before the node', 'server3', undefined],
+      ['at term 1', 'server3', 1],
+      ['at term 7', 'server3', 7],
+      ['explicit term wins', 'server3', 99],
+    ]);
+  });
+});
