@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { DB_FILE } from '../../src/server/replica.js';
 import { type Harness, startCluster, testTimers } from './harness.js';
 import { describeWithServer, expectHealthyEnd, withReport } from './support/checks.js';
 import { snapshotFlagMissing } from './support/snapshot-flag.js';
@@ -18,9 +19,9 @@ const BOUND = 2 * EVERY + Math.min(1000, Math.floor(EVERY / 5));
 
 /** Rows in the `log` table of a replica's database file, read through a read-only connection. */
 function logRows(dataDir: string): number {
-  const file = fs.readdirSync(dataDir).find((f) => f.endsWith('.db'));
-  if (!file) throw new Error(`no database in ${dataDir}`);
-  const db = new Database(join(dataDir, file), { readonly: true, fileMustExist: true });
+  const file = join(dataDir, DB_FILE);
+  if (!fs.existsSync(file)) throw new Error(`no database ${file}`);
+  const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
     return db.prepare('SELECT count(*) FROM log').pluck().get() as number;
   } finally {
