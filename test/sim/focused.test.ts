@@ -2,7 +2,7 @@
 // full invariant and linearizability checks running underneath. A failure prints the trace tail.
 
 import { describe, expect, it } from 'vitest';
-import { formatFailure, runSeed } from '../../src/raft/sim/run-seed.js';
+import { PROFILES, formatFailure, runSeed } from '../../src/raft/sim/run-seed.js';
 import type { SimResult, Simulation } from '../../src/raft/sim/simulation.js';
 
 function expectOk(r: SimResult): void {
@@ -148,6 +148,19 @@ describe('focused simulations', () => {
     expectOk(r);
     expect(handovers).toHaveLength(3);
     for (const h of handovers) expect(h.leader).toBe(h.to);
+  });
+
+  it('membership changes (voters demoted and promoted) under the harsh fault profile', async () => {
+    const r = await runSeed(20, {
+      ...PROFILES.harsh,
+      faultyMs: 6000,
+      scenario: (sim) => {
+        for (const t of [1000, 2000, 3000]) sim.at(t, 'demote a voter', () => sim.changeMembership());
+        for (const t of [4000, 4500, 5000]) sim.at(t, 'promote a learner', () => sim.changeMembership(true));
+      },
+    });
+    expectOk(r);
+    expect(r.stats.configChanges).toBeGreaterThanOrEqual(3);
   });
 
   it('heavy loss, duplication and reordering', async () => {
