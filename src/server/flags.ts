@@ -13,6 +13,8 @@ export interface ServerConfig {
   electionMaxMs: number;
   clusterSecretFile?: string;
   logLevel: string;
+  /** Take a snapshot (and compact the log) every this many applied entries. */
+  snapshotEvery: number;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -27,6 +29,7 @@ const FLAGS = [
   '--election-timeout-ms',
   '--cluster-secret-file',
   '--log-level',
+  '--snapshot-every',
 ] as const;
 type Flag = (typeof FLAGS)[number];
 
@@ -120,6 +123,18 @@ export function parseServerFlags(argv: string[]): ServerConfig {
   if (!LOG_LEVELS.includes(logLevel))
     throw new UserError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
 
+  const snapshotEveryValue = values.get('--snapshot-every') ?? '5000';
+  if (
+    !/^\d+$/.test(snapshotEveryValue) ||
+    Number(snapshotEveryValue) < 1 ||
+    Number(snapshotEveryValue) > 10_000_000
+  ) {
+    throw new UserError(
+      `--snapshot-every must be a whole number of entries from 1 to 10000000, not '${snapshotEveryValue}'`,
+    );
+  }
+  const snapshotEvery = Number(snapshotEveryValue);
+
   return {
     id,
     host,
@@ -132,5 +147,6 @@ export function parseServerFlags(argv: string[]): ServerConfig {
     electionMaxMs,
     clusterSecretFile,
     logLevel,
+    snapshotEvery,
   };
 }

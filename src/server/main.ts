@@ -50,6 +50,7 @@ export async function main(argv: string[]): Promise<number> {
         electionMaxMs: config.electionMaxMs,
       },
       httpPort: config.httpPort,
+      snapshotEvery: config.snapshotEvery,
       logger,
     });
   } catch (err) {

@@ -63,6 +63,8 @@ export interface ReplicaOptions {
   httpPort?: number;
   logger?: Logger;
   scryptCost?: ScryptCost;
+  /** Snapshot every this many applied entries (Snapshotter default when undefined). */
+  snapshotEvery?: number;
 }
 
 export interface RunningReplica {
@@ -224,7 +226,14 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
     // Background snapshots and log compaction keep the log bounded (not for an in-memory replica).
     const snapshotter =
       snapshots && opts.dataDir !== ':memory:'
-        ? new Snapshotter({ host: node, logStore, snapshots, dbFile: join(opts.dataDir, DB_FILE), logger })
+        ? new Snapshotter({
+            host: node,
+            logStore,
+            snapshots,
+            dbFile: join(opts.dataDir, DB_FILE),
+            logger,
+            every: opts.snapshotEvery,
+          })
         : undefined;
     snapshotter?.start();
     cleanup.push(() => snapshotter?.stop());

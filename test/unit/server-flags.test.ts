@@ -20,7 +20,12 @@ describe('server flags', () => {
       electionMaxMs: 300,
       clusterSecretFile: undefined,
       logLevel: 'info',
+      snapshotEvery: 5000,
     });
+    expect(parseServerFlags(['--id', 's', '--port', '1', '--snapshot-every', '200']).snapshotEvery).toBe(200);
+    expect(() => parseServerFlags(['--id', 's', '--port', '1', '--snapshot-every', '0'])).toThrow(
+      /--snapshot-every must be/,
+    );
   });
 
   it('reads every flag, in both --flag value and --flag=value forms', () => {
