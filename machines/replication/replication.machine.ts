@@ -82,8 +82,14 @@ export const replicationMachine = setup({
   },
   delays: {
     heartbeat: ({ context }) => context.timing.heartbeatMs,
-    /** A leader that has not heard from a quorum within an election timeout steps down. */
-    checkQuorum: ({ context }) => context.timing.electionMinMs,
+    /**
+     * A leader that has not heard from a quorum within an election timeout steps down. The window is the
+     * longest election timeout, not the shortest: followers wait 150-300 ms before they campaign, so a
+     * leader that gave up after 150 ms would be the first to quit when the event loop is merely slow
+     * (measured: 20-240 ms scheduling delays on a loaded 2-core machine caused leader churn). Safety does
+     * not depend on this window; only availability does.
+     */
+    checkQuorum: ({ context }) => context.timing.electionMaxMs,
   },
   guards: {
     quorumActive: ({ context }) => quorumActive(context),

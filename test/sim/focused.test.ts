@@ -174,7 +174,9 @@ describe('focused simulations', () => {
   });
 
   it('catches a disk that acknowledges fsyncs without persisting (the checks can fail on RaftNode)', async () => {
-    const r = await runSeed(18, { lyingFsyncRate: 0.5 });
+    // Scan a bounded range of seeds: the planted fault must be caught by at least one of them, whichever.
+    let r = await runSeed(1, { lyingFsyncRate: 0.5 });
+    for (let seed = 2; seed <= 40 && r.ok; seed++) r = await runSeed(seed, { lyingFsyncRate: 0.5 });
     expect(r.ok).toBe(false);
     expect(r.failure).toMatch(/beyond its last log index|durability|linearizability|granted its vote|term/);
     expect(r.trace.at(-1)).toMatch(/FAILURE/);
