@@ -11,6 +11,7 @@ SEEDS ?= 300
 SIZE ?= 5
 BASE_PORT ?= 5555
 
+.PHONY: member-add member-remove transfer
 .PHONY: install build run run-server run-client status test test-fast test-e2e lint format sim bench diagrams typecheck clean
 
 # npm ci only when the lock file is newer than the installed tree (or nothing is installed).
@@ -34,6 +35,17 @@ run-client: build
 
 status: build
 	$(BIN) status --server $(SERVER)
+
+# Membership and leadership (need the cluster secret: data/cluster.secret by default, or SECRET_FILE=...).
+SECRET_FILE ?= data/cluster.secret
+member-add: build
+	$(BIN) member add --id $(ID) --address $(ADDRESS) --server $(SERVER) --cluster-secret-file $(SECRET_FILE)
+
+member-remove: build
+	$(BIN) member remove --id $(ID) --server $(SERVER) --cluster-secret-file $(SECRET_FILE)
+
+transfer: build
+	$(BIN) transfer $(if $(TO),--to $(TO),) --server $(SERVER) --cluster-secret-file $(SECRET_FILE)
 
 typecheck: install
 	npx tsc -p tsconfig.check.json
