@@ -61,21 +61,21 @@ function addMember(id, http) {
   card.dataset.up = 'false';
   const head = el('div', 'head');
   head.append(el('h2', 'name', id), el('span', 'role', '…'));
+  const where = el('p', 'where');
+  where.append(el('span', 'state', '–'), el('span', 'leader-label', ' · leader '), el('span', 'leader', '–'));
   const facts = el('dl', 'facts');
-  for (const [k, label] of [
-    ['state', 'state'],
-    ['term', 'term'],
-    ['leader', 'leader'],
-    ['commit', 'commit'],
-    ['applied', 'applied'],
-    ['lag', 'lag'],
-  ]) {
-    facts.append(el('dt', '', label), el('dd', k, '–'));
+  for (const k of ['term', 'commit', 'applied', 'lag']) {
+    const cell = el('div');
+    cell.append(el('dt', '', k), el('dd', k, '–'));
+    facts.append(cell);
   }
   const buttons = el('div', 'controls');
   const chart = el('div', 'chart');
   const feed = el('ol', 'feed');
-  card.append(head, facts, buttons, chart, feed);
+  card.append(head, where, facts, buttons, chart, feed);
+  // The chart is small in a card; a click gives it the whole row.
+  chart.title = 'click to enlarge';
+  chart.addEventListener('click', () => card.classList.toggle('zoomed'));
   const cards = $('#cards');
   const after = [...cards.children].find(
     (c) => c.dataset.id.localeCompare(id, undefined, { numeric: true }) > 0,
@@ -170,7 +170,14 @@ function drawChart(m) {
   m.nodes = new Map();
   for (const g of svg.querySelectorAll('g.node, g.cluster')) {
     const title = g.querySelector(':scope > title')?.textContent;
-    if (title) m.nodes.set(title, g);
+    if (!title) continue;
+    // Notes explain the chart in the README; in a card they only hide the states.
+    if (title.endsWith('__note')) g.classList.add('note');
+    else m.nodes.set(title, g);
+  }
+  for (const g of svg.querySelectorAll('g.edge')) {
+    const title = g.querySelector(':scope > title')?.textContent ?? '';
+    if (title.includes('__note')) g.classList.add('note');
   }
   if (m.view) highlight(m, m.view.state);
 }

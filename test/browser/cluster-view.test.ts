@@ -1,0 +1,148 @@
+// The live cluster view against 5 real replicas: /cluster shows 5 cards with exactly one leader (the
+// one the replicas themselves name), and after kill -9 of the leader a new leader shows within 2 s,
+// with the election in its feed and the active state highlighted in its chart.
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../e2e/harness.js';
+import {
+  ClusterUnsupported,
+  type WebCluster,
+  browserMissingReason,
+  launchBrowser,
+  screenshot,
+  startWebCluster,
+} from './support.js';
+
+const missing = browserMissingReason();
+
+/** Ids of the cards that are up and say they lead. */
+function leaders(page: Page): Promise<string[]> {
+  return page.$$eval('.card[data-up="true"][data-role="leader"]', (cards) =>
+    cards.map((c) => (c as HTMLElement).dataset.id ?? ''),
+  );
+}
+
+describe.skipIf(missing !== undefined)('cluster view', () => {
+  let cluster: WebCluster | undefined;
+  let unsupported = '';
+  let browser: Browser | undefined;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    try {
+      cluster = await startWebCluster(5);
+    } catch (err) {
+      if (!(err instanceof ClusterUnsupported)) throw err;
+      unsupported = err.message;
+      return;
+    }
+    browser = await launchBrowser();
+    page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await cluster?.stop();
+  });
+
+  it('shows 5 replicas with one leader, and a new leader within 2 s after the leader is killed', async (ctx) => {
+    if (!cluster) return ctx.skip(unsupported);
+    if (cluster.standIn) return ctx.skip('the server does not serve /cluster yet (stand-in gateways)');
+    const { harness, urls } = cluster;
+    const first = await harness.waitForLeader({ timeoutMs: 20_000 });
+    // The page is served by a replica that survives the kill.
+    const host = harness.ids().find((id) => id !== first.node_id)!;
+    await page.goto(`${urls.get(host)}/cluster`);
+
+    await page.waitForFunction(
+      () => {
+        const up = document.querySelectorAll('.card[data-up="true"]');
+        const lead = document.querySelectorAll('.card[data-up="true"][data-role="leader"]');
+        return up.length === 5 && lead.length === 1;
+      },
+      undefined,
+      { timeout: 20_000 },
+    );
+    expect(await page.locator('.card').count()).toBe(5);
+    // What the page shows is what the replicas say over gRPC (compared as both are now: a busy
+    // machine can see a spare election while the cluster settles).
+    const leaderId = await waitFor(
+      async () => {
+        const status = await harness.waitForLeader({ timeoutMs: 5000 });
+        const shown = await leaders(page);
+        return shown.length === 1 && shown[0] === status.node_id ? status.node_id : undefined;
+      },
+      { timeoutMs: 10_000, what: 'the page and the replicas to name the same leader' },
+    );
+    const leaderCard = page.locator(`.card[data-id="${leaderId}"]`);
+    expect(await leaderCard.locator('.state').textContent()).toBe('leader.active');
+    // The chart highlights the active state: the leader.active node inside the leader cluster.
+    expect(await leaderCard.locator('.chart g.node.active > title').allTextContents()).toEqual([
+      'leader_active',
+    ]);
+    expect(await leaderCard.locator('.chart g.cluster.active > title').allTextContents()).toEqual([
+      'cluster_leader',
+    ]);
+    const follower = page.locator('.card[data-up="true"][data-role="follower"]').first();
+    const state = (await follower.getAttribute('data-state')) ?? '';
+    expect(await follower.locator('.chart g.node.active > title').allTextContents()).toEqual([state]);
+    expect(['follower', 'preCandidate']).toContain(state);
+
+    const killedAt = Date.now();
+    await cluster.kill(leaderId);
+    const left = Math.max(1, 2000 - (Date.now() - killedAt));
+    await page
+      .waitForFunction(
+        (old) => {
+          const lead = Array.from(
+            document.querySelectorAll<HTMLElement>('.card[data-up="true"][data-role="leader"]'),
+          );
+          return lead.length === 1 && lead[0].dataset.id !== old;
+        },
+        leaderId,
+        { timeout: left },
+      )
+      .catch(async (err: Error) => {
+        const cards = await page.$$eval('.card', (cs) =>
+          cs.map(
+            (c) =>
+              `${(c as HTMLElement).dataset.id}:${(c as HTMLElement).dataset.up}:${(c as HTMLElement).dataset.role}`,
+          ),
+        );
+        throw new Error(
+          `no new leader on the page 2 s after the kill (cards ${cards.join(' ')}): ${err.message}`,
+        );
+      });
+    const [newLeader] = await leaders(page);
+    expect(newLeader).not.toBe(leaderId);
+    const newCard = page.locator(`.card[data-id="${newLeader}"]`);
+    await screenshot(page, 'cluster-view.png');
+
+    // The killed replica's card is greyed out, and the new leader's feed tells how it won.
+    expect(await page.locator(`.card[data-id="${leaderId}"]`).getAttribute('data-up')).toBe('false');
+    const feed = await newCard.locator('.feed .text').allTextContents();
+    expect(
+      feed.some((t) => /^candidate → leader\.active \(/.test(t)),
+      feed.join(' | '),
+    ).toBe(true);
+    expect(
+      feed.some((t) => /^preCandidate → candidate \(/.test(t)),
+      feed.join(' | '),
+    ).toBe(true);
+    // The page and the replicas agree on the leader (a loaded machine may see a second election
+    // right after the first, so compare the two as they are now, not the first one the page saw).
+    const agreed = await waitFor(
+      async () => {
+        const status = await harness.waitForLeader({ not: leaderId, timeoutMs: 5000 });
+        const shown = await leaders(page);
+        return shown.length === 1 && shown[0] === status.node_id ? status.node_id : undefined;
+      },
+      { timeoutMs: 10_000, what: 'the page and the replicas to name the same leader' },
+    );
+    expect(agreed).not.toBe(leaderId);
+    expect(await page.locator('#summary').getAttribute('data-leaders')).toBe('1');
+    expect(pageErrors).toEqual([]);
+  });
+});
