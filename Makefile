@@ -25,7 +25,8 @@ build: install
 	npm run --silent build
 
 run: build
-	$(BIN) cluster --size $(SIZE) --base-port $(BASE_PORT) $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
+	# QC_DEV=1: the /cluster page gets its development controls (stop, pause, transfer; need the secret).
+	QC_DEV=1 $(BIN) cluster --size $(SIZE) --base-port $(BASE_PORT) $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 
 run-server: build
 	$(BIN) server --id $(SERVER_ID) --port $(PORT) --host $(HOST) $(if $(PEERS),--peers $(PEERS),) $(if $(DATA_DIR),--data-dir $(DATA_DIR),)

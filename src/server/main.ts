@@ -3,7 +3,7 @@
 // voter); an existing data dir restarts from its persisted state and membership (--peers is then only a
 // hint). SIGTERM/SIGINT stop it gracefully (a leader hands over first) with exit code 0.
 import * as grpc from '@grpc/grpc-js';
-import { createLogger } from '../logger.js';
+import { createReplicaLogger, followTerm } from '../observability/logging.js';
 import { loadClusterSecret } from '../raft/cluster-secret.js';
 import { discardFreshDataDir, prepareDataDir } from './data-dir.js';
 import { parseServerFlags } from './flags.js';
@@ -31,7 +31,8 @@ export async function main(argv: string[]): Promise<number> {
     undoFresh();
     throw err;
   }
-  const logger = createLogger({ level: config.logLevel, nodeId: config.id });
+  // node_id and the current term on every line (the term follows the node once it runs).
+  const { logger, term } = createReplicaLogger({ level: config.logLevel, nodeId: config.id });
   // grpc-js prints its own errors to stderr (e.g. on a port in use); ours are the one-line ones.
   grpc.setLogger({ error: (...a: unknown[]) => logger.debug({ grpc: a.map(String).join(' ') }, 'grpc-js') });
 
@@ -52,7 +53,10 @@ export async function main(argv: string[]): Promise<number> {
       httpPort: config.httpPort,
       snapshotEvery: config.snapshotEvery,
       logger,
+      // The /cluster page's stop control: the same graceful stop as SIGTERM.
+      onStop: () => process.kill(process.pid, 'SIGTERM'),
     });
+    followTerm(term, replica.node);
   } catch (err) {
     undoFresh();
     throw err;

@@ -25,6 +25,7 @@ import { ChatService } from '../chat/service.js';
 import { ChatStore } from '../chat/store.js';
 import { ChatClient } from '../client/client.js';
 import type { Logger } from '../logger.js';
+import { ReplicaObservability } from '../observability/replica-observability.js';
 import { chatRestorer } from '../raft/chat-snapshots.js';
 import { clusterIdFromSecret } from '../raft/cluster-secret.js';
 import { GrpcTransport } from '../raft/grpc-transport.js';
@@ -63,6 +64,10 @@ export interface ReplicaOptions {
   httpPort?: number;
   logger?: Logger;
   scryptCost?: ScryptCost;
+  /** /cluster controls (stop, pause, transfer); default from QC_DEV. */
+  dev?: boolean;
+  /** The /cluster stop control: a graceful stop of the process (main sends itself SIGTERM). */
+  onStop?: () => void;
   /** Snapshot every this many applied entries (Snapshotter default when undefined). */
   snapshotEvery?: number;
 }
@@ -168,12 +173,15 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       secret: opts.clusterSecret,
       logger,
     });
+    // Inspector, /metrics, /cluster and gRPC health (src/observability/replica-observability.ts).
+    const obs = new ReplicaObservability({ secret: opts.clusterSecret, dev: opts.dev, onStop: opts.onStop });
     const seed = randomBytes(4).readInt32LE(0);
     const node = new RaftNode({
       id: opts.id,
       logStore,
       stateMachine: store,
-      transport,
+      transport: obs.wrapTransport(transport),
+      inspect: obs.inspect,
       clock: realClock,
       timing: opts.timing,
       seed,
@@ -184,6 +192,9 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       onError: (err) => logger?.error({ err }, 'the replica failed; it no longer takes part in the cluster'),
     });
     cleanup.push(() => node.stop());
+    const dbFile = opts.dataDir === ':memory:' ? undefined : join(opts.dataDir, DB_FILE);
+    obs.attach({ node, logStore, dbFile });
+    cleanup.push(() => obs.close());
 
     const hub = new EventHub(store);
     cleanup.push(() => hub.close());
@@ -211,8 +222,8 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
     cleanup.push(() => router.stop());
 
     const chat = new ChatHandlers({ router, subscriptions: service, topology: membership, logger });
-    const { server } = buildGrpcServer({
-      chat: chat.implementation(),
+    const { server, health } = buildGrpcServer({
+      chat: obs.instrumentService(chat.implementation()),
       cluster: clusterHandlers({ control: membership, secret: opts.clusterSecret, topology: membership }),
       extra: (s) => transport.attach(s),
     });
@@ -223,6 +234,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
 
     if (mode === 'bootstrap') await bootstrap(logStore, { members: [{ id: opts.id, address, voter: true }] });
     node.start();
+    obs.bindHealth(health);
     // Background snapshots and log compaction keep the log bounded (not for an in-memory replica).
     const snapshotter =
       snapshots && opts.dataDir !== ':memory:'
@@ -254,6 +266,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
         port: opts.httpPort,
         gateway: api,
         logger: logger ?? pino({ level: 'silent' }),
+        extraRoutes: obs.routes(),
       });
     }
 
@@ -262,6 +275,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       stopped ??= (async () => {
         const handedOver = await handOver(node, o.transferMs ?? 0, logger);
         chat.closeStreams();
+        obs.close();
         await http?.close();
         api?.close();
         root?.close();
