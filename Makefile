@@ -24,8 +24,8 @@ install: node_modules/.package-lock.json
 build: install
 	npm run --silent build
 
+# QC_DEV=1: the /cluster page gets its development controls (stop, pause, transfer; need the secret).
 run: build
-	# QC_DEV=1: the /cluster page gets its development controls (stop, pause, transfer; need the secret).
 	QC_DEV=1 $(BIN) cluster --size $(SIZE) --base-port $(BASE_PORT) $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 
 run-server: build
