@@ -3,7 +3,7 @@
 // voter); an existing data dir restarts from its persisted state and membership (--peers is then only a
 // hint). SIGTERM/SIGINT stop it gracefully (a leader hands over first) with exit code 0.
 import * as grpc from '@grpc/grpc-js';
-import { createReplicaLogger, followTerm } from '../observability/logging.js';
+import { createReplicaLogger } from '../observability/logging.js';
 import { loadClusterSecret } from '../raft/cluster-secret.js';
 import { discardFreshDataDir, prepareDataDir } from './data-dir.js';
 import { parseServerFlags } from './flags.js';
@@ -55,8 +55,8 @@ export async function main(argv: string[]): Promise<number> {
       logger,
       // The /cluster page's stop control: the same graceful stop as SIGTERM.
       onStop: () => process.kill(process.pid, 'SIGTERM'),
+      logTerm: term,
     });
-    followTerm(term, replica.node);
   } catch (err) {
     undoFresh();
     throw err;

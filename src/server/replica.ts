@@ -25,6 +25,7 @@ import { ChatService } from '../chat/service.js';
 import { ChatStore } from '../chat/store.js';
 import { ChatClient } from '../client/client.js';
 import type { Logger } from '../logger.js';
+import { type TermHolder, followTerm } from '../observability/logging.js';
 import { ReplicaObservability } from '../observability/replica-observability.js';
 import { chatRestorer } from '../raft/chat-snapshots.js';
 import { clusterIdFromSecret } from '../raft/cluster-secret.js';
@@ -68,6 +69,8 @@ export interface ReplicaOptions {
   dev?: boolean;
   /** The /cluster stop control: a graceful stop of the process (main sends itself SIGTERM). */
   onStop?: () => void;
+  /** The logger's term (createReplicaLogger): it follows the node from its start. */
+  logTerm?: TermHolder;
   /** Snapshot every this many applied entries (Snapshotter default when undefined). */
   snapshotEvery?: number;
 }
@@ -235,6 +238,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
     if (mode === 'bootstrap') await bootstrap(logStore, { members: [{ id: opts.id, address, voter: true }] });
     node.start();
     obs.bindHealth(health);
+    if (opts.logTerm) cleanup.push(followTerm(opts.logTerm, node));
     // Background snapshots and log compaction keep the log bounded (not for an in-memory replica).
     const snapshotter =
       snapshots && opts.dataDir !== ':memory:'

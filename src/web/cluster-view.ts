@@ -24,7 +24,7 @@ export interface ClusterViewOptions {
   /** A member's HTTP base URL from its gRPC address (the server's httpUrlFor). */
   httpUrlFor: (grpcAddress: string) => string | undefined;
   secret: string;
-  /** Development mode: the controls exist only then (`--dev`, or QC_DEV=1; `make run` sets it). */
+  /** Development mode: the controls exist only then (QC_DEV=1; `make run` sets it). */
   dev?: boolean;
   /** Graceful stop of this process (the server sends itself SIGTERM). Without it, no stop control. */
   onStop?: () => void;
@@ -130,7 +130,10 @@ export function clusterRoutes(opts: ClusterViewOptions): Routes {
   });
 
   const control = async (req: IncomingMessage, res: ServerResponse) => {
-    if (!opts.dev) return json(res, 404, { error: 'The controls exist only in development mode (--dev).' });
+    if (!opts.dev)
+      return json(res, 404, {
+        error: 'The controls exist only in development mode (QC_DEV=1, as make run sets).',
+      });
     if (req.method !== 'POST') return notAllowed(res);
     const auth = req.headers.authorization;
     const token = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
