@@ -17,6 +17,12 @@ export interface LogWrite {
   hardState?: HardState;
   truncateFrom?: number;
   entries?: Entry[];
+  /**
+   * The commit index this replica has learnt (like etcd's HardState.Commit). Written so that the
+   * commit index a replica reports never goes back across a restart (DESIGN.md invariant 8); it
+   * never goes down, and is durable, like the rest of the batch, only once a later flush called back.
+   */
+  commit?: number;
 }
 
 /**
@@ -25,6 +31,8 @@ export interface LogWrite {
  */
 export interface LogStore extends LogView {
   hardState(): HardState;
+  /** The last commit index written (see LogWrite.commit); 0 when none. Unflushed writes are lost in a crash. */
+  commitIndex(): number;
   /** The configuration of the last config entry in the log, or else the snapshot's. */
   config(): ClusterConfig;
   write(batch: LogWrite): void;

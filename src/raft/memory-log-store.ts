@@ -9,10 +9,12 @@ export interface MemoryLogStoreInit {
   hardState?: HardState;
   entries?: Entry[];
   snapshot?: SnapshotMeta;
+  commit?: number;
 }
 
 interface State {
   hardState: HardState;
+  commit: number;
   entries: Entry[];
   snapshot: SnapshotMeta;
 }
@@ -37,6 +39,7 @@ export class MemoryLogStore implements LogStore {
   constructor(init: MemoryLogStoreInit = {}) {
     this.state = {
       hardState: init.hardState ?? { term: 0, votedFor: null },
+      commit: init.commit ?? 0,
       entries: [...(init.entries ?? [])],
       snapshot: init.snapshot ?? { index: 0, term: 0, config: { members: [] } },
     };
@@ -77,6 +80,10 @@ export class MemoryLogStore implements LogStore {
     return this.state.hardState;
   }
 
+  commitIndex(): number {
+    return this.state.commit;
+  }
+
   config(): ClusterConfig {
     for (let i = this.state.entries.length - 1; i >= 0; i--) {
       const e = this.state.entries[i];
@@ -100,6 +107,7 @@ export class MemoryLogStore implements LogStore {
 
   write(batch: LogWrite): void {
     if (batch.hardState) this.state.hardState = { ...batch.hardState };
+    if (batch.commit !== undefined) this.state.commit = Math.max(this.state.commit, batch.commit);
     if (batch.truncateFrom !== undefined) {
       const keep = batch.truncateFrom - this.firstIndex();
       this.state.entries = this.state.entries.slice(0, Math.max(0, keep));
@@ -173,5 +181,5 @@ export class MemoryLogStore implements LogStore {
 }
 
 function clone(s: State): State {
-  return { hardState: { ...s.hardState }, entries: [...s.entries], snapshot: s.snapshot };
+  return { hardState: { ...s.hardState }, commit: s.commit, entries: [...s.entries], snapshot: s.snapshot };
 }

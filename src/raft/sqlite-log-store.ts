@@ -70,7 +70,8 @@ const KINDS: ReadonlySet<string> = new Set(['noop', 'command', 'config']);
 
 const SCHEMA = `
   CREATE TABLE raft_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-  CREATE TABLE hard_state (id INTEGER PRIMARY KEY CHECK (id = 1), term INTEGER NOT NULL, voted_for TEXT);
+  CREATE TABLE hard_state (id INTEGER PRIMARY KEY CHECK (id = 1), term INTEGER NOT NULL, voted_for TEXT,
+                           commit_index INTEGER NOT NULL DEFAULT 0);
   CREATE TABLE log (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL);
   CREATE TABLE snapshot_meta (id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL, term INTEGER NOT NULL,
                               config TEXT NOT NULL);
@@ -96,6 +97,8 @@ export class SqliteLogStore implements LogStore {
   private readonly onCommit?: (info: { entries: number }) => void;
 
   private hs: HardState = { term: 0, votedFor: null };
+  /** The commit index written (LogWrite.commit); saved with the hard state. */
+  private committed = 0;
   private hsDirty = false;
   private snap: SnapshotMeta = { index: 0, term: 0, config: { members: [] } };
   /** terms[i] is the term of entry snap.index + 1 + i. */
@@ -142,7 +145,9 @@ export class SqliteLogStore implements LogStore {
       this.initSchema(db, opts.nodeId, opts.clusterId);
       this.db = db;
       this.stmt = {
-        saveHardState: db.prepare('UPDATE hard_state SET term = ?, voted_for = ? WHERE id = 1'),
+        saveHardState: db.prepare(
+          'UPDATE hard_state SET term = ?, voted_for = ?, commit_index = ? WHERE id = 1',
+        ),
         deleteFrom: db.prepare('DELETE FROM log WHERE idx >= ?'),
         deleteThrough: db.prepare('DELETE FROM log WHERE idx <= ?'),
         insert: db.prepare('INSERT INTO log (idx, term, kind, payload) VALUES (?, ?, ?, ?)'),
@@ -211,6 +216,10 @@ export class SqliteLogStore implements LogStore {
     return this.hs;
   }
 
+  commitIndex(): number {
+    return this.committed;
+  }
+
   config(): ClusterConfig {
     return this.configs.length > 0 ? this.configs[this.configs.length - 1].config : this.snap.config;
   }
@@ -238,6 +247,10 @@ export class SqliteLogStore implements LogStore {
         this.hs = { term: next.term, votedFor: next.votedFor };
         this.hsDirty = true;
       }
+    }
+    if (batch.commit !== undefined && batch.commit > this.committed) {
+      this.committed = batch.commit;
+      this.hsDirty = true;
     }
     if (batch.truncateFrom !== undefined) this.truncate(batch.truncateFrom);
     const entries = batch.entries ?? [];
@@ -375,7 +388,7 @@ export class SqliteLogStore implements LogStore {
     const from = this.dirtyFrom;
     let written = 0;
     this.db.transaction(() => {
-      if (this.hsDirty) this.stmt.saveHardState.run(this.hs.term, this.hs.votedFor);
+      if (this.hsDirty) this.stmt.saveHardState.run(this.hs.term, this.hs.votedFor, this.committed);
       if (from !== Number.POSITIVE_INFINITY) {
         this.stmt.deleteFrom.run(from);
         for (let i = Math.max(from, this.cacheStart) - this.cacheStart; i < this.cache.length; i++) {
@@ -451,11 +464,17 @@ export class SqliteLogStore implements LogStore {
     if (clusterId && !cluster) {
       db.prepare('INSERT INTO raft_meta (key, value) VALUES (?, ?)').run('cluster_id', clusterId);
     }
+    // Data dirs from before the commit index was persisted: add the column (0 = none recorded, the
+    // replica then starts from its applied index as before). Older builds ignore the extra column.
+    const hsColumns = db.prepare('PRAGMA table_info(hard_state)').all() as { name: string }[];
+    if (hsColumns.length > 0 && !hsColumns.some((c) => c.name === 'commit_index')) {
+      db.exec('ALTER TABLE hard_state ADD COLUMN commit_index INTEGER NOT NULL DEFAULT 0');
+    }
   }
 
   private load(corrupt: (detail: string) => DataDirError): void {
-    const hs = this.db.prepare('SELECT term, voted_for FROM hard_state WHERE id = 1').get() as
-      | { term: number; voted_for: string | null }
+    const hs = this.db.prepare('SELECT term, voted_for, commit_index FROM hard_state WHERE id = 1').get() as
+      | { term: number; voted_for: string | null; commit_index: number }
       | undefined;
     const sm = this.db.prepare('SELECT idx, term, config FROM snapshot_meta WHERE id = 1').get() as
       | { idx: number; term: number; config: string }
@@ -464,6 +483,7 @@ export class SqliteLogStore implements LogStore {
     const snapConfig = parseConfig(sm.config);
     if (!snapConfig) throw corrupt('the snapshot configuration is unreadable');
     this.hs = { term: hs.term, votedFor: hs.voted_for };
+    this.committed = hs.commit_index;
     this.snap = { index: sm.idx, term: sm.term, config: snapConfig };
 
     // Terms of the whole log (bounded by compaction) and the config entries; bodies only for the tail.

@@ -228,6 +228,52 @@ describe('SqliteLogStore', () => {
     expect(again.hardState()).toEqual({ term: 6, votedFor: null });
   });
 
+  it('persists the commit index with the hard state, only on flush, never lowering it', () => {
+    const s = store();
+    expect(s.commitIndex()).toBe(0);
+    s.write({ hardState: { term: 1, votedFor: 'n1' }, entries: run(1, 3, 1), commit: 2 });
+    expect(s.commitIndex()).toBe(2);
+    s.write({ commit: 1 }); // a lower commit is ignored: the commit index never goes back
+    expect(s.commitIndex()).toBe(2);
+    const raw = () => {
+      const db = new Database(file, { readonly: true });
+      try {
+        return db.prepare('SELECT commit_index FROM hard_state').get();
+      } finally {
+        db.close();
+      }
+    };
+    expect(raw()).toEqual({ commit_index: 0 });
+    s.flush(() => {});
+    expect(raw()).toEqual({ commit_index: 2 });
+    s.write({ commit: 3 }); // a commit alone is a change worth a transaction
+    s.flush(() => {});
+    expect(raw()).toEqual({ commit_index: 3 });
+    s.close();
+    const again = store();
+    expect(again.commitIndex()).toBe(3);
+    expect(again.hardState()).toEqual({ term: 1, votedFor: 'n1' });
+  });
+
+  it('opens a data dir written before the commit index was persisted (adds the column)', () => {
+    store().write({ hardState: { term: 4, votedFor: 'n2' }, entries: run(1, 2, 4) });
+    for (const s of open.splice(0)) s.close();
+    // Recreate the old schema: hard_state without commit_index.
+    const db = new Database(file);
+    db.exec(`CREATE TABLE hs_old (id INTEGER PRIMARY KEY CHECK (id = 1), term INTEGER NOT NULL, voted_for TEXT);
+             INSERT INTO hs_old SELECT id, term, voted_for FROM hard_state;
+             DROP TABLE hard_state; ALTER TABLE hs_old RENAME TO hard_state;`);
+    db.close();
+    const s = store();
+    expect(s.hardState()).toEqual({ term: 4, votedFor: 'n2' });
+    expect(s.commitIndex()).toBe(0);
+    expect(s.lastIndex()).toBe(2);
+    s.write({ commit: 2 });
+    s.flush(() => {});
+    s.close();
+    expect(store().commitIndex()).toBe(2);
+  });
+
   it('refuses another node, another cluster, another format and a corrupt file with a DataDirError', () => {
     store({ clusterId: 'c1' }).close();
     const fail = (f: () => unknown) => {

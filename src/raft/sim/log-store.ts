@@ -11,6 +11,8 @@ import type { EventQueue } from './event-queue.js';
 /** The log as stored: entries[i] has index snapshot.index + 1 + i. */
 export interface LogState {
   hardState: HardState;
+  /** The commit index written (LogWrite.commit): lost in a crash like any other unflushed write. */
+  commit: number;
   snapshot: SnapshotMeta;
   entries: Entry[];
 }
@@ -28,6 +30,7 @@ export class SimDisk {
   constructor(config: ClusterConfig) {
     this.state = {
       hardState: { term: 0, votedFor: null },
+      commit: 0,
       snapshot: { index: 0, term: 0, config: cloneConfig(config) },
       entries: [],
     };
@@ -105,6 +108,10 @@ export class SimLogStore implements LogStore {
     return this.view.hardState;
   }
 
+  commitIndex(): number {
+    return this.view.commit;
+  }
+
   config(): ClusterConfig {
     const last = this.configIdx[this.configIdx.length - 1];
     if (last !== undefined) {
@@ -119,6 +126,7 @@ export class SimLogStore implements LogStore {
     const copy: LogWrite = {};
     if (batch.hardState) copy.hardState = { ...batch.hardState };
     if (batch.truncateFrom !== undefined) copy.truncateFrom = batch.truncateFrom;
+    if (batch.commit !== undefined) copy.commit = batch.commit;
     if (batch.entries) copy.entries = batch.entries.map((e) => ({ ...e }));
     const problem = checkWrite(this.view, copy);
     if (problem) {
@@ -245,6 +253,7 @@ function applyOp(state: LogState, op: Op): void {
   if (op.type === 'write') {
     const b = op.batch;
     if (b.hardState) state.hardState = { ...b.hardState };
+    if (b.commit !== undefined) state.commit = Math.max(state.commit, b.commit);
     if (b.truncateFrom !== undefined) {
       state.entries.length = Math.max(0, b.truncateFrom - state.snapshot.index - 1);
     }
@@ -277,6 +286,7 @@ function applyOp(state: LogState, op: Op): void {
 export function cloneState(s: LogState): LogState {
   return {
     hardState: { ...s.hardState },
+    commit: s.commit,
     snapshot: { ...s.snapshot, config: cloneConfig(s.snapshot.config) },
     entries: s.entries.map((e) => ({ ...e })),
   };
