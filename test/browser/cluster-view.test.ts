@@ -1,6 +1,9 @@
 // The live cluster view against 5 real replicas: /cluster shows 5 cards with exactly one leader (the
 // one the replicas themselves name), and after kill -9 of the leader a new leader shows within 2 s,
 // with the election in its feed and the active state highlighted in its chart.
+import { createRequire } from 'node:module';
+import * as grpc from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../e2e/harness.js';
@@ -14,6 +17,27 @@ import {
 } from './support.js';
 
 const missing = browserMissingReason();
+
+const healthProto = createRequire(import.meta.url).resolve('grpc-health-check/proto/health/v1/health.proto');
+
+/** grpc.health.v1.Health/Check for the whole server (''). */
+function healthOf(address: string): Promise<string> {
+  const pkg = grpc.loadPackageDefinition(loadSync(healthProto, { enums: String })) as unknown as {
+    grpc: { health: { v1: { Health: new (a: string, c: grpc.ChannelCredentials) => grpc.Client } } };
+  };
+  const client = new pkg.grpc.health.v1.Health(address, grpc.credentials.createInsecure());
+  return new Promise<string>((resolve, reject) => {
+    (client as unknown as { Check: (...a: unknown[]) => void }).Check(
+      { service: '' },
+      { deadline: Date.now() + 3000 },
+      (err: Error | null, res: { status: string | number }) => {
+        client.close();
+        if (err) reject(err);
+        else resolve(String(res.status));
+      },
+    );
+  });
+}
 
 /** Ids of the cards that are up and say they lead. */
 function leaders(page: Page): Promise<string[]> {
@@ -45,6 +69,28 @@ describe.skipIf(missing !== undefined)('cluster view', () => {
   afterAll(async () => {
     await browser?.close();
     await cluster?.stop();
+  });
+
+  it('serves /metrics and gRPC health on every replica (a leader with four peers, all SERVING)', async (ctx) => {
+    if (!cluster) return ctx.skip(unsupported);
+    if (cluster.standIn) return ctx.skip('the server does not serve /metrics yet (stand-in gateways)');
+    const { harness, urls } = cluster;
+    const leader = await harness.waitForLeader({ timeoutMs: 20_000 });
+    const text = await (await fetch(`${urls.get(leader.node_id)}/metrics`)).text();
+    expect(text).toContain('# TYPE qc_raft_peer_match_lag gauge');
+    const peers = [...text.matchAll(/^qc_raft_peer_match_lag\{peer="([^"]+)"\} \d+$/gm)]
+      .map((m) => m[1])
+      .sort();
+    expect(peers).toEqual(harness.ids().filter((id) => id !== leader.node_id));
+    // The replicas' term may move on between the two reads, never back.
+    const term = Number(/^qc_raft_term (\d+)$/m.exec(text)?.[1]);
+    expect(term).toBeGreaterThanOrEqual(leader.term);
+    for (const id of harness.ids()) {
+      const body = await (await fetch(`${urls.get(id)}/metrics`)).text();
+      expect(body).toMatch(/^qc_raft_role\{role="(leader|follower)"\} 1$/m);
+      expect(body).toMatch(/^qc_raft_leader_known 1$/m);
+      expect(await healthOf(harness.get(id).address)).toBe('SERVING');
+    }
   });
 
   it('shows 5 replicas with one leader, and a new leader within 2 s after the leader is killed', async (ctx) => {
