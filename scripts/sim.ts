@@ -3,11 +3,18 @@
 // Env: SEEDS (default 300), START (first seed, default 1), JOBS (processes, default: CPU count),
 // SEED (replay one), TRACE (trace lines per failure, default 60), PROFILE (standard | harsh),
 // LYING_FSYNC (probability that an fsync lies: a broken disk, to see what a failure looks like).
+// Even seeds run with snapshots and compaction (see snapshotsForSeed in src/raft/sim/run-seed.ts).
 
 import { fork } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { PROFILES, type RunOptions, formatFailure, runSeed } from '../src/raft/sim/run-seed.js';
+import {
+  PROFILES,
+  type RunOptions,
+  formatFailure,
+  runSeed,
+  snapshotsForSeed,
+} from '../src/raft/sim/run-seed.js';
 import type { SimResult } from '../src/raft/sim/simulation.js';
 
 interface WorkerReport {
@@ -46,7 +53,7 @@ async function runRange(from: number, count: number, traceLines: number): Promis
   for (let seed = from; seed < from + count; seed++) {
     let r: SimResult;
     try {
-      r = await runSeed(seed, profile());
+      r = await runSeed(seed, { snapshots: snapshotsForSeed(seed), ...profile() });
     } catch (e) {
       report.failures.push(`seed ${seed} FAILED: the simulator threw: ${e instanceof Error ? e.stack : e}`);
       report.seeds++;
@@ -68,7 +75,12 @@ async function runRange(from: number, count: number, traceLines: number): Promis
 
 async function replay(seed: number): Promise<number> {
   const started = performance.now();
-  const r = await runSeed(seed, { ...profile(), verbose: (line) => console.log(line), traceSize: 1 });
+  const r = await runSeed(seed, {
+    snapshots: snapshotsForSeed(seed),
+    ...profile(),
+    verbose: (line) => console.log(line),
+    traceSize: 1,
+  });
   const wall = (performance.now() - started) / 1000;
   console.log('');
   console.log(

@@ -173,7 +173,7 @@ describe('bin/quorum-chat server (single node)', () => {
     const after = await waitServing(address, second);
     // A restarted one-member cluster elects itself again and commits a noop of its new term, so the
     // applied index may grow by that entry; the user-visible state (the digest) must be identical.
-    expect(after.last_applied).toBeGreaterThanOrEqual(before.last_applied);
+    expect(after.last_applied).toBeGreaterThanOrEqual(before.last_applied as number);
     expect(after.state_digest).toBe(before.state_digest);
     const chat2 = new (services().ChatService)(address, grpc.credentials.createInsecure());
     // The old tokens are still valid after the restart; the read flags and settings survived.

@@ -1,6 +1,7 @@
 // The fault schedule ("nemesis") of a simulation run: forced crash/restart cycles, and random faults
 // (symmetric and one-way partitions, leader isolation, crashes, some of them between a write and its
-// fsync, restarts, lossy/slow/duplicating links, leadership transfers), all drawn from the seed.
+// fsync, restarts, lossy/slow/duplicating links, leadership transfers; with snapshots on, crashes
+// of a node in the middle of receiving a snapshot), all drawn from the seed.
 
 import { DEFAULT_LINKS, type Simulation } from './simulation.js';
 
@@ -66,9 +67,16 @@ function randomFault(sim: Simulation): void {
     sim.changeMembership();
   } else if (roll < 64) {
     if (up.length > 0 && down.length < sim.options.maxDown) {
+      const receiving = sim.receivingSnapshot();
+      if (sim.options.snapshots && receiving.length > 0 && r.chance(0.7)) {
+        // Cut a snapshot transfer: the partial snapshot is lost, the old state must stay intact.
+        sim.crash(r.pick(receiving));
+        return;
+      }
       const leader = sim.leader();
       const id = leader && r.chance(0.4) ? leader : r.pick(up);
-      if (r.chance(0.5)) sim.crashAtNextWrite(id);
+      if (sim.options.snapshots && r.chance(0.3)) sim.crashDuringNextTransfer(id);
+      else if (r.chance(0.5)) sim.crashAtNextWrite(id);
       else sim.crash(id);
     }
   } else if (roll < 76) {

@@ -11,6 +11,10 @@
 //   the commit was T must be in the log of every leader of a term > T.
 // - State machine safety: every applied entry equals every other applied entry at that index, and
 //   the committed entry there.
+// - Snapshots: a log compacted behind a snapshot is checked over the entries still present, and its
+//   snapshot's (index, term) must be the committed entry there. Every snapshot taken or installed at
+//   index i must be the same state (the encoded database), and installing one never takes a node's
+//   applied index back (state machine safety for the entries it skips).
 // - Monotonicity: term, commitIndex and applied never decrease within an incarnation; across a
 //   restart, applied never decreases, term is at least the durable term at the crash, commitIndex is
 //   at least the applied index at the crash (see `strictCommitAcrossRestarts`); and the term on the
@@ -71,6 +75,8 @@ export class InvariantChecker {
   private commitTerm: number[] = [0];
   private applied: ({ term: number; kind: Entry['kind']; data: string; node: NodeId } | undefined)[] = [];
   private nodes = new Map<NodeId, NodeTrack>();
+  /** The encoded state machine at index i, from the first snapshot taken or installed there. */
+  private snapshotStates = new Map<number, { text: string; node: NodeId }>();
   now = 0;
 
   constructor(private readonly options: InvariantOptions = {}) {}
@@ -147,6 +153,33 @@ export class InvariantChecker {
     }
   }
 
+  /** `id` took a snapshot of its state machine at `index` (`text`: the encoded state). */
+  snapshotTaken(id: NodeId, index: number, text: string): void {
+    this.sameSnapshotState(id, index, text, 'took');
+  }
+
+  /** `id` replaced its state with a snapshot received at `index` (`text`: the encoded state). */
+  snapshotRestored(id: NodeId, index: number, term: number, text: string): void {
+    const ct = this.committedTerm[index];
+    if (ct !== undefined && ct !== term) {
+      this.fail(
+        `${id} installed a snapshot at ${index} with term ${term}, but term ${ct} was committed there`,
+      );
+    }
+    this.sameSnapshotState(id, index, text, 'installed');
+  }
+
+  private sameSnapshotState(id: NodeId, index: number, text: string, how: string): void {
+    const known = this.snapshotStates.get(index);
+    if (!known) {
+      this.snapshotStates.set(index, { text, node: id });
+    } else if (known.text !== text) {
+      this.fail(
+        `state machine safety: ${id} ${how} a snapshot at ${index} that differs from ${known.node}'s (${clip(text)} vs ${clip(known.text)})`,
+      );
+    }
+  }
+
   private track(id: NodeId): NodeTrack {
     let t = this.nodes.get(id);
     if (!t) {
@@ -210,6 +243,20 @@ export class InvariantChecker {
         this.fail(`election safety: ${n.id} and ${other} are both leaders of term ${n.term}`);
       }
       this.leaders.set(n.term, n.id);
+    }
+
+    // A compacted log: the snapshot stands for the committed entry at its index.
+    const snap = n.log.snapshot();
+    if (snap.index > 0) {
+      const ct = this.committedTerm[snap.index];
+      if (ct !== undefined && ct !== snap.term) {
+        this.fail(
+          `${n.id}: log snapshot at ${snap.index} has term ${snap.term}, but term ${ct} was committed there`,
+        );
+      }
+      if (snap.index > n.commitIndex) {
+        this.fail(`${n.id}: log snapshot at ${snap.index} beyond commitIndex ${n.commitIndex}`);
+      }
     }
 
     // Log matching, for the part of the log that changed.

@@ -15,6 +15,9 @@ export const raftNodeFactory: ReplicaFactory = (deps): ReplicaHost => {
     seed: deps.seed,
     defer: deps.defer,
     onError: deps.onError,
+    ...(deps.snapshots
+      ? { snapshots: deps.snapshots, snapshotChunkBytes: deps.snapshotChunkBytes, snapshotWindow: 2 }
+      : {}),
   });
   return {
     start: () => node.start(),
@@ -22,6 +25,7 @@ export const raftNodeFactory: ReplicaFactory = (deps): ReplicaHost => {
     propose: (kind, data) => node.propose(kind, data),
     readIndex: () => node.readIndex(),
     transferLeadership: (to) => node.transferLeadership(to),
+    snapshotTaken: (meta, keep) => node.snapshotTaken(meta, keep),
     status: () => {
       const s = node.status();
       return {

@@ -1,8 +1,8 @@
 // What the simulator needs from a replica host. RaftNode (src/raft/node.ts) provides it; the adapter
 // in raft-node-host.ts maps one onto the other, and tests can plug in deliberately broken hosts.
 
-import type { NodeId, Role, Timing } from '../../../machines/protocol.js';
-import type { ApplyOutcome, Clock, LogStore, StateMachine, Transport } from '../interfaces.js';
+import type { NodeId, Role, SnapshotMeta, Timing } from '../../../machines/protocol.js';
+import type { ApplyOutcome, Clock, LogStore, SnapshotStore, StateMachine, Transport } from '../interfaces.js';
 
 export interface ReplicaStatus {
   role: Role;
@@ -21,6 +21,8 @@ export interface ReplicaHost {
   /** Hand leadership to `to` (null: the most up-to-date voter); optional for fake hosts. */
   transferLeadership?(to: NodeId | null): Promise<void>;
   status(): ReplicaStatus;
+  /** A local snapshot through meta.index is in the snapshot store: compact behind it, keeping `keep`. */
+  snapshotTaken?(meta: SnapshotMeta, keep: number): void;
 }
 
 export interface ReplicaDeps {
@@ -34,6 +36,10 @@ export interface ReplicaDeps {
   defer: (fn: () => void) => void;
   /** The host reports an internal error (an actor that failed): the simulator fails the run. */
   onError: (error: unknown) => void;
+  /** Snapshots (taking, streaming, installing); absent when the run does not use them. */
+  snapshots?: SnapshotStore;
+  /** InstallSnapshot chunk size in bytes (small, so a transfer spans many messages and can be cut). */
+  snapshotChunkBytes?: number;
 }
 
 export type ReplicaFactory = (deps: ReplicaDeps) => ReplicaHost;

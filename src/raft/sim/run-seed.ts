@@ -2,7 +2,7 @@
 // `make sim` and test/sim run.
 
 import { raftNodeFactory } from './raft-node-host.js';
-import { type SimOptions, type SimResult, Simulation } from './simulation.js';
+import { DEFAULT_SNAPSHOTS, type SimOptions, type SimResult, Simulation } from './simulation.js';
 
 export type RunOptions = Partial<SimOptions>;
 
@@ -17,6 +17,16 @@ export const PROFILES: Record<string, RunOptions> = {
     links: { dropRate: 0.1, duplicateRate: 0.1, minLatencyMs: 1, maxLatencyMs: 40, longDelayRate: 0.02 },
   },
 };
+
+/**
+ * The random seeds (CI and `make sim`) run with snapshots on for even seeds: half the runs compact
+ * their logs every 25 entries and catch lagging nodes up through InstallSnapshot (with crashes in the
+ * middle of transfers), the other half keep whole logs, so both paths stay covered. Focused tests
+ * choose for themselves (runSeed's default is off).
+ */
+export function snapshotsForSeed(seed: number): SimOptions['snapshots'] {
+  return seed % 2 === 0 ? DEFAULT_SNAPSHOTS : false;
+}
 
 /**
  * The standard schedule: 5 replicas, 4 clients, 10 s of mixed faults (loss, delay, duplication,

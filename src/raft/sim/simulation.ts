@@ -3,7 +3,9 @@
 // every event it checks the safety invariants; at the end it heals everything, lets the cluster
 // settle, and checks durability, convergence and linearizability of the client history.
 
-import type { NodeId, RaftMessage, Role, Timing } from '../../../machines/protocol.js';
+import type { NodeId, RaftMessage, Role, SnapshotMeta, Timing } from '../../../machines/protocol.js';
+import { lastConfigAtOrBefore } from '../../../machines/replica/rules.js';
+import { MemorySnapshotStore } from '../memory-snapshot-store.js';
 import { startClient } from './clients.js';
 import { EventQueue, type SimEvent } from './event-queue.js';
 import { scheduleCrashCycles, scheduleRandomFaults } from './faults.js';
@@ -13,8 +15,28 @@ import { SimDisk, SimLogStore } from './log-store.js';
 import { type LinkFaults, SimNetwork, type SimTransport } from './network.js';
 import { Prng } from './prng.js';
 import type { ReplicaFactory, ReplicaHost, ReplicaStatus } from './replica-host.js';
-import { type AppendResult, SimDatabase, SimStateMachine, encodeAppend } from './state-machine.js';
+import {
+  type AppendResult,
+  SimDatabase,
+  SimStateMachine,
+  encodeAppend,
+  encodeDatabase,
+} from './state-machine.js';
 import { Trace } from './trace.js';
+
+/** Snapshots and log compaction in a run (every node takes its own, and installs the leader's). */
+export interface SimSnapshotOptions {
+  /** Take a snapshot once this many entries were applied past the latest one. */
+  every: number;
+  /** Entries kept in the log behind a snapshot (a follower further behind needs InstallSnapshot). */
+  keep: number;
+  /** InstallSnapshot chunk size: small, so that a transfer spans many messages and a crash can cut it. */
+  chunkBytes: number;
+  /** How long a take runs in the background, [min, max] ms (a crash meanwhile loses it). */
+  takeMs: [number, number];
+}
+
+export const DEFAULT_SNAPSHOTS: SimSnapshotOptions = { every: 25, keep: 5, chunkBytes: 256, takeMs: [0, 20] };
 
 export interface SimOptions {
   /** Builds one replica host (RaftNode by default, see run-seed.ts). */
@@ -50,6 +72,8 @@ export interface SimOptions {
   lyingFsyncRate?: number;
   /** Hard bound on simulated events, against livelock. */
   maxSteps?: number;
+  /** Snapshots and compaction (false: the log only grows, as before). */
+  snapshots?: SimSnapshotOptions | false;
   /** Extra scheduled actions for focused tests (called once the nodes are up). */
   scenario?: (sim: Simulation) => void;
 }
@@ -68,6 +92,12 @@ export interface SimStats {
   faults: number;
   transfers: number;
   configChanges: number;
+  snapshotsTaken: number;
+  /** Snapshots a node received from the leader and restored its state from. */
+  snapshotsInstalled: number;
+  snapshotChunks: number;
+  /** Crashes of a node while it was receiving a snapshot (the partial transfer is lost). */
+  crashesMidTransfer: number;
 }
 
 export interface SimResult {
@@ -108,6 +138,14 @@ export interface ReplicaSlot {
   last?: ReplicaStatus;
   /** Crash this node at its next log write, before the fsync (a crash mid-batch). */
   crashOnWrite: boolean;
+  /** Durable snapshot store (snapshot runs only): a crash keeps the latest complete snapshot only. */
+  snaps?: MemorySnapshotStore;
+  /** Receiving a snapshot: chunks arrived, not installed yet. */
+  receiving: boolean;
+  /** Crash at the next snapshot chunk it accepts without finishing (a crash mid-transfer). */
+  crashOnChunk: boolean;
+  /** A take is running (one at a time). */
+  taking: boolean;
 }
 
 export class Simulation {
@@ -133,7 +171,13 @@ export class Simulation {
     faults: 0,
     transfers: 0,
     configChanges: 0,
+    snapshotsTaken: 0,
+    snapshotsInstalled: 0,
+    snapshotChunks: 0,
+    crashesMidTransfer: 0,
   };
+  /** Every snapshot a node restored its state from (received from the leader, or finished on restart). */
+  readonly installs: { id: NodeId; index: number; t: number }[] = [];
   private slots = new Map<NodeId, ReplicaSlot>();
   private failure: string | null = null;
   readonly options: Required<Omit<SimOptions, 'verbose' | 'scenario'>> &
@@ -167,6 +211,7 @@ export class Simulation {
       strictCommitAcrossRestarts: false,
       maxSteps: 3_000_000,
       lyingFsyncRate: 0,
+      snapshots: false,
       ...options,
     };
     this.timing = this.options.timing;
@@ -187,6 +232,10 @@ export class Simulation {
         incarnation: 0,
         up: false,
         crashOnWrite: false,
+        snaps: this.options.snapshots ? new MemorySnapshotStore() : undefined,
+        receiving: false,
+        crashOnChunk: false,
+        taking: false,
       });
     }
     this.network.observer = (what, m, why) => this.onNetwork(what, m, why);
@@ -259,6 +308,15 @@ export class Simulation {
     this.note('crash', id, `unflushed writes lost: ${s.store!.unflushed()}`);
     s.up = false;
     s.crashOnWrite = false;
+    s.crashOnChunk = false;
+    s.taking = false;
+    if (s.receiving) {
+      this.stats.crashesMidTransfer++;
+      this.note('crash', id, 'in the middle of receiving a snapshot');
+    }
+    s.receiving = false;
+    // Only the latest complete snapshot survives; a transfer in progress is lost.
+    s.snaps = s.snaps?.crash();
     s.store!.crash();
     s.transport!.close();
     try {
@@ -278,6 +336,17 @@ export class Simulation {
   crashAtNextWrite(id: NodeId): void {
     const s = this.slots.get(id)!;
     if (s.up) s.crashOnWrite = true;
+  }
+
+  /** Crash `id` once it has accepted the next chunk of a snapshot transfer that is not finished. */
+  crashDuringNextTransfer(id: NodeId): void {
+    const s = this.slots.get(id)!;
+    if (s.up && s.snaps) s.crashOnChunk = true;
+  }
+
+  /** Nodes receiving a snapshot right now. */
+  receivingSnapshot(): NodeId[] {
+    return this.ids.filter((id) => this.slots.get(id)!.receiving);
   }
 
   restart(id: NodeId): void {
@@ -376,7 +445,10 @@ export class Simulation {
     this.at(faultyEnd, 'end of faults: heal, restart everyone, calm links', () => {
       this.heal();
       this.setLinks(CALM_LINKS);
-      for (const s of this.slots.values()) s.crashOnWrite = false;
+      for (const s of this.slots.values()) {
+        s.crashOnWrite = false;
+        s.crashOnChunk = false;
+      }
       for (const id of this.ids) this.restart(id);
     });
     if (o.membershipChanges) {
@@ -449,11 +521,24 @@ export class Simulation {
         this.queue.after(0, 'fault', () => this.crash(id), id);
       }
     };
+    const snaps = s.snaps;
     const sm = new SimStateMachine(
       s.db,
-      (entries) => this.checker.appliedEntries(id, entries),
+      (entries) => {
+        this.checker.appliedEntries(id, entries);
+        if (snaps) this.maybeTakeSnapshot(s, store);
+      },
       (m) => this.fail(`${id}: state machine: ${m}`),
+      snaps && (() => ({ meta: snaps.latest(), text: new TextDecoder().decode(snaps.bytes()) })),
+      (meta, text) => {
+        this.stats.snapshotsInstalled++;
+        this.installs.push({ id, index: meta.index, t: this.now() });
+        this.note('install', id, `snapshot at ${meta.index} (term ${meta.term}), ${text.length} bytes`);
+        this.checker.snapshotRestored(id, meta.index, meta.term, text);
+        if (this.checker.failed) this.fail(this.checker.violations[0]!);
+      },
     );
+    if (snaps) this.watchSnapshotChunks(s, snaps);
     const transport = this.network.transport(id);
     s.store = store;
     s.sm = sm;
@@ -478,12 +563,67 @@ export class Simulation {
       seed: this.rng.nextU32(),
       defer: this.queue.deferFor(id),
       onError: (e) => this.fail(`${id}: host error: ${errorText(e)}`),
+      ...(snaps && this.options.snapshots
+        ? { snapshots: snaps, snapshotChunkBytes: this.options.snapshots.chunkBytes }
+        : {}),
     });
     try {
       s.host.start();
     } catch (e) {
       this.fail(`${id}: start() threw: ${errorText(e)}`);
     }
+  }
+
+  /**
+   * After an apply: once `every` entries were applied past the latest snapshot, take one in the
+   * "background": the state is captured now, and the snapshot becomes durable (and the log is
+   * compacted behind it) a little later, unless the node crashes first.
+   */
+  private maybeTakeSnapshot(s: ReplicaSlot, store: SimLogStore): void {
+    const o = this.options.snapshots;
+    if (!o || !s.snaps || s.taking || s.db.applied - s.snaps.latest().index < o.every) return;
+    const index = s.db.applied;
+    const term = store.termAt(index);
+    if (term === undefined) return;
+    const config = lastConfigAtOrBefore(store, index)?.config ?? store.snapshot().config;
+    const meta: SnapshotMeta = { index, term, config };
+    const text = encodeDatabase(s.db);
+    s.taking = true;
+    this.checker.snapshotTaken(s.id, index, text);
+    if (this.checker.failed) this.fail(this.checker.violations[0]!);
+    const ms = o.takeMs[0] + this.fsyncRng.float() * (o.takeMs[1] - o.takeMs[0]);
+    this.queue.after(
+      ms,
+      'fault',
+      () => {
+        s.taking = false;
+        // A newer snapshot may have been installed from the leader meanwhile.
+        if (!s.up || s.store !== store || s.snaps!.latest().index >= index) return;
+        s.snaps!.put(meta, new TextEncoder().encode(text));
+        this.stats.snapshotsTaken++;
+        this.note('snapshot', s.id, `taken at ${index} (term ${term}), ${text.length} bytes`);
+        s.host!.snapshotTaken?.(meta, o.keep);
+      },
+      s.id,
+    );
+  }
+
+  /** Count chunks, track transfers in progress, and crash mid-transfer when asked to. */
+  private watchSnapshotChunks(s: ReplicaSlot, snaps: MemorySnapshotStore): void {
+    const receive = snaps.receive.bind(snaps);
+    snaps.receive = (meta, offset, chunk, done) => {
+      const next = receive(meta, offset, chunk, done);
+      if (s.snaps !== snaps || !s.up) return next;
+      this.stats.snapshotChunks++;
+      // (A repeated chunk of a snapshot already installed is answered with its length: not a transfer.)
+      const have = snaps.latest().index === meta.index && snaps.latest().term === meta.term;
+      s.receiving = !have && next > 0;
+      if (s.crashOnChunk && s.receiving && next > offset) {
+        s.crashOnChunk = false;
+        this.queue.after(0, 'fault', () => this.crash(s.id), s.id);
+      }
+      return next;
+    };
   }
 
   private observe(): void {

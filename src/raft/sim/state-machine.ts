@@ -3,7 +3,7 @@
 // SimDatabase is the durable part: apply() commits a whole batch (and the applied index) at once, so
 // a crash keeps exactly the batches applied before it.
 
-import type { Entry } from '../../../machines/protocol.js';
+import type { Entry, SnapshotMeta } from '../../../machines/protocol.js';
 import type { ApplyOutcome, StateMachine } from '../interfaces.js';
 
 /** An append command as carried in Entry.data (JSON). */
@@ -30,6 +30,24 @@ export class SimDatabase {
   sessions = new Map<string, { seq: number; result: AppendResult }>();
 }
 
+/** The whole durable state as one canonical string (keys sorted): the snapshot's content. */
+export function encodeDatabase(db: SimDatabase): string {
+  const byKey = <V>(m: Map<string, V>) => [...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify({ applied: db.applied, lists: byKey(db.lists), sessions: byKey(db.sessions) });
+}
+
+/** Replace `db`'s state with an encoded one, in place (the slot keeps the same durable object). */
+export function decodeDatabaseInto(db: SimDatabase, text: string): void {
+  const s = JSON.parse(text) as {
+    applied: number;
+    lists: [string, string[]][];
+    sessions: [string, { seq: number; result: AppendResult }][];
+  };
+  db.applied = s.applied;
+  db.lists = new Map(s.lists);
+  db.sessions = new Map(s.sessions);
+}
+
 export interface AppliedRecord {
   index: number;
   term: number;
@@ -43,7 +61,36 @@ export class SimStateMachine implements StateMachine {
     /** Sees every applied batch (for the state-machine-safety check). */
     private readonly onApply?: (entries: readonly Entry[]) => void,
     private readonly onViolation?: (message: string) => void,
+    /**
+     * The snapshot this replica's store has just installed (its encoded database), for restore();
+     * without it the machine cannot restore and the node does not install snapshots.
+     */
+    private readonly installed?: () => { meta: SnapshotMeta; text: string },
+    /** Sees every restore (the simulator checks the restored state against the one taken there). */
+    private readonly onRestore?: (meta: SnapshotMeta, text: string) => void,
   ) {}
+
+  /**
+   * Replace the state with the installed snapshot; the SimDatabase is durable, so this is the one
+   * transaction that also moves the applied index to meta.index.
+   */
+  restore(meta: SnapshotMeta): void {
+    const snap = this.installed?.();
+    if (!snap) throw new Error('restore without a snapshot store');
+    if (snap.meta.index !== meta.index || snap.meta.term !== meta.term) {
+      const msg = `restore of (${meta.index}, term ${meta.term}) while the store holds (${snap.meta.index}, term ${snap.meta.term})`;
+      this.onViolation?.(msg);
+      throw new Error(msg);
+    }
+    decodeDatabaseInto(this.db, snap.text);
+    if (this.db.applied !== meta.index) {
+      const msg = `snapshot at ${meta.index} holds a state applied through ${this.db.applied}`;
+      this.onViolation?.(msg);
+      throw new Error(msg);
+    }
+    // The state as restored (not the bytes received): the check compares what the node now holds.
+    this.onRestore?.(meta, encodeDatabase(this.db));
+  }
 
   appliedIndex(): number {
     return this.db.applied;
