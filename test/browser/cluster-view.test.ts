@@ -1,7 +1,9 @@
 // The live cluster view against 5 real replicas: /cluster shows 5 cards with exactly one leader (the
 // one the replicas themselves name), and after kill -9 of the leader a new leader shows within 2 s,
 // with the election in its feed and the active state highlighted in its chart.
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import type { Browser, Page } from 'playwright-core';
@@ -54,6 +56,8 @@ describe.skipIf(missing !== undefined)('cluster view', () => {
   const pageErrors: string[] = [];
 
   beforeAll(async () => {
+    // The servers inherit the environment: development mode, as `make run` starts them.
+    process.env.QC_DEV = '1';
     try {
       cluster = await startWebCluster(5);
     } catch (err) {
@@ -67,6 +71,7 @@ describe.skipIf(missing !== undefined)('cluster view', () => {
   });
 
   afterAll(async () => {
+    Reflect.deleteProperty(process.env, 'QC_DEV');
     await browser?.close();
     await cluster?.stop();
   });
@@ -91,6 +96,38 @@ describe.skipIf(missing !== undefined)('cluster view', () => {
       expect(body).toMatch(/^qc_raft_leader_known 1$/m);
       expect(await healthOf(harness.get(id).address)).toBe('SERVING');
     }
+  });
+
+  it('transfers leadership from the page, with the cluster secret (development mode)', async (ctx) => {
+    if (!cluster) return ctx.skip(unsupported);
+    if (cluster.standIn) return ctx.skip('the server does not serve /cluster yet (stand-in gateways)');
+    const { harness, urls } = cluster;
+    const before = await harness.waitForLeader({ timeoutMs: 20_000 });
+    await page.goto(`${urls.get(harness.ids().find((id) => id !== before.node_id)!)}/cluster`);
+    await page.waitForSelector(
+      `.card[data-id="${before.node_id}"][data-role="leader"] button.transfer:not([disabled])`,
+      {
+        timeout: 20_000,
+      },
+    );
+    const button = page.locator(`.card[data-id="${before.node_id}"] button.transfer`);
+    await page.fill('#secret', 'not-the-secret');
+    await button.click();
+    await page.waitForFunction(() =>
+      document.querySelector('#dev-notice')?.textContent?.includes('need the cluster secret'),
+    );
+
+    await page.fill('#secret', readFileSync(join(harness.root, 'cluster.secret'), 'utf8').trim());
+    await button.click();
+    await page.waitForFunction(
+      () => document.querySelector('#dev-notice')?.textContent?.includes('handed leadership over'),
+      undefined,
+      {
+        timeout: 10_000,
+      },
+    );
+    const after = await harness.waitForLeader({ not: before.node_id, timeoutMs: 10_000 });
+    await page.waitForSelector(`.card[data-id="${after.node_id}"][data-role="leader"]`, { timeout: 10_000 });
   });
 
   it('shows 5 replicas with one leader, and a new leader within 2 s after the leader is killed', async (ctx) => {
