@@ -234,6 +234,11 @@ export interface ReplicaInput {
   config: ClusterConfig;
   /** Applied index recovered from the state machine (commitIndex starts here, never lower). */
   appliedIndex: number;
+  /**
+   * Commit index recovered from the log store (persisted before it was reported), so the commit index
+   * does not go back across a restart. Default: appliedIndex. Clamped to [applied, last log index].
+   */
+  commitIndex?: number;
   log: LogView;
   timing: Timing;
   /** Seed of the replica's own PRNG (election timeouts); the machine advances it purely. */

@@ -6,8 +6,10 @@ import type { ReplicaContext } from './types.js';
 
 export function initialContext(input: ReplicaInput): ReplicaContext {
   const log = input.log;
-  // Commit starts at the applied index: everything applied was committed, and it never goes back.
+  // Everything applied was committed; the host may also know a higher commit index it persisted
+  // before the restart (never beyond the log it recovered). Either way it never goes back.
   const applied = Math.max(input.appliedIndex, log.snapshot().index);
+  const commit = Math.max(applied, Math.min(input.commitIndex ?? applied, log.lastIndex()));
   const found = lastConfigAtOrBefore(log, log.lastIndex());
   const [electionTimeoutMs, rng] = drawElectionTimeout(input.seed | 0, input.timing);
   return {
@@ -18,7 +20,7 @@ export function initialContext(input: ReplicaInput): ReplicaContext {
     maxInflight: input.maxInflight ?? 4,
     term: input.hardState.term,
     votedFor: input.hardState.votedFor,
-    commitIndex: applied,
+    commitIndex: commit,
     appliedIndex: applied,
     leaderId: null,
     config: found ? found.config : input.config,

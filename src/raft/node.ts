@@ -31,6 +31,15 @@
 // fsync per batch, coalesced with `defer`); a `send` with afterPersist waits until every earlier
 // persist is durable; after each flush the machine gets `persisted {index, term, seq}` where `seq`
 // counts the persist effects now durable. Committed entries are applied only once durable here.
+//
+// The commit index (DESIGN.md invariant 8: never back, even across a restart). A `commit` effect is
+// written to the log store (LogWrite.commit, like etcd's HardState.Commit) and rides the next flush
+// of entries or hard state; like etcd (a commit-only change does not need a sync), it never causes an
+// fsync of its own. status().commitIndex reports only what a restart would recover: max(durable
+// commit, applied) -- the applied index is durable on its own (the state machine records it in the
+// apply transaction), so applying need not wait for the commit's fsync, and the reported commit
+// catches up with the learnt one as soon as the entries are applied. After a restart the replica
+// starts from max(applied, persisted commit), clamped to the recovered log, and applies up to it.
 
 import { type Actor, type InspectionEvent, createActor } from 'xstate';
 import type {
@@ -183,7 +192,11 @@ export class RaftNode {
   private flushScheduled = false;
   private waiting: { seq: number; message: RaftMessage }[] = [];
 
+  /** The highest commit learnt (in memory): applying follows it, once the entries are durable here. */
   private commitIndex = 0;
+  /** The highest commit written to the log store, and the highest of those a flush made durable. */
+  private commitWritten = 0;
+  private durableCommit = 0;
   private lastApplied = 0;
   private applyScheduled = false;
 
@@ -213,7 +226,11 @@ export class RaftNode {
     this.recoverSnapshot();
     const snapshotIndex = logStore.snapshot().index;
     this.lastApplied = Math.max(stateMachine.appliedIndex(), snapshotIndex);
-    this.commitIndex = this.lastApplied;
+    // The persisted commit never exceeds the durable log when written in order; clamp anyway.
+    const persistedCommit = Math.min(logStore.commitIndex(), logStore.lastIndex());
+    this.commitIndex = Math.max(this.lastApplied, persistedCommit);
+    this.commitWritten = this.commitIndex;
+    this.durableCommit = this.commitIndex;
     // Everything the store holds after a restart is durable (a crash lost the rest).
     this.durableIndex = logStore.lastIndex();
     const config = logStore.config();
@@ -222,6 +239,7 @@ export class RaftNode {
       hardState: logStore.hardState(),
       config,
       appliedIndex: this.lastApplied,
+      commitIndex: this.commitIndex,
       log: logStore,
       timing: this.opts.timing,
       seed: this.opts.seed,
@@ -266,6 +284,8 @@ export class RaftNode {
       actor.send(m);
     });
     actor.start();
+    // Entries committed before the restart but not applied then.
+    if (this.commitIndex > this.lastApplied) this.scheduleApply();
   }
 
   stop(): void {
@@ -325,7 +345,8 @@ export class RaftNode {
       role: this.role.role,
       term: ctx?.term ?? this.role.term,
       leaderId: ctx?.leaderId ?? null,
-      commitIndex: Math.max(ctx?.commitIndex ?? 0, this.commitIndex),
+      // Not the machine's in-memory commit: only what a restart would recover (invariant 8).
+      commitIndex: Math.max(this.durableCommit, this.lastApplied),
       lastApplied: this.lastApplied,
       lastLogIndex: logStore.lastIndex(),
       snapshotIndex: logStore.snapshot().index,
@@ -402,6 +423,7 @@ export class RaftNode {
       case 'commit':
         if (e.index > this.commitIndex) {
           this.commitIndex = e.index;
+          this.writeCommit(e.index);
           this.scheduleApply();
         }
         break;
@@ -482,18 +504,26 @@ export class RaftNode {
     }
   }
 
+  /** Stage the commit index: the next flush (of this tick's entries, or a later one) makes it durable. */
+  private writeCommit(index: number): void {
+    this.opts.logStore.write({ commit: index });
+    this.commitWritten = index;
+  }
+
   private flush(): void {
     this.flushScheduled = false;
     if (this.stopped) return;
     const { logStore } = this.opts;
     const seq = this.persistCount;
+    const commit = this.commitWritten;
     const index = logStore.lastIndex();
     const term = logStore.termAt(index) ?? 0;
-    logStore.flush(() => this.flushed(seq, index, term));
+    logStore.flush(() => this.flushed(seq, index, term, commit));
   }
 
-  private flushed(seq: number, index: number, term: number): void {
+  private flushed(seq: number, index: number, term: number, commit: number): void {
     if (this.stopped) return;
+    this.durableCommit = Math.max(this.durableCommit, commit);
     this.durableSeq = Math.max(this.durableSeq, seq);
     if (index > this.durableIndex && this.opts.logStore.termAt(index) === term) this.durableIndex = index;
     const ready = this.waiting.filter((w) => w.seq <= this.durableSeq);
@@ -616,6 +646,8 @@ export class RaftNode {
     this.opts.logStore.resetToSnapshot(meta);
     this.lastApplied = Math.max(this.lastApplied, meta.index);
     this.commitIndex = Math.max(this.commitIndex, meta.index);
+    // The restore recorded meta.index as applied, durably: a restart starts at least there.
+    this.durableCommit = Math.max(this.durableCommit, meta.index);
     this.durableIndex = Math.max(this.durableIndex, meta.index);
     // Proposals this replica made as an earlier leader: their fate is inside the snapshot, unknown here.
     for (const [index, requestId] of this.byIndex) {
