@@ -208,7 +208,7 @@ export class Simulation {
       fsyncMs: [1, 6],
       clientTimeoutMs: 600,
       traceSize: 200,
-      strictCommitAcrossRestarts: false,
+      strictCommitAcrossRestarts: true,
       maxSteps: 3_000_000,
       lyingFsyncRate: 0,
       snapshots: false,
