@@ -3,7 +3,7 @@
 // crashes in the middle of the transfer. The full invariant and linearizability checks run underneath.
 
 import { describe, expect, it } from 'vitest';
-import { formatFailure, runSeed } from '../../src/raft/sim/run-seed.js';
+import { PROFILES, formatFailure, runSeed } from '../../src/raft/sim/run-seed.js';
 import { DEFAULT_SNAPSHOTS, type SimResult, type Simulation } from '../../src/raft/sim/simulation.js';
 
 function expectOk(r: SimResult): void {
@@ -115,5 +115,23 @@ describe('focused simulations: snapshots', () => {
     const mine = installs.filter((i) => i.id === down && i.t >= 5000);
     expect(mine.length).toBeGreaterThanOrEqual(1);
     expect(mine[0]!.index).toBeGreaterThan(before!.applied);
+  });
+
+  it('harsh profile: whole members are removed from the configuration and added back, with snapshots on', async () => {
+    // Scan a bounded range of seeds until one removes a member and adds one back; every run must pass.
+    const seen = { removed: 0, added: 0 };
+    for (let seed = 1; seed <= 12 && (seen.removed === 0 || seen.added === 0); seed++) {
+      const r = await runSeed(seed, {
+        ...PROFILES.harsh,
+        snapshots: DEFAULT_SNAPSHOTS,
+        verbose: (line) => {
+          if (/ remove n\d: applied/.test(line)) seen.removed++;
+          if (/ add n\d as a learner: applied/.test(line)) seen.added++;
+        },
+      });
+      expectOk(r);
+    }
+    expect(seen.removed).toBeGreaterThan(0);
+    expect(seen.added).toBeGreaterThan(0);
   });
 });

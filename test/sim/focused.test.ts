@@ -153,6 +153,7 @@ describe('focused simulations', () => {
   it('membership changes (voters demoted and promoted) under the harsh fault profile', async () => {
     const r = await runSeed(20, {
       ...PROFILES.harsh,
+      wholeNodeChanges: false,
       faultyMs: 6000,
       scenario: (sim) => {
         for (const t of [1000, 2000, 3000]) sim.at(t, 'demote a voter', () => sim.changeMembership());

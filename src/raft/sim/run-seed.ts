@@ -6,7 +6,10 @@ import { DEFAULT_SNAPSHOTS, type SimOptions, type SimResult, Simulation } from '
 
 export type RunOptions = Partial<SimOptions>;
 
-/** Named option sets for `make sim PROFILE=...`: 'standard' (CI) and 'harsh' (more faults, more load). */
+/**
+ * Named option sets for `make sim PROFILE=...`: 'standard' (CI) and 'harsh' (more faults, more load,
+ * membership changes: voters demoted and promoted, whole members removed and added back).
+ */
 export const PROFILES: Record<string, RunOptions> = {
   standard: {},
   harsh: {
@@ -14,6 +17,7 @@ export const PROFILES: Record<string, RunOptions> = {
     faultIntervalMs: [50, 400],
     crashCycles: 4,
     membershipChanges: true,
+    wholeNodeChanges: true,
     links: { dropRate: 0.1, duplicateRate: 0.1, minLatencyMs: 1, maxLatencyMs: 40, longDelayRate: 0.02 },
   },
 };

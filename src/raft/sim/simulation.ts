@@ -55,6 +55,11 @@ export interface SimOptions {
   faultIntervalMs?: [number, number];
   /** Random single-server membership changes (a voter demoted to learner, a learner promoted back). */
   membershipChanges?: boolean;
+  /**
+   * With membershipChanges: also remove whole members from the configuration (the node keeps
+   * running, outside the cluster, with its disk) and add them back later as learners.
+   */
+  wholeNodeChanges?: boolean;
   /** Crash/restart cycles forced during the faulty phase, on top of random ones. */
   crashCycles?: number;
   /** Most nodes down at once (2 of 5 keeps a quorum possible). */
@@ -202,6 +207,7 @@ export class Simulation {
       randomFaults: true,
       faultIntervalMs: [100, 900],
       membershipChanges: false,
+      wholeNodeChanges: false,
       crashCycles: 2,
       maxDown: 2,
       links: DEFAULT_LINKS,
@@ -386,7 +392,9 @@ export class Simulation {
 
   /**
    * Ask the leader for a single-server change: flip one member between voter and learner (never
-   * fewer than 3 voters). `promoteOnly` restores voters at the end. Outcomes are only traced.
+   * fewer than 3 voters); with `wholeNodeChanges`, also remove a member from the configuration or add
+   * a removed one back as a learner. `promoteOnly` restores the full voter set at the end (adds back
+   * first, then promotes). Outcomes are only traced.
    */
   changeMembership(promoteOnly = false): void {
     const leader = this.leader();
@@ -394,14 +402,34 @@ export class Simulation {
     const slot = this.slots.get(leader)!;
     const config = slot.store!.config();
     const voters = config.members.filter((m) => m.voter).length;
-    const candidates = config.members.filter(
-      (m) => m.id !== leader && (!m.voter || (!promoteOnly && voters > 3)),
+    const missing = this.options.wholeNodeChanges
+      ? this.ids.filter((id) => !config.members.some((m) => m.id === id))
+      : [];
+    let next: typeof config;
+    let what: string;
+    const flips = config.members.filter((m) => m.id !== leader && (!m.voter || (!promoteOnly && voters > 3)));
+    const removable = config.members.filter(
+      (m) => m.id !== leader && (!m.voter || voters > 3) && this.options.wholeNodeChanges,
     );
-    if (candidates.length === 0) return;
-    const target = this.rng.pick(candidates);
-    const next = { members: config.members.map((m) => (m.id === target.id ? { ...m, voter: !m.voter } : m)) };
+    // (Drawn only when whole-node changes are on, so other runs keep their random streams.)
+    const roll = this.options.wholeNodeChanges ? this.rng.int(3) : 2;
+    if (missing.length > 0 && (promoteOnly || roll === 0)) {
+      const id = this.rng.pick(missing);
+      next = {
+        members: [...config.members.map((m) => ({ ...m })), { id, address: `sim://${id}`, voter: false }],
+      };
+      what = `add ${id} as a learner`;
+    } else if (!promoteOnly && removable.length > 0 && roll === 1 && config.members.length > 3) {
+      const id = this.rng.pick(removable).id;
+      next = { members: config.members.filter((m) => m.id !== id).map((m) => ({ ...m })) };
+      what = `remove ${id}`;
+    } else {
+      if (flips.length === 0) return;
+      const target = this.rng.pick(flips);
+      next = { members: config.members.map((m) => (m.id === target.id ? { ...m, voter: !m.voter } : m)) };
+      what = `${target.voter ? 'demote' : 'promote'} ${target.id}`;
+    }
     this.stats.configChanges++;
-    const what = `${target.voter ? 'demote' : 'promote'} ${target.id}`;
     this.note('config', leader, what);
     slot.host!.propose('config', JSON.stringify(next)).then(
       (o) => this.note('config', leader, `${what}: applied at ${o.index}`),
@@ -452,9 +480,11 @@ export class Simulation {
       for (const id of this.ids) this.restart(id);
     });
     if (o.membershipChanges) {
-      // Bring every learner back to voter during the quiet phase (one change at a time).
-      for (let k = 0; k < 8; k++)
-        this.at(faultyEnd + 300 + k * 300, 'promote learners', () => this.changeMembership(true));
+      // Bring every removed node back and every learner back to voter during the quiet phase (one
+      // change at a time).
+      const [steps, gap] = o.wholeNodeChanges ? [14, 250] : [8, 300];
+      for (let k = 0; k < steps; k++)
+        this.at(faultyEnd + 300 + k * gap, 'promote learners', () => this.changeMembership(true));
     }
 
     let sinceYield = 0;
