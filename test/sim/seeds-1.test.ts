@@ -15,7 +15,6 @@ describe('random simulation seeds, part 1', () => {
       const r = await runSeed(seed, { snapshots: snapshotsForSeed(seed) });
       expect(r.ok, formatFailure(r)).toBe(true);
       expect(r.stats.crashes).toBeGreaterThanOrEqual(2);
-      if (snapshotsForSeed(seed)) expect(r.stats.snapshotsTaken).toBeGreaterThan(0);
     });
   }
 });
