@@ -57,9 +57,12 @@ lint: install
 format: install
 	npx biome check --write machines src test scripts
 
+REPORTS := .vitest
 test: build typecheck
-	npx vitest run --project fast
-	npx vitest run --project e2e --passWithNoTests
+	@mkdir -p $(REPORTS)
+	npx vitest run --project fast --reporter=default --reporter=json --outputFile.json=$(REPORTS)/fast.json
+	npx vitest run --project e2e --passWithNoTests --reporter=default --reporter=json --outputFile.json=$(REPORTS)/e2e.json
+	@node scripts/test-summary.mjs $(REPORTS)/fast.json $(REPORTS)/e2e.json
 
 test-fast: install
 	npx vitest run --project fast
