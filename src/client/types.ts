@@ -1,30 +1,9 @@
 // The ChatService and ClusterService messages as grpc-js delivers them with the project's loader options
 // (src/proto.ts: keepCase, longs as Number, defaults on, oneofs named).
 
-export interface User {
-  username: string;
-  nickname: string;
-  view_limit: number;
-}
-
-export interface Chat {
-  chat_id: string;
-  other_user: string;
-  other_nickname: string;
-  unread_count: number;
-  /** Unix ms; 0 when the chat has no message yet. */
-  last_message_at: number;
-}
-
-export interface Message {
-  message_id: number;
-  chat_id: string;
-  sender: string;
-  content: string;
-  /** Unix ms. */
-  sent_at: number;
-  read: boolean;
-}
+// The proto message shapes are defined once, with the chat domain that produces them.
+import type { Chat, Message, User } from '../chat/types.js';
+export type { Chat, Message, User };
 
 export interface LoginResult {
   token: string;

@@ -3,28 +3,9 @@
 // ChatClient and every browser request forwards to the leader and survives failover like any client.
 // Shapes follow proto/chat.proto as loaded by src/proto.ts (keepCase, longs as numbers).
 
-export interface User {
-  username: string;
-  nickname: string;
-  view_limit: number;
-}
-
-export interface Chat {
-  chat_id: string;
-  other_user: string;
-  other_nickname: string;
-  unread_count: number;
-  last_message_at: number;
-}
-
-export interface Message {
-  message_id: number;
-  chat_id: string;
-  sender: string;
-  content: string;
-  sent_at: number;
-  read: boolean;
-}
+// The proto message shapes are defined once, with the chat domain that produces them.
+import type { Chat, Message, User } from '../chat/types.js';
+export type { Chat, Message, User };
 
 export interface ChatEvent {
   /** The log index whose application produced the event; resume with `after_index` = this. */
