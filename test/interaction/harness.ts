@@ -430,3 +430,40 @@ export function format(m: RaftMessage): string {
       return head;
   }
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Scenario helpers shared by the membership and snapshot scenarios.
+
+/** Three voters whose election timeouts make n1 campaign first. */
+export function three(): Cluster {
+  return new Cluster({
+    nodes: [
+      { id: 'n1', election: [100, 101] },
+      { id: 'n2', election: [300, 301] },
+      { id: 'n3', election: [400, 401] },
+    ],
+  });
+}
+
+/** Let n1's election timer fire and deliver everything: n1 leads. */
+export function electN1(cl: Cluster): void {
+  cl.tickUntil(() => cl.node('n1').role() === 'preCandidate');
+  cl.stabilize();
+  if (cl.node('n1').role() !== 'leader') throw new Error(`n1 did not win: ${cl.node('n1').role()}`);
+}
+
+/** Advance `ms` milliseconds one at a time, delivering all traffic after each. */
+export function run(cl: Cluster, ms: number): void {
+  for (let i = 0; i < ms; i++) {
+    cl.tick(1);
+    cl.stabilize();
+  }
+}
+
+/** A configuration of the given voters and learners (addresses are placeholders). */
+export const cfg = (voters: string[], learners: string[] = []): ClusterConfig => ({
+  members: [
+    ...voters.map((id) => ({ id, address: `${id}:0`, voter: true })),
+    ...learners.map((id) => ({ id, address: `${id}:0`, voter: false })),
+  ],
+});

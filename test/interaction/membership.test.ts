@@ -2,43 +2,12 @@
 // node, removing the leader with writes in flight, transfers to members that cannot lead.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ClusterConfig } from '../../machines/protocol.js';
-import { Cluster } from './harness.js';
+import { Cluster, cfg, electN1, run, three } from './harness.js';
 
 let c: Cluster;
 afterEach(() => {
   expect(c.errors()).toEqual([]);
   c.stop();
-});
-
-function three(): Cluster {
-  return new Cluster({
-    nodes: [
-      { id: 'n1', election: [100, 101] },
-      { id: 'n2', election: [300, 301] },
-      { id: 'n3', election: [400, 401] },
-    ],
-  });
-}
-
-function electN1(cl: Cluster): void {
-  cl.tickUntil(() => cl.node('n1').role() === 'preCandidate');
-  cl.stabilize();
-  expect(cl.node('n1').role()).toBe('leader');
-}
-
-function run(cl: Cluster, ms: number): void {
-  for (let i = 0; i < ms; i++) {
-    cl.tick(1);
-    cl.stabilize();
-  }
-}
-
-const cfg = (voters: string[], learners: string[] = []): ClusterConfig => ({
-  members: [
-    ...voters.map((id) => ({ id, address: `${id}:0`, voter: true })),
-    ...learners.map((id) => ({ id, address: `${id}:0`, voter: false })),
-  ],
 });
 
 const data = (id: string) =>

@@ -3,43 +3,12 @@
 // a snapshot's configuration; a member added (or a transfer target) behind the compaction point.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ClusterConfig } from '../../machines/protocol.js';
-import { Cluster, from, ofType, to } from './harness.js';
+import { type Cluster, cfg, electN1, from, ofType, run, three, to } from './harness.js';
 
 let c: Cluster;
 afterEach(() => {
   expect(c.errors()).toEqual([]);
   c.stop();
-});
-
-function three(): Cluster {
-  return new Cluster({
-    nodes: [
-      { id: 'n1', election: [100, 101] },
-      { id: 'n2', election: [300, 301] },
-      { id: 'n3', election: [400, 401] },
-    ],
-  });
-}
-
-function electN1(cl: Cluster): void {
-  cl.tickUntil(() => cl.node('n1').role() === 'preCandidate');
-  cl.stabilize();
-  expect(cl.node('n1').role()).toBe('leader');
-}
-
-function run(cl: Cluster, ms: number): void {
-  for (let i = 0; i < ms; i++) {
-    cl.tick(1);
-    cl.stabilize();
-  }
-}
-
-const cfg = (voters: string[], learners: string[] = []): ClusterConfig => ({
-  members: [
-    ...voters.map((id) => ({ id, address: `${id}:0`, voter: true })),
-    ...learners.map((id) => ({ id, address: `${id}:0`, voter: false })),
-  ],
 });
 
 const data = (id: string) =>
