@@ -127,6 +127,8 @@ describe('ChatClient.subscribe', () => {
       { resumeFromStatus: false },
     );
     await waitFor(() => seen.length >= 9, 5000, 'nine events');
+    // The fourth stream opens after the ninth event arrives (after a backoff), so wait for it too.
+    await waitFor(() => afterIndexOf(s).length >= 4, 5000, 'a fourth stream');
     expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(afterIndexOf(s).slice(0, 4)).toEqual([0, 3, 6, 9]);
     expect(reconnects).toBeGreaterThanOrEqual(2);
