@@ -179,6 +179,24 @@ export class Workload {
     }
   }
 
+  /**
+   * The longest time (ms) without an acknowledgement inside [fromMs, toMs] (performance.now() times),
+   * counting from `fromMs` to the first acknowledgement after it: how long writes stalled.
+   */
+  longestAckGap(fromMs: number, toMs: number): number {
+    const times = this.acked
+      .map((a) => a.ackedAt)
+      .filter((t) => t >= fromMs && t <= toMs)
+      .sort((a, b) => a - b);
+    let longest = 0;
+    let prev = fromMs;
+    for (const t of [...times, toMs]) {
+      longest = Math.max(longest, t - prev);
+      prev = t;
+    }
+    return longest;
+  }
+
   errorSummary(): string {
     return JSON.stringify(Object.fromEntries(this.errors));
   }
