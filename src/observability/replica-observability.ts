@@ -12,6 +12,7 @@ import type { HealthImplementation } from 'grpc-health-check';
 import type { InspectionEvent } from 'xstate';
 import type { Transport } from '../raft/interfaces.js';
 import type { RaftNode } from '../raft/node.js';
+import type { Launcher } from '../server/launcher-link.js';
 import { clusterRoutes, devFromEnv } from '../web/cluster-view.js';
 import { type Routes, defaultHttpUrlFor } from '../web/http-server.js';
 import { ReplicaInspector, viewOfNode } from '../web/inspector.js';
@@ -25,6 +26,8 @@ export interface ReplicaObservabilityOptions {
   dev?: boolean;
   /** The stop control: a graceful stop of this process. */
   onStop?: () => void;
+  /** The restart control: asks the launcher that supervises the replicas (launcher-link.ts). */
+  launcher?: Launcher;
   httpUrlFor?: (grpcAddress: string) => string | undefined;
 }
 
@@ -101,6 +104,7 @@ export class ReplicaObservability {
         secret: this.opts.secret,
         dev: this.dev,
         onStop: this.opts.onStop,
+        restart: this.opts.launcher ? (id) => this.opts.launcher!.restart(id) : undefined,
         pause: transport ? (ms) => transport.pause(ms) : undefined,
       }),
       '/metrics': this.metrics.route,

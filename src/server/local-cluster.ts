@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { services } from '../proto.js';
 import { UserError } from '../user-error.js';
+import { type LauncherReply, isLauncherRequest } from './launcher-link.js';
 
 /** The project root, from src/server/ or from dist/src/server/. */
 export const projectRoot = (() => {
@@ -185,6 +186,16 @@ export interface LocalClusterOptions {
   command?: string[];
   /** Where stdout/stderr files go; default `root`. */
   logDir?: string;
+  /**
+   * Open an IPC channel to each replica (src/server/launcher-link.ts), through which its /cluster page
+   * may ask this launcher to restart a replica (kill -9, then start from its data dir) or start one that
+   * is down. Off by default: tests restart replicas themselves.
+   */
+  supervise?: boolean;
+  /** Told about every restart a replica asked for (the `cluster` command prints it). */
+  onRestartRequest?: (id: string, by: string) => void;
+  /** Told whenever a replica's process exits, whoever stopped it. */
+  onExit?: (id: string, exit: { code: number | null; signal: NodeJS.Signals | null }) => void;
 }
 
 interface Observed {
@@ -210,6 +221,8 @@ export class LocalCluster {
   readonly monotonicViolations: string[] = [];
   private readonly observed = new Map<string, Observed>();
   private readonly clients = new Map<string, grpc.Client>();
+  /** Replicas being restarted on a replica's request (one restart at a time per replica). */
+  private readonly restarting = new Set<string>();
   private readonly host: string;
   private readonly logDir: string;
 
@@ -281,11 +294,17 @@ export class LocalCluster {
     try {
       // Its own process group: a Ctrl-C in the terminal reaches only the launcher, which then stops each
       // replica by pid, once, instead of every replica getting SIGINT and then SIGTERM.
+      const supervise = this.opts.supervise === true;
       child = spawn(cmd, args, {
-        stdio: ['ignore', out, err],
-        env: { ...process.env, CI: '1' },
+        stdio: supervise ? ['ignore', out, err, 'ipc'] : ['ignore', out, err],
+        env: { ...process.env, CI: '1', ...(supervise ? { QC_LAUNCHER: '1' } : {}) },
         detached: true,
       });
+      if (supervise) {
+        child.on('message', (m) => void this.onChildMessage(id, child, m));
+        // A replica's channel must not keep this launcher alive on its own.
+        child.channel?.unref();
+      }
     } finally {
       fs.closeSync(out);
       fs.closeSync(err);
@@ -302,6 +321,7 @@ export class LocalCluster {
           r.paused = false;
           r.lastExit = { code, signal };
         }
+        this.opts.onExit?.(id, { code, signal });
         liveChildren.delete(child);
         done();
       };
@@ -326,6 +346,42 @@ export class LocalCluster {
       const exited = await Promise.race([r.exited.then(() => true), delay(timeoutMs).then(() => false)]);
       if (!exited)
         throw new Error(`replica ${id} (pid ${r.pid}) did not exit within ${timeoutMs} ms of ${signal}`);
+    }
+  }
+
+  /**
+   * A request from replica `from` over its IPC channel: restart (kill -9, then start) or start the
+   * replica it names. The answer goes out before the kill, since the asker may be the one killed.
+   */
+  private async onChildMessage(from: string, child: ChildProcess, m: unknown): Promise<void> {
+    if (!isLauncherRequest(m)) return;
+    const reply = (ok: boolean, message: string) => {
+      const answer: LauncherReply = { type: 'qc-launcher-reply', requestId: m.requestId, ok, message };
+      if (child.connected) child.send(answer, () => undefined);
+    };
+    const target = this.replicas.get(m.id);
+    if (!target) return reply(false, `this launcher runs no replica ${m.id}.`);
+    if (this.restarting.has(m.id)) return reply(false, `${m.id} is already restarting.`);
+    this.restarting.add(m.id);
+    const wasAlive = target.alive;
+    try {
+      reply(
+        true,
+        wasAlive
+          ? `${m.id} is restarting: kill -9, then a start from its data dir.`
+          : `${m.id} is starting from its data dir.`,
+      );
+      this.opts.onRestartRequest?.(m.id, from);
+      // Let the answer reach the page before its replica, perhaps the asker itself, is killed.
+      if (wasAlive) {
+        await delay(200);
+        if (target.alive) await this.kill(m.id, 'SIGKILL');
+      }
+      await this.restart(m.id);
+    } catch (err) {
+      console.error(`restart of ${m.id} failed: ${(err as Error).message}`);
+    } finally {
+      this.restarting.delete(m.id);
     }
   }
 
@@ -648,7 +704,21 @@ export async function main(argv: string[]): Promise<number> {
   const o = parseClusterArgs(argv);
   if (serverMissingReason()) throw new UserError(serverMissingReason()!);
   const root = resolve(o.dataDir);
-  const cluster = new LocalCluster({ root, host: o.host });
+  let stopping = false;
+  const cluster = new LocalCluster({
+    root,
+    host: o.host,
+    // The /cluster page's restart and start buttons reach this launcher through the replicas.
+    supervise: true,
+    // If a replica exits while the cluster runs, say so (the others go on: the cluster tolerates it).
+    onExit: (id, exit) => {
+      if (!stopping) console.log(`${id} exited (${JSON.stringify(exit)}); see ${cluster.get(id).stderrPath}`);
+    },
+    onRestartRequest: (id, by) =>
+      console.log(
+        `${id}: ${cluster.get(id).alive ? 'restart (kill -9, then start)' : 'start'} asked by ${by}'s /cluster page`,
+      ),
+  });
   const ids = Array.from({ length: o.size }, (_, i) => `server${i + 1}`);
   for (const [i, id] of ids.entries()) {
     const port = o.basePort + i;
@@ -660,7 +730,6 @@ export async function main(argv: string[]): Promise<number> {
     });
   }
 
-  let stopping = false;
   const stop = async (why: string) => {
     if (stopping) return;
     stopping = true;
@@ -707,15 +776,6 @@ export async function main(argv: string[]): Promise<number> {
   console.log(`\nclient:\n  make run-client SERVER=${cluster.addresses().join(',')}`);
   console.log('\nCtrl-C stops the cluster.');
 
-  // If a replica dies on its own, say so (but keep the others running: the cluster tolerates it).
-  for (const id of ids) {
-    void cluster.get(id).exited.then(() => {
-      if (!stopping)
-        console.log(
-          `${id} exited (${JSON.stringify(cluster.get(id).lastExit)}); see ${cluster.get(id).stderrPath}`,
-        );
-    });
-  }
   await stopped;
   return 0;
 }

@@ -8,6 +8,7 @@ import { loadClusterSecret } from '../raft/cluster-secret.js';
 import { discardFreshDataDir, prepareDataDir } from './data-dir.js';
 import { parseServerFlags } from './flags.js';
 import { joinCluster } from './join.js';
+import { launcherOf } from './launcher-link.js';
 import { DB_FILE, type RunningReplica, removeFreshDataFiles, startReplica } from './replica.js';
 
 const FRESH_FILES = [DB_FILE, `${DB_FILE}-wal`, `${DB_FILE}-shm`];
@@ -55,6 +56,8 @@ export async function main(argv: string[]): Promise<number> {
       logger,
       // The /cluster page's stop control: the same graceful stop as SIGTERM.
       onStop: () => process.kill(process.pid, 'SIGTERM'),
+      // Started by `quorum-chat cluster` (make run): its restart control asks that launcher.
+      launcher: launcherOf(),
       logTerm: term,
     });
   } catch (err) {

@@ -42,6 +42,7 @@ import { ChatHandlers } from './chat-handlers.js';
 import { clusterHandlers } from './cluster-handlers.js';
 import { LeaderForwarder } from './forwarder.js';
 import { buildGrpcServer, listen, shutdown } from './grpc-server.js';
+import type { Launcher } from './launcher-link.js';
 import { Membership } from './membership.js';
 import { RaftReplicator } from './raft-replicator.js';
 import { RaftChatRouter } from './raft-router.js';
@@ -69,6 +70,8 @@ export interface ReplicaOptions {
   dev?: boolean;
   /** The /cluster stop control: a graceful stop of the process (main sends itself SIGTERM). */
   onStop?: () => void;
+  /** The launcher supervising this process, if any: the /cluster restart control asks it. */
+  launcher?: Launcher;
   /** The logger's term (createReplicaLogger): it follows the node from its start. */
   logTerm?: TermHolder;
   /** Snapshot every this many applied entries (Snapshotter default when undefined). */
@@ -181,7 +184,12 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       logger,
     });
     // Inspector, /metrics, /cluster and gRPC health (src/observability/replica-observability.ts).
-    const obs = new ReplicaObservability({ secret: opts.clusterSecret, dev: opts.dev, onStop: opts.onStop });
+    const obs = new ReplicaObservability({
+      secret: opts.clusterSecret,
+      dev: opts.dev,
+      onStop: opts.onStop,
+      launcher: opts.launcher,
+    });
     const seed = randomBytes(4).readInt32LE(0);
     const node = new RaftNode({
       id: opts.id,

@@ -1,7 +1,7 @@
 // The /cluster routes of one replica (API.md §3): the page, its chart, this replica's status as JSON
 // (with every member's HTTP URL, so the page can open one feed per member), the inspector's event
-// stream, and in development mode the controls (stop, pause, transfer leadership), which need the
-// cluster secret. Wiring: `{ ...clusterRoutes(opts), '/metrics': metrics.route }` as extraRoutes.
+// stream, and in development mode the controls (stop, pause, transfer leadership, and restart or start
+// a replica when a launcher supervises the replicas), which need the cluster secret. Wiring: `{ ...clusterRoutes(opts), '/metrics': metrics.route }` as extraRoutes.
 import { timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -30,6 +30,9 @@ export interface ClusterViewOptions {
   onStop?: () => void;
   /** Cut this replica off for `ms` (PausableTransport.pause). Without it, no pause control. */
   pause?: (ms: number) => void;
+  /** Ask the launcher to kill -9 and start the replica `id` again, or start it if it is down
+   *  (src/server/launcher-link.ts). Without it, no restart control. */
+  restart?: (id: string) => Promise<string>;
   /** Seconds a pause lasts at most. */
   maxPauseSeconds?: number;
   staticDir?: string;
@@ -96,7 +99,12 @@ export function clusterRoutes(opts: ClusterViewOptions): Routes {
   const staticDir = opts.staticDir ?? defaultStaticDir;
   const controls = () =>
     opts.dev
-      ? ['transfer', ...(opts.pause ? ['pause'] : []), ...(opts.onStop ? ['stop'] : [])]
+      ? [
+          'transfer',
+          ...(opts.pause ? ['pause'] : []),
+          ...(opts.onStop ? ['stop'] : []),
+          ...(opts.restart ? ['restart'] : []),
+        ]
       : ([] as string[]);
   let chart: Promise<Buffer | null> | undefined;
   const loadChart = () => {
@@ -140,7 +148,7 @@ export function clusterRoutes(opts: ClusterViewOptions): Routes {
     if (!secretMatches(token, opts.secret))
       return json(res, 401, { error: 'The controls need the cluster secret as a bearer token.' });
     const raw = await readBody(req);
-    let body: { action?: unknown; seconds?: unknown; to?: unknown };
+    let body: { action?: unknown; seconds?: unknown; to?: unknown; id?: unknown };
     try {
       body = raw ? JSON.parse(raw) : {};
     } catch {
@@ -156,6 +164,18 @@ export function clusterRoutes(opts: ClusterViewOptions): Routes {
       // After the answer is out: the stop closes this HTTP server too.
       setTimeout(() => opts.onStop?.(), 50);
       return;
+    }
+    if (action === 'restart') {
+      // Any member, this one included, up or down: the launcher knows them by id.
+      const id = typeof body.id === 'string' && body.id !== '' ? body.id : opts.node.id;
+      if (!opts.node.status().config.members.some((m) => m.id === id))
+        return json(res, 404, { error: `There is no member ${id}.` });
+      try {
+        const message = (await opts.restart?.(id)) ?? '';
+        return json(res, 202, { ok: true, message });
+      } catch (err) {
+        return json(res, 409, { error: `The launcher refused: ${(err as Error).message}` });
+      }
     }
     if (action === 'pause') {
       const max = opts.maxPauseSeconds ?? 60;

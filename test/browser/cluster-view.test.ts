@@ -59,7 +59,8 @@ describe.skipIf(missing !== undefined)('cluster view', () => {
     // The servers inherit the environment: development mode, as `make run` starts them.
     process.env.QC_DEV = '1';
     try {
-      cluster = await startWebCluster(5);
+      // Supervised, as `make run` supervises its replicas: the page can restart one.
+      cluster = await startWebCluster(5, { supervise: true });
     } catch (err) {
       if (!(err instanceof ClusterUnsupported)) throw err;
       unsupported = err.message;
@@ -128,6 +129,58 @@ describe.skipIf(missing !== undefined)('cluster view', () => {
     );
     const after = await harness.waitForLeader({ not: before.node_id, timeoutMs: 10_000 });
     await page.waitForSelector(`.card[data-id="${after.node_id}"][data-role="leader"]`, { timeout: 10_000 });
+  });
+
+  it('restarts a replica from the page (kill -9, then start), and starts one that was stopped', async (ctx) => {
+    if (!cluster) return ctx.skip(unsupported);
+    if (cluster.standIn) return ctx.skip('the server does not serve /cluster yet (stand-in gateways)');
+    const { harness, urls } = cluster;
+    const lead = await harness.waitForLeader({ timeoutMs: 20_000 });
+    const [host, victim] = harness.ids().filter((id) => id !== lead.node_id);
+    await page.goto(`${urls.get(host)}/cluster`);
+    await page.fill('#secret', readFileSync(join(harness.root, 'cluster.secret'), 'utf8').trim());
+    const card = `.card[data-id="${victim}"]`;
+    await page.waitForSelector(`${card}[data-up="true"] button.restart:not([disabled])`, { timeout: 20_000 });
+    const pid = harness.get(victim).pid;
+
+    await page.click(`${card} button.restart`);
+    await page.waitForFunction(
+      (id) => document.querySelector('#dev-notice')?.textContent?.includes(`${id} is restarting`),
+      victim,
+      { timeout: 10_000 },
+    );
+    await waitFor(() => harness.get(victim).starts === 2 && harness.get(victim).alive, {
+      timeoutMs: 20_000,
+      what: `${victim} started again by the launcher`,
+    });
+    expect(harness.get(victim).lastExit?.signal).toBe('SIGKILL');
+    expect(harness.get(victim).pid).not.toBe(pid);
+    await harness.waitForConvergence({ timeoutMs: 30_000 });
+    await page.waitForSelector(`${card}[data-up="true"]`, { timeout: 20_000 });
+
+    // Stop it (a graceful stop by the replica itself): its card goes grey and offers "Start", which a
+    // live member passes on to the launcher.
+    await page.click(`${card} button.stop`);
+    await waitFor(() => !harness.get(victim).alive, { timeoutMs: 20_000, what: `${victim} to exit` });
+    expect(harness.get(victim).lastExit?.code).toBe(0);
+    await page.waitForSelector(`${card}[data-up="false"] button.restart:not([disabled])`, {
+      timeout: 20_000,
+    });
+    expect(await page.locator(`${card} button.restart`).textContent()).toBe('Start');
+    await page.click(`${card} button.restart`);
+    await page.waitForFunction(
+      (id) => document.querySelector('#dev-notice')?.textContent?.includes(`${id} is starting`),
+      victim,
+      { timeout: 10_000 },
+    );
+    await waitFor(() => harness.get(victim).starts === 3 && harness.get(victim).alive, {
+      timeoutMs: 20_000,
+      what: `${victim} started by the launcher`,
+    });
+    await page.waitForSelector(`${card}[data-up="true"]`, { timeout: 20_000 });
+    expect(await page.locator(`${card} button.restart`).textContent()).toBe('Restart');
+    await harness.waitForConvergence({ timeoutMs: 30_000 });
+    expect(pageErrors).toEqual([]);
   });
 
   it('shows 5 replicas with one leader, and a new leader within 2 s after the leader is killed', async (ctx) => {

@@ -187,8 +187,12 @@ export class ClusterUnsupported extends Error {}
  * its HTTP port at the default gRPC port + 1000 so that pages find the other members' gateways. As in
  * startSingleServer, in-process stand-in gateways serve the pages while the server has no HTTP server.
  */
-export async function startWebCluster(size: number): Promise<WebCluster> {
-  const harness = new Harness(mkdtempSync(join(tmpdir(), 'qc-browser-')), { serverArgs: testTimers });
+export async function startWebCluster(size: number, opts: { supervise?: boolean } = {}): Promise<WebCluster> {
+  // `supervise`: the replicas may ask this harness to restart one, as they ask `quorum-chat cluster`.
+  const harness = new Harness(mkdtempSync(join(tmpdir(), 'qc-browser-')), {
+    serverArgs: testTimers,
+    supervise: opts.supervise,
+  });
   const standIns = new Map<string, { close(): Promise<void> }>();
   const stop = async () => {
     for (const s of standIns.values()) await s.close();

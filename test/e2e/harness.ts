@@ -37,9 +37,14 @@ export interface HarnessOptions {
 export class Harness extends LocalCluster {
   constructor(
     readonly root: string,
-    opts: { serverArgs?: string[]; logLevel?: string } = {},
+    opts: { serverArgs?: string[]; logLevel?: string; supervise?: boolean } = {},
   ) {
-    super({ root, serverArgs: opts.serverArgs ?? testTimers, logLevel: opts.logLevel ?? 'info' });
+    super({
+      root,
+      serverArgs: opts.serverArgs ?? testTimers,
+      logLevel: opts.logLevel ?? 'info',
+      supervise: opts.supervise,
+    });
   }
 
   /** Wait until each of `ids` (default: all live) has applied at least `index`. */

@@ -208,7 +208,9 @@ describe('/cluster routes', () => {
     http = undefined;
   });
 
-  async function serve(opts: { dev?: boolean; role?: string } = {}) {
+  async function serve(
+    opts: { dev?: boolean; role?: string; restart?: (id: string) => Promise<string> } = {},
+  ) {
     const inspector = new ReplicaInspector({ view: () => view, statusMs: 60_000 });
     const actions: string[] = [];
     const node = {
@@ -240,6 +242,7 @@ describe('/cluster routes', () => {
         dev: opts.dev,
         onStop: () => actions.push('stop'),
         pause: (ms) => actions.push(`pause:${ms}`),
+        restart: opts.restart,
       }),
     });
     return { inspector, actions, url: http.url };
@@ -326,6 +329,39 @@ describe('/cluster routes', () => {
     while (!leader.actions.includes('stop') && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 10));
     expect(leader.actions).toEqual(['transfer:server2', 'stop']);
+  });
+
+  it('passes a restart of itself or another member to the launcher, and says when it refuses', async () => {
+    const asked: string[] = [];
+    const { url } = await serve({
+      dev: true,
+      restart: async (id) => {
+        asked.push(id);
+        if (id === 'server2') throw new Error('server2 is already restarting.');
+        return `${id} is restarting.`;
+      },
+    });
+    const post = (body: object) =>
+      fetch(`${url}/cluster/control`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer s3cret', 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    expect((await (await fetch(`${url}/cluster/status`)).json()).controls).toContain('restart');
+    const self = await post({ action: 'restart' });
+    expect(self.status).toBe(202);
+    expect(await self.json()).toEqual({ ok: true, message: 'server1 is restarting.' });
+    const refused = await post({ action: 'restart', id: 'server2' });
+    expect(refused.status).toBe(409);
+    expect((await refused.json()).error).toBe('The launcher refused: server2 is already restarting.');
+    const unknown = await post({ action: 'restart', id: 'server9' });
+    expect(unknown.status).toBe(404);
+    expect(asked).toEqual(['server1', 'server2']);
+  });
+
+  it('offers no restart without a launcher', async () => {
+    const { url } = await serve({ dev: true });
+    expect((await (await fetch(`${url}/cluster/status`)).json()).controls).not.toContain('restart');
   });
 
   it('compares secrets in full', () => {

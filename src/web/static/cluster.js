@@ -125,6 +125,8 @@ function setUp(m, up) {
   m.card.dataset.up = String(up);
   m.card.classList.toggle('down', !up);
   if (!up) m.card.querySelector('.role').textContent = 'unreachable';
+  // A card's buttons depend on which members are up (a down one is started through a live one).
+  for (const x of members.values()) drawControls(x);
   summarize();
 }
 
@@ -209,10 +211,26 @@ function drawControls(m) {
     if (controls.includes('transfer')) add('transfer', 'Transfer leadership', {});
     if (controls.includes('pause')) add('pause', 'Pause 5 s', { seconds: 5 });
     if (controls.includes('stop')) add('stop', 'Stop', {});
+    if (controls.includes('restart')) add('restart', 'Restart', { id: m.id });
   }
   const transfer = box.querySelector('.transfer');
   if (transfer) transfer.disabled = !m.up || m.view?.role !== 'leader';
   for (const b of box.querySelectorAll('.pause, .stop')) b.disabled = !m.up;
+  // The launcher restarts a live replica (kill -9, then a start from its data dir) or starts a down one;
+  // any live member passes the request on, so a down card can be brought back too.
+  const restart = box.querySelector('.restart');
+  if (restart) {
+    restart.textContent = m.up ? 'Restart' : 'Start';
+    restart.title = m.up ? 'kill -9, then start again from its data dir' : 'start again from its data dir';
+    restart.disabled = relayFor(m) === undefined;
+  }
+}
+
+/** The member that carries a control for `m`: itself when up; for a restart or start, any live one. */
+function relayFor(m, action = 'restart') {
+  if (m.up) return m;
+  if (action !== 'restart') return undefined;
+  return [...members.values()].find((x) => x.up);
 }
 
 async function control(m, body) {
@@ -223,9 +241,14 @@ async function control(m, body) {
     return;
   }
   sessionStorage.setItem('qc-secret', secret);
+  const via = relayFor(m, body.action);
+  if (!via) {
+    notice.textContent = `${m.id} is down; no live member can pass the request on.`;
+    return;
+  }
   notice.textContent = `${body.action} ${m.id}…`;
   try {
-    const res = await fetch(`${m.http}/cluster/control`, {
+    const res = await fetch(`${via.http}/cluster/control`, {
       method: 'POST',
       headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
       body: JSON.stringify(body),
@@ -234,7 +257,7 @@ async function control(m, body) {
     const out = await res.json().catch(() => ({}));
     notice.textContent = out.message ?? out.error ?? `HTTP ${res.status}`;
   } catch (err) {
-    notice.textContent = `${m.id} did not answer: ${err.message}`;
+    notice.textContent = `${via.id} did not answer: ${err.message}`;
   }
 }
 
