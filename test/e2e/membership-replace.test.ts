@@ -1,6 +1,7 @@
 // Issue 5, fault test "Replace a node", under a steady write load on a 5-voter cluster:
 // 1. remove a follower (RemoveMember), then stop it; a brand-new replica joins with --peers (it calls
-//    AddMember itself: learner, catch-up, voter) and holds everything committed before it joined;
+//    AddMember itself: learner, catch-up, voter) and holds everything committed before it joined. The
+//    log is compacted by then (a small --snapshot-every), so it catches up through InstallSnapshot;
 // 2. remove the leader itself: it commits the change, steps down, the rest elect a new leader.
 // Throughout, the longest stretch without an acknowledged write stays within 2 x the failover budget,
 // every acknowledged message is present exactly once, and the remaining replicas converge.
@@ -8,12 +9,14 @@ import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { readSecret } from '../../src/client/admin.js';
 import { ClusterClient } from '../../src/client/cluster-client.js';
-import { type Harness, startCluster, waitFor } from './harness.js';
+import { type Harness, startCluster, testTimers, waitFor } from './harness.js';
 import { describeWithServer, expectHealthyEnd, withReport } from './support/checks.js';
 
 /** Issue 4's failover target: the next write is acknowledged within 1 s of losing the leader. */
 const FAILOVER_BUDGET_MS = 1000;
 const MAX_GAP_MS = 2 * FAILOVER_BUDGET_MS;
+/** Small enough that the log is compacted before the new replica joins. */
+const SNAPSHOT_EVERY = 150;
 
 function voters(s: { members: { id: string; voter: boolean }[] }): string[] {
   return s.members
@@ -33,7 +36,10 @@ describeWithServer('fault: replace a node (remove a follower, add a new one, rem
   });
 
   it('keeps acknowledging writes while members are replaced, and loses or duplicates nothing', async () => {
-    h = await startCluster({ size: 5 });
+    h = await startCluster({
+      size: 5,
+      serverArgs: [...testTimers, '--snapshot-every', String(SNAPSHOT_EVERY)],
+    });
     const c = h;
     await withReport(
       () => h,
@@ -61,6 +67,11 @@ describeWithServer('fault: replace a node (remove a follower, add a new one, rem
 
         // 1b. A brand-new replica joins through --peers of a remaining member, as the README does.
         await w.waitForAcks(20, { what: 'writes before the new replica joins' });
+        // Its first entries are gone from the leader's log: it must be sent a snapshot.
+        await waitFor(async () => ((await c.leader())?.snapshot_index ?? 0) > 1, {
+          timeoutMs: 60_000,
+          what: 'a compaction on the leader',
+        });
         const committed = (await c.waitForLeader()).commit_index;
         const fresh = 'server6';
         await c.define(fresh, { peers: [c.get(remaining[0]).address] });
@@ -68,6 +79,8 @@ describeWithServer('fault: replace a node (remove a follower, add a new one, rem
         const members = [...remaining, fresh];
         await c.waitForVoters(members, 60_000);
         await c.waitForApplied(committed, [fresh]);
+        expect(c.tail(fresh, 400)).toMatch(/snapshot installed/);
+        expect((await c.status(fresh))?.snapshot_index ?? 0).toBeGreaterThan(0);
         await w.waitForAcks(20, { what: `writes after ${fresh} joined` });
         const replaceGap = w.longestAckGap(t0, performance.now());
         expect(replaceGap, 'longest stall while replacing a follower (ms)').toBeLessThanOrEqual(MAX_GAP_MS);
