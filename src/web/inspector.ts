@@ -160,7 +160,9 @@ export class ReplicaInspector {
       cause: describeCause(eventType),
       term,
       leaderId,
-      commitIndex: ctx.commitIndex ?? 0,
+      // What the replica reports (GetStatus, the cards): the durable commit, not the machine's
+      // in-memory one, which may run ahead of it until the next fsync.
+      commitIndex: Math.min(ctx.commitIndex ?? 0, this.opts.view().commitIndex),
       appliedIndex: ctx.appliedIndex ?? 0,
     };
     this.push({ ...base, seq: ++this.seq, at: this.now(), text: formatTransition(base, prev) });

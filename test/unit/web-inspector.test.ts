@@ -201,6 +201,22 @@ const view: ReplicaView = {
   snapshotIndex: 0,
 };
 
+describe('feed indices', () => {
+  it("reports the durable commit index, not the machine's in-memory one ahead of it", () => {
+    const inspector = new ReplicaInspector({ view: () => view, statusMs: 60_000 });
+    const stop = inspector.subscribe(() => {});
+    inspector.observe('follower', { term: 4, leaderId: 'server2', commitIndex: 12 }, 'AppendEntries');
+    inspector.observe(
+      'preCandidate',
+      { term: 4, leaderId: null, commitIndex: 12 },
+      'xstate.after.electionTimeout',
+    );
+    stop();
+    // view.commitIndex is 10: entries 11 and 12 are committed in memory but not yet fsynced as such.
+    expect(inspector.recent().at(-1)?.commitIndex).toBe(10);
+  });
+});
+
 describe('/cluster routes', () => {
   let http: HttpServer | undefined;
   afterEach(async () => {
