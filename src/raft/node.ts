@@ -460,6 +460,7 @@ export class RaftNode {
       }
       case 'roleChanged':
         if (e.role !== 'leader') this.sender?.cancelAll();
+        if (e.role !== 'leader' && !this.inOwnConfig()) this.dropOrphanedProposals();
         this.role = { role: e.role, term: e.term, leaderId: e.leaderId };
         this.opts.logger?.info({ role: e.role, term: e.term, leader: e.leaderId }, 'role changed');
         for (const cb of this.roleListeners) this.safely(() => cb(this.role));
@@ -685,6 +686,35 @@ export class RaftNode {
     if (meta.index > logStore.snapshot().index && logStore.termAt(meta.index) !== meta.term) {
       logStore.resetToSnapshot(meta);
     }
+  }
+
+  /** Whether this replica is listed (as voter or learner) in its current configuration. */
+  private inOwnConfig(): boolean {
+    const config = this._actor?.getSnapshot().context.config ?? this.opts.logStore.config();
+    return config.members.some((m) => m.id === this.opts.id);
+  }
+
+  /**
+   * A leader removed from the configuration steps down and hears from the cluster no more, so it
+   * would never learn whether its uncommitted proposals committed: refuse them now (outcome unknown).
+   * Clients retry on a member with the same idempotency key, which makes the retry exactly-once.
+   */
+  private dropOrphanedProposals(): void {
+    if (this.proposals.size === 0) return;
+    const err = new NotLeaderError(null, 'this replica was removed from the cluster');
+    // What is committed (the removal itself, at least) is applied here and answered as usual.
+    const keep = new Set<string>();
+    for (const [index, requestId] of this.byIndex) {
+      if (index <= this.commitIndex) keep.add(requestId);
+      else this.byIndex.delete(index);
+    }
+    for (const [requestId, p] of this.proposals) {
+      if (keep.has(requestId)) continue;
+      this.proposals.delete(requestId);
+      p.reject(err);
+    }
+    // Not yet handed to the machine, and already rejected above (propose() registers them first).
+    this.batch = [];
   }
 
   private failAll(err: Error): void {

@@ -37,6 +37,11 @@ export interface ChatHandlersOptions {
   logger?: Logger;
   /** A stream whose unsent backlog exceeds this many bytes is ended (the client resumes). */
   maxStreamBacklogBytes?: number;
+  /**
+   * Why this replica serves no chat call right now (it is not in the cluster's configuration:
+   * removed, or not yet added), or undefined. Such calls get UNAVAILABLE at once, with the members.
+   */
+  notServing?: () => string | undefined;
 }
 
 /** A request that never reached a handler in one piece. */
@@ -114,6 +119,7 @@ export class ChatHandlers {
       try {
         const rejected = rejectedOf(call.request);
         if (rejected) throw rejected;
+        this.refuseIfNotServing();
         this.opts.router
           .handle({
             method,
@@ -161,6 +167,7 @@ export class ChatHandlers {
     try {
       const rejected = rejectedOf(call.request);
       if (rejected) throw rejected;
+      this.refuseIfNotServing();
       this.streams.add(call);
       stop = this.opts.subscriptions.subscribe(
         call.request as Record<string, unknown>,
@@ -170,6 +177,11 @@ export class ChatHandlers {
     } catch (err) {
       this.fail(call, err);
     }
+  }
+
+  private refuseIfNotServing(): void {
+    const why = this.opts.notServing?.();
+    if (why !== undefined) throw new ChatError(grpc.status.UNAVAILABLE, why);
   }
 
   private fail(call: grpc.ServerWritableStream<unknown, unknown>, err: unknown): void {

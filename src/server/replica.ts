@@ -236,7 +236,24 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
     });
     cleanup.push(() => router.stop());
 
-    const chat = new ChatHandlers({ router, subscriptions: service, topology: membership, logger });
+    // Outside the configuration (removed, or not yet added) a replica hears from no leader: its reads
+    // would go stale and its writes wait in vain, so it sends clients to the members at once.
+    const isMember = () => node.status().config.members.some((m) => m.id === opts.id);
+    const chat = new ChatHandlers({
+      router,
+      subscriptions: service,
+      topology: membership,
+      logger,
+      notServing: () =>
+        isMember() ? undefined : 'this replica is not a member of the cluster; use another member.',
+    });
+    // Streams open when it is removed would go quiet: end them, and their clients resume elsewhere.
+    cleanup.push(
+      node.onRoleChange(() => {
+        if (!isMember())
+          chat.closeStreams('this replica was removed from the cluster; resubscribe elsewhere.');
+      }),
+    );
     const { server, health } = buildGrpcServer({
       chat: obs.instrumentService(chat.implementation()),
       cluster: clusterHandlers({ control: membership, secret: opts.clusterSecret, topology: membership }),

@@ -12,6 +12,8 @@ class Net {
   handlers = new Map<string, (m: RaftMessage) => void>();
   queue: RaftMessage[] = [];
   sent = 0;
+  /** Rewrites (or drops, with null) a message as it is delivered. */
+  rewrite: (m: RaftMessage) => RaftMessage | null = (m) => m;
   transport(id: string): Transport {
     return {
       send: (m) => {
@@ -31,7 +33,10 @@ class Net {
     for (let i = 0; i < 1000 && this.queue.length > 0; i++) {
       const q = this.queue;
       this.queue = [];
-      for (const m of q) this.handlers.get(m.to)?.(m);
+      for (const m of q) {
+        const out = this.rewrite(m);
+        if (out) this.handlers.get(out.to)?.(out);
+      }
     }
   }
 }
@@ -167,6 +172,34 @@ describe('RaftNode', () => {
       leaderId: 'n1',
     });
     await expect(settle(env.nodes[1].readIndex())).rejects.toBeInstanceOf(NotLeaderError);
+  });
+
+  it('a leader removed from the configuration refuses its pending proposals once it steps down', async () => {
+    env = cluster(3);
+    runUntil(() => env.nodes[0].status().role === 'leader' && env.nodes[0].status().lastApplied === 1);
+    // The followers get the removal of n1, but never the entry n1 appends after it: once n1 steps
+    // down it hears from nobody, so without help it would wait for 'late' forever.
+    env.net.rewrite = (m) => {
+      if (m.type !== 'AppendEntries' || m.from !== 'n1') return m;
+      const cut = m.entries.findIndex((e) => e.data === 'late');
+      return cut < 0 ? m : { ...m, entries: m.entries.slice(0, cut) };
+    };
+    const without: ClusterConfig = {
+      members: [
+        { id: 'n2', address: 'n2', voter: true },
+        { id: 'n3', address: 'n3', voter: true },
+      ],
+    };
+    const change = env.nodes[0].propose('config', JSON.stringify(without));
+    const late = env.nodes[0].propose('command', 'late');
+    late.catch(() => {});
+    await settle(change);
+    await expect(settle(late)).rejects.toMatchObject({
+      name: 'NotLeaderError',
+      reason: 'this replica was removed from the cluster',
+    });
+    expect(env.nodes[0].status().role).not.toBe('leader');
+    runUntil(() => env.nodes.slice(1).some((n) => n.status().role === 'leader'));
   });
 
   it('readIndex on the leader resolves after a quorum round, with the write applied', async () => {

@@ -223,6 +223,22 @@ describe('a three-replica cluster in one process', () => {
       );
       expect(gone.error).toBeUndefined();
     }
+    // A Subscribe stream open on the leader before it is removed: a removal is what ends it.
+    const chatA = stubs(lead.address).chat;
+    const creds = { username: 'subscriber', password: 'password123' };
+    expect((await rpc(chatA, 'Signup', { ...creds, nickname: 's' })).error).toBeUndefined();
+    const login = await rpc<{ token: string }>(chatA, 'Login', creds);
+    const token = login.response?.token;
+    expect(token).toBeTruthy();
+    const subscribe = (chatA as unknown as Record<string, Function>).Subscribe.bind(chatA) as (
+      r: unknown,
+      m: grpc.Metadata,
+    ) => grpc.ClientReadableStream<unknown>;
+    const sub = subscribe({}, metadata({ authorization: `Bearer ${token}` }));
+    const streamEnd: Promise<grpc.StatusObject> | undefined = new Promise((resolve) => {
+      sub.on('status', resolve);
+      sub.on('error', () => {});
+    });
     const removed = await rpc<Record<string, unknown>>(
       stubs(other.address).cluster,
       'RemoveMember',
@@ -233,6 +249,18 @@ describe('a three-replica cluster in one process', () => {
     expect((removed.response!.members as { id: string }[]).map((m) => m.id)).toEqual([other.id]);
     await until(`${lead.id} to step down`, () => lead.node.status().role !== 'leader');
     await until(`${other.id} to lead alone`, () => other.node.status().role === 'leader');
+    // The removed replica hears from no leader any more: it sends clients to the members at once
+    // (no wait for a leader that will never come) and ends the streams it had open.
+    expect(streamEnd).toBeDefined();
+    const ended = await streamEnd!;
+    expect(ended.code).toBe(grpc.status.UNAVAILABLE);
+    expect(ended.details).toContain('removed from the cluster');
+    const startedAt = Date.now();
+    const refused = await rpc(stubs(lead.address).chat, 'Login', { username: 'x', password: 'password123' });
+    expect(refused.error?.code).toBe(grpc.status.UNAVAILABLE);
+    expect(refused.error?.details).toContain('not a member of the cluster');
+    expect(Date.now() - startedAt).toBeLessThan(timing.electionMinMs);
+    expect(hints(refused.trailers).members).toBe(other.address);
     const w = await rpc(stubs(other.address).chat, 'Signup', {
       username: 'after_remove',
       nickname: 'x',
