@@ -1,10 +1,10 @@
 // Micro-benchmark of GrpcTransport on loopback (figures only, never assertions).
 //
-//   npx tsx scripts/bench-transport.ts [--seconds 2] [--per-tick 64] [--entries 16] [--payload 200] [--inflight 1]
+//   npx tsx scripts/bench-transport.ts [--seconds 2] [--per-tick 64] [--entries 16] [--payload 200]
 //
 // One sender pushes AppendEntries (each with --entries entries of --payload bytes) to one receiver,
 // --per-tick messages per event-loop tick, while keeping at most 4096 undelivered so the bounded queue
-// does not drop. Reports delivered messages/s, entries/s, RPCs/s and the mean batch size.
+// does not drop. Reports delivered messages/s, entries/s, batches/s and the mean batch size.
 
 import * as grpc from '@grpc/grpc-js';
 import type { Entry, RaftMessage } from '../machines/protocol.js';
@@ -33,8 +33,7 @@ const port = await new Promise<number>((resolve, reject) =>
     e ? reject(e) : resolve(p),
   ),
 );
-const inflight = arg('inflight', '1');
-const sender = new GrpcTransport({ selfId: 'a', secret, maxQueue: 8192, maxInflight: inflight });
+const sender = new GrpcTransport({ selfId: 'a', secret, maxQueue: 8192 });
 sender.setPeers([{ id: 'b', address: `127.0.0.1:${port}`, voter: true }]);
 
 const entries: Entry[] = [];
@@ -66,13 +65,13 @@ const s = sender.stats();
 const fmt = (x: number) => Math.round(x).toLocaleString('en-US').padStart(10);
 console.log(
   `GrpcTransport loopback, ${perTick} AppendEntries/tick x ${perMessage} entries x ${payload.length} B, ` +
-    `${inflight} in flight, ${seconds}s`,
+    `one stream, ${seconds}s`,
 );
 console.log(`delivered ${fmt(delivered / secs)} msgs/s ${fmt((delivered * perMessage) / secs)} entries/s`);
 console.log(
-  `rpcs      ${fmt(s.rpcs / secs)} /s   mean batch ${(s.sent / Math.max(1, s.rpcs)).toFixed(1)} msgs`,
+  `batches   ${fmt(s.rpcs / secs)} /s   mean batch ${(s.sent / Math.max(1, s.rpcs)).toFixed(1)} msgs`,
 );
-console.log(`dropped ${s.dropped}, rpc errors ${s.rpcErrors}`);
+console.log(`dropped ${s.dropped}, stream errors ${s.rpcErrors}`);
 sender.close();
 receiver.close();
 server.forceShutdown();

@@ -23,51 +23,114 @@ export interface RaftServiceOptions {
 /** Largest number of messages in one batch; more is a malformed or hostile call. */
 const MAX_MESSAGES = 10_000;
 
-export function addRaftService(server: grpc.Server, opts: RaftServiceOptions): void {
+type Refusal = { code: grpc.status; details: string };
+
+const UNAUTHENTICATED: Refusal = {
+  code: grpc.status.UNAUTHENTICATED,
+  details: 'Missing or wrong cluster secret.',
+};
+
+function authenticated(md: grpc.Metadata, secret: string): boolean {
+  const auth = md.get('authorization');
+  return auth.length === 1 && checkBearer(auth[0], secret);
+}
+
+/** Check and decode a whole batch, then deliver it; a refusal delivers nothing of it. */
+function receiveBatch(request: Record<string, unknown>, opts: RaftServiceOptions): Refusal | undefined {
+  const raw = request.messages;
+  if (!Array.isArray(raw) || raw.length > MAX_MESSAGES) {
+    return { code: grpc.status.INVALID_ARGUMENT, details: 'The batch is malformed or too large.' };
+  }
+  let messages: RaftMessage[];
+  try {
+    messages = raw.map(decode);
+  } catch (err) {
+    if (!(err instanceof CodecError)) throw err;
+    opts.onError?.('malformed RaftService batch', err);
+    return { code: grpc.status.INVALID_ARGUMENT, details: `Malformed Raft message: ${err.message}.` };
+  }
+  if (messages.some((m) => m.from !== messages[0].from)) {
+    return { code: grpc.status.INVALID_ARGUMENT, details: 'A batch must come from one sender.' };
+  }
+  const fromAddress = request.from_address;
+  if (opts.learnAddress && typeof fromAddress === 'string' && fromAddress !== '' && messages.length > 0) {
+    opts.learnAddress(messages[0].from, fromAddress);
+  }
+  for (const m of messages) {
+    if (opts.selfId !== undefined && m.to !== opts.selfId) continue;
+    try {
+      opts.deliver(m);
+    } catch (err) {
+      // A failing handler must not take the server down; the message counts as lost.
+      opts.onError?.('delivering a Raft message failed', err);
+    }
+  }
+  return undefined;
+}
+
+/** What a registered RaftService lets its owner do. */
+export interface RaftServiceHandle {
+  /** End every inbound stream cleanly (their senders reopen later), so a server shutdown need not
+   *  wait for them. */
+  endStreams(): void;
+}
+
+export function addRaftService(server: grpc.Server, opts: RaftServiceOptions): RaftServiceHandle {
   const service = services().RaftService.service;
+  const open = new Set<() => void>();
   server.addService(service, {
     Send(
       call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>,
       callback: grpc.sendUnaryData<unknown>,
     ) {
-      const auth = call.metadata.get('authorization');
-      if (auth.length !== 1 || !checkBearer(auth[0], opts.secret)) {
+      if (!authenticated(call.metadata, opts.secret)) {
         opts.onError?.('unauthenticated RaftService call');
-        callback({ code: grpc.status.UNAUTHENTICATED, details: 'Missing or wrong cluster secret.' });
+        callback(UNAUTHENTICATED);
         return;
       }
-      const raw = call.request.messages;
-      if (!Array.isArray(raw) || raw.length > MAX_MESSAGES) {
-        callback({ code: grpc.status.INVALID_ARGUMENT, details: 'The batch is malformed or too large.' });
+      const refused = receiveBatch(call.request, opts);
+      callback(refused ?? null, refused ? undefined : {});
+    },
+
+    Stream(
+      call: grpc.ServerReadableStream<Record<string, unknown>, unknown>,
+      callback: grpc.sendUnaryData<unknown>,
+    ) {
+      if (!authenticated(call.metadata, opts.secret)) {
+        opts.onError?.('unauthenticated RaftService stream');
+        callback(UNAUTHENTICATED);
         return;
       }
-      let messages: RaftMessage[];
-      try {
-        messages = raw.map(decode);
-      } catch (err) {
-        if (!(err instanceof CodecError)) throw err;
-        opts.onError?.('malformed RaftService batch', err);
-        callback({ code: grpc.status.INVALID_ARGUMENT, details: `Malformed Raft message: ${err.message}.` });
-        return;
-      }
-      if (messages.some((m) => m.from !== messages[0].from)) {
-        callback({ code: grpc.status.INVALID_ARGUMENT, details: 'A batch must come from one sender.' });
-        return;
-      }
-      const fromAddress = call.request.from_address;
-      if (opts.learnAddress && typeof fromAddress === 'string' && fromAddress !== '' && messages.length > 0) {
-        opts.learnAddress(messages[0].from, fromAddress);
-      }
-      for (const m of messages) {
-        if (opts.selfId !== undefined && m.to !== opts.selfId) continue;
-        try {
-          opts.deliver(m);
-        } catch (err) {
-          // A failing handler must not take the server down; the message counts as lost.
-          opts.onError?.('delivering a Raft message failed', err);
-        }
-      }
-      callback(null, {});
+      // Accepted: the sender counts what it writes from here on as delivered (grpc-transport.ts).
+      call.sendMetadata(new grpc.Metadata());
+      let ended = false;
+      const finish = (refused?: Refusal) => {
+        if (ended) return;
+        ended = true;
+        open.delete(end);
+        callback(refused ?? null, refused ? undefined : {});
+      };
+      const end = () => finish();
+      open.add(end);
+      call.on('data', (request: Record<string, unknown>) => {
+        if (ended) return;
+        const refused = receiveBatch(request, opts);
+        if (refused) finish(refused);
+      });
+      call.on('end', end);
+      call.on('error', () => {
+        ended = true;
+        open.delete(end);
+      });
+      call.on('cancelled', () => {
+        ended = true;
+        open.delete(end);
+      });
     },
   });
+  return {
+    endStreams: () => {
+      for (const end of [...open]) end();
+    },
+  };
 }

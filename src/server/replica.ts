@@ -315,6 +315,9 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
         router.stop();
         snapshotter?.stop();
         await snapshotter?.idle();
+        // The peers' Raft streams into this replica stay open for good: end them, or the shutdown
+        // would wait its whole grace period for them.
+        transport.endInbound();
         await shutdown(server, 1000);
         forwarder.close();
         node.stop();

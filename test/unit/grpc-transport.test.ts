@@ -126,7 +126,7 @@ describe('GrpcTransport', () => {
   async function node(id: string, port = 0) {
     const received: RaftMessage[] = [];
     const server = new grpc.Server();
-    const transport = new GrpcTransport({ selfId: id, secret: SECRET, retryMaxMs: 100, deadlineMs: 1000 });
+    const transport = new GrpcTransport({ selfId: id, secret: SECRET, retryMaxMs: 100 });
     transport.attach(server);
     transport.listen((m) => received.push(m));
     const bound = await listen(server, port);
@@ -154,26 +154,53 @@ describe('GrpcTransport', () => {
     await waitFor(() => b.received.length === ab.length && a.received.length === ba.length, 'delivery');
     expect(b.received).toEqual(ab);
     expect(a.received).toEqual(ba);
-    // Everything sent in one tick went out as one RPC (its reply may land after the delivery).
-    await waitFor(() => a.transport.stats().sent === ab.length, 'the acknowledgement');
+    // Everything sent in one tick went out as one batch on one stream.
+    expect(a.transport.stats().sent).toBe(ab.length);
     expect(a.transport.stats().rpcs).toBe(1);
     expect(a.transport.stats()).toMatchObject({ sent: ab.length, dropped: 0, rpcErrors: 0 });
   });
 
-  it('with several RPCs in flight, still delivers every message of many ticks exactly once', async () => {
+  it('delivers every message of many ticks exactly once and in order, in batches split by size', async () => {
     const a = await node('a');
     const b = await node('b');
-    const t = new GrpcTransport({ selfId: 'a', secret: SECRET, maxInflight: 4, maxBatchBytes: 200 });
+    const t = new GrpcTransport({ selfId: 'a', secret: SECRET, maxBatchBytes: 200 });
     cleanups.push(() => t.close());
     t.setPeers([{ id: 'b', address: b.address, voter: true }]);
     for (let tick = 0; tick < 20; tick++) {
       for (let i = 0; i < 10; i++) t.send({ type: 'TimeoutNow', from: 'a', to: 'b', term: tick * 10 + i });
       await new Promise((r) => setImmediate(r));
     }
-    await waitFor(() => t.stats().sent === 200, 'all acknowledgements');
-    expect(b.received.map((m) => m.term).sort((x, y) => x - y)).toEqual([...Array(200).keys()]);
-    expect(t.stats().rpcs).toBeGreaterThan(20); // maxBatchBytes split the ticks into several RPCs
+    await waitFor(() => b.received.length === 200, 'all messages');
+    // One stream per peer: the order is the order of send().
+    expect(b.received.map((m) => m.term)).toEqual([...Array(200).keys()]);
+    expect(t.stats().rpcs).toBeGreaterThan(20); // maxBatchBytes split the ticks into several batches
+    expect(t.stats()).toMatchObject({ sent: 200, dropped: 0, rpcErrors: 0 });
     expect(a.received).toEqual([]);
+  });
+
+  it('keeps one stream per peer open across ticks, instead of one call per batch', async () => {
+    const a = await node('a');
+    const b = await node('b');
+    let streams = 0;
+    const Client = services().RaftService;
+    const t = new GrpcTransport({ selfId: 'a', secret: SECRET });
+    cleanups.push(() => t.close());
+    t.setPeers([{ id: 'b', address: b.address, voter: true }]);
+    const opened = Client.prototype.Stream;
+    Client.prototype.Stream = function (this: unknown, ...args: unknown[]) {
+      streams++;
+      return opened.apply(this, args);
+    };
+    try {
+      for (let i = 0; i < 30; i++) {
+        t.send({ type: 'TimeoutNow', from: 'a', to: 'b', term: i });
+        await waitFor(() => b.received.length === i + 1, `message ${i}`);
+      }
+    } finally {
+      Client.prototype.Stream = opened;
+    }
+    expect(streams).toBe(1);
+    expect(t.stats().rpcs).toBe(30);
   });
 
   it('never throws or blocks on a down or unknown peer, and reconnects when the peer comes back', async () => {
@@ -215,9 +242,9 @@ describe('GrpcTransport', () => {
     cleanups.push(() => t.close());
     t.setPeers([{ id: 'b', address: '127.0.0.1:1', voter: true }]);
     t.send({ type: 'TimeoutNow', from: 'a', to: 'b', term: 0 });
-    await waitFor(() => t.stats().rpcErrors === 1, 'the first RPC to fail');
+    await waitFor(() => t.stats().rpcErrors === 1, 'the first stream to fail');
     for (let i = 1; i <= 25; i++) t.send({ type: 'TimeoutNow', from: 'a', to: 'b', term: i });
-    // 1 lost with the failed RPC, 15 oldest dropped from the queue.
+    // 1 lost on the stream the peer never accepted, 15 oldest dropped from the queue.
     expect(t.stats().dropped).toBe(16);
     expect(a.received).toEqual([]);
   });
