@@ -80,13 +80,18 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       case '--keep':
         o.keep = true;
         break;
-      case '--server-arg':
-        // Extra server flag(s), e.g. --server-arg=--heartbeat-ms --server-arg 50 (repeatable).
-        o.serverArgs.push(need());
+      case '--server-arg': {
+        // Extra server flag(s), one word each, e.g. --server-arg --heartbeat-ms --server-arg 50
+        // (repeatable). The value may itself start with "--".
+        const v = argv[i + 1];
+        if (v === undefined) throw new UserError(`${flag} needs a value`);
+        i++;
+        o.serverArgs.push(v);
         break;
+      }
       default:
         throw new UserError(
-          `unknown flag '${flag}' for bench (usage: bench [--clients 64] [--seconds 10] [--message-bytes 100] [--failover-trials 5] [--single-seconds 5] [--out FILE])`,
+          `unknown flag '${flag}' for bench (usage: bench [--clients 64] [--seconds 10] [--message-bytes 100] [--failover-trials 5] [--single-seconds 5] [--size 5] [--out FILE] [--keep] [--server-arg FLAG]...)`,
         );
     }
   }
@@ -268,7 +273,9 @@ export async function main(argv: string[]): Promise<number> {
   const missing = serverMissingReason();
   if (missing) throw new UserError(missing);
   const root = fs.mkdtempSync(join(os.tmpdir(), 'qc-bench-'));
-  const cluster = new LocalCluster({ root, logLevel: 'warn', serverArgs: o.serverArgs });
+  // Quiet servers unless a --server-arg asks for a log level (the flag may appear only once).
+  const logLevel = o.serverArgs.includes('--log-level') ? undefined : 'warn';
+  const cluster = new LocalCluster({ root, logLevel, serverArgs: o.serverArgs });
   const ids = Array.from({ length: o.size }, (_, i) => `server${i + 1}`);
   const onSignal = () => {
     void cluster.stopAll().then(() => process.exit(130));

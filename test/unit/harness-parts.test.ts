@@ -121,6 +121,11 @@ describe('bench', () => {
       out: 'r.json',
     });
     expect(() => parseBenchArgs(['--clients', 'many'])).toThrow('--clients must be an integer');
+    // Server flags pass through one word at a time, dashes and all.
+    expect(
+      parseBenchArgs(['--server-arg', '--log-level', '--server-arg', 'info', '--clients', '2']),
+    ).toMatchObject({ serverArgs: ['--log-level', 'info'], clients: 2 });
+    expect(() => parseBenchArgs(['--server-arg'])).toThrow('--server-arg needs a value');
   });
 
   it('computes nearest-rank percentiles', () => {
