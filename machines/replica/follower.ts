@@ -9,6 +9,11 @@ export const follower = replicaSetup.createStateConfig({
   // A follower whose configuration makes it a non-voter (or removes it) is a learner: never campaigns.
   always: { guard: 'notVoter', target: 'learner' },
   after: {
+    // The leader's lease ends after the base election timeout, not the randomized one: from then on
+    // this follower grants pre-votes, so the first follower to time out can win at once instead of
+    // being ignored until a majority has timed out too (which costs another election timeout).
+    // No target: the election timer keeps running.
+    leaseTimeout: { actions: 'forgetLeader' },
     electionTimeout: [
       { guard: 'canCampaign', target: 'preCandidate' },
       { target: 'follower', reenter: true, actions: 'forgetLeader' },

@@ -72,9 +72,11 @@ export function mustAdoptTerm(c: ReplicaContext, e: ReplicaMachineEvent): boolea
 
 /**
  * Leader lease (check-quorum): a (pre-)vote request for a higher term is ignored while we have heard
- * from a live leader within an election timeout, unless it comes from a leadership transfer.
- * `leaderId` is set only while that holds: followers and learners clear it when their election timer
- * fires, candidates have none, and a leader is its own live leader (check-quorum deposes it otherwise).
+ * from a live leader within the base (shortest) election timeout, unless it comes from a leadership
+ * transfer. `leaderId` is set only while that holds: followers clear it when their lease timer fires
+ * (the base timeout, as in etcd), learners when their election timer fires, candidates have none, and a
+ * leader is its own live leader (check-quorum deposes it otherwise). Only availability depends on the
+ * lease: reads never rely on it (ReadIndex confirms leadership with a quorum round).
  */
 export function voteInLease(c: ReplicaContext, e: ReplicaMachineEvent): boolean {
   return e.type === 'RequestVote' && e.term > c.term && !e.transfer && c.leaderId !== null;

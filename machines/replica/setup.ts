@@ -65,6 +65,8 @@ export const replicaSetup = setup({
   delays: {
     /** Randomized per arming (drawn from the seeded PRNG into context by `armElectionTimer`). */
     electionTimeout: ({ context }) => context.electionTimeoutMs,
+    /** A leader's lease on a follower's vote: the base (shortest) election timeout, as etcd does. */
+    leaseTimeout: ({ context }) => context.timing.electionMinMs,
     /** Abandon a leadership transfer after an election timeout. */
     transferTimeout: ({ context }) => context.timing.electionMaxMs,
   },

@@ -203,6 +203,40 @@ describe('elections', () => {
     expect(c.pending(from('n2'))).toEqual(['n2->n3 RequestVoteResponse term=7 preVote=false granted=true']);
   });
 
+  it("leader lease: it ends after the base election timeout, before the follower's own randomized timer", () => {
+    c = new Cluster({
+      nodes: [{ id: 'n1', election: [100, 101] }, { id: 'n2', election: [150, 400] }, 'n3'],
+      election: [300, 301],
+    });
+    electN1(c);
+    c.isolate('n1');
+    c.tick(1);
+    c.drop();
+    // n2 last heard from n1 just now; its randomized timer is set well past the base timeout.
+    expect(c.node('n2').ctx().electionTimeoutMs).toBeGreaterThan(160);
+    const preVote = {
+      type: 'RequestVote',
+      from: 'n3',
+      to: 'n2',
+      term: 2,
+      lastLogIndex: 9,
+      lastLogTerm: 1,
+      preVote: true,
+      transfer: false,
+    } as const;
+    c.node('n2').send(preVote);
+    expect(c.pending(from('n2'))).toEqual([]); // under the lease: ignored
+    c.tick(151);
+    c.drop();
+    // Past the base timeout the lease is over, though n2's own timer has not fired: it answers, so the
+    // first follower to time out can win without waiting for a majority to time out as well.
+    expect(c.node('n2').role()).toBe('follower');
+    expect(c.node('n2').ctx().leaderId).toBeNull();
+    c.node('n2').send(preVote);
+    expect(c.pending(from('n2'))).toEqual(['n2->n3 RequestVoteResponse term=2 preVote=true granted=true']);
+    expect(c.node('n2').term()).toBe(1);
+  });
+
   it('a higher term in any message makes a leader step down and adopt it', () => {
     c = three();
     electN1(c);

@@ -120,6 +120,7 @@ export function applyEffects(env: Env, effects: readonly Effect[]): Env {
 
 export const EVENT_KINDS = [
   'electionTimeout',
+  'leaseTimeout',
   'transferTimeout',
   'checkQuorumFails',
   'persisted',
@@ -152,6 +153,7 @@ export interface ModelEvent {
 /** The `xstate.after.*` event types XState v5 raises for this machine's named delays. */
 export const AFTER_EVENTS = {
   follower: 'xstate.after.electionTimeout.replica.follower',
+  lease: 'xstate.after.leaseTimeout.replica.follower',
   preCandidate: 'xstate.after.electionTimeout.replica.preCandidate',
   candidate: 'xstate.after.electionTimeout.replica.candidate',
   learner: 'xstate.after.electionTimeout.replica.learner',
@@ -240,6 +242,9 @@ export function concretize(snap: AnyMachineSnapshot, env: Env, ev: ModelEvent): 
       const t = AFTER_EVENTS[role as Exclude<Role, 'leader'>];
       return { env, event: { type: t }, timer: t };
     }
+    case 'leaseTimeout':
+      // The follower's lease on its leader ends (base election timeout), its election timer runs on.
+      return { env, event: { type: AFTER_EVENTS.lease }, timer: AFTER_EVENTS.lease };
     case 'transferTimeout':
       // The peers answer heartbeats meanwhile (check-quorum holds), so they catch up.
       return {
@@ -371,6 +376,7 @@ export function enabledEvents(snap: AnyMachineSnapshot, env: Env): ModelEvent[] 
     if (value === 'leader.transferring') out.push({ type: 'transferTimeout' });
   } else {
     out.push({ type: 'electionTimeout' });
+    if (role === 'follower' && c.leaderId !== null) out.push({ type: 'leaseTimeout' });
   }
   if (env.persistSeq > env.durableSeq) out.push({ type: 'persisted' });
   return out;
