@@ -8,16 +8,16 @@ import * as grpc from '@grpc/grpc-js';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
-import type { ClusterConfig, Entry, RaftMessage } from '../../machines/protocol.js';
+import type { ClusterConfig } from '../../machines/protocol.js';
 import { bindHealth, canServe } from '../../src/observability/grpc-health.js';
 import { createReplicaLogger, followTerm } from '../../src/observability/logging.js';
 import { PausableTransport } from '../../src/observability/pausable-transport.js';
 import { Registry, escapeLabelValue } from '../../src/observability/prometheus.js';
-import type { ApplyOutcome, StateMachine, Transport } from '../../src/raft/interfaces.js';
 import { MemoryLogStore } from '../../src/raft/memory-log-store.js';
 import { RaftNode } from '../../src/raft/node.js';
 import { SqliteLogStore } from '../../src/raft/sqlite-log-store.js';
 import { ReplicaMetrics, peerMatches } from '../../src/web/metrics.js';
+import { InProcessNet, LastIndexMachine } from './in-process-net.js';
 
 // ---- a strict parser of the text format (0.0.4) ----------------------------------------------------
 
@@ -140,40 +140,9 @@ describe('exposition', () => {
 
 // ---- replica metrics on real RaftNodes ---------------------------------------------------------------
 
-class Net {
-  handlers = new Map<string, (m: RaftMessage) => void>();
-  queue: RaftMessage[] = [];
-  transport(id: string): Transport {
-    return {
-      send: (m) => this.queue.push(m),
-      listen: (h) => this.handlers.set(id, h),
-      setPeers: () => {},
-      close: () => this.handlers.delete(id),
-    };
-  }
-  flush(): void {
-    for (let i = 0; i < 1000 && this.queue.length > 0; i++) {
-      const q = this.queue;
-      this.queue = [];
-      for (const m of q) this.handlers.get(m.to)?.(m);
-    }
-  }
-}
-
-class ListMachine implements StateMachine {
-  last = 0;
-  appliedIndex(): number {
-    return this.last;
-  }
-  apply(entries: Entry[]): ApplyOutcome[] {
-    this.last = entries[entries.length - 1].index;
-    return entries.map((e) => ({ index: e.index, term: e.term, result: null }));
-  }
-}
-
 function simCluster(n: number) {
   const clock = new SimulatedClock();
-  const net = new Net();
+  const net = new InProcessNet();
   const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
   const config: ClusterConfig = { members: ids.map((id) => ({ id, address: id, voter: true })) };
   const stores = ids.map(() => new MemoryLogStore({ snapshot: { index: 0, term: 0, config } }));
@@ -183,7 +152,7 @@ function simCluster(n: number) {
       new RaftNode({
         id,
         logStore: stores[k],
-        stateMachine: new ListMachine(),
+        stateMachine: new LastIndexMachine(),
         transport: transports[k],
         clock,
         timing: { heartbeatMs: 50, electionMinMs: k === 0 ? 100 : 300, electionMaxMs: k === 0 ? 101 : 400 },

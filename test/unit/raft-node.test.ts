@@ -3,43 +3,11 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
-import type { ClusterConfig, Entry, RaftMessage } from '../../machines/protocol.js';
-import type { ApplyOutcome, StateMachine, Transport } from '../../src/raft/interfaces.js';
+import type { ClusterConfig, Entry } from '../../machines/protocol.js';
+import type { ApplyOutcome, StateMachine } from '../../src/raft/interfaces.js';
 import { MemoryLogStore } from '../../src/raft/memory-log-store.js';
 import { NotLeaderError, RaftNode } from '../../src/raft/node.js';
-
-class Net {
-  handlers = new Map<string, (m: RaftMessage) => void>();
-  queue: RaftMessage[] = [];
-  sent = 0;
-  /** Rewrites (or drops, with null) a message as it is delivered. */
-  rewrite: (m: RaftMessage) => RaftMessage | null = (m) => m;
-  transport(id: string): Transport {
-    return {
-      send: (m) => {
-        this.sent++;
-        this.queue.push(m);
-      },
-      listen: (h) => {
-        this.handlers.set(id, h);
-      },
-      setPeers: () => {},
-      close: () => {
-        this.handlers.delete(id);
-      },
-    };
-  }
-  flush(): void {
-    for (let i = 0; i < 1000 && this.queue.length > 0; i++) {
-      const q = this.queue;
-      this.queue = [];
-      for (const m of q) {
-        const out = this.rewrite(m);
-        if (out) this.handlers.get(out.to)?.(out);
-      }
-    }
-  }
-}
+import { InProcessNet } from './in-process-net.js';
 
 class ListMachine implements StateMachine {
   applied: Entry[] = [];
@@ -60,7 +28,7 @@ class ListMachine implements StateMachine {
 
 interface Env {
   clock: SimulatedClock;
-  net: Net;
+  net: InProcessNet;
   nodes: RaftNode[];
   machines: ListMachine[];
   stores: MemoryLogStore[];
@@ -71,7 +39,7 @@ const errors: unknown[] = [];
 
 function cluster(n: number): Env {
   const clock = new SimulatedClock();
-  const net = new Net();
+  const net = new InProcessNet();
   const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
   const config: ClusterConfig = { members: ids.map((id) => ({ id, address: id, voter: true })) };
   const machines = ids.map(() => new ListMachine());

@@ -4,8 +4,7 @@
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
-import type { ClusterConfig, Entry, RaftMessage } from '../../machines/protocol.js';
-import type { ApplyOutcome, StateMachine, Transport } from '../../src/raft/interfaces.js';
+import type { ClusterConfig } from '../../machines/protocol.js';
 import { MemoryLogStore } from '../../src/raft/memory-log-store.js';
 import { RaftNode } from '../../src/raft/node.js';
 import { clusterRoutes, secretMatches } from '../../src/web/cluster-view.js';
@@ -19,6 +18,7 @@ import {
   stateName,
   viewOfNode,
 } from '../../src/web/inspector.js';
+import { InProcessNet, LastIndexMachine } from './in-process-net.js';
 import { FakeChatApi } from './web-fake-api.js';
 import { SseReader } from './web-sse-reader.js';
 
@@ -60,40 +60,9 @@ describe('feed formatting', () => {
 
 // ---- a simulated cluster of real RaftNodes ------------------------------------------------------------
 
-class Net {
-  handlers = new Map<string, (m: RaftMessage) => void>();
-  queue: RaftMessage[] = [];
-  transport(id: string): Transport {
-    return {
-      send: (m) => this.queue.push(m),
-      listen: (h) => this.handlers.set(id, h),
-      setPeers: () => {},
-      close: () => this.handlers.delete(id),
-    };
-  }
-  flush(): void {
-    for (let i = 0; i < 1000 && this.queue.length > 0; i++) {
-      const q = this.queue;
-      this.queue = [];
-      for (const m of q) this.handlers.get(m.to)?.(m);
-    }
-  }
-}
-
-class ListMachine implements StateMachine {
-  last = 0;
-  appliedIndex(): number {
-    return this.last;
-  }
-  apply(entries: Entry[]): ApplyOutcome[] {
-    this.last = entries[entries.length - 1].index;
-    return entries.map((e) => ({ index: e.index, term: e.term, result: null }));
-  }
-}
-
 function simCluster(n: number) {
   const clock = new SimulatedClock();
-  const net = new Net();
+  const net = new InProcessNet();
   const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
   const config: ClusterConfig = {
     members: ids.map((id) => ({ id, address: `127.0.0.1:${1 + i(id)}`, voter: true })),
@@ -110,7 +79,7 @@ function simCluster(n: number) {
     holder.node = new RaftNode({
       id,
       logStore: new MemoryLogStore({ snapshot: { index: 0, term: 0, config } }),
-      stateMachine: new ListMachine(),
+      stateMachine: new LastIndexMachine(),
       transport: net.transport(id),
       clock,
       // n1 times out first, so it is the one that campaigns.
