@@ -18,6 +18,7 @@
 //                                      read (leadership confirmed by a quorum, applied >= read index);
 //                                      rejects with NotLeaderError
 //   transferLeadership(to: NodeId | null): Promise<void>   resolves when this leader handed over
+//   isMember(): boolean                listed (voter or learner) in its current configuration
 //   status(): RaftStatus               { id, role, term, leaderId, commitIndex, lastApplied,
 //                                        lastLogIndex, snapshotIndex, config }
 //   onRoleChange(cb): () => void       cb({ role, term, leaderId }); returns an unsubscribe function
@@ -354,6 +355,12 @@ export class RaftNode {
     };
   }
 
+  /** Whether this replica is listed (as voter or learner) in its current configuration. */
+  isMember(): boolean {
+    const config = this._actor?.getSnapshot().context.config ?? this.opts.logStore.config();
+    return config.members.some((m) => m.id === this.opts.id);
+  }
+
   onRoleChange(cb: (r: RoleChange) => void): () => void {
     this.roleListeners.add(cb);
     return () => this.roleListeners.delete(cb);
@@ -460,7 +467,7 @@ export class RaftNode {
       }
       case 'roleChanged':
         if (e.role !== 'leader') this.sender?.cancelAll();
-        if (e.role !== 'leader' && !this.inOwnConfig()) this.dropOrphanedProposals();
+        if (e.role !== 'leader' && !this.isMember()) this.dropOrphanedProposals();
         this.role = { role: e.role, term: e.term, leaderId: e.leaderId };
         this.opts.logger?.info({ role: e.role, term: e.term, leader: e.leaderId }, 'role changed');
         for (const cb of this.roleListeners) this.safely(() => cb(this.role));
@@ -686,12 +693,6 @@ export class RaftNode {
     if (meta.index > logStore.snapshot().index && logStore.termAt(meta.index) !== meta.term) {
       logStore.resetToSnapshot(meta);
     }
-  }
-
-  /** Whether this replica is listed (as voter or learner) in its current configuration. */
-  private inOwnConfig(): boolean {
-    const config = this._actor?.getSnapshot().context.config ?? this.opts.logStore.config();
-    return config.members.some((m) => m.id === this.opts.id);
   }
 
   /**

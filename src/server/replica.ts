@@ -238,19 +238,18 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
 
     // Outside the configuration (removed, or not yet added) a replica hears from no leader: its reads
     // would go stale and its writes wait in vain, so it sends clients to the members at once.
-    const isMember = () => node.status().config.members.some((m) => m.id === opts.id);
     const chat = new ChatHandlers({
       router,
       subscriptions: service,
       topology: membership,
       logger,
       notServing: () =>
-        isMember() ? undefined : 'this replica is not a member of the cluster; use another member.',
+        node.isMember() ? undefined : 'this replica is not a member of the cluster; use another member.',
     });
     // Streams open when it is removed would go quiet: end them, and their clients resume elsewhere.
     cleanup.push(
       node.onRoleChange(() => {
-        if (!isMember())
+        if (!node.isMember())
           chat.closeStreams('this replica was removed from the cluster; resubscribe elsewhere.');
       }),
     );
