@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { Entry } from '../../machines/protocol.js';
+import { touchPrivateDatabase } from '../private-files.js';
 import type { ApplyOutcome, StateMachine } from '../raft/interfaces.js';
 import type { Command, CommandResult } from './commands.js';
 import {
@@ -100,6 +101,7 @@ export class ChatStore implements StateMachine {
   /** Opens (and creates) the chat tables in the SQLite file `path`, or in an already open database. */
   constructor(pathOrDb: string | Database.Database, opts: ChatStoreOptions = {}) {
     this.ownsDb = typeof pathOrDb === 'string';
+    if (typeof pathOrDb === 'string') touchPrivateDatabase(pathOrDb);
     this.db = typeof pathOrDb === 'string' ? new Database(pathOrDb) : pathOrDb;
     try {
       if (opts.durable !== false && this.ownsDb) {

@@ -5,6 +5,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as fs from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { mkdirPrivate } from '../private-files.js';
 import { UserError } from '../user-error.js';
 
 /** `--cluster-secret-file`, or `cluster.secret` in the parent of the data dir. */
@@ -21,7 +22,7 @@ export function loadClusterSecret(opts: { secretFile?: string; dataDir: string; 
   const file = secretPath(opts);
   if (opts.create) {
     try {
-      fs.mkdirSync(dirname(file), { recursive: true });
+      mkdirPrivate(dirname(file));
       // 'wx' fails if the file exists, so two servers bootstrapping side by side never overwrite
       // each other's secret: the loser reads the winner's below.
       fs.writeFileSync(file, `${randomBytes(32).toString('hex')}\n`, { flag: 'wx', mode: 0o600 });

@@ -16,6 +16,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ClusterConfig, SnapshotMeta } from '../../machines/protocol.js';
+import { mkdirPrivate, touchPrivate } from '../private-files.js';
 import type { SnapshotStore } from './interfaces.js';
 
 /** Tables of the Raft layer (src/raft/sqlite-log-store.ts): never part of a snapshot. */
@@ -85,7 +86,7 @@ export class FileSnapshotStore implements SnapshotStore {
     | undefined;
 
   constructor(private readonly dir: string) {
-    fs.mkdirSync(dir, { recursive: true });
+    mkdirPrivate(dir);
     this.file = join(dir, 'snapshot.db');
     this.takingFile = join(dir, 'snapshot.db.taking');
     this.incomingFile = join(dir, 'snapshot.db.incoming');
@@ -148,6 +149,7 @@ export class FileSnapshotStore implements SnapshotStore {
 
     // The temporary file needs no journal and no syncs of its own: it counts only after the explicit
     // fsync before its rename, and a crash before that just leaves a leftover to delete.
+    touchPrivate(this.takingFile);
     const out = new Database(this.takingFile);
     try {
       out.pragma('journal_mode = OFF');
@@ -436,6 +438,7 @@ function chatSchema(db: Database.Database): {
 
 /** An empty snapshot file with the schema. Indexes come first so no single step has to build one. */
 function createSnapshotFile(file: string, tables: { sql: string }[], indexes: string[]): void {
+  touchPrivate(file);
   const out = new Database(file);
   try {
     out.pragma('journal_mode = OFF');

@@ -14,7 +14,6 @@
 // from disk, and all of them are in the memory cache. A flush deletes from `dirtyFrom` and re-inserts
 // the cached suffix, which also merges truncate-then-append sequences for free.
 
-import * as fs from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type {
@@ -25,6 +24,7 @@ import type {
   NodeId,
   SnapshotMeta,
 } from '../../machines/protocol.js';
+import { mkdirPrivate, touchPrivateDatabase } from '../private-files.js';
 import { UserError } from '../user-error.js';
 import type { LogStore, LogWrite } from './interfaces.js';
 
@@ -129,7 +129,7 @@ export class SqliteLogStore implements LogStore {
     this.onCommit = opts.onCommit;
     if (typeof opts.db === 'string') {
       this.file = opts.db;
-      fs.mkdirSync(dirname(opts.db), { recursive: true });
+      if (opts.db !== ':memory:') mkdirPrivate(dirname(opts.db));
       this.ownsDb = true;
     } else {
       this.file = opts.db.name;
@@ -139,6 +139,7 @@ export class SqliteLogStore implements LogStore {
       new DataDirError('corrupt', `data dir ${this.file} is corrupt: ${detail}`);
     let db: Database.Database | undefined;
     try {
+      if (typeof opts.db === 'string') touchPrivateDatabase(opts.db);
       db = typeof opts.db === 'string' ? new Database(opts.db) : opts.db;
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');

@@ -3,6 +3,7 @@
 // of quietly mixing states.
 import * as fs from 'node:fs';
 import { join, resolve } from 'node:path';
+import { PRIVATE_FILE_MODE, mkdirPrivate, tightenPath } from '../private-files.js';
 import { UserError } from '../user-error.js';
 
 export const MARKER = 'quorum-chat.json';
@@ -33,9 +34,11 @@ export function prepareDataDir(dir: string, nodeId: string): { dir: string; fres
   const markerPath = join(abs, MARKER);
   if (entries.length === 0) {
     try {
-      fs.mkdirSync(abs, { recursive: true });
+      mkdirPrivate(abs);
+      // An empty dir that already existed keeps its mode from mkdir: make it private too.
+      tightenPath(abs);
       const marker: Marker = { app: 'quorum-chat', format: FORMAT, node_id: nodeId };
-      fs.writeFileSync(markerPath, `${JSON.stringify(marker)}\n`, { flag: 'wx' });
+      fs.writeFileSync(markerPath, `${JSON.stringify(marker)}\n`, { flag: 'wx', mode: PRIVATE_FILE_MODE });
     } catch (err) {
       throw new UserError(`cannot create data dir ${abs}: ${(err as NodeJS.ErrnoException).code ?? err}`);
     }

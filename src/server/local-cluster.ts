@@ -8,6 +8,7 @@ import * as net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
+import { restrictUmask } from '../private-files.js';
 import { services } from '../proto.js';
 import { UserError } from '../user-error.js';
 import { type LauncherReply, isLauncherRequest } from './launcher-link.js';
@@ -703,6 +704,8 @@ function nonEmptyDir(dir: string): boolean {
 export async function main(argv: string[]): Promise<number> {
   const o = parseClusterArgs(argv);
   if (serverMissingReason()) throw new UserError(serverMissingReason()!);
+  // The root holds the cluster secret and the replicas' logs: private, as the replicas' data dirs are.
+  restrictUmask();
   const root = resolve(o.dataDir);
   let stopping = false;
   const cluster = new LocalCluster({

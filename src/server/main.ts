@@ -3,8 +3,10 @@
 // voter); an existing data dir restarts from its persisted state and membership (--peers is then only a
 // hint). SIGTERM/SIGINT stop it gracefully (a leader hands over first) with exit code 0.
 import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../logger.js';
 import { createReplicaLogger } from '../observability/logging.js';
-import { loadClusterSecret } from '../raft/cluster-secret.js';
+import { octal, restrictUmask, tightenPath, tightenTree } from '../private-files.js';
+import { loadClusterSecret, secretPath } from '../raft/cluster-secret.js';
 import { discardFreshDataDir, prepareDataDir } from './data-dir.js';
 import { parseServerFlags } from './flags.js';
 import { joinCluster } from './join.js';
@@ -15,6 +17,9 @@ const FRESH_FILES = [DB_FILE, `${DB_FILE}-wal`, `${DB_FILE}-shm`];
 
 export async function main(argv: string[]): Promise<number> {
   const config = parseServerFlags(argv);
+  // Everything this process creates from here on (data dir, SQLite files, snapshots, the cluster
+  // secret) is private to its user, whatever umask the shell had (issue 13, finding 4).
+  restrictUmask();
   const { dir, fresh } = prepareDataDir(config.dataDir, config.id);
   const undoFresh = () => {
     if (!fresh) return;
@@ -36,6 +41,7 @@ export async function main(argv: string[]): Promise<number> {
   const { logger, term } = createReplicaLogger({ level: config.logLevel, nodeId: config.id });
   // grpc-js prints its own errors to stderr (e.g. on a port in use); ours are the one-line ones.
   grpc.setLogger({ error: (...a: unknown[]) => logger.debug({ grpc: a.map(String).join(' ') }, 'grpc-js') });
+  makePrivate(dir, secretPath({ secretFile: config.clusterSecretFile, dataDir: dir }), logger);
 
   let replica: RunningReplica;
   try {
@@ -120,4 +126,36 @@ export async function main(argv: string[]): Promise<number> {
 
 function isVoter(r: RunningReplica): boolean {
   return r.node.status().config.members.some((m) => m.id === r.id && m.voter);
+}
+
+/**
+ * A data dir from before this check, or copied with loose modes, is made private (0700 directories,
+ * 0600 files) with one log line saying what changed; so is the cluster secret file. A file we may not
+ * chmod (someone else's) is reported, not fatal: the server still works, the operator gets told.
+ */
+function makePrivate(dir: string, secretFile: string, logger: Logger): void {
+  const report = (what: string, fn: () => { path: string; was: number }[]) => {
+    try {
+      const changed = fn();
+      if (changed.length === 0) return;
+      logger.warn(
+        {
+          path: what,
+          fixed: changed.length,
+          examples: changed.slice(0, 5).map((c) => `${c.path} ${octal(c.was)}`),
+        },
+        `${what} was readable by other local users; made it private (0700 dirs, 0600 files)`,
+      );
+    } catch (err) {
+      logger.warn(
+        { path: what, reason: (err as Error).message },
+        `could not make ${what} private; check its permissions`,
+      );
+    }
+  };
+  report(dir, () => tightenTree(dir));
+  report(secretFile, () => {
+    const t = tightenPath(secretFile);
+    return t ? [t] : [];
+  });
 }

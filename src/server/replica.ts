@@ -27,6 +27,7 @@ import { ChatClient } from '../client/client.js';
 import type { Logger } from '../logger.js';
 import { type TermHolder, followTerm } from '../observability/logging.js';
 import { ReplicaObservability } from '../observability/replica-observability.js';
+import { touchPrivateDatabase } from '../private-files.js';
 import { chatRestorer } from '../raft/chat-snapshots.js';
 import { clusterIdFromSecret } from '../raft/cluster-secret.js';
 import { GrpcTransport } from '../raft/grpc-transport.js';
@@ -105,6 +106,8 @@ function openDatabase(dataDir: string): Database.Database {
   const file = dataDir === ':memory:' ? ':memory:' : join(dataDir, DB_FILE);
   let db: Database.Database | undefined;
   try {
+    // Private before SQLite creates it: its -wal and -shm files take the main file's mode.
+    touchPrivateDatabase(file);
     db = new Database(file);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
