@@ -12,6 +12,15 @@ export const charCount = (s: string): number => [...s].length;
 
 const isBlank = (s: string): boolean => s.trim() === '';
 
+/**
+ * C0 controls (U+0000-U+001F), DEL and C1 controls (U+0080-U+009F): a terminal acts on them (ESC starts
+ * a sequence that can clear the screen, retitle the window or move the cursor; CR rewinds the line), so
+ * a name or message holding one could rewrite what another user sees (issue 13, finding 6).
+ */
+const hasControl = (s: string): boolean => /\p{Cc}/u.test(s);
+/** The same, but a message may hold line breaks and tabs. */
+const hasControlInText = (s: string): boolean => hasControl(s.replace(/[\n\t]/g, ''));
+
 function mustBeString(value: unknown, field: string): string {
   if (typeof value !== 'string') throw invalid(`${field} must be a string.`);
   return value;
@@ -31,6 +40,8 @@ export function checkNickname(value: unknown): string {
   const s = mustBeString(value, 'nickname');
   const n = charCount(s);
   if (n < 1 || n > 64 || isBlank(s)) throw invalid('nickname must be 1 to 64 characters and not blank.');
+  // A nickname is one line wherever it is shown: no line breaks or tabs either.
+  if (hasControl(s)) throw invalid('nickname must not contain control characters.');
   return s;
 }
 
@@ -41,11 +52,15 @@ export function checkPassword(value: unknown): string {
   return s;
 }
 
+/** Message content, for SendMessage and EditMessage alike. */
 export function checkContent(value: unknown): string {
   const s = mustBeString(value, 'content');
   const n = charCount(s);
   if (n < 1 || n > 4096 || isBlank(s))
     throw invalid('message content must be 1 to 4096 characters and not blank.');
+  if (hasControlInText(s)) {
+    throw invalid('message content must not contain control characters other than line breaks and tabs.');
+  }
   return s;
 }
 
