@@ -16,6 +16,7 @@ import {
   type Subscription,
 } from './client.js';
 import { parseAddressList } from './members.js';
+import { CONTINUATION, oneLine, safeLine, textBlock } from './printable.js';
 
 const help = `commands:
   signup <username> <password> [nickname]  create an account (the nickname defaults to the username)
@@ -74,7 +75,8 @@ class Terminal {
 
   get prompt(): string {
     if (!this.user) return '> ';
-    return this.open ? `${this.user}@${this.open.user}> ` : `${this.user}> `;
+    const me = oneLine(this.user);
+    return this.open ? `${me}@${oneLine(this.open.user)}> ` : `${me}> `;
   }
 
   /** Runs one input line; returns false when the user asked to quit. */
@@ -87,9 +89,9 @@ class Terminal {
     try {
       return await this.dispatch(cmd.toLowerCase(), args, rest);
     } catch (err) {
-      if (err instanceof ChatClientError) this.print(`error: ${err.codeName}: ${err.message}`);
+      if (err instanceof ChatClientError) this.print(`error: ${err.codeName}: ${oneLine(err.message)}`);
       else if (err instanceof UsageError) this.print(`usage: ${err.message}`);
-      else this.print(`error: ${err instanceof Error ? err.message : String(err)}`);
+      else this.print(`error: ${oneLine(err instanceof Error ? err.message : String(err))}`);
       return true;
     }
   }
@@ -112,7 +114,8 @@ class Terminal {
         const [username, password, ...nick] = args;
         if (!username || !password) throw new UsageError('signup <username> <password> [nickname]');
         const u = await this.client.signup(username, nick.join(' ') || username, password);
-        this.print(`signed up as ${u.username} (${u.nickname}); now: login ${u.username} <password>`);
+        const name = oneLine(u.username);
+        this.print(`signed up as ${name} (${oneLine(u.nickname)}); now: login ${name} <password>`);
         return true;
       }
       case 'login':
@@ -121,14 +124,14 @@ class Terminal {
       case 'logout':
         this.needLogin();
         await this.leaving(() => this.client.logout());
-        this.print(`logged out ${this.user}`);
+        this.print(`logged out ${oneLine(this.user ?? '')}`);
         this.user = undefined;
         this.open = undefined;
         return true;
       case 'whoami':
         this.print(
           this.user
-            ? `${this.user}${this.open ? `, chat with ${this.open.user} open` : ''}`
+            ? `${oneLine(this.user)}${this.open ? `, chat with ${oneLine(this.open.user)} open` : ''}`
             : 'not logged in',
         );
         return true;
@@ -147,7 +150,9 @@ class Terminal {
           chat.unread_count > 0
             ? `${chat.unread_count} unread; type 'read' to show them`
             : 'no unread messages';
-        this.print(`opened chat with ${chat.other_user} (${chat.other_nickname}): ${unread}`);
+        this.print(
+          `opened chat with ${oneLine(chat.other_user)} (${oneLine(chat.other_nickname)}): ${unread}`,
+        );
         return true;
       }
       case 'send': {
@@ -163,7 +168,7 @@ class Terminal {
         if (!to || !content) throw new UsageError('msg <user> <text>');
         const chat = await this.startChat(to);
         const m = await this.client.sendMessage(chat.chat_id, content);
-        this.print(`sent #${m.message_id} to ${chat.other_user}`);
+        this.print(`sent #${m.message_id} to ${oneLine(chat.other_user)}`);
         return true;
       }
       case 'read':
@@ -199,7 +204,7 @@ class Terminal {
         if (args.length !== 1) throw new UsageError('delete-account <password>');
         this.needLogin();
         await this.leaving(() => this.client.deleteAccount(args[0]));
-        this.print(`account ${this.user} deleted`);
+        this.print(`account ${oneLine(this.user ?? '')} deleted`);
         this.user = undefined;
         this.open = undefined;
         return true;
@@ -234,12 +239,13 @@ class Terminal {
     this.user = r.user.username;
     this.open = undefined;
     this.chatUsers.clear();
-    this.print(`logged in as ${r.user.username} (${r.user.nickname})`);
+    this.print(`logged in as ${oneLine(r.user.username)} (${oneLine(r.user.nickname)})`);
     this.subscription = this.client.subscribe({
       onEvent: (e) => this.onEvent(e),
       onReconnect: (address) => this.noticeAddress(address),
       onError: (e) => {
-        if (!this.quietStreamErrors) this.notify(`error: ${e.codeName}: ${e.message} (live updates stopped)`);
+        if (!this.quietStreamErrors)
+          this.notify(`error: ${e.codeName}: ${oneLine(e.message)} (live updates stopped)`);
       },
     });
     const chats = await this.client.listChats();
@@ -248,7 +254,7 @@ class Terminal {
     if (unread.length > 0) {
       const total = unread.reduce((n, c) => n + c.unread_count, 0);
       this.print(
-        `${total} unread message${total === 1 ? '' : 's'} from ${unread.map((c) => c.other_user).join(', ')}`,
+        `${total} unread message${total === 1 ? '' : 's'} from ${unread.map((c) => oneLine(c.other_user)).join(', ')}`,
       );
     }
   }
@@ -260,7 +266,7 @@ class Terminal {
     if (args.length > 2 || !Number.isInteger(page) || page < 1)
       throw new UsageError('users [pattern] [page]');
     const r = await this.client.listUsers({ pattern, page });
-    for (const u of r.users) this.print(`  ${u.username} (${u.nickname})`);
+    for (const u of r.users) this.print(`  ${oneLine(u.username)} (${oneLine(u.nickname)})`);
     const pages = Math.max(1, r.total_pages);
     this.print(`page ${r.page || page} of ${pages}, ${r.total_count} user${r.total_count === 1 ? '' : 's'}`);
   }
@@ -276,7 +282,7 @@ class Terminal {
       this.chatUsers.set(c.chat_id, c.other_user);
       const unread = c.unread_count > 0 ? `  ${c.unread_count} unread` : '';
       const last = c.last_message_at > 0 ? `  last ${clock(c.last_message_at)}` : '';
-      this.print(`  ${c.other_user} (${c.other_nickname})${unread}${last}`);
+      this.print(`  ${oneLine(c.other_user)} (${oneLine(c.other_nickname)})${unread}${last}`);
     }
   }
 
@@ -288,7 +294,7 @@ class Terminal {
     }
     const open = this.needOpen();
     const page = await this.client.getMessages(open.chatId);
-    if (page.messages.length === 0) this.print(`no messages with ${open.user} yet`);
+    if (page.messages.length === 0) this.print(`no messages with ${oneLine(open.user)} yet`);
     for (const m of page.messages) this.print(this.formatMessage(m));
     if (page.unread_remaining > 0) {
       this.print(`${page.unread_remaining} more unread; type 'read' again to see them`);
@@ -305,7 +311,7 @@ class Terminal {
   private formatMessage(m: Message): string {
     const mine = m.sender === this.user;
     const seen = mine && m.read ? '  (read)' : '';
-    return `  #${m.message_id} ${clock(m.sent_at)} ${m.sender}: ${m.content}${seen}`;
+    return `  #${m.message_id} ${clock(m.sent_at)} ${oneLine(m.sender)}: ${textBlock(m.content, CONTINUATION)}${seen}`;
   }
 
   private onEvent(e: ChatEvent): void {
@@ -314,14 +320,14 @@ class Terminal {
         const m = e.message_received;
         if (m.sender === this.user) return; // our own message, sent from here or another session
         this.chatUsers.set(m.chat_id, m.sender);
-        this.notify(`new message from ${m.sender}: ${m.content}`);
+        this.notify(`new message from ${oneLine(m.sender)}: ${textBlock(m.content, CONTINUATION)}`);
         return;
       }
       case 'messages_deleted': {
         const d = e.messages_deleted;
         const who = this.chatUsers.get(d.chat_id) ?? 'someone';
         const n = d.message_ids.length;
-        if (who !== this.user) this.notify(`${who} deleted ${n} message${n === 1 ? '' : 's'}`);
+        if (who !== this.user) this.notify(`${oneLine(who)} deleted ${n} message${n === 1 ? '' : 's'}`);
         return;
       }
       case 'chat_removed': {
@@ -329,7 +335,7 @@ class Terminal {
         const who = this.chatUsers.get(id) ?? 'a user';
         this.chatUsers.delete(id);
         if (this.open?.chatId === id) this.open = undefined;
-        this.notify(`the chat with ${who} was removed (account deleted)`);
+        this.notify(`the chat with ${oneLine(who)} was removed (account deleted)`);
         return;
       }
       case 'chat_started': {
@@ -337,7 +343,7 @@ class Terminal {
         // A chat we started ourselves is already known; only announce one the other side started.
         if (this.chatUsers.has(c.chat_id)) return;
         this.chatUsers.set(c.chat_id, c.other_user);
-        this.notify(`${c.other_user} (${c.other_nickname}) started a chat with you`);
+        this.notify(`${oneLine(c.other_user)} (${oneLine(c.other_nickname)}) started a chat with you`);
         return;
       }
     }
@@ -346,7 +352,7 @@ class Terminal {
   private noticeAddress(address: string): void {
     if (address === this.lastNoticeAddress) return;
     this.lastNoticeAddress = address;
-    this.notify(`(reconnected to ${address})`);
+    this.notify(`(reconnected to ${oneLine(address)})`);
   }
 
   private needLogin(): void {
@@ -374,7 +380,8 @@ export async function runTerminal(opts: TerminalOptions): Promise<number> {
     opts.tty ??
     ((out as { isTTY?: boolean }).isTTY === true && (opts.input as { isTTY?: boolean }).isTTY === true);
   const rl = readline.createInterface({ input: opts.input, output: tty ? out : undefined, terminal: tty });
-  const print = (line: string) => out.write(`${line}\n`);
+  // Every line passes the last guard: nothing printed can carry an escape or a carriage return.
+  const print = (line: string) => out.write(`${safeLine(line)}\n`);
   let term: Terminal | undefined;
   // A live event must not land in the middle of what the user is typing: clear the prompt line, print
   // the event, then redraw the prompt with the user's partial input (prompt(true) keeps the cursor).

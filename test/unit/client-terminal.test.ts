@@ -170,6 +170,60 @@ describe('terminal client (piped stdin)', () => {
     expect(lines.filter((l) => l.startsWith('error'))).toEqual([]);
   });
 
+  it('neutralises control characters in what other users wrote (old data from before the server refused them)', async () => {
+    const forged = '\x1b[2J\x1b[Hhi\r\n  #99 00:00:00 alice: forged';
+    const evil: UnaryScript = (method, req, server) => {
+      switch (method) {
+        case 'ListChats':
+          return ok({ chats: [{ ...bob, other_nickname: '\x1b]0;pwned\x07Bob' }] });
+        case 'StartChat':
+          return ok({ ...bob, other_nickname: 'Bob\rMallory' });
+        case 'ListUsers':
+          return ok({
+            users: [{ username: 'bob', nickname: '\x1b[31mred\nalice (Alice)', view_limit: 6 }],
+            page: 1,
+            total_pages: 1,
+            total_count: 1,
+          });
+        case 'GetMessages':
+          return ok({
+            messages: [msg(3, 'bob', forged), msg(5, 'bob', 'c1\x9b2J and\ttab')],
+            unread_remaining: 0,
+          });
+        default:
+          return script(method, req, server);
+      }
+    };
+    const s = await FakeServer.start(evil, (call) => {
+      call.sendMetadata(new grpc.Metadata());
+      call.write({ index: 9, message_received: msg(12, 'bob', 'live\x1b]0;t\x07\r\nalice: forged live') });
+    });
+    servers.push(s);
+    const t = session([s.address]);
+    t.send('login alice password1');
+    await waitFor(() => t.output().includes('new message from bob: live'), 5000, 'live message');
+    t.send('users', 'chats', 'open bob', 'read');
+    t.end();
+    await expect(t.done).resolves.toBe(0);
+    const out = t.output();
+    // Nothing that a terminal acts on reaches it: no ESC, CR, BEL or C1 control, anywhere.
+    expect([...out].filter((ch) => /\p{Cc}/u.test(ch) && ch !== '\n' && ch !== '\t')).toEqual([]);
+    const lines = out.split('\n');
+    // The forged lines exist only behind the continuation gutter, never as lines of their own.
+    expect(lines.filter((l) => /alice: forged/.test(l)).sort()).toEqual([
+      '  |   #99 00:00:00 alice: forged',
+      '  | alice: forged live',
+    ]);
+    expect(lines.filter((l) => /^(\s*#\d+ |new message from )/.test(l) && l.includes('alice'))).toEqual([]);
+    // Visible, harmless forms instead.
+    expect(lines).toContain('new message from bob: live^[]0;t^G^M');
+    expect(lines.filter((l) => / bob: \^\[\[2J\^\[\[Hhi\^M$/.test(l))).toHaveLength(1);
+    expect(lines.filter((l) => / bob: c1\\x9b2J and\ttab$/.test(l))).toHaveLength(1);
+    expect(lines).toContain('  bob (^[[31mred^Jalice (Alice))');
+    expect(lines).toContain('  bob (^[]0;pwned^GBob)  2 unread');
+    expect(lines).toContain("opened chat with bob (Bob^MMallory): 2 unread; type 'read' to show them");
+  });
+
   it('stops at quit without reading further lines', async () => {
     const s = await FakeServer.start(script);
     servers.push(s);
