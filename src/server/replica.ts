@@ -302,6 +302,8 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
         gateway: api,
         logger: logger ?? pino({ level: 'silent' }),
         extraRoutes: obs.routes(),
+        // /cluster reads every member's feed, learners included: their hosts go into the CSP.
+        pageHosts: () => node.status().config.members.map((m) => m.address),
       });
     }
 

@@ -58,10 +58,15 @@ export interface GatewayOptions {
   httpUrlFor: (grpcAddress: string) => string | undefined;
   /** How often an idle event stream gets a comment line (keeps proxies and the page's watchdog happy). */
   keepaliveMs?: number;
+  /** Event streams one token may hold open at once (default 8); more get 429. */
+  maxStreamsPerToken?: number;
 }
 
 export class Gateway {
   private readonly streams = new Set<ServerResponse>();
+  /** Open event streams per token: one session cannot hold the server's connections (or its
+   *  subscriptions on the replicas) without bound. */
+  private readonly streamsPerToken = new Map<string, number>();
 
   constructor(private readonly opts: GatewayOptions) {}
 
@@ -132,6 +137,16 @@ export class Gateway {
     const meta = callMeta(req);
     meta.token ??= url.searchParams.get('access_token') || undefined;
     if (!meta.token) throw new ApiError('UNAUTHENTICATED', 'The event stream needs a bearer token.');
+    const token = meta.token;
+    const max = this.opts.maxStreamsPerToken ?? 8;
+    const open = this.streamsPerToken.get(token) ?? 0;
+    if (open >= max) {
+      res.setHeader('retry-after', '5');
+      throw new ApiError(
+        'RESOURCE_EXHAUSTED',
+        `This session already has ${max} event streams open; close one before opening another.`,
+      );
+    }
     const afterIndex = Math.max(
       parseIndex(req.headers['last-event-id'], 'Last-Event-ID'),
       parseIndex(url.searchParams.get('after_index') ?? undefined, 'after_index'),
@@ -145,6 +160,7 @@ export class Gateway {
     res.flushHeaders();
     res.write('retry: 1000\n\n');
     this.streams.add(res);
+    this.streamsPerToken.set(token, open + 1);
 
     let lastMembers = '';
     const sendMembers = () => {
@@ -167,6 +183,9 @@ export class Gateway {
       clearInterval(timer);
       sub?.close();
       this.streams.delete(res);
+      const left = (this.streamsPerToken.get(token) ?? 1) - 1;
+      if (left > 0) this.streamsPerToken.set(token, left);
+      else this.streamsPerToken.delete(token);
       res.end();
     };
     req.on('close', finish);

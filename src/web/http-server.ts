@@ -32,6 +32,66 @@ export interface HttpServerOptions {
   healthy?: () => boolean;
   staticDir?: string;
   keepaliveMs?: number;
+  /** Timeouts and caps (tests pass short ones); each defaults to `defaultHttpLimits`. */
+  limits?: Partial<HttpLimits>;
+  /**
+   * Hosts (gRPC or HTTP addresses, `host:port`) whose HTTP servers the pages may call, beyond the
+   * gateway's voting members: /cluster reads every member, learners included. Goes into the CSP.
+   */
+  pageHosts?: () => string[];
+}
+
+/** The bounds on what one client can hold of the HTTP server (issue 13, finding 10). */
+export interface HttpLimits {
+  /** The request line and headers must arrive within this (slow-header clients are cut off). */
+  headersTimeoutMs: number;
+  /** The whole request, body included, must arrive within this. Responses are not bounded by it, so
+   *  event streams stay open. */
+  requestTimeoutMs: number;
+  /** How often node checks the two timeouts above (its default, 30 s, would let them overrun by that). */
+  checkIntervalMs: number;
+  /** Open connections at once; more are dropped as they arrive. */
+  maxConnections: number;
+  /** Open /api/events streams per session token; more get 429. */
+  maxStreamsPerToken: number;
+}
+
+export const defaultHttpLimits: HttpLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  checkIntervalMs: 1000,
+  maxConnections: 500,
+  maxStreamsPerToken: 8,
+};
+
+/**
+ * The Content-Security-Policy of every response. Scripts, styles and images come only from this
+ * server (no inline script, no eval); the pages may call this server and the other members' HTTP
+ * servers (the web client fails over to them, /cluster reads each member's feed), on any port of the
+ * members' hosts so that a member added later still works; nothing may frame a page.
+ */
+export function contentSecurityPolicy(hosts: Iterable<string>): string {
+  const sources = new Set<string>(["'self'"]);
+  for (const address of hosts) {
+    const host = /^(?:https?:\/\/)?(\[[^\]]*\]|[^/:]+)/.exec(address)?.[1];
+    if (!host) continue;
+    // CSP's host-source grammar has no IPv6 literals: allow any HTTP(S) host rather than break the page.
+    if (host.startsWith('[')) {
+      sources.add('http:').add('https:');
+      continue;
+    }
+    if (/^[A-Za-z0-9.-]+$/.test(host)) sources.add(`${host}:*`);
+  }
+  return [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    `connect-src ${[...sources].join(' ')}`,
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
 }
 
 export interface HttpServer {
@@ -66,12 +126,20 @@ export const defaultHttpUrlFor = httpUrlForOffset(1000);
 export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
   const { logger } = opts;
   const routes = new Map(Object.entries(opts.extraRoutes ?? {}));
+  const limits: HttpLimits = { ...defaultHttpLimits, ...opts.limits };
   const gateway = new Gateway({
     api: opts.gateway,
     logger,
     httpUrlFor: opts.httpUrlFor ?? defaultHttpUrlFor,
     keepaliveMs: opts.keepaliveMs,
+    maxStreamsPerToken: limits.maxStreamsPerToken,
   });
+  const csp = () =>
+    contentSecurityPolicy([
+      ...opts.gateway.members(),
+      ...gateway.members().flatMap((m) => (m.http ? [m.http] : [])),
+      ...(opts.pageHosts?.() ?? []),
+    ]);
   const files = new StaticFiles(opts.staticDir);
 
   const findRoute = (path: string): RouteHandler | undefined => {
@@ -89,6 +157,12 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
+    // On every response, pages or not: cheap, and nothing slips through a route that forgot them.
+    res.setHeader('content-security-policy', csp());
+    res.setHeader('x-frame-options', 'DENY');
+    res.setHeader('x-content-type-options', 'nosniff');
+    // /api/events may carry ?access_token=: no Referer may take it elsewhere.
+    res.setHeader('referrer-policy', 'no-referrer');
     if (path === '/healthz') {
       const ok = opts.healthy?.() ?? true;
       res.writeHead(ok ? 200 : 503, {
@@ -109,16 +183,21 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     res.end('not found\n');
   };
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      logger.warn({ err, url: req.url }, 'http handler failed');
-      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end();
-    });
-  });
-  // Server-Sent Events stay open for as long as the page does.
-  server.requestTimeout = 0;
-  server.headersTimeout = 30_000;
+  const server = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      connectionsCheckingInterval: limits.checkIntervalMs,
+    },
+    (req, res) => {
+      handle(req, res).catch((err: unknown) => {
+        logger.warn({ err, url: req.url }, 'http handler failed');
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+        res.end();
+      });
+    },
+  );
+  server.maxConnections = limits.maxConnections;
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {

@@ -69,6 +69,11 @@ describe.skipIf(missing !== undefined)('cluster view', () => {
     browser = await launchBrowser();
     page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
     page.on('pageerror', (e) => pageErrors.push(e.message));
+    // The page works under the server's Content-Security-Policy: Chromium reports every blocked
+    // script, style, image or connection on the console.
+    page.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) pageErrors.push(m.text());
+    });
   });
 
   afterAll(async () => {
@@ -129,6 +134,13 @@ describe.skipIf(missing !== undefined)('cluster view', () => {
     );
     const after = await harness.waitForLeader({ not: before.node_id, timeoutMs: 10_000 });
     await page.waitForSelector(`.card[data-id="${after.node_id}"][data-role="leader"]`, { timeout: 10_000 });
+    // The secret stayed in the page's memory: nothing in the origin's storage.
+    expect(await page.evaluate(() => [sessionStorage.length, localStorage.length])).toEqual([0, 0]);
+    // The page carries the server's headers.
+    const res = await page.goto(page.url());
+    expect(res?.headers()['content-security-policy']).toContain("script-src 'self'");
+    expect(res?.headers()['x-frame-options']).toBe('DENY');
+    expect(pageErrors).toEqual([]);
   });
 
   it('restarts a replica from the page (kill -9, then start), and starts one that was stopped', async (ctx) => {

@@ -35,7 +35,13 @@ describe.skipIf(missing !== undefined)('web client: alice and bob', () => {
     ctxB = await browser.newContext({ viewport: { width: 1000, height: 720 } });
     alice = await ctxA.newPage();
     bob = await ctxB.newPage();
-    for (const p of [alice, bob]) p.on('pageerror', (e) => pageErrors.push(e.message));
+    for (const p of [alice, bob]) {
+      p.on('pageerror', (e) => pageErrors.push(e.message));
+      // The pages work under the server's Content-Security-Policy (Chromium reports what it blocks).
+      p.on('console', (m) => {
+        if (/Content Security Policy/i.test(m.text())) pageErrors.push(m.text());
+      });
+    }
   });
 
   afterAll(async () => {

@@ -240,7 +240,6 @@ async function control(m, body) {
     notice.textContent = 'Enter the cluster secret first.';
     return;
   }
-  sessionStorage.setItem('qc-secret', secret);
   const via = relayFor(m, body.action);
   if (!via) {
     notice.textContent = `${m.id} is down; no live member can pass the request on.`;
@@ -288,7 +287,10 @@ setInterval(() => {
   for (const m of members.values()) if (m.up && Date.now() - m.lastSeen > STALE_MS) setUp(m, false);
 }, 1000);
 
-$('#secret').value = sessionStorage.getItem('qc-secret') ?? '';
+// The cluster secret lives only in the password field, in this page's memory: never in sessionStorage
+// or localStorage, where it would outlive the page on the chat app's origin and be readable by any
+// script there. Earlier versions kept it in sessionStorage: remove what they left.
+sessionStorage.removeItem('qc-secret');
 $('#dev').addEventListener('submit', (e) => e.preventDefault());
 await refreshMembers();
 setInterval(refreshMembers, 3000);
