@@ -198,6 +198,13 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     },
   );
   server.maxConnections = limits.maxConnections;
+  // Dropped connections are said in the log, at most once a minute: a flood must not flood the log too.
+  let lastDropLog = 0;
+  server.on('drop', () => {
+    if (Date.now() - lastDropLog < 60_000) return;
+    lastDropLog = Date.now();
+    logger.warn({ max: limits.maxConnections }, 'http connection cap reached; dropping new connections');
+  });
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {

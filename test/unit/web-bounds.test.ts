@@ -146,7 +146,11 @@ async function connectionsReach(n: number): Promise<void> {
 
 describe('caps', () => {
   it('drops connections beyond maxConnections', async () => {
-    const { port } = await start({ limits: { maxConnections: 3 } });
+    const logged: string[] = [];
+    const { port } = await start({
+      limits: { maxConnections: 3 },
+      logger: pino({ level: 'warn' }, { write: (line: string) => logged.push(line) }),
+    });
     const held = [];
     for (let i = 0; i < 3; i++) {
       const c = await connect(port);
@@ -158,6 +162,10 @@ describe('caps', () => {
     const extra = await connect(port);
     await within(extra.closed, 3000, 'the fourth connection to be dropped');
     expect(extra.received()).toBe('');
+    // Said once in the log (a second drop within the minute is not).
+    const again = await connect(port);
+    await within(again.closed, 3000, 'the fifth connection to be dropped');
+    expect(logged.filter((l) => l.includes('http connection cap reached'))).toHaveLength(1);
     // The held ones are still open, and once one goes a new connection is served.
     held[0].socket.destroy();
     await within(held[0].closed, 3000, 'the first connection to close');
