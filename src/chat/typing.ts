@@ -28,6 +28,9 @@ export interface TypingFanoutOptions {
   perSenderPerSecond?: number;
 }
 
+/** The relay topic of typing notices on the peer transport. */
+export const TYPING_TOPIC = 'chat.typing';
+
 /** A receiver treats `typing: true` as over after this long without a refresh (API.md). */
 export const TYPING_EXPIRY_MS = 6000;
 const DEFAULT_REFRESH_MS = 2000;
