@@ -249,10 +249,12 @@ describe('ReadMessages and MarkRead', () => {
     });
     const d = await ok<Delivery>('ReadMessages', { chat_id: chatId }, as(b));
     expect([contents(d), d.unread_remaining]).toEqual([['k3'], 1]);
-    // Up to an id beyond everything (its own message included): all read, own messages untouched.
-    expect(await ok('MarkRead', { chat_id: chatId, up_to_id: mine.message_id + 100 }, as(b))).toEqual({
+    // Up to an id beyond everything (the largest uint64; its own message included): all read, own
+    // messages untouched.
+    expect(await ok('MarkRead', { chat_id: chatId, up_to_id: '18446744073709551615' }, as(b))).toEqual({
       unread_remaining: 0,
     });
+    expect(mine.read).toBe(false);
     const chats = await ok<{ chats: { chat_id: string; unread_count: number }[] }>('ListChats', {}, as(b));
     expect(chats.chats.find((c) => c.chat_id === chatId)?.unread_count).toBe(0);
     // a's history: her four messages, all read now; b's own message is unread for a, so not in it.
