@@ -11,7 +11,7 @@ import { unaryAttempt } from './call.js';
 import { ChatClientError, isRetryable } from './errors.js';
 import { Members } from './members.js';
 import { type SubscribeHandlers, type SubscribeOptions, Subscription } from './subscription.js';
-import type { Chat, LoginResult, Message, MessagesPage, Settings, User, UserPage } from './types.js';
+import type { Chat, Delivery, HistoryPage, LoginResult, Message, Settings, User, UserPage } from './types.js';
 
 export { ChatClientError } from './errors.js';
 export { Subscription } from './subscription.js';
@@ -183,10 +183,56 @@ export class ChatClient {
     );
   }
 
-  /** Marks what it returns as read (a replicated write), so it carries an idempotency key: a retry gets
-   * the same page instead of silently skipping the first one. */
-  getMessages(chatId: string, opts?: CallOptions): Promise<MessagesPage> {
-    return this.call<MessagesPage>('GetMessages', { chat_id: chatId }, { mutating: true, auth: true }, opts);
+  /** One page of history (a pure read, no key): oldest first, the newest `limit` visible messages with
+   * an id below `beforeId` (0 or absent: the newest page). */
+  getMessages(
+    chatId: string,
+    page: { beforeId?: number; limit?: number } = {},
+    opts?: CallOptions,
+  ): Promise<HistoryPage> {
+    return this.call<HistoryPage>(
+      'GetMessages',
+      { chat_id: chatId, before_id: page.beforeId ?? 0, limit: page.limit ?? 0 },
+      { mutating: false, auth: true },
+      opts,
+    );
+  }
+
+  /** Delivers the oldest view_limit unread messages and marks them read (a replicated write), so it
+   * carries an idempotency key: a retry gets the same delivery instead of silently skipping it. */
+  readMessages(chatId: string, opts?: CallOptions): Promise<Delivery> {
+    return this.call<Delivery>('ReadMessages', { chat_id: chatId }, { mutating: true, auth: true }, opts);
+  }
+
+  /** Marks the other side's messages up to `upToId` read; returns how many are still unread. */
+  markRead(chatId: string, upToId: number, opts?: CallOptions): Promise<number> {
+    return this.call<{ unread_remaining: number }>(
+      'MarkRead',
+      { chat_id: chatId, up_to_id: upToId },
+      { mutating: true, auth: true },
+      opts,
+    ).then((r) => r.unread_remaining);
+  }
+
+  /** Edits one of the caller's own messages; returns it with its new edited_at. */
+  editMessage(chatId: string, messageId: number, content: string, opts?: CallOptions): Promise<Message> {
+    return this.call<Message>(
+      'EditMessage',
+      { chat_id: chatId, message_id: messageId, content },
+      { mutating: true, auth: true },
+      opts,
+    );
+  }
+
+  /** Ephemeral (not in the log, so no key): tells the other participant whether the caller is typing.
+   * Refresh a `true` every few seconds; receivers drop it after 6 s without one. */
+  setTyping(chatId: string, typing: boolean, opts?: CallOptions): Promise<void> {
+    return this.call<object>(
+      'SetTyping',
+      { chat_id: chatId, typing },
+      { mutating: false, auth: true },
+      opts,
+    ).then(() => undefined);
   }
 
   /** Returns the number of messages deleted. */

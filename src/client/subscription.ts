@@ -160,7 +160,9 @@ export class Subscription {
 
   private deliver(ev: ChatEvent): void {
     if (this.closedFlag) return;
-    if (ev.index > 0) {
+    // A typing event is ephemeral (never replayed) and carries the replica's applied index, which an
+    // earlier event may share: it neither moves nor is filtered by the resume position.
+    if (ev.index > 0 && ev.event !== 'typing') {
       if (ev.index <= this.lastIdx) return; // replayed by the new replica, already delivered
       this.lastIdx = ev.index;
     }

@@ -293,7 +293,8 @@ class Terminal {
       this.open = { chatId: chat.chat_id, user: chat.other_user };
     }
     const open = this.needOpen();
-    const page = await this.client.getMessages(open.chatId);
+    // Delivery of what is unread (v2 ReadMessages); the history page view is the terminal UI's business.
+    const page = await this.client.readMessages(open.chatId);
     if (page.messages.length === 0) this.print(`no messages with ${oneLine(open.user)} yet`);
     for (const m of page.messages) this.print(this.formatMessage(m));
     if (page.unread_remaining > 0) {

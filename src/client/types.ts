@@ -21,17 +21,36 @@ export interface Settings {
   view_limit: number;
 }
 
-export interface MessagesPage {
+/** GetMessages: one page of history, oldest first. */
+export interface HistoryPage {
+  messages: Message[];
+  /** Older visible messages exist (page on with before_id = the first message's id). */
+  has_more: boolean;
+}
+
+/** ReadMessages: the delivered unread messages, now read, and how many are still unread. */
+export interface Delivery {
   messages: Message[];
   unread_remaining: number;
 }
+
+/** @deprecated v1's name for a ReadMessages reply. */
+export type MessagesPage = Delivery;
 
 /** One pushed event; `event` names the one field that is set. */
 export type ChatEvent =
   | { index: number; event: 'message_received'; message_received: Message }
   | { index: number; event: 'messages_deleted'; messages_deleted: { chat_id: string; message_ids: number[] } }
   | { index: number; event: 'chat_removed'; chat_removed: { chat_id: string } }
-  | { index: number; event: 'chat_started'; chat_started: Chat };
+  | { index: number; event: 'chat_started'; chat_started: Chat }
+  | {
+      index: number;
+      event: 'messages_read';
+      messages_read: { chat_id: string; reader: string; up_to_id: number };
+    }
+  | { index: number; event: 'message_edited'; message_edited: Message }
+  /** Ephemeral: its index is the replica's applied index when sent; it is never replayed. */
+  | { index: number; event: 'typing'; typing: { chat_id: string; username: string; typing: boolean } };
 
 export interface ClusterMember {
   id: string;

@@ -14,6 +14,10 @@ export interface ChatEvent {
   messages_deleted?: { chat_id: string; message_ids: number[] };
   chat_removed?: { chat_id: string };
   chat_started?: Chat;
+  messages_read?: { chat_id: string; reader: string; up_to_id: number };
+  message_edited?: Message;
+  /** Ephemeral: never replayed on resume; its index only says how far the replica had applied. */
+  typing?: { chat_id: string; username: string; typing: boolean };
 }
 
 /** Per-call metadata the gateway passes through from the browser. */
@@ -57,9 +61,19 @@ export interface ChatApi {
   listChats(req: Record<string, never>, meta: CallMeta): Promise<{ chats: Chat[] }>;
   sendMessage(req: { chat_id: string; content: string }, meta: CallMeta): Promise<Message>;
   getMessages(
+    req: { chat_id: string; before_id: number; limit: number },
+    meta: CallMeta,
+  ): Promise<{ messages: Message[]; has_more: boolean }>;
+  readMessages(
     req: { chat_id: string },
     meta: CallMeta,
   ): Promise<{ messages: Message[]; unread_remaining: number }>;
+  markRead(req: { chat_id: string; up_to_id: number }, meta: CallMeta): Promise<{ unread_remaining: number }>;
+  editMessage(
+    req: { chat_id: string; message_id: number; content: string },
+    meta: CallMeta,
+  ): Promise<Message>;
+  setTyping(req: { chat_id: string; typing: boolean }, meta: CallMeta): Promise<Record<string, never>>;
   deleteMessages(
     req: { chat_id: string; message_ids: number[] },
     meta: CallMeta,

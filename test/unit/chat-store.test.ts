@@ -4,10 +4,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Entry } from '../../machines/protocol.js';
 import type { Command, CommandResult } from '../../src/chat/commands.js';
-import { ChatStore } from '../../src/chat/store.js';
+import { CHATS_VIEW_SQL, ChatStore, HISTORY_PAGE_SQL } from '../../src/chat/store.js';
 import { tokenHash } from '../../src/chat/tokens.js';
 import { makeStack, userCtx } from './chat-fixture.js';
 
@@ -37,7 +38,9 @@ async function recordedScenario() {
     s.clock.now += 7;
     await s.service.sendMessage({ chat_id: chat.chat_id, content: `m${i} ✓` }, i % 3 ? alice : bob);
   }
-  await s.service.getMessages({ chat_id: chat.chat_id }, bob);
+  await s.service.readMessages({ chat_id: chat.chat_id }, bob);
+  await s.service.markRead({ chat_id: chat.chat_id, up_to_id: 8 }, alice);
+  await s.service.editMessage({ chat_id: chat.chat_id, message_id: 2, content: 'edited ✓' }, alice);
   await s.service.updateSettings({ view_limit: 3 }, alice);
   await s.service.deleteMessages({ chat_id: chat.chat_id, message_ids: [1] }, alice).catch(() => {});
   return { s, entries };
@@ -55,6 +58,47 @@ const at = () => 1_000_000 + n++;
 const HASH = 'scrypt$1024$8$1$c2FsdA==$aGFzaA==';
 
 describe('ChatStore', () => {
+  it('a history page and the unread counts read index ranges, never a whole chat (query plans)', () => {
+    const st = new ChatStore(':memory:', { durable: false });
+    const plan = (sql: string, params: unknown) =>
+      (st.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(params) as { detail: string }[]).map((r) => r.detail);
+    const history = plan(HISTORY_PAGE_SQL, { chat: 'c1', me: 1, other: 2, before: 10, n: 51 });
+    expect(history).toContain('MERGE (UNION ALL)');
+    expect(history.filter((d) => /messages|^(SEARCH|SCAN) m\b/.test(d))).toEqual([
+      ...Array(3).fill(
+        'SEARCH messages USING COVERING INDEX messages_by_chat_sender (chat_id=? AND sender_id=? AND read=? AND id<?)',
+      ),
+      'SEARCH m USING INTEGER PRIMARY KEY (rowid=?)',
+    ]);
+    const chats = plan(CHATS_VIEW_SQL, [1, 1, 1]);
+    expect(chats.some((d) => /^SCAN m\b|^SCAN messages/.test(d))).toBe(false);
+    expect(chats).toContain(
+      'SEARCH m USING COVERING INDEX messages_by_chat_sender (chat_id=? AND sender_id=? AND read=?)',
+    );
+    expect(chats).toContain('SEARCH m USING INDEX messages_by_chat_id (chat_id=?)');
+    st.close();
+  });
+
+  it('upgrades a version-1 database in place: edited_at added, old index dropped', () => {
+    const dir = tempDir();
+    const file = join(dir, 'v1.sqlite');
+    const v1 = new Database(file);
+    v1.exec(`CREATE TABLE chat_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      INSERT INTO chat_meta VALUES ('schema_version', '1');
+      CREATE TABLE messages (id INTEGER PRIMARY KEY, chat_id TEXT NOT NULL, sender_id INTEGER NOT NULL,
+        content TEXT NOT NULL, sent_at INTEGER NOT NULL, read INTEGER NOT NULL DEFAULT 0);
+      CREATE INDEX messages_by_chat ON messages (chat_id, read, id);
+      INSERT INTO messages VALUES (1, 'c1', 1, 'old', 5, 1);`);
+    v1.close();
+    const st = new ChatStore(file);
+    expect(st.db.prepare('SELECT edited_at FROM messages WHERE id = 1').pluck().get()).toBe(0);
+    expect(st.db.prepare("SELECT value FROM chat_meta WHERE key = 'schema_version'").pluck().get()).toBe('2');
+    const names = st.db.prepare("SELECT name FROM sqlite_master WHERE type = 'index'").pluck().all();
+    expect(names).not.toContain('messages_by_chat');
+    expect(names).toEqual(expect.arrayContaining(['messages_by_chat_id', 'messages_by_chat_sender']));
+    st.close();
+  });
+
   it('applying the same entries to fresh stores gives equal digests and equal ids', async () => {
     const { s, entries } = await recordedScenario();
     const a = new ChatStore(':memory:', { durable: false });
@@ -68,7 +112,7 @@ describe('ChatStore', () => {
     expect(a.listChats(1)).toEqual(s.store.listChats(1));
   });
 
-  it('the digest changes with user-visible state, including read flags', async () => {
+  it('the digest changes with user-visible state, including read flags and edits', async () => {
     const s = makeStack();
     const alice = await userCtx(s, 'alice');
     const bob = await userCtx(s, 'bob');
@@ -77,9 +121,13 @@ describe('ChatStore', () => {
     const d1 = s.store.stateDigest();
     await s.service.sendMessage({ chat_id: chat.chat_id, content: 'x' }, alice);
     const d2 = s.store.stateDigest();
-    await s.service.getMessages({ chat_id: chat.chat_id }, bob);
+    await s.service.readMessages({ chat_id: chat.chat_id }, bob);
     const d3 = s.store.stateDigest();
-    expect(new Set([d0, d1, d2, d3]).size).toBe(4);
+    // An edit with the same content changes only edited_at: the digest still moves.
+    s.clock.now += 1;
+    await s.service.editMessage({ chat_id: chat.chat_id, message_id: 1, content: 'x' }, alice);
+    const d4 = s.store.stateDigest();
+    expect(new Set([d0, d1, d2, d3, d4]).size).toBe(5);
     expect(d3).toMatch(/^[0-9a-f]{64}$/);
   });
 

@@ -269,22 +269,32 @@ describe('ChatClient deadlines and tokens', () => {
     ]);
   });
 
-  it('sends idempotency keys on writes (GetMessages included) and none on pure reads', async () => {
+  it('sends idempotency keys on writes (ReadMessages, MarkRead, EditMessage included) and none on pure reads (GetMessages, SetTyping)', async () => {
     const a = await fake(() => ok({}));
     const c = client([a.address], deterministic().opts);
     c.token = 'tok';
     await c.listUsers({ pattern: 'a*', page: 2 });
     await c.getSettings();
     await c.listChats();
-    await c.getMessages('c1');
+    await c.getMessages('c1', { beforeId: 9, limit: 20 });
+    await c.setTyping('c1', true);
+    await c.readMessages('c1');
+    await c.markRead('c1', 8);
+    await c.editMessage('c1', 7, 'fixed');
     await c.startChat('bob');
     expect(a.calls.map((x) => [x.method, x.idempotencyKey])).toEqual([
       ['ListUsers', undefined],
       ['GetSettings', undefined],
       ['ListChats', undefined],
-      ['GetMessages', 'key-1'],
-      ['StartChat', 'key-2'],
+      ['GetMessages', undefined],
+      ['SetTyping', undefined],
+      ['ReadMessages', 'key-1'],
+      ['MarkRead', 'key-2'],
+      ['EditMessage', 'key-3'],
+      ['StartChat', 'key-4'],
     ]);
+    expect(a.calls[3].request).toMatchObject({ chat_id: 'c1', before_id: 9, limit: 20 });
+    expect(a.calls[6].request).toMatchObject({ chat_id: 'c1', up_to_id: 8 });
     expect(a.calls[0].request).toMatchObject({ pattern: 'a*', page: 2, page_size: 0 });
   });
 

@@ -34,7 +34,7 @@ const script: UnaryScript = (method, req) => {
       return req.username === 'bob' ? ok(bob) : fail(grpc.status.NOT_FOUND, 'No such user.');
     case 'SendMessage':
       return ok(msg(11, 'alice', String(req.content)));
-    case 'GetMessages':
+    case 'ReadMessages':
       return ok({
         messages: [msg(3, 'bob', 'hi alice'), msg(4, 'alice', 'hi bob', true)],
         unread_remaining: 3,

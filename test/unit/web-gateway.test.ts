@@ -91,11 +91,44 @@ describe('JSON endpoints', () => {
     [
       'GetMessages',
       'getMessages',
+      { chat_id: 'c1', before_id: '12', limit: 20 },
+      { chat_id: 'c1', before_id: 12, limit: 20 },
+      { messages: [], has_more: false },
+      true,
+    ],
+    [
+      'ReadMessages',
+      'readMessages',
       { chat_id: 'c1' },
       { chat_id: 'c1' },
       { messages: [], unread_remaining: 2 },
       true,
     ],
+    [
+      'MarkRead',
+      'markRead',
+      { chat_id: 'c1', up_to_id: 9 },
+      { chat_id: 'c1', up_to_id: 9 },
+      { unread_remaining: 0 },
+      true,
+    ],
+    [
+      'EditMessage',
+      'editMessage',
+      { chat_id: 'c1', message_id: 7, content: 'fixed' },
+      { chat_id: 'c1', message_id: 7, content: 'fixed' },
+      {
+        message_id: 7,
+        chat_id: 'c1',
+        sender: 'alice',
+        content: 'fixed',
+        sent_at: 1,
+        read: false,
+        edited_at: 2,
+      },
+      true,
+    ],
+    ['SetTyping', 'setTyping', { chat_id: 'c1', typing: true }, { chat_id: 'c1', typing: true }, {}, true],
     [
       'DeleteMessages',
       'deleteMessages',
@@ -318,6 +351,7 @@ describe('GET /api/events', () => {
         content: 'line1\nline2',
         sent_at: 5,
         read: false,
+        edited_at: 0,
       };
       fake.subscriptions[0].sink.onEvent(event(41, { message_received: msg }));
       fake.subscriptions[0].sink.onEvent(
@@ -332,6 +366,30 @@ describe('GET /api/events', () => {
         index: 42,
         event: 'messages_deleted',
         messages_deleted: { chat_id: 'c1', message_ids: [9] },
+      });
+      // v2 events; a typing event carries no id (never replayed, so Last-Event-ID must not move).
+      const edited = { ...msg, content: 'fixed', edited_at: 6 };
+      fake.subscriptions[0].sink.onEvent(event(43, { message_edited: edited }));
+      fake.subscriptions[0].sink.onEvent(
+        event(44, { messages_read: { chat_id: 'c1', reader: 'bob', up_to_id: 9 } }),
+      );
+      fake.subscriptions[0].sink.onEvent(
+        event(44, { typing: { chat_id: 'c1', username: 'bob', typing: true } }),
+      );
+      const f3 = await sse.until(undefined);
+      expect([f3.id, JSON.parse(f3.data!)]).toEqual([
+        '43',
+        { index: 43, event: 'message_edited', message_edited: edited },
+      ]);
+      const f4 = await sse.until(undefined);
+      expect(f4.id).toBe('44');
+      expect(JSON.parse(f4.data!).event).toBe('messages_read');
+      const f5 = await sse.until(undefined);
+      expect(f5.id).toBeUndefined();
+      expect(JSON.parse(f5.data!)).toEqual({
+        index: 44,
+        event: 'typing',
+        typing: { chat_id: 'c1', username: 'bob', typing: true },
       });
     } finally {
       sse.abort();
