@@ -38,11 +38,11 @@ export async function errorOf(p: Promise<unknown>): Promise<ChatError> {
   throw new Error('expected a ChatError, but the call succeeded');
 }
 
-/** Collects the events a subscriber receives. */
-export function collect(s: Stack, ctx: CallContext, afterIndex = 0) {
+/** Collects the events a subscriber receives (once the subscription is open). */
+export async function collect(s: Stack, ctx: CallContext, afterIndex = 0) {
   const events: ChatEvent[] = [];
   let revoked = false;
-  const stop = s.service.subscribe({ after_index: afterIndex }, ctx, {
+  const stop = await s.service.subscribe({ after_index: afterIndex }, ctx, {
     event: (e) => events.push(e),
     revoked: () => {
       revoked = true;

@@ -128,9 +128,15 @@ describe('ChatStore', () => {
     ).toBe(true);
     const token = 'a-token-of-sufficient-length';
     // userId 2 does not exist (the verified account 1 would be the right one).
-    const r = result(st, cmd({ type: 'login', username: 'alice', userId: 2, token, at: at() }, 2));
+    const r = result(
+      st,
+      cmd(
+        { type: 'login', username: 'alice', userId: 2, tokenHash: tokenHash(token), ttlMs: 1000, at: at() },
+        2,
+      ),
+    );
     expect(r).toMatchObject({ ok: false, code: status.UNAUTHENTICATED });
-    expect(st.authenticate(tokenHash(token))).toBeUndefined();
+    expect(st.authenticate(tokenHash(token), 0)).toBeUndefined();
   });
 
   it('a failing command changes nothing (no half-applied delete)', () => {
@@ -139,10 +145,10 @@ describe('ChatStore', () => {
     const run = (c: Command) => result(st, cmd(c, ++i));
     run({ type: 'signup', username: 'alice', nickname: 'A', passwordHash: HASH, at: at() });
     run({ type: 'signup', username: 'bob', nickname: 'B', passwordHash: HASH, at: at() });
-    run({ type: 'login', username: 'alice', userId: 1, token: 'alice-token-0123456789', at: at() });
-    run({ type: 'login', username: 'bob', userId: 2, token: 'bob-token-0123456789', at: at() });
     const alice = tokenHash('alice-token-0123456789');
     const bob = tokenHash('bob-token-0123456789');
+    run({ type: 'login', username: 'alice', userId: 1, tokenHash: alice, ttlMs: 60_000, at: at() });
+    run({ type: 'login', username: 'bob', userId: 2, tokenHash: bob, ttlMs: 60_000, at: at() });
     const chat = run({ type: 'startChat', actor: alice, username: 'bob', at: at() });
     const chatId = (chat as { value: { chat_id: string } }).value.chat_id;
     run({ type: 'sendMessage', actor: alice, chatId, content: 'a', at: at() });
@@ -167,7 +173,7 @@ describe('ChatStore', () => {
     const reopened = new ChatStore(path);
     expect(reopened.appliedIndex()).toBe(index);
     expect(reopened.stateDigest()).toBe(digest);
-    expect(reopened.authenticate(tokenHash(alice.token!))?.username).toBe('alice');
+    expect(reopened.authenticate(tokenHash(alice.token!), s.clock.now)?.username).toBe('alice');
     reopened.close();
   });
 
