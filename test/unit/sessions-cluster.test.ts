@@ -180,6 +180,14 @@ describe('sessions on a three-replica cluster', () => {
       else expect.soft(result, `subscription ${i} on ${follower.id}`).toBe('event');
     }
     expect(opened).toBe(20);
+
+    // A token the leader does not know either is refused, as final as before (not UNAVAILABLE).
+    const refused = subscribeOf(stubs(followers()[0].address).chat)({}, auth('not-a-token'));
+    const status = await new Promise<number>((resolve) => {
+      refused.on('data', () => {});
+      refused.on('error', (err: grpc.ServiceError) => resolve(err.code));
+    });
+    expect(status).toBe(grpc.status.UNAUTHENTICATED);
   }, 120_000);
 
   it('no live token appears in any file of any data dir after logins with and without keys', async () => {
