@@ -67,7 +67,7 @@ applyBatch([
   { type: 'signup', at: T0, username: 'bob', nickname: 'B', passwordHash: 'scrypt$bench' },
 ]);
 const userId = leader.db.prepare("SELECT id FROM users WHERE username_key = 'alice'").pluck().get() as number;
-applyBatch([{ type: 'login', at: T0, username: 'alice', userId, token }]);
+applyBatch([{ type: 'login', at: T0, username: 'alice', userId, tokenHash: actor, ttlMs: 365 * 86_400_000 }]);
 applyBatch([{ type: 'startChat', at: T0, actor, username: 'bob' }]);
 const chatId = leader.db.prepare('SELECT id FROM chats').pluck().get() as string;
 const message = (n: number): Command => ({

@@ -4,7 +4,7 @@
 const usage = `usage:
   quorum-chat server --id ID --port PORT [--host 127.0.0.1] [--data-dir DIR] [--peers HOST:PORT,...]
                      [--http-port PORT] [--heartbeat-ms 50] [--election-timeout-ms 150-300]
-                     [--cluster-secret-file FILE] [--log-level info]
+                     [--cluster-secret-file FILE] [--log-level info] [--session-ttl 30d]
   quorum-chat client --server HOST:PORT[,HOST:PORT...]
   quorum-chat status --server HOST:PORT
   quorum-chat cluster [--size 5] [--base-port 5555] [--data-dir DIR]

@@ -1,7 +1,8 @@
 // Chat commands: plain data, serialized as JSON into `command` log entries. Everything non-deterministic
 // (the leader's clock in `at`, the scrypt hash with its random salt, the random session token) is filled
 // in by the leader before it proposes ("prepare", in service.ts); apply (store.ts) reads only the command
-// and the database, so every replica computes the same tables from the same log.
+// and the database, so every replica computes the same tables from the same log. No command carries a
+// session token: Login carries its hash, the leader keeps the token in memory and adds it to the reply.
 import type { status } from './errors.js';
 
 interface Base {
@@ -18,8 +19,15 @@ interface Authed extends Base {
 
 export type Command =
   | (Base & { type: 'signup'; username: string; nickname: string; passwordHash: string })
-  /** `userId` is the account whose password the leader verified; apply checks it still is that account. */
-  | (Base & { type: 'login'; username: string; userId: number; token: string })
+  /**
+   * `userId` is the account whose password the leader verified; apply checks it still is that account.
+   * `tokenHash` is the SHA-256 of the new session's token; `ttlMs` the session TTL (--session-ttl of
+   * the leader), kept with the session so that every replica refreshes it alike. A retry with a used
+   * key rotates the session its first attempt created to this hash (docs/design/sessions.md).
+   */
+  | (Base & { type: 'login'; username: string; userId: number; tokenHash: string; ttlMs: number })
+  /** Refreshes a session that only reads (the leader proposes it; writes refresh on their own). */
+  | (Authed & { type: 'touch' })
   | (Authed & { type: 'logout' })
   | (Authed & { type: 'deleteAccount'; userId: number })
   | (Authed & { type: 'updateSettings'; viewLimit: number })

@@ -3,13 +3,17 @@
 // apply result comes back as data and is turned into a response or a ChatError. Reads run through
 // Replicator.read. The service knows nothing of gRPC metadata or of Raft: callers hand it a decoded
 // request and a CallContext.
+//
+// Sessions (docs/design/sessions.md): an authenticated write is proposed only once its token is found in
+// a live session (here first, then after a read barrier), so no stranger's call reaches the log; the
+// Login entry carries the token's hash, and the token goes back to the caller from memory.
 import type { Command, CommandResult } from './commands.js';
 import { BAD_CREDENTIALS, BAD_TOKEN, ChatError, invalid, status, unauthenticated } from './errors.js';
 import type { EventHub, EventSink } from './events.js';
 import { DEFAULT_COST, type ScryptCost, hashPassword, verifyPassword } from './password.js';
 import type { Replicator } from './replicator.js';
-import type { ChatStore } from './store.js';
-import { newToken, tokenHash } from './tokens.js';
+import type { ChatStore, SessionInfo } from './store.js';
+import { DEFAULT_SESSION_TTL_MS, MAX_TOKEN_LENGTH, newToken, tokenHash } from './tokens.js';
 import type { Chat, Message, User } from './types.js';
 import type { TypingFanout } from './typing.js';
 import {
@@ -28,8 +32,16 @@ import {
   checkTyping,
   checkUpToId,
   checkUsername,
+  checkUsernameRef,
   checkViewLimit,
 } from './validate.js';
+
+/** A session only read with is refreshed (a `touch` entry) once its last refresh is this old... */
+const TOUCH_AFTER_MS = 24 * 60 * 60 * 1000;
+/** ...or a quarter of its TTL, when that is shorter. */
+const TOUCH_TTL_FRACTION = 4;
+/** How long Subscribe waits for this replica to apply a session the leader has confirmed. */
+const SESSION_CATCH_UP_MS = 10_000;
 
 /** What the transport knows about a call: the bearer token, the idempotency key and the deadline. */
 export interface CallContext {
@@ -70,6 +82,15 @@ export interface ChatServiceOptions {
   newToken?: () => string;
   /** Where SetTyping goes (delivery here and relay to the other replicas); none: typing is dropped. */
   typing?: TypingFanout;
+  /** The TTL of new sessions (--session-ttl); default 30 days. */
+  sessionTtlMs?: number;
+  /**
+   * The barrier Subscribe takes for a token this replica does not know (yet): resolves once the
+   * cluster's leader has confirmed the token as live in a linearizable read, rejects (UNAUTHENTICATED)
+   * when it is not. Default: this replica's own Replicator.read (right for a single member, and for a
+   * leader). A Raft replica forwards a read to the leader (replica.ts).
+   */
+  confirmSession?: (token: string, deadline?: number) => Promise<unknown>;
 }
 
 export class ChatService {
@@ -77,6 +98,10 @@ export class ChatService {
   private readonly cost: ScryptCost;
   private readonly mintToken: () => string;
   private readonly typing: TypingFanout | undefined;
+  private readonly sessionTtlMs: number;
+  private readonly confirmSession: ((token: string, deadline?: number) => Promise<unknown>) | undefined;
+  /** Token hashes with a `touch` in flight (one at a time per session). */
+  private readonly touching = new Set<string>();
   private dummyHash: Promise<string> | undefined;
 
   constructor(
@@ -89,6 +114,8 @@ export class ChatService {
     this.cost = opts.scryptCost ?? DEFAULT_COST;
     this.mintToken = opts.newToken ?? newToken;
     this.typing = opts.typing;
+    this.sessionTtlMs = opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
+    this.confirmSession = opts.confirmSession;
   }
 
   /** Dispatches a unary RPC by its proto name (the seam the gRPC handlers and routers use). */
@@ -157,17 +184,22 @@ export class ChatService {
     // Same work and same answer whether the user is unknown or the password wrong.
     const ok = await verifyPassword(password, cred ? cred.passwordHash : await this.dummy());
     if (!cred || !ok) throw unauthenticated(BAD_CREDENTIALS);
-    return this.propose(
+    // The token stays in memory: the entry carries its hash, and apply's reply (stored for a retry
+    // with the same key) carries none. A retry proves the password again and gets a new token.
+    const token = this.mintToken();
+    const { user } = (await this.propose(
       {
         type: 'login',
         username,
         userId: cred.userId,
-        token: this.mintToken(),
+        tokenHash: tokenHash(token),
+        ttlMs: this.sessionTtlMs,
         at: this.now(),
         idempotencyKey: key,
       },
       ctx,
-    ) as Promise<{ token: string; user: User }>;
+    )) as { user: User };
+    return { token, user };
   }
 
   async logout(_req: Req, ctx: CallContext): Promise<object> {
@@ -182,17 +214,13 @@ export class ChatService {
     const key = checkIdempotencyKey(ctx.idempotencyKey);
     const actor = this.actor(ctx);
     const password = typeof req.password === 'string' ? req.password : '';
-    const who = await this.read(() => {
-      const session = this.store.authenticate(actor);
-      return session ? this.store.credentialsById(session.userId) : undefined;
-    }, ctx);
+    const session = await this.liveSession(actor, ctx);
+    const who = session ? this.store.credentialsById(session.userId) : undefined;
     if (who) {
       if (!(await verifyPassword(password, who.passwordHash))) throw unauthenticated('wrong password.');
-    } else if (key === undefined) {
-      throw unauthenticated(BAD_TOKEN);
     }
-    // With no session but a key, this may be the retry of a DeleteAccount that already succeeded:
-    // apply answers with the stored result, or UNAUTHENTICATED (userId 0 matches no session).
+    // With no session, propose() answers a retry of a DeleteAccount that already succeeded from its
+    // stored result, and refuses anything else.
     return this.propose(
       { type: 'deleteAccount', actor, userId: who?.userId ?? 0, at: this.now(), idempotencyKey: key },
       ctx,
@@ -228,9 +256,9 @@ export class ChatService {
   async startChat(req: Req, ctx: CallContext): Promise<Chat> {
     const key = checkIdempotencyKey(ctx.idempotencyKey);
     const actor = this.actor(ctx);
-    if (typeof req.username !== 'string' || req.username === '') throw invalid('username is required.');
+    const username = checkUsernameRef(req.username);
     return this.propose(
-      { type: 'startChat', actor, username: req.username, at: this.now(), idempotencyKey: key },
+      { type: 'startChat', actor, username, at: this.now(), idempotencyKey: key },
       ctx,
     ) as Promise<Chat>;
   }
@@ -324,45 +352,135 @@ export class ChatService {
 
   /**
    * Subscribe, served by THIS replica from its own applied state (any replica may serve it). Checks
-   * the token locally, then streams the caller's events; returns the function that ends the stream.
+   * the token locally; a token this replica does not know (a Login a moment ago that it has not applied
+   * yet) waits for a barrier instead of being refused: the leader confirms it (confirmSession), then
+   * this replica waits until it has applied the session. Resolves with the function that ends the stream.
    */
-  subscribe(req: Req, ctx: CallContext, sink: EventSink): () => void {
+  async subscribe(req: Req, ctx: CallContext, sink: EventSink): Promise<() => void> {
     const actor = this.actor(ctx);
-    const who = this.store.authenticate(actor);
-    if (!who) throw unauthenticated(BAD_TOKEN);
     const after = req.after_index ?? 0;
     if (typeof after !== 'number' || !Number.isSafeInteger(after) || after < 0) {
       throw invalid('after_index must be a whole number, 0 or more.');
+    }
+    let who = this.store.authenticate(actor, this.now());
+    if (!who) {
+      const token = ctx.token as string;
+      if (this.confirmSession) await this.confirmSession(token, ctx.deadline);
+      else await this.read(() => this.whoami(actor), ctx);
+      who = await this.sessionApplied(actor, ctx.deadline);
+    } else {
+      this.maybeTouch(actor, who);
     }
     return this.hub.subscribe(who.userId, actor, after, sink);
   }
 
   // -------------------------------------------------------------------------------------------------
 
+  /** The token's hash; an absurdly long token is refused before it is hashed. */
   private actor(ctx: CallContext): string {
-    if (typeof ctx.token !== 'string' || ctx.token === '') throw unauthenticated(BAD_TOKEN);
+    if (typeof ctx.token !== 'string' || ctx.token === '' || ctx.token.length > MAX_TOKEN_LENGTH) {
+      throw unauthenticated(BAD_TOKEN);
+    }
     return tokenHash(ctx.token);
   }
 
-  /** Inside a read: the caller's user id, or UNAUTHENTICATED. */
+  /** Inside a read: the caller's user id, or UNAUTHENTICATED. A stale session gets refreshed. */
   private whoami(actor: string): number {
-    const who = this.store.authenticate(actor);
+    const who = this.store.authenticate(actor, this.now());
     if (!who) throw unauthenticated(BAD_TOKEN);
+    this.maybeTouch(actor, who);
     return who.userId;
+  }
+
+  /**
+   * The live session of a token hash: this replica's applied state first (the common case, no round
+   * trip); when it is not there, again after a read barrier, since the Login may be committed but not
+   * yet applied here (a new leader). Undefined when the cluster does not know it.
+   */
+  private async liveSession(actor: string, ctx: CallContext): Promise<SessionInfo | undefined> {
+    const local = this.store.authenticate(actor, this.now());
+    if (local) return local;
+    return this.read(() => this.store.authenticate(actor, this.now()), ctx);
+  }
+
+  /**
+   * Reads do not go through the log, so a session used only to read would expire: when its last
+   * refresh is old, propose a small `touch` (apply sets its expiry to at + ttl). Best effort: a replica
+   * that does not lead cannot propose, and a failed touch is retried by the next read.
+   */
+  private maybeTouch(actor: string, session: SessionInfo): void {
+    const now = this.now();
+    const refreshedAt = session.expiresAt - session.ttlMs;
+    const after = Math.min(TOUCH_AFTER_MS, Math.floor(session.ttlMs / TOUCH_TTL_FRACTION));
+    if (now - refreshedAt < after || this.touching.has(actor)) return;
+    this.touching.add(actor);
+    this.replicator
+      .propose({ type: 'touch', actor, at: now })
+      .catch(() => undefined)
+      .finally(() => this.touching.delete(actor));
+  }
+
+  /** Waits until this replica has applied a session the leader confirmed (bounded). */
+  private sessionApplied(actor: string, deadline: number | undefined): Promise<SessionInfo> {
+    const found = this.store.authenticate(actor, this.now());
+    if (found) return Promise.resolve(found);
+    const wait = Math.max(
+      0,
+      Math.min(SESSION_CATCH_UP_MS, (deadline ?? Number.POSITIVE_INFINITY) - Date.now()),
+    );
+    return new Promise((resolve, reject) => {
+      const done = (err: ChatError | undefined, who?: SessionInfo) => {
+        clearTimeout(timer);
+        detach();
+        if (who) resolve(who);
+        else reject(err);
+      };
+      const detach = this.store.onApplied(() => {
+        const who = this.store.authenticate(actor, this.now());
+        if (who) done(undefined, who);
+      });
+      const timer = setTimeout(
+        () =>
+          done(
+            new ChatError(
+              status.UNAVAILABLE,
+              'this replica has not caught up with the session yet; subscribe again.',
+            ),
+          ),
+        wait,
+      );
+    });
   }
 
   private read<T>(query: () => T, ctx: CallContext): Promise<T> {
     return this.replicator.read(query, { deadline: ctx.deadline });
   }
 
+  /**
+   * Proposes a command and returns apply's value (or throws its error). An authenticated command is
+   * proposed only for a live session; without one, a retry (same key) of a command that session made
+   * before it ended gets its stored result, and anything else is refused here, outside the log.
+   */
   private async propose(command: Command, ctx: CallContext): Promise<unknown> {
-    const result: CommandResult = await this.replicator.propose(command, { deadline: ctx.deadline });
-    if (!result.ok) throw new ChatError(result.code, result.message);
-    return result.value;
+    if ('actor' in command && !(await this.liveSession(command.actor, ctx))) {
+      const key = command.idempotencyKey;
+      const stored =
+        key === undefined
+          ? undefined
+          : await this.read(() => this.store.replayOf(command.actor, command.type, key, this.now()), ctx);
+      if (!stored) throw unauthenticated(BAD_TOKEN);
+      return unwrap(stored);
+    }
+    return unwrap(await this.replicator.propose(command, { deadline: ctx.deadline }));
   }
 
   private dummy(): Promise<string> {
     this.dummyHash ??= hashPassword('not a real password', this.cost);
     return this.dummyHash;
   }
+}
+
+function unwrap(result: CommandResult): unknown {
+  if (!result.ok) throw new ChatError(result.code, result.message);
+  return result.value;
 }

@@ -18,8 +18,8 @@ import {
   unauthenticated,
 } from './errors.js';
 import { foldCase, globMatch, normalizePattern } from './glob.js';
-import { CHAT_SCHEMA, CHAT_SCHEMA_VERSION, MIGRATE_1_TO_2 } from './schema.js';
-import { tokenHash } from './tokens.js';
+import { CHAT_META_SCHEMA, CHAT_SCHEMA, CHAT_SCHEMA_VERSION } from './schema.js';
+import { MAX_SESSION_TTL_MS, isTokenHash } from './tokens.js';
 import type { AddressedEvent, AppliedBatch, Chat, Message, Revocations, User } from './types.js';
 import {
   DEFAULT_VIEW_LIMIT,
@@ -37,6 +37,25 @@ import {
 /** API.md: a repeated idempotency key is honoured for 24 hours, measured on command times. */
 export const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
 
+/** A database made by another version of the chat schema (schema.ts says why there is no migration). */
+export class SchemaVersionError extends Error {
+  constructor(readonly found: string) {
+    super(
+      `it holds chat schema version ${found}, and this release reads only version ${CHAT_SCHEMA_VERSION} (no migration: the old one kept session tokens in clear); start from an empty data dir`,
+    );
+    this.name = 'SchemaVersionError';
+  }
+}
+
+/** A live session as the read side sees it. */
+export interface SessionInfo {
+  userId: number;
+  username: string;
+  /** When the session dies unless used again (Unix ms, command time). */
+  expiresAt: number;
+  ttlMs: number;
+}
+
 export interface ChatStoreOptions {
   /** Apply the durability pragmas (WAL, synchronous=FULL). Default true. */
   durable?: boolean;
@@ -45,6 +64,8 @@ export interface ChatStoreOptions {
 interface SessionRow {
   user_id: number;
   username: string;
+  expires_at: number;
+  ttl_ms: number;
 }
 
 interface UserRow {
@@ -93,6 +114,7 @@ const COMMAND_TYPES = new Set<unknown>([
   'markRead',
   'editMessage',
   'deleteMessages',
+  'touch',
 ] satisfies Command['type'][]);
 
 export type AppliedListener = (batch: AppliedBatch) => void;
@@ -114,25 +136,20 @@ export class ChatStore implements StateMachine {
         this.db.pragma('journal_mode = WAL');
         this.db.pragma('synchronous = FULL');
       }
-      this.db.exec(CHAT_SCHEMA);
+      // The version first: the tables of another version must not meet this version's statements.
+      this.db.exec(CHAT_META_SCHEMA);
       const version = this.db
         .prepare('SELECT value FROM chat_meta WHERE key = ?')
         .pluck()
         .get('schema_version');
+      if (version !== undefined && version !== String(CHAT_SCHEMA_VERSION)) {
+        throw new SchemaVersionError(String(version));
+      }
+      this.db.exec(CHAT_SCHEMA);
       if (version === undefined) {
         this.db
           .prepare('INSERT INTO chat_meta (key, value) VALUES (?, ?)')
           .run('schema_version', String(CHAT_SCHEMA_VERSION));
-      } else if (version === '1') {
-        // A data dir of v1: add edited_at and drop the index v2 replaced, in one transaction.
-        this.db.transaction(() => {
-          this.db.exec(MIGRATE_1_TO_2);
-          this.db
-            .prepare('UPDATE chat_meta SET value = ? WHERE key = ?')
-            .run(String(CHAT_SCHEMA_VERSION), 'schema_version');
-        })();
-      } else if (version !== String(CHAT_SCHEMA_VERSION)) {
-        throw new Error(`chat schema version ${version} is not supported (expected ${CHAT_SCHEMA_VERSION})`);
       }
       this.db.prepare('INSERT OR IGNORE INTO applied (id, idx) VALUES (1, 0)').run();
       this.q = prepareStatements(this.db);
@@ -179,7 +196,7 @@ export class ChatStore implements StateMachine {
         let result: CommandResult | undefined;
         if (entry.kind === 'command') {
           const effects: CommandEffects = { events: [], revoked: { tokenHashes: [], userIds: [] } };
-          result = this.applyCommand(entry.data, entry.index, effects);
+          result = this.applyCommand(entry.data, entry.index, effects, batch.revoked);
           batch.events.push(...effects.events);
           batch.revoked.tokenHashes.push(...effects.revoked.tokenHashes);
           batch.revoked.userIds.push(...effects.revoked.userIds);
@@ -203,7 +220,13 @@ export class ChatStore implements StateMachine {
     return outcomes;
   }
 
-  private applyCommand(data: string, index: number, effects: CommandEffects): CommandResult {
+  /** `expired` collects the sessions this command's time ended, whatever the command's outcome. */
+  private applyCommand(
+    data: string,
+    index: number,
+    effects: CommandEffects,
+    expired: Revocations,
+  ): CommandResult {
     let cmd: Command;
     try {
       cmd = JSON.parse(data) as Command;
@@ -223,6 +246,13 @@ export class ChatStore implements StateMachine {
       return fail(err as ChatError);
     }
     this.q.pruneIdempotency.run(cmd.at - IDEMPOTENCY_WINDOW_MS);
+    // Sessions die at their expiry, judged by the command's time (deterministic on every replica).
+    const dead = this.q.expiredSessions.all(cmd.at) as string[];
+    if (dead.length > 0) {
+      this.q.deleteExpiredSessions.run(cmd.at);
+      expired.tokenHashes.push(...dead);
+    }
+    const method: string = cmd.type;
 
     // Who is calling: the account behind the session for authenticated commands, the (case-folded)
     // username for Signup and Login. The idempotency table is keyed by it.
@@ -231,8 +261,12 @@ export class ChatStore implements StateMachine {
     let session: SessionRow | undefined;
     let caller: string | undefined;
     if (authed) {
-      if (typeof actor === 'string') session = this.q.session.get(actor) as SessionRow | undefined;
-      if (session) caller = `u:${session.user_id}`;
+      if (typeof actor === 'string') session = this.q.session.get(actor, cmd.at) as SessionRow | undefined;
+      if (session) {
+        caller = `u:${session.user_id}`;
+        // Every use refreshes the session, whatever the command's outcome.
+        this.q.refreshSession.run(cmd.at, actor);
+      }
     } else {
       const name = (cmd as { username?: unknown }).username;
       if (typeof name === 'string') caller = `n:${foldCase(name)}`;
@@ -242,12 +276,19 @@ export class ChatStore implements StateMachine {
       // A retry of Logout or DeleteAccount arrives after its session is gone: find it by the token hash.
       const row = (
         caller !== undefined
-          ? this.q.idempotencyByCaller.get(caller, key)
+          ? this.q.idempotencyByCaller.get(caller, method, key)
           : typeof actor === 'string'
-            ? this.q.idempotencyByActor.get(actor, key)
+            ? this.q.idempotencyByActor.get(actor, method, key)
             : undefined
-      ) as { result: string } | undefined;
-      if (row) return this.replayed(JSON.parse(row.result) as StoredResult);
+      ) as { result: string; actor: string | null } | undefined;
+      if (row) {
+        const stored = JSON.parse(row.result) as StoredResult;
+        // The token of a Login is in no row: its retry gets a new one (docs/design/sessions.md).
+        if (cmd.type === 'login' && stored.ok && caller !== undefined) {
+          return this.rotateLogin(cmd, caller, key, row.actor, effects);
+        }
+        return this.replayed(stored);
+      }
     }
 
     let result: CommandResult;
@@ -272,10 +313,13 @@ export class ChatStore implements StateMachine {
       }
     }
     if (key !== undefined && caller !== undefined) {
+      // For Login the row remembers the session it created (by hash), so that a retry can rotate it.
+      const rowActor = cmd.type === 'login' ? cmd.tokenHash : actor;
       this.q.saveIdempotency.run(
         caller,
+        method,
         key,
-        typeof actor === 'string' ? actor : null,
+        typeof rowActor === 'string' ? rowActor : null,
         cmd.at,
         JSON.stringify(storedForm(result)),
       );
@@ -333,6 +377,8 @@ export class ChatStore implements StateMachine {
         return this.editMessage(me, cmd.chatId, cmd.messageId, cmd.content, cmd.at, index, fx);
       case 'deleteMessages':
         return this.deleteMessages(me, cmd.chatId, cmd.messageIds, index, fx);
+      case 'touch':
+        return {}; // applyCommand refreshed the session already
       default:
         throw invalid(`unknown command type '${String((cmd as { type: unknown }).type).slice(0, 40)}'.`);
     }
@@ -359,17 +405,60 @@ export class ChatStore implements StateMachine {
     return { user: { username, nickname, view_limit: DEFAULT_VIEW_LIMIT } };
   }
 
-  private login(cmd: Extract<Command, { type: 'login' }>): { token: string; user: User } {
+  /** What a Login entry must hold; the account it names, or a ChatError. */
+  private checkLogin(cmd: Extract<Command, { type: 'login' }>): { user: UserRow; ttl: number } {
     // The leader verified the password of account `userId`; if that account was deleted (or replaced
     // by a new one under the same name) in the meantime, the login fails like a wrong password.
     const user = this.q.userById.get(cmd.userId) as UserRow | undefined;
     if (!user || typeof cmd.username !== 'string' || user.username_key !== foldCase(cmd.username)) {
       throw unauthenticated(BAD_CREDENTIALS);
     }
-    if (typeof cmd.token !== 'string' || cmd.token.length < 16)
-      throw invalid('the command carries no token.');
-    this.q.insertSession.run(tokenHash(cmd.token), user.id, cmd.at);
-    return { token: cmd.token, user: this.userView(user.id) };
+    if (!isTokenHash(cmd.tokenHash)) throw invalid('the command carries no token hash.');
+    const ttl = cmd.ttlMs;
+    if (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < 1 || ttl > MAX_SESSION_TTL_MS) {
+      throw invalid('the command carries no valid session TTL.');
+    }
+    return { user, ttl };
+  }
+
+  /** The reply carries no token: the leader, which minted it, adds it (service.ts). */
+  private login(cmd: Extract<Command, { type: 'login' }>): { user: User } {
+    const { user, ttl } = this.checkLogin(cmd);
+    this.q.insertSession.run(cmd.tokenHash, user.id, cmd.at, cmd.at + ttl, ttl);
+    return { user: this.userView(user.id) };
+  }
+
+  /**
+   * A Login retried with the key of one that succeeded: the retry proved the password again and
+   * brings a new token hash; the session the first attempt created takes it, so exactly one session
+   * stays and the first token stops working. If that session has ended (Logout, expiry), nothing is
+   * created: the key stands for a session that is over.
+   */
+  private rotateLogin(
+    cmd: Extract<Command, { type: 'login' }>,
+    caller: string,
+    key: string,
+    previous: string | null,
+    fx: CommandEffects,
+  ): CommandResult {
+    try {
+      const { user, ttl } = this.checkLogin(cmd);
+      const live = previous === null ? undefined : (this.q.session.get(previous, cmd.at) as SessionRow);
+      if (!live || live.user_id !== user.id) {
+        throw unauthenticated(
+          'the session of the first login with this idempotency key has ended; log in again.',
+        );
+      }
+      this.q.rotateSession.run(cmd.tokenHash, cmd.at + ttl, ttl, previous);
+      this.q.setIdempotencyActor.run(cmd.tokenHash, caller, 'login', key);
+      fx.revoked.tokenHashes.push(previous as string);
+      return { ok: true, value: { user: this.userView(user.id) } };
+    } catch (err) {
+      if (err instanceof ChatError) return fail(err);
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && FATAL_SQLITE.test(code)) throw err;
+      return { ok: false, code: status.INTERNAL, message: `the command failed: ${(err as Error).message}` };
+    }
   }
 
   private deleteAccount(me: number, verifiedId: unknown, index: number, fx: CommandEffects): object {
@@ -552,10 +641,26 @@ export class ChatStore implements StateMachine {
   // -------------------------------------------------------------------------------------------------
   // Queries (read side; the service runs them through Replicator.read for linearizability)
 
-  /** The account behind a session token hash, or undefined when the token is unknown or revoked. */
-  authenticate(hash: string): { userId: number; username: string } | undefined {
-    const row = this.q.session.get(hash) as SessionRow | undefined;
-    return row ? { userId: row.user_id, username: row.username } : undefined;
+  /**
+   * The live session behind a token hash at time `now` (this replica's clock), or undefined when the
+   * token is unknown, revoked or expired.
+   */
+  authenticate(hash: string, now: number): SessionInfo | undefined {
+    const row = this.q.session.get(hash, now) as SessionRow | undefined;
+    return row
+      ? { userId: row.user_id, username: row.username, expiresAt: row.expires_at, ttlMs: row.ttl_ms }
+      : undefined;
+  }
+
+  /**
+   * The stored result of an authenticated command that `actor` (a token hash) made with `key` within
+   * the idempotency window before `now`: how a retry whose session has ended since gets its answer.
+   */
+  replayOf(actor: string, method: Command['type'], key: string, now: number): CommandResult | undefined {
+    const row = this.q.idempotencyOfActor.get(actor, method, key, now - IDEMPOTENCY_WINDOW_MS) as
+      | string
+      | undefined;
+    return row === undefined ? undefined : this.replayed(JSON.parse(row) as StoredResult);
   }
 
   /** What Login and DeleteAccount need to verify a password on the leader. */
@@ -754,18 +859,40 @@ function prepareStatements(db: Database.Database) {
       'INSERT INTO sequences (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
     ),
     pruneIdempotency: db.prepare('DELETE FROM idempotency WHERE at <= ?'),
-    idempotencyByCaller: db.prepare('SELECT result FROM idempotency WHERE caller = ? AND key = ?'),
-    idempotencyByActor: db.prepare(
-      'SELECT result FROM idempotency WHERE actor = ? AND key = ? ORDER BY at LIMIT 1',
+    idempotencyByCaller: db.prepare(
+      'SELECT result, actor FROM idempotency WHERE caller = ? AND method = ? AND key = ?',
     ),
+    idempotencyByActor: db.prepare(
+      'SELECT result, actor FROM idempotency WHERE actor = ? AND method = ? AND key = ? ORDER BY at LIMIT 1',
+    ),
+    idempotencyOfActor: db
+      .prepare(
+        'SELECT result FROM idempotency WHERE actor = ? AND method = ? AND key = ? AND at > ? ORDER BY at LIMIT 1',
+      )
+      .pluck(),
     saveIdempotency: db.prepare(
-      'INSERT OR REPLACE INTO idempotency (caller, key, actor, at, result) VALUES (?, ?, ?, ?, ?)',
+      'INSERT OR REPLACE INTO idempotency (caller, method, key, actor, at, result) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
+    setIdempotencyActor: db.prepare(
+      'UPDATE idempotency SET actor = ? WHERE caller = ? AND method = ? AND key = ?',
     ),
     deleteIdempotencyOf: db.prepare('DELETE FROM idempotency WHERE caller = ?'),
+    // Live at a time: expires_at is the first instant the session is dead.
     session: db.prepare(
-      'SELECT s.user_id, u.username FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?',
+      `SELECT s.user_id, u.username, s.expires_at, s.ttl_ms FROM sessions s JOIN users u ON u.id = s.user_id
+       WHERE s.token_hash = ? AND s.expires_at > ?`,
     ),
-    insertSession: db.prepare('INSERT INTO sessions (token_hash, user_id, created_at) VALUES (?, ?, ?)'),
+    insertSession: db.prepare(
+      'INSERT INTO sessions (token_hash, user_id, created_at, expires_at, ttl_ms) VALUES (?, ?, ?, ?, ?)',
+    ),
+    refreshSession: db.prepare(
+      'UPDATE sessions SET expires_at = MAX(expires_at, ? + ttl_ms) WHERE token_hash = ?',
+    ),
+    rotateSession: db.prepare(
+      'UPDATE sessions SET token_hash = ?, expires_at = ?, ttl_ms = ? WHERE token_hash = ?',
+    ),
+    expiredSessions: db.prepare('SELECT token_hash FROM sessions WHERE expires_at <= ?').pluck(),
+    deleteExpiredSessions: db.prepare('DELETE FROM sessions WHERE expires_at <= ?'),
     deleteSession: db.prepare('DELETE FROM sessions WHERE token_hash = ?'),
     deleteSessionsOf: db.prepare('DELETE FROM sessions WHERE user_id = ?'),
     userByKey: db.prepare('SELECT * FROM users WHERE username_key = ?'),

@@ -36,6 +36,13 @@ export function checkUsername(value: unknown): string {
   return s;
 }
 
+/** A username that names someone else (StartChat): bounded, so that no oversize name reaches the log. */
+export function checkUsernameRef(value: unknown): string {
+  if (typeof value !== 'string' || value === '') throw invalid('username is required.');
+  if (value.length > 32) throw invalid('username must be at most 32 characters.');
+  return value;
+}
+
 export function checkNickname(value: unknown): string {
   const s = mustBeString(value, 'nickname');
   const n = charCount(s);
@@ -93,9 +100,15 @@ export function checkPattern(value: unknown): string {
   return mustBeString(value ?? '', 'pattern');
 }
 
+/** Chat ids are short (`c<seq>`); a longer one names no chat and must not reach the log. */
+export const MAX_CHAT_ID = 64;
+/** At most this many ids in one DeleteMessages. */
+export const MAX_MESSAGE_IDS = 1000;
+
 export function checkChatId(value: unknown): string {
   const s = mustBeString(value, 'chat_id');
   if (s === '') throw invalid('chat_id is required.');
+  if (s.length > MAX_CHAT_ID) throw invalid(`chat_id must be at most ${MAX_CHAT_ID} characters.`);
   return s;
 }
 
@@ -103,8 +116,11 @@ export function checkChatId(value: unknown): string {
 export function checkMessageIds(value: unknown): number[] {
   if (!Array.isArray(value) || value.length === 0)
     throw invalid('message_ids must list at least one message id.');
+  if (value.length > MAX_MESSAGE_IDS) {
+    throw invalid(`message_ids must list at most ${MAX_MESSAGE_IDS} message ids.`);
+  }
   for (const id of value) {
-    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) {
       throw invalid('message_ids must hold whole, non-negative numbers.');
     }
   }

@@ -25,9 +25,16 @@ import {
 
 export const MAX_REQUEST_BYTES = 64 * 1024;
 
-/** Serves Subscribe from this replica's own applied state. ChatService implements it. */
+/**
+ * Serves Subscribe from this replica's own applied state. ChatService implements it; it may take a
+ * moment (a read barrier for a token this replica has not applied yet) before the stream is open.
+ */
 export interface SubscribeSource {
-  subscribe(req: Record<string, unknown>, ctx: CallContext, sink: EventSink): () => void;
+  subscribe(
+    req: Record<string, unknown>,
+    ctx: CallContext,
+    sink: EventSink,
+  ): (() => void) | Promise<() => void>;
 }
 
 export interface ChatHandlersOptions {
@@ -143,6 +150,7 @@ export class ChatHandlers {
     call.sendMetadata(topologyMetadata(this.opts.topology));
     const limit = this.opts.maxStreamBacklogBytes ?? 4 << 20;
     let stop: (() => void) | undefined;
+    let gone = false;
     const sink: EventSink = {
       event: (event: ChatEvent) => {
         if (call.writableLength > limit) {
@@ -157,6 +165,7 @@ export class ChatHandlers {
       revoked: () => this.fail(call, new ChatError(grpc.status.UNAUTHENTICATED, 'the session was revoked.')),
     };
     const cleanup = () => {
+      gone = true;
       this.streams.delete(call);
       stop?.();
       stop = undefined;
@@ -169,10 +178,19 @@ export class ChatHandlers {
       if (rejected) throw rejected;
       this.refuseIfNotServing();
       this.streams.add(call);
-      stop = this.opts.subscriptions.subscribe(
-        call.request as Record<string, unknown>,
-        { token: bearerToken(call.metadata) },
-        sink,
+      Promise.resolve(
+        this.opts.subscriptions.subscribe(
+          call.request as Record<string, unknown>,
+          { token: bearerToken(call.metadata), deadline: deadlineOf(call) },
+          sink,
+        ),
+      ).then(
+        (end) => {
+          // The client may have gone while the token check waited.
+          if (gone || call.cancelled) end();
+          else stop = end;
+        },
+        (err: unknown) => this.fail(call, err),
       );
     } catch (err) {
       this.fail(call, err);

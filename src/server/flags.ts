@@ -1,4 +1,5 @@
 // `quorum-chat server` flags (API.md §1). Every problem is a UserError: one line, exit 1, no stack.
+import { DEFAULT_SESSION_TTL_MS, MAX_SESSION_TTL_MS } from '../chat/tokens.js';
 import { UserError } from '../user-error.js';
 
 export interface ServerConfig {
@@ -15,6 +16,8 @@ export interface ServerConfig {
   logLevel: string;
   /** Take a snapshot (and compact the log) every this many applied entries. */
   snapshotEvery: number;
+  /** How long a session lives without use (ms); every use extends it. */
+  sessionTtlMs: number;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -30,6 +33,7 @@ const FLAGS = [
   '--cluster-secret-file',
   '--log-level',
   '--snapshot-every',
+  '--session-ttl',
 ] as const;
 type Flag = (typeof FLAGS)[number];
 
@@ -45,6 +49,20 @@ function positiveInt(flag: string, value: string): number {
     throw new UserError(`${flag} must be a positive whole number of milliseconds, not '${value}'`);
   }
   return Number(value);
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration like `30d`, `12h`, `90m`, `45s`, `500ms`, or a bare number of milliseconds. */
+export function parseDuration(flag: string, value: string, min: number, max: number): number {
+  const m = /^(\d{1,15})(ms|s|m|h|d)?$/.exec(value);
+  const ms = m ? Number(m[1]) * DURATION_UNITS[m[2] ?? 'ms'] : Number.NaN;
+  if (!Number.isSafeInteger(ms) || ms < min || ms > max) {
+    throw new UserError(
+      `${flag} must be a duration from ${min / 1000} s to ${Math.floor(max / 86_400_000)} days, like 30d, 12h, 90m, 45s or a number of milliseconds, not '${value}'`,
+    );
+  }
+  return ms;
 }
 
 /** `host:port` with a non-empty host and a valid port. */
@@ -134,6 +152,11 @@ export function parseServerFlags(argv: string[]): ServerConfig {
     );
   }
   const snapshotEvery = Number(snapshotEveryValue);
+  const sessionTtl = values.get('--session-ttl');
+  const sessionTtlMs =
+    sessionTtl === undefined
+      ? DEFAULT_SESSION_TTL_MS
+      : parseDuration('--session-ttl', sessionTtl, 1000, MAX_SESSION_TTL_MS);
 
   return {
     id,
@@ -148,5 +171,6 @@ export function parseServerFlags(argv: string[]): ServerConfig {
     clusterSecretFile,
     logLevel,
     snapshotEvery,
+    sessionTtlMs,
   };
 }

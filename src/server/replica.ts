@@ -19,10 +19,11 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pino from 'pino';
 import type { ClusterConfig, Timing } from '../../machines/protocol.js';
+import { ChatError, status } from '../chat/errors.js';
 import { EventHub } from '../chat/events.js';
 import type { ScryptCost } from '../chat/password.js';
 import { ChatService } from '../chat/service.js';
-import { ChatStore } from '../chat/store.js';
+import { ChatStore, SchemaVersionError } from '../chat/store.js';
 import { TYPING_TOPIC, TypingFanout } from '../chat/typing.js';
 import { ChatClient } from '../client/client.js';
 import type { Logger } from '../logger.js';
@@ -78,6 +79,8 @@ export interface ReplicaOptions {
   logTerm?: TermHolder;
   /** Snapshot every this many applied entries (Snapshotter default when undefined). */
   snapshotEvery?: number;
+  /** TTL of new sessions (--session-ttl); ChatService's default (30 days) when undefined. */
+  sessionTtlMs?: number;
 }
 
 export interface RunningReplica {
@@ -142,6 +145,7 @@ function openStores(
     return { logStore, store };
   } catch (err) {
     if (err instanceof DataDirError || err instanceof UserError) throw err;
+    if (err instanceof SchemaVersionError) throw new UserError(`data dir ${opts.dataDir}: ${err.message}`);
     const code = (err as { code?: string }).code ?? '';
     const why = /NOTADB|CORRUPT/.test(code) ? 'is not a valid database' : (err as Error).message;
     throw new UserError(`data dir ${opts.dataDir} is corrupt: ${DB_FILE} ${why}`);
@@ -222,7 +226,19 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
     // peer transport, as opaque bytes (docs/design/typing.md).
     const typing = new TypingFanout({ hub, relay: (payload) => transport.relay(TYPING_TOPIC, payload) });
     transport.onRelay(TYPING_TOPIC, (_from, payload) => typing.receive(payload));
-    const service = new ChatService(store, replicator, hub, { scryptCost: opts.scryptCost, typing });
+    // Subscribe's barrier for a token this replica has not applied yet: a read on the leader (through
+    // the router: local on the leader, forwarded from a follower) confirms it before it is refused.
+    const routing: { router?: RaftChatRouter } = {};
+    const service: ChatService = new ChatService(store, replicator, hub, {
+      scryptCost: opts.scryptCost,
+      sessionTtlMs: opts.sessionTtlMs,
+      typing,
+      confirmSession: (token, deadline): Promise<unknown> => {
+        if (!router)
+          return Promise.reject(new ChatError(status.UNAVAILABLE, 'the replica is starting; retry.'));
+        return router.handle({ method: 'GetSettings', request: {}, token, deadline });
+      },
+    });
     const forwarder = new LeaderForwarder(() => address);
     cleanup.push(() => forwarder.close());
     const membership = new Membership({
@@ -232,7 +248,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       secret: opts.clusterSecret,
       selfAddress: () => address,
     });
-    const router = new RaftChatRouter({
+    const router: RaftChatRouter = new RaftChatRouter({
       id: opts.id,
       service,
       forwarder,
@@ -242,6 +258,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       onRoleChange: (cb) => node.onRoleChange(cb),
       logger,
     });
+    routing.router = router;
     cleanup.push(() => router.stop());
 
     // Outside the configuration (removed, or not yet added) a replica hears from no leader: its reads

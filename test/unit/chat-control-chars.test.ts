@@ -86,7 +86,7 @@ describe('messages', () => {
     expect(out.result).toMatchObject({ ok: false, code: status.INVALID_ARGUMENT });
     expect(s.store.appliedIndex()).toBe(index);
     // Nothing was stored: the chat has no messages.
-    const me = s.store.authenticate(tokenHash(token));
+    const me = s.store.authenticate(tokenHash(token), 1);
     expect(me).toBeDefined();
     expect(s.store.listChats(me?.userId ?? 0).chats[0].last_message_at).toBe(0);
   });

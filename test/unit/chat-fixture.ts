@@ -3,18 +3,22 @@
 import { ChatError } from '../../src/chat/errors.js';
 import { EventHub } from '../../src/chat/events.js';
 import { LocalReplicator } from '../../src/chat/replicator.js';
-import { type CallContext, ChatService } from '../../src/chat/service.js';
+import { type CallContext, ChatService, type ChatServiceOptions } from '../../src/chat/service.js';
 import { ChatStore } from '../../src/chat/store.js';
 import type { ChatEvent } from '../../src/chat/types.js';
 
 export const FAST_SCRYPT = { N: 1024, r: 8, p: 1 };
 
-export function makeStack(path = ':memory:') {
+export function makeStack(path = ':memory:', opts: ChatServiceOptions = {}) {
   const clock = { now: 1_700_000_000_000 };
   const store = new ChatStore(path, { durable: path !== ':memory:' });
   const hub = new EventHub(store);
   const replicator = new LocalReplicator(store);
-  const service = new ChatService(store, replicator, hub, { now: () => clock.now, scryptCost: FAST_SCRYPT });
+  const service = new ChatService(store, replicator, hub, {
+    now: () => clock.now,
+    scryptCost: FAST_SCRYPT,
+    ...opts,
+  });
   return { clock, store, hub, replicator, service };
 }
 
@@ -38,11 +42,11 @@ export async function errorOf(p: Promise<unknown>): Promise<ChatError> {
   throw new Error('expected a ChatError, but the call succeeded');
 }
 
-/** Collects the events a subscriber receives. */
-export function collect(s: Stack, ctx: CallContext, afterIndex = 0) {
+/** Collects the events a subscriber receives (once the subscription is open). */
+export async function collect(s: Stack, ctx: CallContext, afterIndex = 0) {
   const events: ChatEvent[] = [];
   let revoked = false;
-  const stop = s.service.subscribe({ after_index: afterIndex }, ctx, {
+  const stop = await s.service.subscribe({ after_index: afterIndex }, ctx, {
     event: (e) => events.push(e),
     revoked: () => {
       revoked = true;

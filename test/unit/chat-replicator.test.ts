@@ -52,9 +52,9 @@ describe('LocalReplicator', () => {
     const r = new LocalReplicator(store);
     await r.propose({ type: 'signup', username: 'aaa', nickname: 'n', passwordHash: HASH, at: 1 });
     await r.propose({ type: 'signup', username: 'bbb', nickname: 'n', passwordHash: HASH, at: 1 });
-    await r.propose({ type: 'login', username: 'aaa', userId: 1, token: 'token-for-aaa-0123456789', at: 2 });
     const { tokenHash } = await import('../../src/chat/tokens.js');
     const actor = tokenHash('token-for-aaa-0123456789');
+    await r.propose({ type: 'login', username: 'aaa', userId: 1, tokenHash: actor, ttlMs: 60_000, at: 2 });
     const ok = await r.propose({ type: 'startChat', actor, username: 'bbb', at: 3 });
     const bad = await r.propose({ type: 'sendMessage', actor, chatId: 'c1', content: ' ', at: 4 });
     expect(ok.ok).toBe(true);

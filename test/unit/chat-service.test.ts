@@ -381,8 +381,8 @@ describe('DeleteAccount', () => {
     await s.service.sendMessage({ chat_id: ab.chat_id, content: 'hello' }, alice);
     await s.service.sendMessage({ chat_id: bc.chat_id, content: 'hey' }, bob);
     await s.service.updateSettings({ view_limit: 42 }, alice);
-    const bobEvents = collect(s, bob);
-    const aliceEvents = collect(s, alice);
+    const bobEvents = await collect(s, bob);
+    const aliceEvents = await collect(s, alice);
 
     expect((await errorOf(s.service.deleteAccount({ password: 'wrong-password' }, alice))).code).toBe(
       status.UNAUTHENTICATED,
@@ -436,7 +436,7 @@ describe('idempotency', () => {
     expect(s.store.db.prepare('SELECT COUNT(*) FROM messages').pluck().get()).toBe(3);
   });
 
-  it('replays Signup by username, Login with its original token, and errors as they were', async () => {
+  it('replays Signup by username and errors as they were; a retried Login rotates its session', async () => {
     const k = { idempotencyKey: 'signup-1' };
     const u1 = await s.service.signup({ username: 'alice', nickname: 'A', password: 'password123' }, k);
     const u2 = await s.service.signup({ username: 'Alice', nickname: 'A', password: 'password123' }, k);
@@ -449,9 +449,12 @@ describe('idempotency', () => {
       { username: 'alice', password: 'password123' },
       { idempotencyKey: 'login-1' },
     );
-    expect(l2.token).toBe(l1.token);
+    // No row holds the first token, so the retry gets a new one, which replaces the first: one session.
+    expect(l2.token).not.toBe(l1.token);
+    expect(l2.user).toEqual(l1.user);
     expect(s.store.db.prepare('SELECT COUNT(*) FROM sessions').pluck().get()).toBe(1);
-    const ctx = { token: l1.token, idempotencyKey: 'start-1' };
+    expect((await errorOf(s.service.getSettings({}, { token: l1.token }))).code).toBe(status.UNAUTHENTICATED);
+    const ctx = { token: l2.token, idempotencyKey: 'start-1' };
     const e1 = await errorOf(s.service.startChat({ username: 'nobody' }, ctx));
     await s.service.signup({ username: 'nobody', nickname: 'N', password: 'password123' }, {});
     const e2 = await errorOf(s.service.startChat({ username: 'nobody' }, ctx));
@@ -491,9 +494,9 @@ describe('Subscribe', () => {
     const alice = await userCtx(s, 'alice');
     const bob = await userCtx(s, 'bob');
     const carol = await userCtx(s, 'carol');
-    const bobLive = collect(s, bob);
-    const carolLive = collect(s, carol);
-    const aliceLive = collect(s, alice);
+    const bobLive = await collect(s, bob);
+    const carolLive = await collect(s, carol);
+    const aliceLive = await collect(s, alice);
     const chat = await s.service.startChat({ username: 'bob' }, alice);
     const m = await s.service.sendMessage({ chat_id: chat.chat_id, content: 'hi' }, alice);
     await s.service.deleteMessages({ chat_id: chat.chat_id, message_ids: [m.message_id] }, alice);
@@ -512,15 +515,15 @@ describe('Subscribe', () => {
 
     const indices = bobLive.events.map((e) => e.index);
     expect(indices).toEqual([...indices].sort((a, b) => a - b));
-    const resumed = collect(s, bob, indices[0]);
+    const resumed = await collect(s, bob, indices[0]);
     expect(resumed.events).toEqual(bobLive.events.slice(1));
   });
 
   it('ends a stream when its token is revoked; rejects a bad token', async () => {
     const alice = await userCtx(s, 'alice');
-    const live = collect(s, alice);
+    const live = await collect(s, alice);
     await s.service.logout({}, alice);
     expect(live.revoked).toBe(true);
-    expect(() => collect(s, alice)).toThrow(/token/);
+    await expect(collect(s, alice)).rejects.toThrow(/token/);
   });
 });

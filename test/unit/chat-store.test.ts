@@ -79,26 +79,6 @@ describe('ChatStore', () => {
     st.close();
   });
 
-  it('upgrades a version-1 database in place: edited_at added, old index dropped', () => {
-    const dir = tempDir();
-    const file = join(dir, 'v1.sqlite');
-    const v1 = new Database(file);
-    v1.exec(`CREATE TABLE chat_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-      INSERT INTO chat_meta VALUES ('schema_version', '1');
-      CREATE TABLE messages (id INTEGER PRIMARY KEY, chat_id TEXT NOT NULL, sender_id INTEGER NOT NULL,
-        content TEXT NOT NULL, sent_at INTEGER NOT NULL, read INTEGER NOT NULL DEFAULT 0);
-      CREATE INDEX messages_by_chat ON messages (chat_id, read, id);
-      INSERT INTO messages VALUES (1, 'c1', 1, 'old', 5, 1);`);
-    v1.close();
-    const st = new ChatStore(file);
-    expect(st.db.prepare('SELECT edited_at FROM messages WHERE id = 1').pluck().get()).toBe(0);
-    expect(st.db.prepare("SELECT value FROM chat_meta WHERE key = 'schema_version'").pluck().get()).toBe('2');
-    const names = st.db.prepare("SELECT name FROM sqlite_master WHERE type = 'index'").pluck().all();
-    expect(names).not.toContain('messages_by_chat');
-    expect(names).toEqual(expect.arrayContaining(['messages_by_chat_id', 'messages_by_chat_sender']));
-    st.close();
-  });
-
   it('applying the same entries to fresh stores gives equal digests and equal ids', async () => {
     const { s, entries } = await recordedScenario();
     const a = new ChatStore(':memory:', { durable: false });
@@ -176,9 +156,15 @@ describe('ChatStore', () => {
     ).toBe(true);
     const token = 'a-token-of-sufficient-length';
     // userId 2 does not exist (the verified account 1 would be the right one).
-    const r = result(st, cmd({ type: 'login', username: 'alice', userId: 2, token, at: at() }, 2));
+    const r = result(
+      st,
+      cmd(
+        { type: 'login', username: 'alice', userId: 2, tokenHash: tokenHash(token), ttlMs: 1000, at: at() },
+        2,
+      ),
+    );
     expect(r).toMatchObject({ ok: false, code: status.UNAUTHENTICATED });
-    expect(st.authenticate(tokenHash(token))).toBeUndefined();
+    expect(st.authenticate(tokenHash(token), 0)).toBeUndefined();
   });
 
   it('a failing command changes nothing (no half-applied delete)', () => {
@@ -187,10 +173,10 @@ describe('ChatStore', () => {
     const run = (c: Command) => result(st, cmd(c, ++i));
     run({ type: 'signup', username: 'alice', nickname: 'A', passwordHash: HASH, at: at() });
     run({ type: 'signup', username: 'bob', nickname: 'B', passwordHash: HASH, at: at() });
-    run({ type: 'login', username: 'alice', userId: 1, token: 'alice-token-0123456789', at: at() });
-    run({ type: 'login', username: 'bob', userId: 2, token: 'bob-token-0123456789', at: at() });
     const alice = tokenHash('alice-token-0123456789');
     const bob = tokenHash('bob-token-0123456789');
+    run({ type: 'login', username: 'alice', userId: 1, tokenHash: alice, ttlMs: 60_000, at: at() });
+    run({ type: 'login', username: 'bob', userId: 2, tokenHash: bob, ttlMs: 60_000, at: at() });
     const chat = run({ type: 'startChat', actor: alice, username: 'bob', at: at() });
     const chatId = (chat as { value: { chat_id: string } }).value.chat_id;
     run({ type: 'sendMessage', actor: alice, chatId, content: 'a', at: at() });
@@ -215,7 +201,7 @@ describe('ChatStore', () => {
     const reopened = new ChatStore(path);
     expect(reopened.appliedIndex()).toBe(index);
     expect(reopened.stateDigest()).toBe(digest);
-    expect(reopened.authenticate(tokenHash(alice.token!))?.username).toBe('alice');
+    expect(reopened.authenticate(tokenHash(alice.token!), s.clock.now)?.username).toBe('alice');
     reopened.close();
   });
 

@@ -90,8 +90,16 @@ function populate(r: Replica, messages: number): () => void {
   exec(r, { type: 'signup', at: T0, username: 'bob', nickname: 'B', passwordHash: 'scrypt$x' });
   const userId = r.db.prepare("SELECT id FROM users WHERE username_key = 'alice'").pluck().get() as number;
   const token = 'token-of-alice-0123456789';
-  exec(r, { type: 'login', at: T0, username: 'alice', userId, token, idempotencyKey: 'k1' });
   const actor = tokenHash(token);
+  exec(r, {
+    type: 'login',
+    at: T0,
+    username: 'alice',
+    userId,
+    tokenHash: actor,
+    ttlMs: 86_400_000,
+    idempotencyKey: 'k1',
+  });
   const chat = exec(r, { type: 'startChat', at: T0, actor, username: 'bob' }) as {
     ok: boolean;
     value: { chat_id: string };

@@ -1,10 +1,12 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { prepareDataDir } from '../../src/server/data-dir.js';
 import { parseServerFlags } from '../../src/server/flags.js';
 import { startReplica } from '../../src/server/replica.js';
+import { UserError } from '../../src/user-error.js';
 
 describe('server flags', () => {
   it('applies the defaults of API.md', () => {
@@ -21,11 +23,26 @@ describe('server flags', () => {
       clusterSecretFile: undefined,
       logLevel: 'info',
       snapshotEvery: 5000,
+      sessionTtlMs: 30 * 24 * 3600 * 1000,
     });
     expect(parseServerFlags(['--id', 's', '--port', '1', '--snapshot-every', '200']).snapshotEvery).toBe(200);
     expect(() => parseServerFlags(['--id', 's', '--port', '1', '--snapshot-every', '0'])).toThrow(
       /--snapshot-every must be/,
     );
+  });
+
+  it('--session-ttl takes a duration in d, h, m, s, ms or bare milliseconds', () => {
+    const ttl = (v: string) =>
+      parseServerFlags(['--id', 's', '--port', '1', '--session-ttl', v]).sessionTtlMs;
+    expect(ttl('30d')).toBe(30 * 86_400_000);
+    expect(ttl('12h')).toBe(12 * 3_600_000);
+    expect(ttl('90m')).toBe(90 * 60_000);
+    expect(ttl('45s')).toBe(45_000);
+    expect(ttl('1500ms')).toBe(1500);
+    expect(ttl('86400000')).toBe(86_400_000);
+    for (const bad of ['0', '999ms', '30x', '-1d', '1.5h', '', '99999d']) {
+      expect(() => ttl(bad), bad).toThrow(/--session-ttl must be a duration/);
+    }
   });
 
   it('reads every flag, in both --flag value and --flag=value forms', () => {
@@ -137,5 +154,31 @@ describe('data dir', () => {
         timing: { heartbeatMs: 50, electionMinMs: 150, electionMaxMs: 300 },
       }),
     ).rejects.toThrow(/^data dir .* is corrupt/);
+  });
+
+  it('refuses a data dir of an older chat schema in one line, without changing it', async () => {
+    const dir = join(temp(), 'n1');
+    mkdirSync(dir);
+    prepareDataDir(dir, 'n1');
+    const db = new Database(join(dir, 'replica.sqlite'));
+    db.exec(`CREATE TABLE chat_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             INSERT INTO chat_meta VALUES ('schema_version', '1');`);
+    db.close();
+    const start = startReplica({
+      id: 'n1',
+      host: '127.0.0.1',
+      port: 0,
+      dataDir: dir,
+      peers: [],
+      clusterSecret: 'secret',
+      timing: { heartbeatMs: 50, electionMinMs: 150, electionMaxMs: 300 },
+    });
+    await expect(start).rejects.toThrow(UserError);
+    await expect(start).rejects.toThrow(
+      /^data dir .*: it holds chat schema version 1, .*start from an empty data dir$/,
+    );
+    const after = new Database(join(dir, 'replica.sqlite'));
+    expect(after.prepare("SELECT value FROM chat_meta WHERE key = 'schema_version'").pluck().get()).toBe('1');
+    after.close();
   });
 });
