@@ -6,7 +6,8 @@
 import type { Command, CommandResult } from './commands.js';
 import { BAD_CREDENTIALS, BAD_TOKEN, ChatError, invalid, status, unauthenticated } from './errors.js';
 import type { EventHub, EventSink } from './events.js';
-import { DEFAULT_COST, type ScryptCost, hashPassword, verifyPassword } from './password.js';
+import { HashQueue } from './hash-queue.js';
+import { DEFAULT_COST, type ScryptCost, dummyHash, hashPassword, verifyPassword } from './password.js';
 import type { Replicator } from './replicator.js';
 import type { ChatStore } from './store.js';
 import { newToken, tokenHash } from './tokens.js';
@@ -58,13 +59,17 @@ export interface ChatServiceOptions {
   /** scrypt cost for new password hashes (tests lower it). */
   scryptCost?: ScryptCost;
   newToken?: () => string;
+  /** Bounds the hashes and checks that run at once and wait (default: a HashQueue of its own). */
+  hashQueue?: HashQueue;
 }
 
 export class ChatService {
   private readonly now: () => number;
   private readonly cost: ScryptCost;
   private readonly mintToken: () => string;
-  private dummyHash: Promise<string> | undefined;
+  private readonly hashes: HashQueue;
+  /** Checked when Login names no account: same cost as a real hash, so the answer takes as long. */
+  private readonly dummy: string;
 
   constructor(
     private readonly store: ChatStore,
@@ -75,6 +80,8 @@ export class ChatService {
     this.now = opts.now ?? Date.now;
     this.cost = opts.scryptCost ?? DEFAULT_COST;
     this.mintToken = opts.newToken ?? newToken;
+    this.hashes = opts.hashQueue ?? new HashQueue();
+    this.dummy = dummyHash(this.cost);
   }
 
   /** Dispatches a unary RPC by its proto name (the seam the gRPC handlers and routers use). */
@@ -120,7 +127,7 @@ export class ChatService {
     if (key === undefined && (await this.read(() => this.store.credentialsByName(username), ctx))) {
       throw new ChatError(status.ALREADY_EXISTS, `the username '${username}' is taken.`);
     }
-    const passwordHash = await hashPassword(password, this.cost);
+    const passwordHash = await this.hashes.run(() => hashPassword(password, this.cost), ctx.deadline);
     return this.propose(
       { type: 'signup', username, nickname, passwordHash, at: this.now(), idempotencyKey: key },
       ctx,
@@ -132,8 +139,9 @@ export class ChatService {
     const username = typeof req.username === 'string' ? req.username : '';
     const password = typeof req.password === 'string' ? req.password : '';
     const cred = await this.read(() => this.store.credentialsByName(username), ctx);
-    // Same work and same answer whether the user is unknown or the password wrong.
-    const ok = await verifyPassword(password, cred ? cred.passwordHash : await this.dummy());
+    // Same work, through the same queue, and same answer whether the user is unknown or the password wrong.
+    const stored = cred ? cred.passwordHash : this.dummy;
+    const ok = await this.hashes.run(() => verifyPassword(password, stored), ctx.deadline);
     if (!cred || !ok) throw unauthenticated(BAD_CREDENTIALS);
     return this.propose(
       {
@@ -165,7 +173,9 @@ export class ChatService {
       return session ? this.store.credentialsById(session.userId) : undefined;
     }, ctx);
     if (who) {
-      if (!(await verifyPassword(password, who.passwordHash))) throw unauthenticated('wrong password.');
+      const stored = who.passwordHash;
+      const ok = await this.hashes.run(() => verifyPassword(password, stored), ctx.deadline);
+      if (!ok) throw unauthenticated('wrong password.');
     } else if (key === undefined) {
       throw unauthenticated(BAD_TOKEN);
     }
@@ -290,10 +300,5 @@ export class ChatService {
     const result: CommandResult = await this.replicator.propose(command, { deadline: ctx.deadline });
     if (!result.ok) throw new ChatError(result.code, result.message);
     return result.value;
-  }
-
-  private dummy(): Promise<string> {
-    this.dummyHash ??= hashPassword('not a real password', this.cost);
-    return this.dummyHash;
   }
 }

@@ -53,6 +53,12 @@ export async function main(argv: string[]): Promise<number> {
       },
       httpPort: config.httpPort,
       snapshotEvery: config.snapshotEvery,
+      rateLimits: {
+        loginFailuresPerMinute: config.loginFailuresPerMinute,
+        writesPerSecond: config.writeRate,
+        writeBurst: config.writeBurst,
+      },
+      scryptCost: { N: config.scryptN, r: 8, p: 1 },
       logger,
       // The /cluster page's stop control: the same graceful stop as SIGTERM.
       onStop: () => process.kill(process.pid, 'SIGTERM'),

@@ -19,12 +19,16 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pino from 'pino';
 import type { ClusterConfig, Timing } from '../../machines/protocol.js';
+import { AdmissionControl, DEFAULT_RATE_LIMITS, type RateLimits } from '../chat/admission.js';
 import { EventHub } from '../chat/events.js';
+import { HashQueue } from '../chat/hash-queue.js';
 import type { ScryptCost } from '../chat/password.js';
 import { ChatService } from '../chat/service.js';
 import { ChatStore } from '../chat/store.js';
+import { tokenHash } from '../chat/tokens.js';
 import { ChatClient } from '../client/client.js';
 import type { Logger } from '../logger.js';
+import { EventLoopLag } from '../observability/event-loop.js';
 import { type TermHolder, followTerm } from '../observability/logging.js';
 import { ReplicaObservability } from '../observability/replica-observability.js';
 import { chatRestorer } from '../raft/chat-snapshots.js';
@@ -76,6 +80,11 @@ export interface ReplicaOptions {
   logTerm?: TermHolder;
   /** Snapshot every this many applied entries (Snapshotter default when undefined). */
   snapshotEvery?: number;
+  /** API.md Limits (failed logins, writes); the defaults of API.md when undefined. */
+  rateLimits?: RateLimits;
+  /** Password hashes that may run at once (K) and wait (Q); hash-queue.ts defaults when undefined. */
+  hashConcurrency?: number;
+  hashQueueLength?: number;
 }
 
 export interface RunningReplica {
@@ -214,7 +223,56 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
     const hub = new EventHub(store);
     cleanup.push(() => hub.close());
     const replicator = new RaftReplicator(node);
-    const service = new ChatService(store, replicator, hub, { scryptCost: opts.scryptCost });
+    // Password hashing runs K at a time on libuv's pool, Q more wait, the rest is shed (hash-queue.ts).
+    const hashQueue = new HashQueue({ concurrency: opts.hashConcurrency, maxWaiting: opts.hashQueueLength });
+    const service = new ChatService(store, replicator, hub, { scryptCost: opts.scryptCost, hashQueue });
+    // The rate limits, in front of the service where the router runs calls locally: on the leader
+    // (followers forward), so they hold cluster-wide and keep refused calls out of the log.
+    const rateLimited = obs.metrics.registry.counter(
+      'qc_rate_limited_total',
+      'Calls refused with RESOURCE_EXHAUSTED by a rate limit, by limit.',
+      ['limit'],
+    );
+    const admission = new AdmissionControl({
+      service,
+      userOf: (token) => store.authenticate(tokenHash(token))?.userId,
+      limits: opts.rateLimits ?? DEFAULT_RATE_LIMITS,
+      onRefused: (limit) => rateLimited.inc({ limit }),
+    });
+    const hashStat = (name: string, help: string, read: () => number) => obs.metrics.gauge(name, help, read);
+    hashStat(
+      'qc_password_hashes_running',
+      'Password hashes or checks running now.',
+      () => hashQueue.stats().running,
+    );
+    hashStat(
+      'qc_password_hashes_waiting',
+      'Password hashes or checks waiting for a slot.',
+      () => hashQueue.stats().waiting,
+    );
+    hashStat(
+      'qc_password_hashes_shed_total',
+      'Password hashes or checks refused because the queue was full.',
+      () => hashQueue.stats().shed,
+    );
+    const lag = new EventLoopLag();
+    lag.start();
+    cleanup.push(() => lag.stop());
+    hashStat(
+      'qc_event_loop_delay_max_seconds',
+      'Longest event-loop delay in the last 10 s.',
+      () => lag.recentMaxMs() / 1000,
+    );
+    hashStat(
+      'qc_event_loop_delay_p99_seconds',
+      'Highest per-second 99th percentile of the event-loop delay in the last 10 s.',
+      () => lag.recentP99Ms() / 1000,
+    );
+    hashStat(
+      'qc_event_loop_delay_worst_seconds',
+      'Longest event-loop delay since start.',
+      () => lag.worstSinceStartMs() / 1000,
+    );
     const forwarder = new LeaderForwarder(() => address);
     cleanup.push(() => forwarder.close());
     const membership = new Membership({
@@ -226,7 +284,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
     });
     const router = new RaftChatRouter({
       id: opts.id,
-      service,
+      service: admission,
       forwarder,
       addressOf: (id) => membership.addressOf(id),
       // A call waits about one election for a leader to emerge before it is refused.
@@ -321,6 +379,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
         forwarder.close();
         node.stop();
         hub.close();
+        lag.stop();
         snapshots?.close();
         logStore.close();
         store.close();
