@@ -3,8 +3,9 @@
 // Unbounded, a flood of logins would fill the pool (delaying every fs call queued behind it) and take
 // every core from the event loop that runs Raft's timers. So at most `concurrency` hashes run at once,
 // at most `maxWaiting` wait, and any call beyond that is shed at once with RESOURCE_EXHAUSTED and a
-// `retry-after-ms` (an estimate of when the queue will have drained). A waiting call whose deadline
-// passes is dropped before it costs a hash.
+// `retry-after-ms` (an estimate of when the queue will have drained), and so is a call that would
+// only finish past its deadline. A waiting call whose deadline passes anyway is dropped before it costs
+// a hash.
 import { availableParallelism } from 'node:os';
 import { ChatError, exhausted, status, waitText } from './errors.js';
 
@@ -82,12 +83,14 @@ export class HashQueue {
    */
   run<T>(job: () => Promise<T>, deadline?: number): Promise<T> {
     if (this.running < this.concurrency) return this.execute(job);
-    if (this.waiting.length >= this.maxWaiting) {
+    // Until what runs and waits now is done: by then a retry finds room (if the flood has stopped).
+    const drainMs = Math.ceil(((this.waiting.length + this.running) / this.concurrency) * this.averageMs);
+    // Full, or so long that this call would end past its deadline: say so now, not when it runs out.
+    const tooLate = deadline !== undefined && this.now() + drainMs + this.averageMs > deadline;
+    if (this.waiting.length >= this.maxWaiting || tooLate) {
       this.shed++;
-      // Until what waits now has run: by then a retry finds room (if the flood has stopped).
-      const ms = Math.ceil(((this.waiting.length + this.running) / this.concurrency) * this.averageMs);
       return Promise.reject(
-        exhausted(`The server is busy checking passwords; try again in ${waitText(ms)}.`, ms),
+        exhausted(`The server is busy checking passwords; try again in ${waitText(drainMs)}.`, drainMs),
       );
     }
     return new Promise<T>((resolve, reject) => {

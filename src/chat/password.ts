@@ -2,7 +2,7 @@
 // parameters stored with the hash so they can be raised later without breaking old accounts.
 // Hashing happens on the leader before proposing (it needs randomness); apply only stores the result.
 // Every hash and every check runs through a HashQueue (hash-queue.ts), which bounds how many run at
-// once on libuv's thread pool and sheds the rest.
+// once and sheds the rest; on a server they run on low-priority worker threads (scrypt-workers.ts).
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 
 export interface ScryptCost {
@@ -15,27 +15,34 @@ export interface ScryptCost {
  * OWASP Password Storage Cheat Sheet (scrypt, when Argon2id is not at hand): N = 2^17, r = 8, p = 1,
  * that is 128 MiB of memory per hash. Measured with `node scripts/scrypt-cost.mjs` on the 2-core
  * development machine (Node 20, shared with other work): a median of about 650 ms per hash
- * (640-800 ms over 7 runs), against about 80 ms for the N = 2^14 used before. Each hash takes one
- * thread of libuv's pool for that long, never the event loop.
+ * (640-800 ms over 7 runs), against about 80 ms for the N = 2^14 used before. Each hash holds one
+ * thread (and a core) that long, never the event loop.
  */
 export const DEFAULT_COST: ScryptCost = { N: 2 ** 17, r: 8, p: 1 };
 const KEY_LEN = 32;
 /** The largest N a stored hash may ask for (1 GiB at r = 8): a bound on what one check can cost. */
 const MAX_N = 2 ** 20;
 
-function derive(password: string, salt: Buffer, cost: ScryptCost): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
+/** Computes one scrypt key. The server uses low-priority worker threads (scrypt-workers.ts). */
+export type Derive = (password: string, salt: Buffer, keyLen: number, cost: ScryptCost) => Promise<Buffer>;
+
+/** scrypt on libuv's thread pool (the default; tests and tools). */
+export const scryptOnPool: Derive = (password, salt, keyLen, cost) =>
+  new Promise((resolve, reject) => {
     // maxmem above 128·N·r so that larger N values are accepted.
-    scrypt(password, salt, KEY_LEN, { ...cost, maxmem: 256 * cost.N * cost.r + (1 << 20) }, (err, key) =>
+    scrypt(password, salt, keyLen, { ...cost, maxmem: 256 * cost.N * cost.r + (1 << 20) }, (err, key) =>
       err ? reject(err) : resolve(key),
     );
   });
-}
 
 /** `scrypt$N$r$p$<salt b64>$<hash b64>`. */
-export async function hashPassword(password: string, cost: ScryptCost = DEFAULT_COST): Promise<string> {
+export async function hashPassword(
+  password: string,
+  cost: ScryptCost = DEFAULT_COST,
+  derive: Derive = scryptOnPool,
+): Promise<string> {
   const salt = randomBytes(16);
-  const key = await derive(password, salt, cost);
+  const key = await derive(password, salt, KEY_LEN, cost);
   return `scrypt$${cost.N}$${cost.r}$${cost.p}$${salt.toString('base64')}$${key.toString('base64')}`;
 }
 
@@ -53,13 +60,17 @@ export function costOf(stored: string): ScryptCost | undefined {
  * True when `password` matches `stored`; false for a wrong password or a malformed hash. The cost comes
  * from the stored string, so hashes made at an older (lower) cost keep verifying.
  */
-export async function verifyPassword(password: string, stored: string): Promise<boolean> {
+export async function verifyPassword(
+  password: string,
+  stored: string,
+  derive: Derive = scryptOnPool,
+): Promise<boolean> {
   const cost = costOf(stored);
   if (!cost) return false;
   const parts = stored.split('$');
   const salt = Buffer.from(parts[4], 'base64');
   const expected = Buffer.from(parts[5], 'base64');
-  const key = await derive(password, salt, cost);
+  const key = await derive(password, salt, KEY_LEN, cost);
   return key.length === expected.length && timingSafeEqual(key, expected);
 }
 

@@ -7,7 +7,15 @@ import type { Command, CommandResult } from './commands.js';
 import { BAD_CREDENTIALS, BAD_TOKEN, ChatError, invalid, status, unauthenticated } from './errors.js';
 import type { EventHub, EventSink } from './events.js';
 import { HashQueue } from './hash-queue.js';
-import { DEFAULT_COST, type ScryptCost, dummyHash, hashPassword, verifyPassword } from './password.js';
+import {
+  DEFAULT_COST,
+  type Derive,
+  type ScryptCost,
+  dummyHash,
+  hashPassword,
+  scryptOnPool,
+  verifyPassword,
+} from './password.js';
 import type { Replicator } from './replicator.js';
 import type { ChatStore } from './store.js';
 import { newToken, tokenHash } from './tokens.js';
@@ -61,6 +69,8 @@ export interface ChatServiceOptions {
   newToken?: () => string;
   /** Bounds the hashes and checks that run at once and wait (default: a HashQueue of its own). */
   hashQueue?: HashQueue;
+  /** Where scrypt runs (a server: low-priority worker threads, scrypt-workers.ts; default: libuv's pool). */
+  derive?: Derive;
 }
 
 export class ChatService {
@@ -68,6 +78,7 @@ export class ChatService {
   private readonly cost: ScryptCost;
   private readonly mintToken: () => string;
   private readonly hashes: HashQueue;
+  private readonly derive: Derive;
   /** Checked when Login names no account: same cost as a real hash, so the answer takes as long. */
   private readonly dummy: string;
 
@@ -81,6 +92,7 @@ export class ChatService {
     this.cost = opts.scryptCost ?? DEFAULT_COST;
     this.mintToken = opts.newToken ?? newToken;
     this.hashes = opts.hashQueue ?? new HashQueue();
+    this.derive = opts.derive ?? scryptOnPool;
     this.dummy = dummyHash(this.cost);
   }
 
@@ -127,7 +139,10 @@ export class ChatService {
     if (key === undefined && (await this.read(() => this.store.credentialsByName(username), ctx))) {
       throw new ChatError(status.ALREADY_EXISTS, `the username '${username}' is taken.`);
     }
-    const passwordHash = await this.hashes.run(() => hashPassword(password, this.cost), ctx.deadline);
+    const passwordHash = await this.hashes.run(
+      () => hashPassword(password, this.cost, this.derive),
+      ctx.deadline,
+    );
     return this.propose(
       { type: 'signup', username, nickname, passwordHash, at: this.now(), idempotencyKey: key },
       ctx,
@@ -141,7 +156,7 @@ export class ChatService {
     const cred = await this.read(() => this.store.credentialsByName(username), ctx);
     // Same work, through the same queue, and same answer whether the user is unknown or the password wrong.
     const stored = cred ? cred.passwordHash : this.dummy;
-    const ok = await this.hashes.run(() => verifyPassword(password, stored), ctx.deadline);
+    const ok = await this.hashes.run(() => verifyPassword(password, stored, this.derive), ctx.deadline);
     if (!cred || !ok) throw unauthenticated(BAD_CREDENTIALS);
     return this.propose(
       {
@@ -174,7 +189,7 @@ export class ChatService {
     }, ctx);
     if (who) {
       const stored = who.passwordHash;
-      const ok = await this.hashes.run(() => verifyPassword(password, stored), ctx.deadline);
+      const ok = await this.hashes.run(() => verifyPassword(password, stored, this.derive), ctx.deadline);
       if (!ok) throw unauthenticated('wrong password.');
     } else if (key === undefined) {
       throw unauthenticated(BAD_TOKEN);

@@ -23,6 +23,7 @@ import { AdmissionControl, DEFAULT_RATE_LIMITS, type RateLimits } from '../chat/
 import { EventHub } from '../chat/events.js';
 import { HashQueue } from '../chat/hash-queue.js';
 import type { ScryptCost } from '../chat/password.js';
+import { ScryptWorkers } from '../chat/scrypt-workers.js';
 import { ChatService } from '../chat/service.js';
 import { ChatStore } from '../chat/store.js';
 import { tokenHash } from '../chat/tokens.js';
@@ -224,8 +225,15 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
     cleanup.push(() => hub.close());
     const replicator = new RaftReplicator(node);
     // Password hashing runs K at a time on libuv's pool, Q more wait, the rest is shed (hash-queue.ts).
+    // They run on K worker threads of the lowest CPU priority, so the event loop always comes first.
     const hashQueue = new HashQueue({ concurrency: opts.hashConcurrency, maxWaiting: opts.hashQueueLength });
-    const service = new ChatService(store, replicator, hub, { scryptCost: opts.scryptCost, hashQueue });
+    const scrypt = new ScryptWorkers(hashQueue.concurrency);
+    cleanup.push(() => scrypt.close());
+    const service = new ChatService(store, replicator, hub, {
+      scryptCost: opts.scryptCost,
+      hashQueue,
+      derive: scrypt.derive,
+    });
     // The rate limits, in front of the service where the router runs calls locally: on the leader
     // (followers forward), so they hold cluster-wide and keep refused calls out of the log.
     const rateLimited = obs.metrics.registry.counter(
@@ -380,6 +388,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
         node.stop();
         hub.close();
         lag.stop();
+        scrypt.close();
         snapshots?.close();
         logStore.close();
         store.close();

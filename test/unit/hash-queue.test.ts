@@ -54,7 +54,8 @@ describe('HashQueue', () => {
 
   it('drops a waiter whose deadline passed without running it', async () => {
     const t = { now: 0 };
-    const q = new HashQueue({ concurrency: 1, maxWaiting: 2, now: () => t.now });
+    // Hashes expected to take 10 ms: a deadline 100 ms away is admitted, then the running one is slow.
+    const q = new HashQueue({ concurrency: 1, maxWaiting: 2, now: () => t.now, expectedMs: 10 });
     const g = gate();
     const first = q.run(g.job(1));
     const late = q.run(g.job(2), 100);
@@ -70,6 +71,23 @@ describe('HashQueue', () => {
     g.release();
     await expect(onTime).resolves.toBe(3);
     expect(q.stats().expired).toBe(1);
+  });
+
+  it('sheds at once a call that could only finish past its deadline', async () => {
+    const t = { now: 0 };
+    const q = new HashQueue({ concurrency: 1, maxWaiting: 8, now: () => t.now, expectedMs: 600 });
+    const g = gate();
+    const first = q.run(g.job(1));
+    // One running: this one would start in ~600 ms and end in ~1200 ms.
+    const tight = await q.run(g.job(2), 1000).catch((e: unknown) => e);
+    expect((tight as ChatError).code).toBe(status.RESOURCE_EXHAUSTED);
+    expect((tight as ChatError).retryAfterMs).toBe(600);
+    const roomy = q.run(g.job(3), 5000);
+    expect(q.stats()).toMatchObject({ running: 1, waiting: 1, shed: 1 });
+    g.release();
+    await settled();
+    g.release();
+    await expect(Promise.all([first, roomy])).resolves.toEqual([1, 3]);
   });
 
   it('a failing job frees its slot', async () => {
