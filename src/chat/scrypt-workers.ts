@@ -1,21 +1,24 @@
-// scrypt on a few worker threads of the lowest CPU priority. A hash at OWASP's cost keeps a core busy
-// for hundreds of milliseconds; on libuv's pool it would compete with the event loop (Raft's heartbeats
-// and election timers, the fsync of each commit) at equal priority, so a login flood on a machine with
-// few cores would make those timers late. Each worker thread lowers its own nice value to 19 when it
+// scrypt on a few worker threads of low CPU priority. A hash at OWASP's cost keeps a core busy for
+// hundreds of milliseconds; on libuv's pool it would compete with the event loop (Raft's heartbeats and
+// election timers, the fsync of each commit) at equal priority, so a login flood on a machine with few
+// cores would make those timers late. Each worker thread raises its own nice value to NICE when it
 // starts (on Linux the nice value is per thread, so the event loop keeps its own), then runs scryptSync
-// on that thread: the scheduler gives hashing only the CPU the event loop does not want, and libuv's
-// pool stays free for fs work. How many hashes run at once is the HashQueue's business (K); this pool
+// on that thread: when both want the same core, the scheduler gives the event loop about 90% of it
+// (CFS weights 1024 against 110) and wakes it ahead of the hash; libuv's pool stays free for fs work.
+// Not 19: at 19 (weight 15) a hash on a machine busy with other processes can starve for tens of
+// seconds, and a Signup would time out rather than be slow. How many hashes run at once is the HashQueue's business (K); this pool
 // has K threads and queues anything beyond (which the HashQueue never sends).
 import { Worker } from 'node:worker_threads';
 import type { Derive, ScryptCost } from './password.js';
 
 // Plain CommonJS, evaluated by the worker: no file to find at run time, in src/ (tests) or dist/.
+const NICE = 10;
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const os = require('node:os');
 const crypto = require('node:crypto');
 let priority = 0;
-try { os.setPriority(19); priority = os.getPriority(); } catch { priority = os.getPriority(); }
+try { os.setPriority(${NICE}); priority = os.getPriority(); } catch { priority = os.getPriority(); }
 parentPort.postMessage({ ready: true, priority });
 parentPort.on('message', (m) => {
   try {
@@ -48,7 +51,7 @@ export class ScryptWorkers {
   private readonly backlog: Job[] = [];
   private seq = 0;
   private closed = false;
-  /** The nice value each worker thread reported when it started (19 where the OS allows it). */
+  /** The nice value each worker thread reported when it started (NICE where the OS allows it). */
   readonly priorities: Promise<number[]>;
 
   constructor(readonly size: number) {
