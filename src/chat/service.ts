@@ -10,7 +10,16 @@
 import type { Command, CommandResult } from './commands.js';
 import { BAD_CREDENTIALS, BAD_TOKEN, ChatError, invalid, status, unauthenticated } from './errors.js';
 import type { EventHub, EventSink } from './events.js';
-import { DEFAULT_COST, type ScryptCost, hashPassword, verifyPassword } from './password.js';
+import { HashQueue } from './hash-queue.js';
+import {
+  DEFAULT_COST,
+  type Derive,
+  type ScryptCost,
+  dummyHash,
+  hashPassword,
+  scryptOnPool,
+  verifyPassword,
+} from './password.js';
 import type { Replicator } from './replicator.js';
 import type { ChatStore, SessionInfo } from './store.js';
 import { DEFAULT_SESSION_TTL_MS, MAX_TOKEN_LENGTH, newToken, tokenHash } from './tokens.js';
@@ -91,6 +100,10 @@ export interface ChatServiceOptions {
    * leader). A Raft replica forwards a read to the leader (replica.ts).
    */
   confirmSession?: (token: string, deadline?: number) => Promise<unknown>;
+  /** Bounds the hashes and checks that run at once and wait (default: a HashQueue of its own). */
+  hashQueue?: HashQueue;
+  /** Where scrypt runs (a server: low-priority worker threads, scrypt-workers.ts; default: libuv's pool). */
+  derive?: Derive;
 }
 
 export class ChatService {
@@ -102,7 +115,10 @@ export class ChatService {
   private readonly confirmSession: ((token: string, deadline?: number) => Promise<unknown>) | undefined;
   /** Token hashes with a `touch` in flight (one at a time per session). */
   private readonly touching = new Set<string>();
-  private dummyHash: Promise<string> | undefined;
+  private readonly hashes: HashQueue;
+  private readonly derive: Derive;
+  /** Checked when Login names no account: same cost as a real hash, so the answer takes as long. */
+  private readonly dummy: string;
 
   constructor(
     private readonly store: ChatStore,
@@ -116,6 +132,9 @@ export class ChatService {
     this.typing = opts.typing;
     this.sessionTtlMs = opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
     this.confirmSession = opts.confirmSession;
+    this.hashes = opts.hashQueue ?? new HashQueue();
+    this.derive = opts.derive ?? scryptOnPool;
+    this.dummy = dummyHash(this.cost);
   }
 
   /** Dispatches a unary RPC by its proto name (the seam the gRPC handlers and routers use). */
@@ -169,7 +188,10 @@ export class ChatService {
     if (key === undefined && (await this.read(() => this.store.credentialsByName(username), ctx))) {
       throw new ChatError(status.ALREADY_EXISTS, `the username '${username}' is taken.`);
     }
-    const passwordHash = await hashPassword(password, this.cost);
+    const passwordHash = await this.hashes.run(
+      () => hashPassword(password, this.cost, this.derive),
+      ctx.deadline,
+    );
     return this.propose(
       { type: 'signup', username, nickname, passwordHash, at: this.now(), idempotencyKey: key },
       ctx,
@@ -181,8 +203,9 @@ export class ChatService {
     const username = typeof req.username === 'string' ? req.username : '';
     const password = typeof req.password === 'string' ? req.password : '';
     const cred = await this.read(() => this.store.credentialsByName(username), ctx);
-    // Same work and same answer whether the user is unknown or the password wrong.
-    const ok = await verifyPassword(password, cred ? cred.passwordHash : await this.dummy());
+    // Same work, through the same queue, and same answer whether the user is unknown or the password wrong.
+    const stored = cred ? cred.passwordHash : this.dummy;
+    const ok = await this.hashes.run(() => verifyPassword(password, stored, this.derive), ctx.deadline);
     if (!cred || !ok) throw unauthenticated(BAD_CREDENTIALS);
     // The token stays in memory: the entry carries its hash, and apply's reply (stored for a retry
     // with the same key) carries none. A retry proves the password again and gets a new token.
@@ -217,7 +240,9 @@ export class ChatService {
     const session = await this.liveSession(actor, ctx);
     const who = session ? this.store.credentialsById(session.userId) : undefined;
     if (who) {
-      if (!(await verifyPassword(password, who.passwordHash))) throw unauthenticated('wrong password.');
+      const stored = who.passwordHash;
+      const ok = await this.hashes.run(() => verifyPassword(password, stored, this.derive), ctx.deadline);
+      if (!ok) throw unauthenticated('wrong password.');
     }
     // With no session, propose() answers a retry of a DeleteAccount that already succeeded from its
     // stored result, and refuses anything else.
@@ -472,11 +497,6 @@ export class ChatService {
       return unwrap(stored);
     }
     return unwrap(await this.replicator.propose(command, { deadline: ctx.deadline }));
-  }
-
-  private dummy(): Promise<string> {
-    this.dummyHash ??= hashPassword('not a real password', this.cost);
-    return this.dummyHash;
   }
 }
 

@@ -3,7 +3,8 @@
 // It follows the contract's client rules (API.md §2): `authorization: Bearer <token>` after login, a
 // fresh `idempotency-key` per logical mutating operation reused on every retry of it, retries with
 // exponential backoff and jitter on transport trouble only, moving through the members, bounded by the
-// operation's deadline, and the member list and leader preference refreshed from x-members / x-leader.
+// operation's deadline, a RESOURCE_EXHAUSTED retried only after its `retry-after-ms` and only when that
+// fits in the deadline, and the member list and leader preference refreshed from x-members / x-leader.
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { type BackoffOptions, backoffDelay } from './backoff.js';
@@ -59,6 +60,11 @@ interface OpSpec {
   mutating: boolean;
   /** Every call but Signup and Login carries the token. */
   auth: boolean;
+}
+
+/** The wait a RESOURCE_EXHAUSTED asks for (`retry-after-ms`), or undefined for any other answer. */
+function rateLimitWait(e: ChatClientError): number | undefined {
+  return e.code === grpc.status.RESOURCE_EXHAUSTED ? e.retryAfterMs : undefined;
 }
 
 const sleepReal = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -304,6 +310,17 @@ export class ChatClient {
         return res;
       } catch (err) {
         const e = err as ChatClientError;
+        const wait = e instanceof ChatClientError ? rateLimitWait(e) : undefined;
+        if (wait !== undefined) {
+          // A rate limit or a full hashing queue: wait what the server asked (plus a little jitter so
+          // that throttled clients do not return in lockstep), on the same replica, with the same key;
+          // when that does not fit in the operation's deadline, report it now instead of hammering.
+          const pause = wait + Math.round(wait * 0.1 * this.random());
+          if (attempt === this.maxAttempts || pause >= deadlineAt - this.now()) throw e;
+          lastError = e;
+          await this.sleep(pause);
+          continue;
+        }
         if (!(e instanceof ChatClientError) || !isRetryable(e)) throw err;
         lastError = e;
         failedFrom ??= address;

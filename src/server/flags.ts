@@ -18,6 +18,13 @@ export interface ServerConfig {
   snapshotEvery: number;
   /** How long a session lives without use (ms); every use extends it. */
   sessionTtlMs: number;
+  /** API.md Limits: failed Logins allowed per username per minute, cluster-wide. */
+  loginFailuresPerMinute: number;
+  /** API.md Limits: sustained writes per second per user, and the burst, cluster-wide. */
+  writeRate: number;
+  writeBurst: number;
+  /** scrypt's N for new password hashes (a power of two); OWASP's 2^17 unless lowered (tests). */
+  scryptN: number;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -34,12 +41,25 @@ const FLAGS = [
   '--log-level',
   '--snapshot-every',
   '--session-ttl',
+  '--login-failures-per-minute',
+  '--write-rate',
+  '--write-burst',
+  '--scrypt-n',
 ] as const;
 type Flag = (typeof FLAGS)[number];
 
 function port(flag: string, value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 65535) {
     throw new UserError(`${flag} must be a port number from 1 to 65535, not '${value}'`);
+  }
+  return Number(value);
+}
+
+/** A whole number from `min` to `max`, or the default when the flag is absent. */
+function count(flag: string, value: string | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new UserError(`${flag} must be a whole number from ${min} to ${max}, not '${value}'`);
   }
   return Number(value);
 }
@@ -158,6 +178,20 @@ export function parseServerFlags(argv: string[]): ServerConfig {
       ? DEFAULT_SESSION_TTL_MS
       : parseDuration('--session-ttl', sessionTtl, 1000, MAX_SESSION_TTL_MS);
 
+  const loginFailuresPerMinute = count(
+    '--login-failures-per-minute',
+    values.get('--login-failures-per-minute'),
+    5,
+    1,
+    1_000_000,
+  );
+  const writeRate = count('--write-rate', values.get('--write-rate'), 20, 1, 1_000_000);
+  const writeBurst = count('--write-burst', values.get('--write-burst'), 40, 1, 1_000_000);
+  const scryptN = count('--scrypt-n', values.get('--scrypt-n'), 2 ** 17, 1024, 2 ** 20);
+  if ((scryptN & (scryptN - 1)) !== 0) {
+    throw new UserError(`--scrypt-n must be a power of two, like 131072, not '${scryptN}'`);
+  }
+
   return {
     id,
     host,
@@ -172,5 +206,9 @@ export function parseServerFlags(argv: string[]): ServerConfig {
     logLevel,
     snapshotEvery,
     sessionTtlMs,
+    loginFailuresPerMinute,
+    writeRate,
+    writeBurst,
+    scryptN,
   };
 }

@@ -5,6 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { ChatError, status } from '../chat/errors.js';
 import { services } from '../proto.js';
+import { retryAfterOf } from './metadata.js';
 
 export const FORWARDED_HEADER = 'x-forwarded';
 
@@ -114,5 +115,6 @@ function forwardError(err: grpc.ServiceError, address: string): ChatError {
   if (transport) {
     return new ChatError(status.UNAVAILABLE, `the leader at ${address} could not be reached; retry.`);
   }
-  return new ChatError(err.code, err.details || err.message);
+  // A rate limit's wait travels back to the caller with the leader's answer.
+  return new ChatError(err.code, err.details || err.message, retryAfterOf(err.metadata));
 }

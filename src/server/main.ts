@@ -60,6 +60,12 @@ export async function main(argv: string[]): Promise<number> {
       httpPort: config.httpPort,
       snapshotEvery: config.snapshotEvery,
       sessionTtlMs: config.sessionTtlMs,
+      rateLimits: {
+        loginFailuresPerMinute: config.loginFailuresPerMinute,
+        writesPerSecond: config.writeRate,
+        writeBurst: config.writeBurst,
+      },
+      scryptCost: { N: config.scryptN, r: 8, p: 1 },
       logger,
       // The /cluster page's stop control: the same graceful stop as SIGTERM.
       onStop: () => process.kill(process.pid, 'SIGTERM'),

@@ -5,6 +5,17 @@ import * as grpc from '@grpc/grpc-js';
 import { ChatError } from '../chat/errors.js';
 import { MAX_IDEMPOTENCY_KEY, charCount } from '../chat/validate.js';
 
+/** Response metadata of a RESOURCE_EXHAUSTED: whole milliseconds until a retry can succeed. */
+export const RETRY_AFTER_HEADER = 'retry-after-ms';
+
+/** The `retry-after-ms` of response metadata, or undefined when absent or not a positive whole number. */
+export function retryAfterOf(md: grpc.Metadata | undefined): number | undefined {
+  const value = md?.get(RETRY_AFTER_HEADER)[0];
+  if (typeof value !== 'string' || !/^\d{1,10}$/.test(value)) return undefined;
+  const ms = Number(value);
+  return ms > 0 ? ms : undefined;
+}
+
 /** Who leads and who votes, as this replica currently believes. */
 export interface Topology {
   leaderAddress(): string | undefined;
@@ -46,8 +57,11 @@ export function deadlineOf(call: { getDeadline(): grpc.Deadline }): number | und
 
 /** A status for grpc-js: ChatErrors keep code and message; anything else is a bug, reported as INTERNAL. */
 export function toStatus(err: unknown, metadata: grpc.Metadata): grpc.ServerErrorResponse {
-  if (err instanceof ChatError)
+  if (err instanceof ChatError) {
+    // API.md Limits: a rate limit answers RESOURCE_EXHAUSTED with `retry-after-ms` (in the trailers).
+    if (err.retryAfterMs !== undefined) metadata.set(RETRY_AFTER_HEADER, String(err.retryAfterMs));
     return { name: 'ChatError', message: err.message, code: err.code, details: err.message, metadata };
+  }
   return {
     name: 'Error',
     message: 'internal error',

@@ -19,14 +19,19 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pino from 'pino';
 import type { ClusterConfig, Timing } from '../../machines/protocol.js';
+import { AdmissionControl, DEFAULT_RATE_LIMITS, type RateLimits } from '../chat/admission.js';
 import { ChatError, status } from '../chat/errors.js';
 import { EventHub } from '../chat/events.js';
+import { HashQueue } from '../chat/hash-queue.js';
 import type { ScryptCost } from '../chat/password.js';
+import { ScryptWorkers } from '../chat/scrypt-workers.js';
 import { ChatService } from '../chat/service.js';
 import { ChatStore, SchemaVersionError } from '../chat/store.js';
+import { tokenHash } from '../chat/tokens.js';
 import { TYPING_TOPIC, TypingFanout } from '../chat/typing.js';
 import { ChatClient } from '../client/client.js';
 import type { Logger } from '../logger.js';
+import { EventLoopLag } from '../observability/event-loop.js';
 import { type TermHolder, followTerm } from '../observability/logging.js';
 import { ReplicaObservability } from '../observability/replica-observability.js';
 import { touchPrivateDatabase } from '../private-files.js';
@@ -81,6 +86,11 @@ export interface ReplicaOptions {
   snapshotEvery?: number;
   /** TTL of new sessions (--session-ttl); ChatService's default (30 days) when undefined. */
   sessionTtlMs?: number;
+  /** API.md Limits (failed logins, writes); the defaults of API.md when undefined. */
+  rateLimits?: RateLimits;
+  /** Password hashes that may run at once (K) and wait (Q); hash-queue.ts defaults when undefined. */
+  hashConcurrency?: number;
+  hashQueueLength?: number;
 }
 
 export interface RunningReplica {
@@ -229,8 +239,15 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
     // Subscribe's barrier for a token this replica has not applied yet: a read on the leader (through
     // the router: local on the leader, forwarded from a follower) confirms it before it is refused.
     const routing: { router?: RaftChatRouter } = {};
+    // Password hashing runs K at a time, Q more wait, the rest is shed (hash-queue.ts). They run on K
+    // worker threads of low CPU priority, so the event loop always comes first.
+    const hashQueue = new HashQueue({ concurrency: opts.hashConcurrency, maxWaiting: opts.hashQueueLength });
+    const scrypt = new ScryptWorkers(hashQueue.concurrency);
+    cleanup.push(() => scrypt.close());
     const service: ChatService = new ChatService(store, replicator, hub, {
       scryptCost: opts.scryptCost,
+      hashQueue,
+      derive: scrypt.derive,
       sessionTtlMs: opts.sessionTtlMs,
       typing,
       confirmSession: (token, deadline): Promise<unknown> => {
@@ -239,6 +256,53 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
         return router.handle({ method: 'GetSettings', request: {}, token, deadline });
       },
     });
+    // The rate limits, in front of the service where the router runs calls locally: on the leader
+    // (followers forward), so they hold cluster-wide and keep refused calls out of the log.
+    const rateLimited = obs.metrics.registry.counter(
+      'qc_rate_limited_total',
+      'Calls refused with RESOURCE_EXHAUSTED by a rate limit, by limit.',
+      ['limit'],
+    );
+    const admission = new AdmissionControl({
+      service,
+      userOf: (token) => store.authenticate(tokenHash(token), Date.now())?.userId,
+      limits: opts.rateLimits ?? DEFAULT_RATE_LIMITS,
+      onRefused: (limit) => rateLimited.inc({ limit }),
+    });
+    const hashStat = (name: string, help: string, read: () => number) => obs.metrics.gauge(name, help, read);
+    hashStat(
+      'qc_password_hashes_running',
+      'Password hashes or checks running now.',
+      () => hashQueue.stats().running,
+    );
+    hashStat(
+      'qc_password_hashes_waiting',
+      'Password hashes or checks waiting for a slot.',
+      () => hashQueue.stats().waiting,
+    );
+    hashStat(
+      'qc_password_hashes_shed_total',
+      'Password hashes or checks refused because the queue was full.',
+      () => hashQueue.stats().shed,
+    );
+    const lag = new EventLoopLag();
+    lag.start();
+    cleanup.push(() => lag.stop());
+    hashStat(
+      'qc_event_loop_delay_max_seconds',
+      'Longest event-loop delay in the last 10 s.',
+      () => lag.recentMaxMs() / 1000,
+    );
+    hashStat(
+      'qc_event_loop_delay_p99_seconds',
+      'Highest per-second 99th percentile of the event-loop delay in the last 10 s.',
+      () => lag.recentP99Ms() / 1000,
+    );
+    hashStat(
+      'qc_event_loop_delay_worst_seconds',
+      'Longest event-loop delay since start.',
+      () => lag.worstSinceStartMs() / 1000,
+    );
     const forwarder = new LeaderForwarder(() => address);
     cleanup.push(() => forwarder.close());
     const membership = new Membership({
@@ -250,7 +314,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
     });
     const router: RaftChatRouter = new RaftChatRouter({
       id: opts.id,
-      service,
+      service: admission,
       forwarder,
       addressOf: (id) => membership.addressOf(id),
       // A call waits about one election for a leader to emerge before it is refused.
@@ -348,6 +412,8 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
         forwarder.close();
         node.stop();
         hub.close();
+        lag.stop();
+        scrypt.close();
         snapshots?.close();
         logStore.close();
         store.close();

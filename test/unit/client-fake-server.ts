@@ -13,7 +13,8 @@ export interface RecordedCall {
 /** What a scripted unary handler answers. `hang` never answers (until the server is stopped). */
 export interface FakeReply {
   response?: object;
-  error?: { code: grpc.status; details: string };
+  /** `retryAfterMs` goes out as the `retry-after-ms` trailer (API.md Limits). */
+  error?: { code: grpc.status; details: string; retryAfterMs?: number };
   /** Topology hints, sent as response headers (default) or as trailers. */
   leader?: string;
   members?: string[];
@@ -129,7 +130,9 @@ export class FakeServer {
     if (hints && r.hintsIn !== 'trailers') call.sendMetadata(hints);
     const trailers = r.hintsIn === 'trailers' ? hints : undefined;
     if (r.error) {
-      cb({ code: r.error.code, details: r.error.details, metadata: trailers ?? new grpc.Metadata() });
+      const md = trailers ?? new grpc.Metadata();
+      if (r.error.retryAfterMs !== undefined) md.set('retry-after-ms', String(r.error.retryAfterMs));
+      cb({ code: r.error.code, details: r.error.details, metadata: md });
     } else {
       cb(null, r.response ?? {}, trailers);
     }

@@ -306,3 +306,44 @@ describe('ChatClient deadlines and tokens', () => {
     expect(a.calls[0].idempotencyKey).toBe('browser-42');
   });
 });
+
+describe('ChatClient on RESOURCE_EXHAUSTED (rate limits)', () => {
+  const limited = (retryAfterMs?: number) => ({
+    error: { code: grpc.status.RESOURCE_EXHAUSTED, details: 'Too many writes.', retryAfterMs },
+  });
+
+  it('waits the retry-after-ms before trying again, with the same key, when that fits in the deadline', async () => {
+    let n = 0;
+    const s = await fake(() => (++n === 1 ? limited(120) : ok(message)));
+    const d = deterministic();
+    const c = client([s.address], d.opts);
+    await expect(c.sendMessage('c1', 'hi')).resolves.toMatchObject(message);
+    const calls = s.callsOf('SendMessage');
+    expect(calls).toHaveLength(2);
+    expect(calls[0].idempotencyKey).toBe(calls[1].idempotencyKey);
+    // Never sooner than asked: 120 ms plus up to 10% jitter (random 0.5 -> 6 ms).
+    expect(d.slept).toEqual([126]);
+  });
+
+  it('reports at once, after one attempt, when the wait does not fit in the deadline (a login lockout)', async () => {
+    const s = await fake(() => limited(55_000));
+    const d = deterministic();
+    const c = client([s.address], d.opts);
+    const e = await rejection(c.login('alice', 'password123'));
+    expect(e.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(e.retryAfterMs).toBe(55_000);
+    expect(s.callsOf('Login')).toHaveLength(1);
+    expect(d.slept).toEqual([]);
+  });
+
+  it('a RESOURCE_EXHAUSTED without retry-after-ms (a size limit) is final, never retried', async () => {
+    const s = await fake(() => limited(undefined));
+    const d = deterministic();
+    const c = client([s.address], d.opts);
+    const e = await rejection(c.sendMessage('c1', 'hi'));
+    expect(e.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(e.retryAfterMs).toBeUndefined();
+    expect(s.callsOf('SendMessage')).toHaveLength(1);
+    expect(d.slept).toEqual([]);
+  });
+});

@@ -24,6 +24,10 @@ describe('server flags', () => {
       logLevel: 'info',
       snapshotEvery: 5000,
       sessionTtlMs: 30 * 24 * 3600 * 1000,
+      loginFailuresPerMinute: 5,
+      writeRate: 20,
+      writeBurst: 40,
+      scryptN: 131072,
     });
     expect(parseServerFlags(['--id', 's', '--port', '1', '--snapshot-every', '200']).snapshotEvery).toBe(200);
     expect(() => parseServerFlags(['--id', 's', '--port', '1', '--snapshot-every', '0'])).toThrow(
@@ -43,6 +47,31 @@ describe('server flags', () => {
     for (const bad of ['0', '999ms', '30x', '-1d', '1.5h', '', '99999d']) {
       expect(() => ttl(bad), bad).toThrow(/--session-ttl must be a duration/);
     }
+  });
+
+  it('reads the rate-limit and scrypt flags, and refuses values out of range', () => {
+    const base = ['--id', 's', '--port', '1'];
+    expect(
+      parseServerFlags([
+        ...base,
+        '--login-failures-per-minute',
+        '3',
+        '--write-rate=100',
+        '--write-burst',
+        '7',
+        '--scrypt-n',
+        '16384',
+      ]),
+    ).toMatchObject({ loginFailuresPerMinute: 3, writeRate: 100, writeBurst: 7, scryptN: 16384 });
+    expect(() => parseServerFlags([...base, '--write-rate', '0'])).toThrow(
+      /--write-rate must be a whole number from 1 to 1000000, not '0'/,
+    );
+    expect(() => parseServerFlags([...base, '--write-burst', 'x'])).toThrow(/--write-burst must be/);
+    expect(() => parseServerFlags([...base, '--login-failures-per-minute', '-1'])).toThrow(
+      /--login-failures-per-minute must be/,
+    );
+    expect(() => parseServerFlags([...base, '--scrypt-n', '512'])).toThrow(/--scrypt-n must be/);
+    expect(() => parseServerFlags([...base, '--scrypt-n', '20000'])).toThrow(/power of two/);
   });
 
   it('reads every flag, in both --flag value and --flag=value forms', () => {
