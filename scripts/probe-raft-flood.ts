@@ -1,20 +1,22 @@
 // Issue 13, finding 1: what an unauthenticated, oversized RaftService call does to a running cluster.
 // Starts a 3-replica cluster of real `bin/quorum-chat server` processes (run `npm run build` first),
 // then sends RaftService `Send` and `Stream` calls with no metadata and a body of 2 MiB and 15 MiB
-// (the bytes 0a 00 repeated: an endless run of empty RaftMessages) to the leader and to a follower.
+// (the bytes 0a 00 repeated: an endless run of empty RaftMessages) to the leader and to a follower,
+// each from a separate process.
 // For each call it prints the time to refusal and the status, the leader and term before and after,
 // the worst GetStatus latency of the leader during the call, and the target's RSS before, at its peak
 // and one second after.
 //
 //   npx tsx scripts/probe-raft-flood.ts [--sizes 2,15] [--runs 1]
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import {
   type ClusterStatus,
   LocalCluster,
   bootCluster,
+  projectRoot,
   serverMissingReason,
   unary,
 } from '../src/server/local-cluster.js';
@@ -31,36 +33,34 @@ function rssMb(pid: number): number {
   return m ? Math.round(Number(m[1]) / 1024) : -1;
 }
 
-function body(bytes: number): Buffer {
-  const b = Buffer.alloc(bytes);
-  for (let i = 0; i < bytes; i += 2) b[i] = 0x0a; // field 1 (messages), length 0
-  return b;
-}
-
-/** One call without metadata; resolves with the status code and the time it took. */
+/**
+ * One call without metadata, made by a separate node process (so that its 15 MiB write does not stall
+ * this process's GetStatus probes); resolves with the status code and the time it took.
+ */
 function hostileCall(
   address: string,
   method: 'Send' | 'Stream',
-  payload: Buffer,
+  bytes: number,
 ): Promise<{ ms: number; code: string; details: string }> {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
-    'grpc.max_send_message_length': 32 * MiB,
-  });
-  const path = `/quorumchat.v1.RaftService/${method}`;
-  const id = (b: Buffer) => b;
-  return new Promise((resolve) => {
+  const code = `
+    const grpc = require('@grpc/grpc-js');
+    const [address, method, bytes] = process.argv.slice(1);
+    const payload = Buffer.alloc(Number(bytes));
+    for (let i = 0; i < payload.length; i += 2) payload[i] = 0x0a;
+    const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+      'grpc.max_send_message_length': 64 << 20,
+    });
+    const id = (b) => b;
     // Connect first, so the time measured is the server's, not the handshake's.
     client.waitForReady(Date.now() + 5000, () => {
       const t0 = performance.now();
-      const done = (err: grpc.ServiceError | null) => {
-        resolve({
-          ms: Math.round(performance.now() - t0),
-          code: err ? grpc.status[err.code] : 'OK',
-          details: err?.details ?? '',
-        });
+      const done = (err) => {
+        const ms = Math.round(performance.now() - t0);
+        console.log(JSON.stringify({ ms, code: err ? grpc.status[err.code] : 'OK', details: err ? err.details : '' }));
         client.close();
       };
-      const opts = { deadline: Date.now() + 60_000 };
+      const path = '/quorumchat.v1.RaftService/' + method;
+      const opts = { deadline: Date.now() + 60000 };
       if (method === 'Send') {
         client.makeUnaryRequest(path, id, id, payload, new grpc.Metadata(), opts, done);
       } else {
@@ -68,6 +68,23 @@ function hostileCall(
         call.on('error', () => {});
         call.write(payload);
         call.end();
+      }
+    });`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', code, address, method, String(bytes)], {
+      cwd: projectRoot,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.on('error', reject);
+    child.on('exit', () => {
+      try {
+        resolve(JSON.parse(out));
+      } catch {
+        reject(new Error(`the attacker process printed ${JSON.stringify(out)}`));
       }
     });
   });
@@ -94,7 +111,6 @@ async function main(): Promise<void> {
       'size  method target   refusal    status           leader   term       GetStatus max  RSS MB',
     );
     for (const size of sizes) {
-      const payload = body(size * MiB);
       for (const method of ['Send', 'Stream'] as const) {
         for (const targetRole of ['leader', 'follower'] as const) {
           for (let run = 0; run < runs; run++) {
@@ -120,7 +136,7 @@ async function main(): Promise<void> {
                 await new Promise((r) => setTimeout(r, 10));
               }
             })();
-            const result = await hostileCall(target.address, method, payload);
+            const result = await hostileCall(target.address, method, size * MiB);
             // Keep watching a little after the refusal: an election may follow a blocked event loop.
             await new Promise((r) => setTimeout(r, 1000));
             probing = false;
