@@ -133,7 +133,11 @@ export class GrpcTransport implements Transport {
     this.metadata.set('authorization', bearer(opts.secret));
   }
 
-  /** Register the RaftService on `server`, delivering inbound messages to the `listen` handler. */
+  /**
+   * Register the RaftService on `server`, delivering inbound messages to the `listen` handler. The
+   * service checks the secret before it decodes; build the server with `raftSecretGate(secret)` in its
+   * interceptors (as grpc-server.ts does) so that a call without it is refused before its body is read.
+   */
   attach(server: grpc.Server): void {
     this.inbound = addRaftService(server, {
       secret: this.opts.secret,

@@ -1,12 +1,14 @@
-// The server side of RaftService (proto/raft.proto): authenticate the batch, decode all of it, then
-// deliver it. Authentication and decoding both happen before the first delivery, so a refused call
-// changes no state, whatever term it claims.
+// The server side of RaftService (proto/raft.proto): authenticate the call, decode the batch, check
+// all of it, then deliver it. Every method of the service goes through guardService (secret-guard.ts),
+// which checks the cluster secret from the metadata before a byte of the request is decoded; on a
+// replica's server, raftSecretGate() refuses the call even before its body is read. Everything is
+// checked before the first delivery, so a refused call changes no state, whatever term it claims.
 
 import * as grpc from '@grpc/grpc-js';
 import type { NodeId, RaftMessage } from '../../machines/protocol.js';
 import { services } from '../proto.js';
-import { checkBearer } from './cluster-secret.js';
 import { CodecError, decode } from './codec.js';
+import { guardService, secretGate } from './secret-guard.js';
 
 export interface RaftServiceOptions {
   secret: string;
@@ -30,14 +32,12 @@ const MAX_MESSAGES = 10_000;
 
 type Refusal = { code: grpc.status; details: string };
 
-const UNAUTHENTICATED: Refusal = {
-  code: grpc.status.UNAUTHENTICATED,
-  details: 'Missing or wrong cluster secret.',
-};
+/** Every method path of RaftService starts with this; all of them need the cluster secret. */
+export const RAFT_SERVICE_PREFIX = '/quorumchat.v1.RaftService/';
 
-function authenticated(md: grpc.Metadata, secret: string): boolean {
-  const auth = md.get('authorization');
-  return auth.length === 1 && checkBearer(auth[0], secret);
+/** The interceptor that refuses RaftService calls without the secret before their body is read. */
+export function raftSecretGate(secret: string, onRefused?: (path: string) => void): grpc.ServerInterceptor {
+  return secretGate({ secret, needsSecret: (path) => path.startsWith(RAFT_SERVICE_PREFIX), onRefused });
 }
 
 /** Check and decode a whole batch, then deliver it; a refusal delivers nothing of it. */
@@ -80,19 +80,14 @@ export interface RaftServiceHandle {
   endStreams(): void;
 }
 
+/** Registers RaftService on `server`; every method needs the secret (guardService checks it). */
 export function addRaftService(server: grpc.Server, opts: RaftServiceOptions): RaftServiceHandle {
-  const service = services().RaftService.service;
   const open = new Set<() => void>();
-  server.addService(service, {
+  const implementation: grpc.UntypedServiceImplementation = {
     Send(
       call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>,
       callback: grpc.sendUnaryData<unknown>,
     ) {
-      if (!authenticated(call.metadata, opts.secret)) {
-        opts.onError?.('unauthenticated RaftService call');
-        callback(UNAUTHENTICATED);
-        return;
-      }
       const refused = receiveBatch(call.request, opts);
       callback(refused ?? null, refused ? undefined : {});
     },
@@ -128,11 +123,6 @@ export function addRaftService(server: grpc.Server, opts: RaftServiceOptions): R
       call: grpc.ServerReadableStream<Record<string, unknown>, unknown>,
       callback: grpc.sendUnaryData<unknown>,
     ) {
-      if (!authenticated(call.metadata, opts.secret)) {
-        opts.onError?.('unauthenticated RaftService stream');
-        callback(UNAUTHENTICATED);
-        return;
-      }
       // Accepted: the sender counts what it writes from here on as delivered (grpc-transport.ts).
       call.sendMetadata(new grpc.Metadata());
       let ended = false;
@@ -159,7 +149,12 @@ export function addRaftService(server: grpc.Server, opts: RaftServiceOptions): R
         open.delete(end);
       });
     },
+  };
+  const guarded = guardService(services().RaftService.service, implementation, {
+    secret: opts.secret,
+    onRefused: (method, s) => opts.onError?.(`RaftService ${method} refused: ${s.details}`),
   });
+  server.addService(guarded.definition, guarded.implementation);
   return {
     endStreams: () => {
       for (const end of [...open]) end();

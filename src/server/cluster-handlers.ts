@@ -1,11 +1,30 @@
-// ClusterService over gRPC. GetStatus is open and local (no forwarding). Membership changes need the
-// cluster secret as `authorization: Bearer <secret>`; the ClusterControl (membership.ts) carries them
-// out on the leader or forwards them to it.
-import { timingSafeEqual } from 'node:crypto';
+// ClusterService over gRPC. GetStatus is open and local (no forwarding). Every other method (the
+// membership changes, and any added later) needs the cluster secret as `authorization: Bearer <secret>`;
+// the ClusterControl (membership.ts) carries them out on the leader or forwards them to it.
+//
+// The secret is checked from the metadata before the request is decoded (guardService), and on a
+// replica's server before it is even read (the gate in grpc-server.ts, with clusterMethodNeedsSecret).
+// Malformed bytes get INVALID_ARGUMENT, and GetStatus decodes at most MAX_REQUEST_BYTES.
 import * as grpc from '@grpc/grpc-js';
 import { ChatError } from '../chat/errors.js';
+import { services } from '../proto.js';
+import { type GuardedService, guardService } from '../raft/secret-guard.js';
+import { MAX_REQUEST_BYTES } from './chat-handlers.js';
 import { wasForwarded } from './forwarder.js';
-import { type Topology, bearerToken, deadlineOf, toStatus, topologyMetadata } from './metadata.js';
+import { type Topology, deadlineOf, toStatus, topologyMetadata } from './metadata.js';
+
+const CLUSTER_SERVICE_PREFIX = '/quorumchat.v1.ClusterService/';
+
+/** The ClusterService methods anyone may call; every other one needs the cluster secret. */
+export const OPEN_CLUSTER_METHODS: ReadonlySet<string> = new Set(['GetStatus']);
+
+/** Whether the method at `path` is a ClusterService method that needs the cluster secret. */
+export function clusterMethodNeedsSecret(path: string): boolean {
+  return (
+    path.startsWith(CLUSTER_SERVICE_PREFIX) &&
+    !OPEN_CLUSTER_METHODS.has(path.slice(CLUSTER_SERVICE_PREFIX.length))
+  );
+}
 
 export interface ClusterMember {
   id: string;
@@ -45,19 +64,26 @@ export interface ClusterControl {
   transferLeadership?(toId: string, ctx: ControlContext): Promise<ClusterStatus>;
 }
 
-function secretMatches(given: string | undefined, secret: string): boolean {
-  if (given === undefined) return false;
-  const a = Buffer.from(given);
-  const b = Buffer.from(secret);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
-export function clusterHandlers(opts: {
+/** ClusterService's definition and implementation, guarded by the cluster secret. */
+export function clusterService(opts: {
   control: ClusterControl;
   secret: string;
   topology: Topology;
+}): GuardedService {
+  return guardService(services().ClusterService.service, clusterHandlers(opts), {
+    secret: opts.secret,
+    open: OPEN_CLUSTER_METHODS,
+    maxOpenRequestBytes: MAX_REQUEST_BYTES,
+    refusalMetadata: () => topologyMetadata(opts.topology),
+  });
+}
+
+/** The handlers alone; they rely on guardService for the secret and for decoding. */
+function clusterHandlers(opts: {
+  control: ClusterControl;
+  topology: Topology;
 }): grpc.UntypedServiceImplementation {
-  const { control, secret, topology } = opts;
+  const { control, topology } = opts;
   const respond = (
     call: grpc.ServerUnaryCall<unknown, unknown>,
     callback: grpc.sendUnaryData<unknown>,
@@ -82,12 +108,6 @@ export function clusterHandlers(opts: {
     ) =>
     (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
       respond(call, callback, async () => {
-        if (!secretMatches(bearerToken(call.metadata), secret)) {
-          throw new ChatError(
-            grpc.status.UNAUTHENTICATED,
-            `${name} needs the cluster secret as 'authorization: Bearer <secret>'.`,
-          );
-        }
         const req = (call.request ?? {}) as Record<string, unknown>;
         const result = op(req, { deadline: deadlineOf(call), forwarded: wasForwarded(call.metadata) });
         if (!result)

@@ -3,15 +3,25 @@
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
-import { loadProtos, services } from '../proto.js';
+import type { Logger } from '../logger.js';
+import { loadProtos } from '../proto.js';
+import { RAFT_SERVICE_PREFIX } from '../raft/raft-service.js';
+import { type GuardedService, secretGate } from '../raft/secret-guard.js';
 import { UserError } from '../user-error.js';
 import { chatServiceDefinition } from './chat-handlers.js';
+import { clusterMethodNeedsSecret } from './cluster-handlers.js';
+import { type Topology, topologyMetadata } from './metadata.js';
 
 export interface GrpcServerParts {
   chat: grpc.UntypedServiceImplementation;
-  cluster: grpc.UntypedServiceImplementation;
+  cluster: GuardedService;
   /** Further services (RaftService) to register on the same port. */
   extra?: (server: grpc.Server) => void;
+  /** The cluster secret: every RaftService call and ClusterService's guarded calls need it. */
+  secret: string;
+  /** For the topology hints on refused ClusterService calls. */
+  topology?: Topology;
+  logger?: Logger;
 }
 
 export interface BuiltServer {
@@ -20,14 +30,26 @@ export interface BuiltServer {
 }
 
 export function buildGrpcServer(parts: GrpcServerParts): BuiltServer {
+  const { topology, logger } = parts;
+  // Calls that need the cluster secret and come without it are refused before their body is read:
+  // the 16 MiB below is for authenticated peers' batches only.
+  const gate = secretGate({
+    secret: parts.secret,
+    needsSecret: (path) => path.startsWith(RAFT_SERVICE_PREFIX) || clusterMethodNeedsSecret(path),
+    refusalMetadata: (path) =>
+      topology && clusterMethodNeedsSecret(path) ? topologyMetadata(topology) : undefined,
+    onRefused: (path) => logger?.warn({ path }, 'a call without the cluster secret was refused'),
+  });
   const server = new grpc.Server({
-    // ChatService enforces its own 64 KiB limit (chat-handlers.ts); this is the ceiling for peers' batches.
+    // ChatService and ClusterService's GetStatus decode at most 64 KiB (chat-handlers.ts,
+    // secret-guard.ts); this is the ceiling for peers' batches.
     'grpc.max_receive_message_length': 16 << 20,
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 5000,
+    interceptors: [gate],
   });
   server.addService(chatServiceDefinition(), parts.chat);
-  server.addService(services().ClusterService.service, parts.cluster);
+  server.addService(parts.cluster.definition, parts.cluster.implementation);
   parts.extra?.(server);
   const health = new HealthImplementation({
     '': 'SERVING',

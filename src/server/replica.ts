@@ -47,7 +47,7 @@ import { UserError } from '../user-error.js';
 import { chatApiFromClient } from '../web/client-api.js';
 import { type HttpServer, startHttpServer } from '../web/http-server.js';
 import { ChatHandlers } from './chat-handlers.js';
-import { clusterHandlers } from './cluster-handlers.js';
+import { clusterService } from './cluster-handlers.js';
 import { LeaderForwarder } from './forwarder.js';
 import { buildGrpcServer, listen, shutdown } from './grpc-server.js';
 import type { Launcher } from './launcher-link.js';
@@ -344,8 +344,11 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
     );
     const { server, health } = buildGrpcServer({
       chat: obs.instrumentService(chat.implementation()),
-      cluster: clusterHandlers({ control: membership, secret: opts.clusterSecret, topology: membership }),
+      cluster: clusterService({ control: membership, secret: opts.clusterSecret, topology: membership }),
       extra: (s) => transport.attach(s),
+      secret: opts.clusterSecret,
+      topology: membership,
+      logger,
     });
     cleanup.push(() => server.forceShutdown());
     const port = await listen(server, opts.host, opts.port);

@@ -7,7 +7,9 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Entry } from '../../machines/protocol.js';
 import { ChatStore } from '../../src/chat/store.js';
-import { type RunningNode, metadata, rpc, startTestNode, stubs } from './server-fixture.js';
+import { services } from '../../src/proto.js';
+import { partialCall, rawClient, rawClientStream, rawUnary } from './raw-grpc.js';
+import { type RunningNode, SECRET, metadata, rpc, startTestNode, stubs } from './server-fixture.js';
 
 const ALLOWED = new Set([
   grpc.status.OK,
@@ -273,5 +275,96 @@ describe('fuzz: the gRPC server under random requests', () => {
       metadata({ authorization: `Bearer ${login.response!.token}` }),
     );
     expect(ok.response).toEqual({ view_limit: 6 });
+  });
+});
+
+// Issue 13, findings 1 and 9: ClusterService and RaftService check the cluster secret from metadata
+// before they decode, and answer malformed bytes with INVALID_ARGUMENT, never INTERNAL.
+describe('fuzz: ClusterService and RaftService bytes', () => {
+  const CLUSTER = ['GetStatus', 'AddMember', 'RemoveMember', 'TransferLeadership'];
+  const GUARDED = CLUSTER.filter((m) => m !== 'GetStatus');
+  /** Bytes no protobuf decoder accepts: a cut varint, wire type 7, a length past the end. */
+  const MALFORMED = [[0xff], [0x07], [0x0a, 0x00, 0x0a]].map((b) => Buffer.from(b));
+  const secret = () => metadata({ authorization: `Bearer ${SECRET}` });
+  let raw: grpc.Client;
+  beforeAll(async () => {
+    raw = await rawClient(node.address);
+  });
+  afterAll(() => raw?.close());
+
+  it('malformed ClusterService bytes give INVALID_ARGUMENT, or UNAUTHENTICATED without a needed secret', async () => {
+    for (const bad of MALFORMED) {
+      for (const method of CLUSTER) {
+        const decode = services().ClusterService.service[method].requestDeserialize;
+        expect(() => decode(bad), `${method} must not decode ${bad.toString('hex')}`).toThrow();
+        const path = `/quorumchat.v1.ClusterService/${method}`;
+        const authed = await rawUnary(raw, path, bad, secret());
+        expect(authed.code, `${method} ${bad.toString('hex')}`).toBe(grpc.status.INVALID_ARGUMENT);
+        expect(authed.details).toBe(`The request is not a valid ${method} message.`);
+        expect(authed.metadata.get('x-members')[0]).toBe(node.address);
+        const anonymous = await rawUnary(raw, path, bad);
+        const want = method === 'GetStatus' ? grpc.status.INVALID_ARGUMENT : grpc.status.UNAUTHENTICATED;
+        expect(anonymous.code, `${method} ${bad.toString('hex')} without the secret`).toBe(want);
+        expect(anonymous.metadata.get('x-members')[0]).toBe(node.address);
+      }
+    }
+  });
+
+  it('GetStatus decodes at most 64 KiB; guarded ClusterService calls are refused before their body is read', async () => {
+    const big = await rawUnary(raw, '/quorumchat.v1.ClusterService/GetStatus', Buffer.alloc(65 * 1024));
+    expect(big.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    for (const method of GUARDED) {
+      const refused = await partialCall(node.address, `/quorumchat.v1.ClusterService/${method}`, {
+        claimBytes: 1 << 20,
+        sendBytes: 100,
+      });
+      expect(refused?.status, method).toBe(grpc.status.UNAUTHENTICATED);
+      expect(refused?.message).toBe(
+        `${method} needs the cluster secret as 'authorization: Bearer <secret>'.`,
+      );
+      expect(refused?.headers['x-members']).toBe(node.address);
+    }
+  });
+
+  it('malformed RaftService bytes give INVALID_ARGUMENT with the secret and UNAUTHENTICATED without', async () => {
+    const applied = node.store.appliedIndex();
+    const term = node.node.status().term;
+    for (const bad of MALFORMED) {
+      expect(() => services().RaftService.service.Send.requestDeserialize(bad)).toThrow();
+      const send = '/quorumchat.v1.RaftService/Send';
+      const stream = '/quorumchat.v1.RaftService/Stream';
+      expect((await rawUnary(raw, send, bad, secret())).code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect((await rawClientStream(raw, stream, [bad], secret())).code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect((await rawUnary(raw, send, bad)).code).toBe(grpc.status.UNAUTHENTICATED);
+      expect((await rawClientStream(raw, stream, [bad])).code).toBe(grpc.status.UNAUTHENTICATED);
+    }
+    expect(node.store.appliedIndex()).toBe(applied);
+    expect(node.node.status().term).toBe(term);
+  });
+
+  it('random bytes without the secret never get INTERNAL from ClusterService or RaftService', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(
+          ...CLUSTER.map((m) => `/quorumchat.v1.ClusterService/${m}`),
+          '/quorumchat.v1.RaftService/Send',
+          '/quorumchat.v1.RaftService/Stream',
+        ),
+        fc.uint8Array({ maxLength: 200 }),
+        fc.constantFrom<string | undefined>(undefined, 'Bearer wrong', `Bearer ${SECRET}x`, SECRET),
+        async (path, bytes, auth) => {
+          const md = auth === undefined ? new grpc.Metadata() : metadata({ authorization: auth });
+          const out = path.endsWith('/Stream')
+            ? await rawClientStream(raw, path, [Buffer.from(bytes)], md)
+            : await rawUnary(raw, path, Buffer.from(bytes), md);
+          const open = path.endsWith('/GetStatus');
+          const allowed = open
+            ? [grpc.status.OK, grpc.status.INVALID_ARGUMENT]
+            : [grpc.status.UNAUTHENTICATED];
+          expect(allowed, `${path} gave ${grpc.status[out.code]}: ${out.details}`).toContain(out.code);
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });

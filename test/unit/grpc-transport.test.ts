@@ -5,6 +5,8 @@ import { services } from '../../src/proto.js';
 import { bearer } from '../../src/raft/cluster-secret.js';
 import { decode, encode } from '../../src/raft/codec.js';
 import { GrpcTransport } from '../../src/raft/grpc-transport.js';
+import { raftSecretGate } from '../../src/raft/raft-service.js';
+import { partialCall, rawClient, rawClientStream, rawUnary } from './raw-grpc.js';
 
 const SECRET = 'a'.repeat(64);
 
@@ -123,9 +125,14 @@ describe('GrpcTransport', () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  async function node(id: string, port = 0) {
+  /** A transport on its own server; `gate: false` leaves the interceptor out (the service alone). */
+  async function node(id: string, port = 0, opts: { gate?: boolean } = {}) {
     const received: RaftMessage[] = [];
-    const server = new grpc.Server();
+    const server = new grpc.Server({
+      // As on a replica (grpc-server.ts): large batches for peers, the gate for everyone else.
+      'grpc.max_receive_message_length': 16 << 20,
+      interceptors: opts.gate === false ? [] : [raftSecretGate(SECRET)],
+    });
     const transport = new GrpcTransport({ selfId: id, secret: SECRET, retryMaxMs: 100 });
     transport.attach(server);
     transport.listen((m) => received.push(m));
@@ -322,5 +329,132 @@ describe('GrpcTransport', () => {
     );
     expect(err?.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(b.received).toEqual([]);
+  });
+
+  const SEND = '/quorumchat.v1.RaftService/Send';
+  const STREAM = '/quorumchat.v1.RaftService/Stream';
+  const withSecret = (): grpc.Metadata => {
+    const md = new grpc.Metadata();
+    md.set('authorization', bearer(SECRET));
+    return md;
+  };
+  const sendRequest = services().RaftService.service.Send.requestSerialize;
+
+  it('refuses a call without the secret as soon as its metadata arrives, before reading its body', async () => {
+    const b = await node('b');
+    // A 2 MiB message of which only 1 KiB ever arrives: only a server that decides on the metadata
+    // alone can answer it. The same call with the secret gets no answer: the server waits for the body.
+    for (const path of [SEND, STREAM]) {
+      const refused = await partialCall(b.address, path, { claimBytes: 2 << 20, sendBytes: 1024 });
+      expect(refused?.status, path).toBe(grpc.status.UNAUTHENTICATED);
+      expect(refused?.message).toMatch(/^(Send|Stream) needs the cluster secret as .*\.$/);
+      const wrong = await partialCall(b.address, path, {
+        claimBytes: 2 << 20,
+        sendBytes: 1024,
+        metadata: { authorization: bearer('wrong') },
+      });
+      expect(wrong?.status, path).toBe(grpc.status.UNAUTHENTICATED);
+    }
+    const waits = await partialCall(b.address, SEND, {
+      claimBytes: 2 << 20,
+      sendBytes: 1024,
+      metadata: { authorization: bearer(SECRET) },
+      waitMs: 300,
+    });
+    expect(waits).toBeUndefined();
+    expect(b.received).toEqual([]);
+  });
+
+  it('closes a peer stream that fails authentication at once, without waiting for its messages', async () => {
+    const b = await node('b');
+    const client = await rawClient(b.address);
+    cleanups.push(() => client.close());
+    // Opened, nothing written, never half-closed: the refusal comes anyway.
+    const out = await rawClientStream(client, STREAM, [], new grpc.Metadata(), false);
+    expect(out.code).toBe(grpc.status.UNAUTHENTICATED);
+    expect(out.ms).toBeLessThan(2000);
+  });
+
+  it('checks the secret before decoding even without the gate, and decodes only afterwards', async () => {
+    // Count the decoder's calls (installed before the service is registered, which may capture it).
+    const method = services().RaftService.service.Send;
+    const original = method.requestDeserialize;
+    let decoded = 0;
+    method.requestDeserialize = (bytes: Buffer) => {
+      decoded++;
+      return original(bytes);
+    };
+    try {
+      const b = await node('b', 0, { gate: false });
+      const client = await rawClient(b.address);
+      cleanups.push(() => client.close());
+      const bytes = sendRequest({ messages: [encode({ type: 'TimeoutNow', from: 'a', to: 'b', term: 1 })] });
+      const refused = await rawUnary(client, SEND, bytes);
+      expect(refused.code).toBe(grpc.status.UNAUTHENTICATED);
+      const streamed = await rawClientStream(client, STREAM, [bytes]);
+      expect(streamed.code).toBe(grpc.status.UNAUTHENTICATED);
+      expect(decoded).toBe(0);
+      expect(b.received).toEqual([]);
+      expect((await rawUnary(client, SEND, bytes, withSecret())).code).toBe(grpc.status.OK);
+      expect(decoded).toBe(1);
+      expect(b.received).toHaveLength(1);
+    } finally {
+      method.requestDeserialize = original;
+    }
+  });
+
+  it('answers malformed bytes with INVALID_ARGUMENT with the secret and UNAUTHENTICATED without', async () => {
+    for (const gate of [true, false]) {
+      const b = await node('b', 0, { gate });
+      const client = await rawClient(b.address);
+      cleanups.push(() => client.close());
+      for (const bad of [[0xff], [0x07], [0x0a, 0x00, 0x0a]].map((x) => Buffer.from(x))) {
+        expect(() => services().RaftService.service.Send.requestDeserialize(bad)).toThrow();
+        const send = await rawUnary(client, SEND, bad, withSecret());
+        expect(send.code, `gate ${gate}`).toBe(grpc.status.INVALID_ARGUMENT);
+        expect(send.details).toBe('The request is not a valid Send message.');
+        const stream = await rawClientStream(client, STREAM, [bad], withSecret());
+        expect(stream.code, `gate ${gate}`).toBe(grpc.status.INVALID_ARGUMENT);
+        expect((await rawUnary(client, SEND, bad)).code).toBe(grpc.status.UNAUTHENTICATED);
+        expect((await rawClientStream(client, STREAM, [bad])).code).toBe(grpc.status.UNAUTHENTICATED);
+      }
+      // A malformed message ends an open stream; the well-formed batches before it were delivered.
+      const good = sendRequest({ messages: [encode({ type: 'TimeoutNow', from: 'a', to: 'b', term: 2 })] });
+      const mixed = await rawClientStream(client, STREAM, [good, Buffer.from([0xff]), good], withSecret());
+      expect(mixed.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(b.received.map((m) => m.term)).toEqual([2]);
+    }
+  });
+
+  it('still takes large batches from authenticated peers', async () => {
+    const b = await node('b');
+    const client = await rawClient(b.address);
+    cleanups.push(() => client.close());
+    const data = 'x'.repeat(60_000);
+    const entries = Array.from({ length: 40 }, (_, i) => ({
+      index: i + 1,
+      term: 1,
+      kind: 'command' as const,
+      data,
+    }));
+    const batch = sendRequest({
+      messages: [
+        encode({
+          type: 'AppendEntries',
+          from: 'a',
+          to: 'b',
+          term: 1,
+          prevLogIndex: 0,
+          prevLogTerm: 0,
+          entries,
+          leaderCommit: 0,
+          readRound: 0,
+        }),
+      ],
+    });
+    expect(batch.length).toBeGreaterThan(2 << 20);
+    expect((await rawUnary(client, SEND, batch, withSecret())).code).toBe(grpc.status.OK);
+    expect((await rawClientStream(client, STREAM, [batch, batch], withSecret())).code).toBe(grpc.status.OK);
+    expect(b.received).toHaveLength(3);
   });
 });
