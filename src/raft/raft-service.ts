@@ -96,11 +96,7 @@ export function addRaftService(server: grpc.Server, opts: RaftServiceOptions): R
       call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>,
       callback: grpc.sendUnaryData<unknown>,
     ) {
-      if (!authenticated(call.metadata, opts.secret)) {
-        opts.onError?.('unauthenticated RaftService relay');
-        callback(UNAUTHENTICATED);
-        return;
-      }
+      // guardService checked the secret before the request was decoded.
       const { from, topic, payload } = call.request;
       if (
         typeof from !== 'string' ||
