@@ -22,7 +22,7 @@ import {
 } from './password.js';
 import type { Replicator } from './replicator.js';
 import type { ChatStore, SessionInfo } from './store.js';
-import { DEFAULT_SESSION_TTL_MS, MAX_TOKEN_LENGTH, newToken, tokenHash } from './tokens.js';
+import { DEFAULT_SESSION_TTL_MS, MAX_TOKEN_LENGTH, isTokenHash, newToken, tokenHash } from './tokens.js';
 import type { Chat, Message, User } from './types.js';
 import type { TypingFanout } from './typing.js';
 import {
@@ -100,6 +100,11 @@ export interface ChatServiceOptions {
    * leader). A Raft replica forwards a read to the leader (replica.ts).
    */
   confirmSession?: (token: string, deadline?: number) => Promise<unknown>;
+  /**
+   * Hands a session refresh this replica could not propose (it does not lead) to the leader, which
+   * calls touchRelayed. A Raft replica relays it over the peer transport (replica.ts).
+   */
+  relayTouch?: (actor: string) => void;
   /** Bounds the hashes and checks that run at once and wait (default: a HashQueue of its own). */
   hashQueue?: HashQueue;
   /** Where scrypt runs (a server: low-priority worker threads, scrypt-workers.ts; default: libuv's pool). */
@@ -115,6 +120,7 @@ export class ChatService {
   private readonly confirmSession: ((token: string, deadline?: number) => Promise<unknown>) | undefined;
   /** Token hashes with a `touch` in flight (one at a time per session). */
   private readonly touching = new Set<string>();
+  private readonly relayTouch: ((actor: string) => void) | undefined;
   private readonly hashes: HashQueue;
   private readonly derive: Derive;
   /** Checked when Login names no account: same cost as a real hash, so the answer takes as long. */
@@ -132,6 +138,7 @@ export class ChatService {
     this.typing = opts.typing;
     this.sessionTtlMs = opts.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
     this.confirmSession = opts.confirmSession;
+    this.relayTouch = opts.relayTouch;
     this.hashes = opts.hashQueue ?? new HashQueue();
     this.derive = opts.derive ?? scryptOnPool;
     this.dummy = dummyHash(this.cost);
@@ -433,7 +440,7 @@ export class ChatService {
    * refresh is old, propose a small `touch` (apply sets its expiry to at + ttl). Best effort: a replica
    * that does not lead cannot propose, and a failed touch is retried by the next read.
    */
-  private maybeTouch(actor: string, session: SessionInfo): void {
+  private maybeTouch(actor: string, session: SessionInfo, relay = true): void {
     const now = this.now();
     const refreshedAt = session.expiresAt - session.ttlMs;
     const after = Math.min(TOUCH_AFTER_MS, Math.floor(session.ttlMs / TOUCH_TTL_FRACTION));
@@ -441,8 +448,23 @@ export class ChatService {
     this.touching.add(actor);
     this.replicator
       .propose({ type: 'touch', actor, at: now })
-      .catch(() => undefined)
+      // A follower cannot propose (reads are served there since follower reads): it hands the refresh
+      // to the leader over the peer transport, outside the log (touchRelayed there).
+      .catch(() => {
+        if (relay) this.relayTouch?.(actor);
+      })
       .finally(() => this.touching.delete(actor));
+  }
+
+  /**
+   * A peer asks for a session refresh it could not propose itself (it does not lead). Proposed here
+   * only for a session this replica knows to be live and due for a refresh; anything else is ignored,
+   * and on a replica that does not lead either the proposal fails quietly (best effort, as maybeTouch).
+   */
+  touchRelayed(actor: string): void {
+    if (!isTokenHash(actor)) return;
+    const session = this.store.authenticate(actor, this.now());
+    if (session) this.maybeTouch(actor, session, false);
   }
 
   /** Waits until this replica has applied a session the leader confirmed (bounded). */

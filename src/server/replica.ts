@@ -60,6 +60,9 @@ export const SNAPSHOT_DIR = 'snapshots';
 
 export type StartMode = 'bootstrap' | 'join' | 'restart';
 
+/** The relay topic of session refreshes that a follower hands to the leader. */
+const SESSION_TOUCH_TOPIC = 'session-touch';
+
 export interface ReplicaOptions {
   id: string;
   host: string;
@@ -236,6 +239,10 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
     // peer transport, as opaque bytes (docs/design/typing.md).
     const typing = new TypingFanout({ hub, relay: (payload) => transport.relay(TYPING_TOPIC, payload) });
     transport.onRelay(TYPING_TOPIC, (_from, payload) => typing.receive(payload));
+    // A session used only to read on a follower is refreshed by the leader (ChatService.touchRelayed).
+    transport.onRelay(SESSION_TOUCH_TOPIC, (_from, payload) =>
+      service.touchRelayed(payload.toString('latin1')),
+    );
     // Subscribe's barrier for a token this replica has not applied yet: a read on the leader (through
     // the router: local on the leader, forwarded from a follower) confirms it before it is refused.
     const routing: { router?: RaftChatRouter } = {};
@@ -250,6 +257,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       derive: scrypt.derive,
       sessionTtlMs: opts.sessionTtlMs,
       typing,
+      relayTouch: (actor) => transport.relay(SESSION_TOUCH_TOPIC, Buffer.from(actor, 'latin1')),
       confirmSession: (token, deadline): Promise<unknown> => {
         if (!router)
           return Promise.reject(new ChatError(status.UNAVAILABLE, 'the replica is starting; retry.'));

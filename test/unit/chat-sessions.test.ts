@@ -4,6 +4,8 @@
 import { status } from '@grpc/grpc-js';
 import Database from 'better-sqlite3';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { ChatError } from '../../src/chat/errors.js';
+import { ChatService } from '../../src/chat/service.js';
 import { ChatStore, SchemaVersionError } from '../../src/chat/store.js';
 import { tokenHash } from '../../src/chat/tokens.js';
 import { type Stack, collect, errorOf, makeStack, userCtx } from './chat-fixture.js';
@@ -206,6 +208,36 @@ describe('session expiry', () => {
     expect(entries.map((e) => JSON.parse(e).type)).toEqual(['touch', 'touch', 'touch', 'touch']);
     expect(entries.join('')).not.toContain(alice.token!);
     expect(await s.service.getSettings({}, alice)).toEqual({ view_limit: 6 });
+  });
+
+  it('a follower that cannot propose the touch hands it to the leader, which proposes it', async () => {
+    const alice = await userCtx(s, 'alice');
+    const entries = recordEntries(s);
+    // A follower over the same applied state: it reads, but every proposal is refused (not the leader).
+    const notLeader = {
+      propose: () => Promise.reject(new ChatError(status.UNAVAILABLE, 'Not the leader.')),
+      read: <T>(query: () => T) => Promise.resolve(query()),
+    };
+    const relayed: string[] = [];
+    const follower = new ChatService(s.store, notLeader, s.hub, {
+      now: () => s.clock.now,
+      sessionTtlMs: TTL,
+      relayTouch: (actor) => {
+        relayed.push(actor);
+        s.service.touchRelayed(actor);
+      },
+    });
+    s.clock.now += (TTL * 3) / 4;
+    await follower.listChats({}, alice);
+    for (let j = 0; j < 100 && entries.length === 0; j++) await new Promise((r) => setImmediate(r));
+    expect(relayed).toEqual([tokenHash(alice.token!)]);
+    expect(entries.map((e) => JSON.parse(e).type)).toEqual(['touch']);
+    expect(s.store.authenticate(tokenHash(alice.token!), s.clock.now)?.expiresAt).toBe(s.clock.now + TTL);
+    // The leader ignores what is not a live session's hash.
+    s.service.touchRelayed('not a hash');
+    s.service.touchRelayed('0'.repeat(64));
+    for (let j = 0; j < 10; j++) await new Promise((r) => setImmediate(r));
+    expect(entries).toHaveLength(1);
   });
 
   it('apply judges expiry by the entry time and ends the streams of expired sessions', async () => {
