@@ -104,12 +104,13 @@ async function startServer(name: string, port: number, dataDir: string): Promise
   return proc;
 }
 
-describe.skipIf(!built)('terminal client against a real server', () => {
+describe('terminal client against a real server', () => {
   let dir = '';
   let server: Proc;
   let address = '';
 
   beforeAll(async () => {
+    if (!built) throw new Error('bin/quorum-chat is not built (dist/ is missing); run npm run build first');
     dir = mkdtempSync(join(tmpdir(), 'qc-terminal-'));
     const port = await freePort();
     address = `127.0.0.1:${port}`;
