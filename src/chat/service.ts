@@ -118,7 +118,7 @@ export class ChatService {
     // Skip the slow hash for a name that is taken, unless this may be a retry whose first attempt
     // created the account: then apply must answer with the stored original result.
     if (key === undefined && (await this.read(() => this.store.credentialsByName(username), ctx))) {
-      throw new ChatError(status.ALREADY_EXISTS, `the username '${username}' is taken.`);
+      throw new ChatError(status.ALREADY_EXISTS, `The username '${username}' is taken.`);
     }
     const passwordHash = await hashPassword(password, this.cost);
     return this.propose(
@@ -165,7 +165,7 @@ export class ChatService {
       return session ? this.store.credentialsById(session.userId) : undefined;
     }, ctx);
     if (who) {
-      if (!(await verifyPassword(password, who.passwordHash))) throw unauthenticated('wrong password.');
+      if (!(await verifyPassword(password, who.passwordHash))) throw unauthenticated('Wrong password.');
     } else if (key === undefined) {
       throw unauthenticated(BAD_TOKEN);
     }
@@ -206,7 +206,7 @@ export class ChatService {
   async startChat(req: Req, ctx: CallContext): Promise<Chat> {
     const key = checkIdempotencyKey(ctx.idempotencyKey);
     const actor = this.actor(ctx);
-    if (typeof req.username !== 'string' || req.username === '') throw invalid('username is required.');
+    if (typeof req.username !== 'string' || req.username === '') throw invalid('The username is required.');
     return this.propose(
       { type: 'startChat', actor, username: req.username, at: this.now(), idempotencyKey: key },
       ctx,
@@ -263,7 +263,7 @@ export class ChatService {
     if (!who) throw unauthenticated(BAD_TOKEN);
     const after = req.after_index ?? 0;
     if (typeof after !== 'number' || !Number.isSafeInteger(after) || after < 0) {
-      throw invalid('after_index must be a whole number, 0 or more.');
+      throw invalid('The after_index must be a whole number, 0 or more.');
     }
     return this.hub.subscribe(who.userId, actor, after, sink);
   }

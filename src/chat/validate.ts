@@ -13,7 +13,7 @@ export const charCount = (s: string): number => [...s].length;
 const isBlank = (s: string): boolean => s.trim() === '';
 
 function mustBeString(value: unknown, field: string): string {
-  if (typeof value !== 'string') throw invalid(`${field} must be a string.`);
+  if (typeof value !== 'string') throw invalid(`The ${field} must be a string.`);
   return value;
 }
 
@@ -22,7 +22,7 @@ const USERNAME = /^[A-Za-z0-9_.-]{3,32}$/;
 export function checkUsername(value: unknown): string {
   const s = mustBeString(value, 'username');
   if (!USERNAME.test(s)) {
-    throw invalid("username must be 3 to 32 characters of letters, digits, '_', '.' or '-'.");
+    throw invalid("The username must be 3 to 32 characters of letters, digits, '_', '.' or '-'.");
   }
   return s;
 }
@@ -30,14 +30,14 @@ export function checkUsername(value: unknown): string {
 export function checkNickname(value: unknown): string {
   const s = mustBeString(value, 'nickname');
   const n = charCount(s);
-  if (n < 1 || n > 64 || isBlank(s)) throw invalid('nickname must be 1 to 64 characters and not blank.');
+  if (n < 1 || n > 64 || isBlank(s)) throw invalid('The nickname must be 1 to 64 characters and not blank.');
   return s;
 }
 
 export function checkPassword(value: unknown): string {
   const s = mustBeString(value, 'password');
   const n = charCount(s);
-  if (n < 8 || n > 128) throw invalid('password must be 8 to 128 characters.');
+  if (n < 8 || n > 128) throw invalid('The password must be 8 to 128 characters.');
   return s;
 }
 
@@ -45,13 +45,13 @@ export function checkContent(value: unknown): string {
   const s = mustBeString(value, 'content');
   const n = charCount(s);
   if (n < 1 || n > 4096 || isBlank(s))
-    throw invalid('message content must be 1 to 4096 characters and not blank.');
+    throw invalid('The message content must be 1 to 4096 characters and not blank.');
   return s;
 }
 
 export function checkViewLimit(value: unknown): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 1000) {
-    throw invalid('view_limit must be a whole number from 1 to 1000.');
+    throw invalid('The view_limit must be a whole number from 1 to 1000.');
   }
   return value;
 }
@@ -60,7 +60,7 @@ export function checkViewLimit(value: unknown): number {
 export function checkPage(value: unknown): number {
   const v = value ?? 0;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
-    throw invalid('page must be 1 or more (0 means 1).');
+    throw invalid('The page must be 1 or more (0 means 1).');
   }
   return v === 0 ? 1 : v;
 }
@@ -69,7 +69,7 @@ export function checkPage(value: unknown): number {
 export function checkPageSize(value: unknown): number {
   const v = value ?? 0;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 100) {
-    throw invalid('page_size must be from 1 to 100 (0 means 20).');
+    throw invalid('The page_size must be from 1 to 100 (0 means 20).');
   }
   return v === 0 ? DEFAULT_PAGE_SIZE : v;
 }
@@ -80,17 +80,17 @@ export function checkPattern(value: unknown): string {
 
 export function checkChatId(value: unknown): string {
   const s = mustBeString(value, 'chat_id');
-  if (s === '') throw invalid('chat_id is required.');
+  if (s === '') throw invalid('The chat_id is required.');
   return s;
 }
 
 /** Message ids, deduplicated, in ascending order. */
 export function checkMessageIds(value: unknown): number[] {
   if (!Array.isArray(value) || value.length === 0)
-    throw invalid('message_ids must list at least one message id.');
+    throw invalid('The message_ids must list at least one message id.');
   for (const id of value) {
     if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) {
-      throw invalid('message_ids must hold whole, non-negative numbers.');
+      throw invalid('The message_ids must hold whole, non-negative numbers.');
     }
   }
   return [...new Set(value as number[])].sort((a, b) => a - b);
@@ -99,7 +99,7 @@ export function checkMessageIds(value: unknown): number[] {
 /** The idempotency-key metadata: at most 64 characters; an empty key counts as none. */
 export function checkIdempotencyKey(value: unknown): string | undefined {
   if (value === undefined || value === null || value === '') return undefined;
-  if (typeof value !== 'string') throw invalid('idempotency-key must be a string.');
-  if (charCount(value) > MAX_IDEMPOTENCY_KEY) throw invalid('idempotency-key must be at most 64 characters.');
+  if (typeof value !== 'string') throw invalid('The idempotency-key must be a string.');
+  if (charCount(value) > MAX_IDEMPOTENCY_KEY) throw invalid('The idempotency-key must be at most 64 characters.');
   return value;
 }
