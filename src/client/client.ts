@@ -11,7 +11,16 @@ import { unaryAttempt } from './call.js';
 import { ChatClientError, isRetryable } from './errors.js';
 import { Members } from './members.js';
 import { type SubscribeHandlers, type SubscribeOptions, Subscription } from './subscription.js';
-import type { Chat, LoginResult, Message, MessagesPage, Settings, User, UserPage } from './types.js';
+import type {
+  Chat,
+  LoginResult,
+  Message,
+  MessagesPage,
+  Settings,
+  UnreadBatch,
+  User,
+  UserPage,
+} from './types.js';
 
 export { ChatClientError } from './errors.js';
 export { Subscription } from './subscription.js';
@@ -52,6 +61,13 @@ export interface ListUsersOptions extends CallOptions {
   page?: number;
   /** 1..100; 0 means the server's default (20). */
   pageSize?: number;
+}
+
+export interface GetMessagesOptions extends CallOptions {
+  /** Only messages with a smaller id; 0 or absent means the newest page. */
+  beforeId?: number;
+  /** 1..200; 0 or absent means the server's default (50). */
+  limit?: number;
 }
 
 interface OpSpec {
@@ -183,10 +199,45 @@ export class ChatClient {
     );
   }
 
-  /** Marks what it returns as read (a replicated write), so it carries an idempotency key: a retry gets
-   * the same page instead of silently skipping the first one. */
-  getMessages(chatId: string, opts?: CallOptions): Promise<MessagesPage> {
-    return this.call<MessagesPage>('GetMessages', { chat_id: chatId }, { mutating: true, auth: true }, opts);
+  /** One page of the visible history, oldest first: a pure read (no idempotency key, nothing marked). */
+  getMessages(chatId: string, opts: GetMessagesOptions = {}): Promise<MessagesPage> {
+    return this.call<MessagesPage>(
+      'GetMessages',
+      { chat_id: chatId, before_id: opts.beforeId ?? 0, limit: opts.limit ?? 0 },
+      { mutating: false, auth: true },
+      opts,
+    );
+  }
+
+  /** Delivers the oldest view_limit unread messages and marks them read (a write: a retry with the same
+   * key gets the same batch instead of skipping it). */
+  readMessages(chatId: string, opts?: CallOptions): Promise<UnreadBatch> {
+    return this.call<UnreadBatch>('ReadMessages', { chat_id: chatId }, { mutating: true, auth: true }, opts);
+  }
+
+  /** Marks the other side's messages up to `upToId` as read; returns what is still unread. */
+  markRead(chatId: string, upToId: number, opts?: CallOptions): Promise<number> {
+    return this.call<{ unread_remaining: number }>(
+      'MarkRead',
+      { chat_id: chatId, up_to_id: upToId },
+      { mutating: true, auth: true },
+      opts,
+    ).then((r) => r.unread_remaining);
+  }
+
+  /** Replaces the content of one's own message; the reply carries edited_at. */
+  editMessage(chatId: string, messageId: number, content: string, opts?: CallOptions): Promise<Message> {
+    return this.call<Message>(
+      'EditMessage',
+      { chat_id: chatId, message_id: messageId, content },
+      { mutating: true, auth: true },
+      opts,
+    );
+  }
+
+  /** Ephemeral and best effort: never in the log, so no idempotency key; a repeat is harmless. */
+  async setTyping(chatId: string, typing: boolean, opts?: CallOptions): Promise<void> {
+    await this.call('SetTyping', { chat_id: chatId, typing }, { mutating: false, auth: true }, opts);
   }
 
   /** Returns the number of messages deleted. */

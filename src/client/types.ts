@@ -2,8 +2,18 @@
 // (src/proto.ts: keepCase, longs as Number, defaults on, oneofs named).
 
 // The proto message shapes are defined once, with the chat domain that produces them.
-import type { Chat, Message, User } from '../chat/types.js';
-export type { Chat, Message, User };
+import type { Chat, Message as ChatMessage, User } from '../chat/types.js';
+export type { Chat, User };
+
+/** v2 adds edited_at (0 for a message never edited). */
+export type Message = ChatMessage & { edited_at?: number };
+
+/** The other participant's typing state (ephemeral: never in the log, never replayed on resume). */
+export interface Typing {
+  chat_id: string;
+  username: string;
+  typing: boolean;
+}
 
 export interface LoginResult {
   token: string;
@@ -21,9 +31,23 @@ export interface Settings {
   view_limit: number;
 }
 
+/** GetMessages: one page of the visible history, oldest first. */
 export interface MessagesPage {
   messages: Message[];
+  /** Older visible messages exist (ask again with before_id = the first message's id). */
+  has_more: boolean;
+}
+
+/** ReadMessages: the oldest view_limit unread messages, now marked read. */
+export interface UnreadBatch {
+  messages: Message[];
   unread_remaining: number;
+}
+
+export interface MessagesRead {
+  chat_id: string;
+  reader: string;
+  up_to_id: number;
 }
 
 /** One pushed event; `event` names the one field that is set. */
@@ -31,7 +55,10 @@ export type ChatEvent =
   | { index: number; event: 'message_received'; message_received: Message }
   | { index: number; event: 'messages_deleted'; messages_deleted: { chat_id: string; message_ids: number[] } }
   | { index: number; event: 'chat_removed'; chat_removed: { chat_id: string } }
-  | { index: number; event: 'chat_started'; chat_started: Chat };
+  | { index: number; event: 'chat_started'; chat_started: Chat }
+  | { index: number; event: 'messages_read'; messages_read: MessagesRead }
+  | { index: number; event: 'message_edited'; message_edited: Message }
+  | { index: number; event: 'typing'; typing: Typing };
 
 export interface ClusterMember {
   id: string;

@@ -57,9 +57,9 @@ export interface ChatApi {
   listChats(req: Record<string, never>, meta: CallMeta): Promise<{ chats: Chat[] }>;
   sendMessage(req: { chat_id: string; content: string }, meta: CallMeta): Promise<Message>;
   getMessages(
-    req: { chat_id: string },
+    req: { chat_id: string; before_id: number; limit: number },
     meta: CallMeta,
-  ): Promise<{ messages: Message[]; unread_remaining: number }>;
+  ): Promise<{ messages: Message[]; has_more: boolean }>;
   deleteMessages(
     req: { chat_id: string; message_ids: number[] },
     meta: CallMeta,

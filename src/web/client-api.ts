@@ -92,7 +92,8 @@ export function chatApiFromClient(root: ChatClient, opts: ClientApiOptions = {})
     startChat: (req, meta) => run(meta, (c) => c.startChat(req.username, call(meta))),
     listChats: async (_req, meta) => ({ chats: await run(meta, (c) => c.listChats()) }),
     sendMessage: (req, meta) => run(meta, (c) => c.sendMessage(req.chat_id, req.content, call(meta))),
-    getMessages: (req, meta) => run(meta, (c) => c.getMessages(req.chat_id, call(meta))),
+    getMessages: (req, meta) =>
+      run(meta, (c) => c.getMessages(req.chat_id, { beforeId: req.before_id, limit: req.limit })),
     deleteMessages: async (req, meta) => ({
       deleted_count: await run(meta, (c) => c.deleteMessages(req.chat_id, req.message_ids, call(meta))),
     }),

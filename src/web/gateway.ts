@@ -38,7 +38,11 @@ export const rpcs: Record<string, Rpc> = {
   StartChat: { method: 'startChat', auth: true, fields: { username: 'string' } },
   ListChats: { method: 'listChats', auth: true, fields: {} },
   SendMessage: { method: 'sendMessage', auth: true, fields: { chat_id: 'string', content: 'string' } },
-  GetMessages: { method: 'getMessages', auth: true, fields: { chat_id: 'string' } },
+  GetMessages: {
+    method: 'getMessages',
+    auth: true,
+    fields: { chat_id: 'string', before_id: 'int', limit: 'int' },
+  },
   DeleteMessages: { method: 'deleteMessages', auth: true, fields: { chat_id: 'string', message_ids: 'ids' } },
 };
 

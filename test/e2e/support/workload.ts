@@ -84,7 +84,7 @@ function chatClientDriver(addresses: string[], token: string, attemptMs: number,
   const client = new ChatClient(addresses, { token, attemptTimeoutMs: attemptMs, deadlineMs: totalMs });
   return {
     send: (p, content) => client.sendMessage(p.chatId, content),
-    read: (p) => client.getMessages(p.chatId),
+    read: (p) => client.readMessages(p.chatId),
     close: () => client.close(),
   };
 }
