@@ -25,7 +25,11 @@ export type Command =
   | (Authed & { type: 'updateSettings'; viewLimit: number })
   | (Authed & { type: 'startChat'; username: string })
   | (Authed & { type: 'sendMessage'; chatId: string; content: string })
+  /** v1's GetMessages, kept so that a v1 log still applies: it delivers like readMessages. */
   | (Authed & { type: 'getMessages'; chatId: string })
+  | (Authed & { type: 'readMessages'; chatId: string })
+  | (Authed & { type: 'markRead'; chatId: string; upToId: number })
+  | (Authed & { type: 'editMessage'; chatId: string; messageId: number; content: string })
   | (Authed & { type: 'deleteMessages'; chatId: string; messageIds: number[] });
 
 export type CommandType = Command['type'];

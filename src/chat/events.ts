@@ -1,8 +1,10 @@
 // Subscribe's event fan-out on one replica. The store hands over each committed batch's events (already
 // addressed to users); the hub delivers them to that user's open streams and keeps a bounded window of
 // recent events so a stream that broke can resume with SubscribeRequest.after_index without a gap.
+// Ephemeral events (typing) are delivered to the streams open now and never enter that window, so a
+// resume never replays them.
 import type { ChatStore } from './store.js';
-import type { AppliedBatch, ChatEvent } from './types.js';
+import type { AppliedBatch, ChatEvent, Typing } from './types.js';
 
 export interface EventSink {
   event(event: ChatEvent): void;
@@ -25,7 +27,7 @@ export class EventHub {
   private horizon: number;
 
   constructor(
-    store: ChatStore,
+    private readonly store: ChatStore,
     private readonly capacity = 10_000,
   ) {
     this.horizon = store.appliedIndex();
@@ -45,6 +47,16 @@ export class EventHub {
     }
     this.subscribers.add(sub);
     return () => this.subscribers.delete(sub);
+  }
+
+  /**
+   * An ephemeral event for `userId`'s open streams: not retained, not replayable. Its index is this
+   * replica's applied index: every logged event up to it has already gone out on these streams, so a
+   * client that resumes after it misses nothing.
+   */
+  publishEphemeral(userId: number, typing: Typing): void {
+    const event: ChatEvent = { index: this.store.appliedIndex(), typing };
+    for (const sub of this.subscribers) if (sub.userId === userId) deliver(sub, event);
   }
 
   /** The oldest index the window can replay after (resuming from below it may miss events). */

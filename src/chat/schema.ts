@@ -1,7 +1,19 @@
 // The chat tables (DESIGN.md "Storage"). Users get internal ids from a sequence so that a re-created
 // account never collides with rows of a deleted one; usernames stay as typed, `username_key` (lower
 // case) enforces uniqueness ignoring case.
-export const CHAT_SCHEMA_VERSION = 1;
+//
+// Version 2 (Chat v2): messages.edited_at, and indexes that make a page of history and an unread
+// count cost what the page or the unread messages cost, not what the whole chat costs:
+//   messages_by_chat_id      (chat_id, id)                  last message, paging by id
+//   messages_by_chat_sender  (chat_id, sender_id, read, id) visible pages (merged per sender and read
+//                                                           flag), unread counts, oldest unread first
+export const CHAT_SCHEMA_VERSION = 2;
+
+/** Upgrades a version-1 database in place (run inside one transaction, before CHAT_SCHEMA). */
+export const MIGRATE_1_TO_2 = `
+ALTER TABLE messages ADD COLUMN edited_at INTEGER NOT NULL DEFAULT 0;
+DROP INDEX IF EXISTS messages_by_chat;
+`;
 
 export const CHAT_SCHEMA = `
 CREATE TABLE IF NOT EXISTS chat_meta (
@@ -50,9 +62,11 @@ CREATE TABLE IF NOT EXISTS messages (
   sender_id INTEGER NOT NULL,
   content TEXT NOT NULL,
   sent_at INTEGER NOT NULL,
-  read INTEGER NOT NULL DEFAULT 0
+  read INTEGER NOT NULL DEFAULT 0,
+  edited_at INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS messages_by_chat ON messages (chat_id, read, id);
+CREATE INDEX IF NOT EXISTS messages_by_chat_id ON messages (chat_id, id);
+CREATE INDEX IF NOT EXISTS messages_by_chat_sender ON messages (chat_id, sender_id, read, id);
 CREATE TABLE IF NOT EXISTS idempotency (
   caller TEXT NOT NULL,
   key TEXT NOT NULL,

@@ -11,16 +11,22 @@ import type { Replicator } from './replicator.js';
 import type { ChatStore } from './store.js';
 import { newToken, tokenHash } from './tokens.js';
 import type { Chat, Message, User } from './types.js';
+import type { TypingFanout } from './typing.js';
 import {
+  checkBeforeId,
   checkChatId,
   checkContent,
+  checkHistoryLimit,
   checkIdempotencyKey,
+  checkMessageId,
   checkMessageIds,
   checkNickname,
   checkPage,
   checkPageSize,
   checkPassword,
   checkPattern,
+  checkTyping,
+  checkUpToId,
   checkUsername,
   checkViewLimit,
 } from './validate.js';
@@ -45,6 +51,10 @@ export const CHAT_METHODS = [
   'ListChats',
   'SendMessage',
   'GetMessages',
+  'ReadMessages',
+  'MarkRead',
+  'EditMessage',
+  'SetTyping',
   'DeleteMessages',
 ] as const;
 
@@ -58,12 +68,15 @@ export interface ChatServiceOptions {
   /** scrypt cost for new password hashes (tests lower it). */
   scryptCost?: ScryptCost;
   newToken?: () => string;
+  /** Where SetTyping goes (delivery here and relay to the other replicas); none: typing is dropped. */
+  typing?: TypingFanout;
 }
 
 export class ChatService {
   private readonly now: () => number;
   private readonly cost: ScryptCost;
   private readonly mintToken: () => string;
+  private readonly typing: TypingFanout | undefined;
   private dummyHash: Promise<string> | undefined;
 
   constructor(
@@ -75,6 +88,7 @@ export class ChatService {
     this.now = opts.now ?? Date.now;
     this.cost = opts.scryptCost ?? DEFAULT_COST;
     this.mintToken = opts.newToken ?? newToken;
+    this.typing = opts.typing;
   }
 
   /** Dispatches a unary RPC by its proto name (the seam the gRPC handlers and routers use). */
@@ -103,6 +117,14 @@ export class ChatService {
         return this.sendMessage(req, ctx);
       case 'GetMessages':
         return this.getMessages(req, ctx);
+      case 'ReadMessages':
+        return this.readMessages(req, ctx);
+      case 'MarkRead':
+        return this.markRead(req, ctx);
+      case 'EditMessage':
+        return this.editMessage(req, ctx);
+      case 'SetTyping':
+        return this.setTyping(req, ctx);
       case 'DeleteMessages':
         return this.deleteMessages(req, ctx);
       default:
@@ -229,17 +251,64 @@ export class ChatService {
     ) as Promise<Message>;
   }
 
-  async getMessages(req: Req, ctx: CallContext): Promise<{ messages: Message[]; unread_remaining: number }> {
+  /** A pure read (ReadIndex): no log entry, no idempotency row, no change to read flags. */
+  async getMessages(req: Req, ctx: CallContext): Promise<{ messages: Message[]; has_more: boolean }> {
+    const actor = this.actor(ctx);
+    const chatId = checkChatId(req.chat_id);
+    const beforeId = checkBeforeId(req.before_id);
+    const limit = checkHistoryLimit(req.limit);
+    return this.read(() => this.store.history(this.whoami(actor), chatId, beforeId, limit), ctx);
+  }
+
+  async readMessages(req: Req, ctx: CallContext): Promise<{ messages: Message[]; unread_remaining: number }> {
     const key = checkIdempotencyKey(ctx.idempotencyKey);
     const actor = this.actor(ctx);
     const chatId = checkChatId(req.chat_id);
     return this.propose(
-      { type: 'getMessages', actor, chatId, at: this.now(), idempotencyKey: key },
+      { type: 'readMessages', actor, chatId, at: this.now(), idempotencyKey: key },
       ctx,
-    ) as Promise<{
-      messages: Message[];
-      unread_remaining: number;
-    }>;
+    ) as Promise<{ messages: Message[]; unread_remaining: number }>;
+  }
+
+  async markRead(req: Req, ctx: CallContext): Promise<{ unread_remaining: number }> {
+    const key = checkIdempotencyKey(ctx.idempotencyKey);
+    const actor = this.actor(ctx);
+    const chatId = checkChatId(req.chat_id);
+    const upToId = checkUpToId(req.up_to_id);
+    return this.propose(
+      { type: 'markRead', actor, chatId, upToId, at: this.now(), idempotencyKey: key },
+      ctx,
+    ) as Promise<{ unread_remaining: number }>;
+  }
+
+  async editMessage(req: Req, ctx: CallContext): Promise<Message> {
+    const key = checkIdempotencyKey(ctx.idempotencyKey);
+    const actor = this.actor(ctx);
+    const chatId = checkChatId(req.chat_id);
+    const messageId = checkMessageId(req.message_id);
+    const content = checkContent(req.content);
+    return this.propose(
+      { type: 'editMessage', actor, chatId, messageId, content, at: this.now(), idempotencyKey: key },
+      ctx,
+    ) as Promise<Message>;
+  }
+
+  /**
+   * Ephemeral (docs/design/typing.md): checked against this replica's state after the read barrier,
+   * then handed to the typing fan-out, which delivers here and relays to the other replicas. Never
+   * proposed, never stored.
+   */
+  async setTyping(req: Req, ctx: CallContext): Promise<object> {
+    const actor = this.actor(ctx);
+    const chatId = checkChatId(req.chat_id);
+    const typing = checkTyping(req.typing);
+    const target = await this.read(() => this.store.typingTarget(this.whoami(actor), chatId), ctx);
+    this.typing?.publish({
+      senderId: target.senderId,
+      userId: target.recipientId,
+      typing: { chat_id: chatId, username: target.username, typing },
+    });
+    return {};
   }
 
   async deleteMessages(req: Req, ctx: CallContext): Promise<{ deleted_count: number }> {

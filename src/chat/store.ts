@@ -17,7 +17,7 @@ import {
   unauthenticated,
 } from './errors.js';
 import { foldCase, globMatch, normalizePattern } from './glob.js';
-import { CHAT_SCHEMA, CHAT_SCHEMA_VERSION } from './schema.js';
+import { CHAT_SCHEMA, CHAT_SCHEMA_VERSION, MIGRATE_1_TO_2 } from './schema.js';
 import { tokenHash } from './tokens.js';
 import type { AddressedEvent, AppliedBatch, Chat, Message, Revocations, User } from './types.js';
 import {
@@ -25,8 +25,10 @@ import {
   checkChatId,
   checkContent,
   checkIdempotencyKey,
+  checkMessageId,
   checkMessageIds,
   checkNickname,
+  checkUpToId,
   checkUsername,
   checkViewLimit,
 } from './validate.js';
@@ -65,6 +67,7 @@ interface MessageRow {
   content: string;
   sent_at: number;
   read: number;
+  edited_at: number;
 }
 
 /** What one command accumulates while it runs; kept only if the command succeeds. */
@@ -85,6 +88,9 @@ const COMMAND_TYPES = new Set<unknown>([
   'startChat',
   'sendMessage',
   'getMessages',
+  'readMessages',
+  'markRead',
+  'editMessage',
   'deleteMessages',
 ] satisfies Command['type'][]);
 
@@ -115,6 +121,14 @@ export class ChatStore implements StateMachine {
         this.db
           .prepare('INSERT INTO chat_meta (key, value) VALUES (?, ?)')
           .run('schema_version', String(CHAT_SCHEMA_VERSION));
+      } else if (version === '1') {
+        // A data dir of v1: add edited_at and drop the index v2 replaced, in one transaction.
+        this.db.transaction(() => {
+          this.db.exec(MIGRATE_1_TO_2);
+          this.db
+            .prepare('UPDATE chat_meta SET value = ? WHERE key = ?')
+            .run(String(CHAT_SCHEMA_VERSION), 'schema_version');
+        })();
       } else if (version !== String(CHAT_SCHEMA_VERSION)) {
         throw new Error(`chat schema version ${version} is not supported (expected ${CHAT_SCHEMA_VERSION})`);
       }
@@ -231,7 +245,7 @@ export class ChatStore implements StateMachine {
             ? this.q.idempotencyByActor.get(actor, key)
             : undefined
       ) as { result: string } | undefined;
-      if (row) return JSON.parse(row.result) as CommandResult;
+      if (row) return this.replayed(JSON.parse(row.result) as StoredResult);
     }
 
     let result: CommandResult;
@@ -261,10 +275,27 @@ export class ChatStore implements StateMachine {
         key,
         typeof actor === 'string' ? actor : null,
         cmd.at,
-        JSON.stringify(result),
+        JSON.stringify(storedForm(result)),
       );
     }
     return result;
+  }
+
+  /**
+   * A stored idempotent result as the retry gets it. A delivery (ReadMessages) stores only the ids it
+   * delivered; the messages are rebuilt from the tables, as they are now: a message deleted since the
+   * first attempt is left out (its sender took it back, and the reader was told with messages_deleted),
+   * an edited one shows its new content.
+   */
+  private replayed(stored: StoredResult): CommandResult {
+    if (!('delivered' in stored)) return stored;
+    const { message_ids, ...rest } = stored.delivered;
+    const messages: Message[] = [];
+    for (const id of message_ids) {
+      const row = this.q.messageView.get(id) as MessageRow | undefined;
+      if (row) messages.push(toMessage(row));
+    }
+    return { ok: true, value: { messages, ...rest } };
   }
 
   private execute(cmd: Command, index: number, session: SessionRow | undefined, fx: CommandEffects): unknown {
@@ -289,8 +320,15 @@ export class ChatStore implements StateMachine {
         return this.startChat(me, cmd.username, cmd.at, index, fx);
       case 'sendMessage':
         return this.sendMessage(me, cmd.chatId, cmd.content, cmd.at, index, fx);
+      // v1's GetMessages delivered like ReadMessages (its page of history is gone): a v1 log replays
+      // to the same read flags.
       case 'getMessages':
-        return this.getMessages(me, cmd.chatId);
+      case 'readMessages':
+        return this.readMessages(me, cmd.chatId, index, fx);
+      case 'markRead':
+        return this.markRead(me, cmd.chatId, cmd.upToId, index, fx);
+      case 'editMessage':
+        return this.editMessage(me, cmd.chatId, cmd.messageId, cmd.content, cmd.at, index, fx);
       case 'deleteMessages':
         return this.deleteMessages(me, cmd.chatId, cmd.messageIds, index, fx);
       default:
@@ -392,13 +430,79 @@ export class ChatStore implements StateMachine {
     return message;
   }
 
-  private getMessages(me: number, chatId: unknown): { messages: Message[]; unread_remaining: number } {
+  /** ReadMessages: the oldest `view_limit` messages unread for `me`, now marked read. */
+  private readMessages(
+    me: number,
+    chatId: unknown,
+    index: number,
+    fx: CommandEffects,
+  ): { messages: Message[]; unread_remaining: number } {
     const chat = this.memberChat(chatId, me);
+    const other = otherOf(chat, me);
     const viewLimit = (this.q.viewLimit.get(me) as number | undefined) ?? DEFAULT_VIEW_LIMIT;
-    this.q.markOldestUnread.run(chat.id, me, viewLimit);
-    const messages = (this.q.visibleMessages.all(chat.id, me) as MessageRow[]).map(toMessage);
-    const unread = this.q.unreadCount.get(chat.id, me) as number;
-    return { messages, unread_remaining: unread };
+    const ids = this.q.oldestUnreadIds.all(chat.id, other, viewLimit) as number[];
+    for (const id of ids) this.q.markOneRead.run(id);
+    const messages = ids.map((id) => this.messageView(id));
+    // Delivered oldest first: every message of the sender up to the last one delivered is now read.
+    if (ids.length > 0) this.readReceipt(chat, me, other, ids[ids.length - 1], index, fx);
+    return { messages, unread_remaining: this.q.unreadCount.get(chat.id, other) as number };
+  }
+
+  /** MarkRead: every message of the other side with id <= upToId is read. */
+  private markRead(
+    me: number,
+    chatId: unknown,
+    upToId: unknown,
+    index: number,
+    fx: CommandEffects,
+  ): { unread_remaining: number } {
+    const bound = checkUpToId(upToId);
+    const chat = this.memberChat(chatId, me);
+    const other = otherOf(chat, me);
+    // The receipt names the newest message this call marked: the sender's messages up to it are read.
+    const newest = this.q.newestUnreadUpTo.get(chat.id, other, bound) as number | null;
+    if (newest !== null) {
+      this.q.markReadUpTo.run(chat.id, other, bound);
+      this.readReceipt(chat, me, other, newest, index, fx);
+    }
+    return { unread_remaining: this.q.unreadCount.get(chat.id, other) as number };
+  }
+
+  /** messages_read to the sender, only when this command newly read something. */
+  private readReceipt(
+    chat: ChatRow,
+    me: number,
+    sender: number,
+    upToId: number,
+    index: number,
+    fx: CommandEffects,
+  ) {
+    const reader = this.q.userById.get(me) as UserRow;
+    fx.events.push({
+      userId: sender,
+      event: { index, messages_read: { chat_id: chat.id, reader: reader.username, up_to_id: upToId } },
+    });
+  }
+
+  private editMessage(
+    me: number,
+    chatId: unknown,
+    messageId: unknown,
+    content: unknown,
+    at: number,
+    index: number,
+    fx: CommandEffects,
+  ): Message {
+    const id = checkMessageId(messageId);
+    const text = checkContent(content);
+    const chat = this.memberChat(chatId, me);
+    const sender = this.q.messageSender.get(id, chat.id) as number | undefined;
+    if (sender === undefined) throw notFound(`Message ${id} does not exist in this chat.`);
+    if (sender !== me) throw denied('Only the sender can edit a message.');
+    this.q.editMessage.run(text, at, id);
+    const message = this.messageView(id);
+    fx.events.push({ userId: otherOf(chat, me), event: { index, message_edited: message } });
+    return message;
   }
 
   private deleteMessages(
@@ -436,7 +540,7 @@ export class ChatStore implements StateMachine {
   }
 
   private chatView(chatId: string, viewer: number): Chat {
-    return this.q.chatView.get(viewer, viewer, viewer, viewer, chatId) as Chat;
+    return this.q.chatView.get(viewer, viewer, viewer, chatId) as Chat;
   }
 
   private messageView(id: number): Message {
@@ -486,13 +590,45 @@ export class ChatStore implements StateMachine {
     return { users, page, total_pages: Math.ceil(count / pageSize), total_count: count };
   }
 
+  /**
+   * One page of GetMessages: oldest first, the newest `limit` messages with id < beforeId (0: no bound)
+   * that `userId` may see (their own, and the other side's they have read), and whether older ones
+   * exist. NOT_FOUND when the chat does not exist or `userId` is not in it.
+   */
+  history(
+    userId: number,
+    chatId: string,
+    beforeId: number,
+    limit: number,
+  ): { messages: Message[]; has_more: boolean } {
+    const chat = this.memberChat(chatId, userId);
+    const rows = this.q.historyPage.all({
+      chat: chat.id,
+      me: userId,
+      other: otherOf(chat, userId),
+      before: beforeId === 0 ? Number.MAX_SAFE_INTEGER : beforeId,
+      n: limit + 1,
+    }) as MessageRow[];
+    const has_more = rows.length > limit;
+    // The query returns newest first; the page is the `limit` newest, shown oldest first.
+    const page = rows.slice(0, limit).reverse();
+    return { messages: page.map(toMessage), has_more };
+  }
+
+  /** SetTyping's check: `userId` is in the chat; who receives the notice, under which name. */
+  typingTarget(userId: number, chatId: string): { senderId: number; recipientId: number; username: string } {
+    const chat = this.memberChat(chatId, userId);
+    const me = this.q.userById.get(userId) as UserRow;
+    return { senderId: userId, recipientId: otherOf(chat, userId), username: me.username };
+  }
+
   getSettings(userId: number): { view_limit: number } {
     return { view_limit: (this.q.viewLimit.get(userId) as number | undefined) ?? DEFAULT_VIEW_LIMIT };
   }
 
   /** The caller's chats, most recent activity first. */
   listChats(userId: number): { chats: Chat[] } {
-    return { chats: this.q.chatsView.all(userId, userId, userId, userId) as Chat[] };
+    return { chats: this.q.chatsView.all(userId, userId, userId) as Chat[] };
   }
 
   /**
@@ -523,7 +659,7 @@ export class ChatStore implements StateMachine {
     }
     for (const m of this.db
       .prepare(
-        `SELECT m.id, m.chat_id, u.username, m.content, m.sent_at, m.read FROM messages m
+        `SELECT m.id, m.chat_id, u.username, m.content, m.sent_at, m.read, m.edited_at FROM messages m
          JOIN users u ON u.id = m.sender_id ORDER BY m.id`,
       )
       .raw()
@@ -553,7 +689,32 @@ function toMessage(row: MessageRow): Message {
     content: row.content,
     sent_at: row.sent_at,
     read: row.read === 1,
+    edited_at: row.edited_at,
   };
+}
+
+function otherOf(chat: ChatRow, me: number): number {
+  return chat.user_a === me ? chat.user_b : chat.user_a;
+}
+
+/** What the idempotency table keeps: a delivery as its message ids, never the messages themselves. */
+type StoredResult =
+  | CommandResult
+  | { ok: true; delivered: { message_ids: number[]; unread_remaining: number } };
+
+function storedForm(result: CommandResult): StoredResult {
+  if (!result.ok) return result;
+  const v = result.value as { messages?: unknown; unread_remaining?: unknown } | null;
+  if (v && Array.isArray(v.messages) && typeof v.unread_remaining === 'number') {
+    return {
+      ok: true,
+      delivered: {
+        message_ids: (v.messages as Message[]).map((m) => m.message_id),
+        unread_remaining: v.unread_remaining,
+      },
+    };
+  }
+  return result;
 }
 
 // The chat as `viewer` sees it: the other participant, what is unread for the viewer, the last message.
@@ -561,11 +722,11 @@ const CHAT_VIEW_COLUMNS = `
   c.id AS chat_id,
   o.username AS other_user,
   o.nickname AS other_nickname,
-  (SELECT COUNT(*) FROM messages m WHERE m.chat_id = c.id AND m.read = 0 AND m.sender_id <> ?) AS unread_count,
-  COALESCE((SELECT MAX(m.sent_at) FROM messages m WHERE m.chat_id = c.id), 0) AS last_message_at
+  (SELECT COUNT(*) FROM messages m WHERE m.chat_id = c.id AND m.sender_id = o.id AND m.read = 0) AS unread_count,
+  COALESCE((SELECT m.sent_at FROM messages m WHERE m.chat_id = c.id ORDER BY m.id DESC LIMIT 1), 0) AS last_message_at
   FROM chats c JOIN users o ON o.id = CASE WHEN c.user_a = ? THEN c.user_b ELSE c.user_a END`;
 
-const MESSAGE_COLUMNS = `m.id, m.chat_id, u.username AS sender, m.content, m.sent_at, m.read
+const MESSAGE_COLUMNS = `m.id, m.chat_id, u.username AS sender, m.content, m.sent_at, m.read, m.edited_at
   FROM messages m JOIN users u ON u.id = m.sender_id`;
 
 function prepareStatements(db: Database.Database) {
@@ -628,16 +789,32 @@ function prepareStatements(db: Database.Database) {
     messageSender: db.prepare('SELECT sender_id FROM messages WHERE id = ? AND chat_id = ?').pluck(),
     deleteMessage: db.prepare('DELETE FROM messages WHERE id = ?'),
     deleteChatMessages: db.prepare('DELETE FROM messages WHERE chat_id = ?'),
-    // The oldest `view_limit` messages that are unread for the caller (sent by the other side).
-    markOldestUnread: db.prepare(
-      `UPDATE messages SET read = 1 WHERE id IN (
-         SELECT id FROM messages WHERE chat_id = ? AND sender_id <> ? AND read = 0 ORDER BY id LIMIT ?)`,
-    ),
-    visibleMessages: db.prepare(
-      `SELECT ${MESSAGE_COLUMNS} WHERE m.chat_id = ? AND NOT (m.sender_id <> ? AND m.read = 0) ORDER BY m.id`,
-    ),
-    unreadCount: db
-      .prepare('SELECT COUNT(*) FROM messages WHERE chat_id = ? AND sender_id <> ? AND read = 0')
+    // Unread for the reader = sent by the other side and not read: (chat_id, sender_id, read, id).
+    oldestUnreadIds: db
+      .prepare('SELECT id FROM messages WHERE chat_id = ? AND sender_id = ? AND read = 0 ORDER BY id LIMIT ?')
       .pluck(),
+    markOneRead: db.prepare('UPDATE messages SET read = 1 WHERE id = ?'),
+    newestUnreadUpTo: db
+      .prepare('SELECT MAX(id) FROM messages WHERE chat_id = ? AND sender_id = ? AND read = 0 AND id <= ?')
+      .pluck(),
+    markReadUpTo: db.prepare(
+      'UPDATE messages SET read = 1 WHERE chat_id = ? AND sender_id = ? AND read = 0 AND id <= ?',
+    ),
+    editMessage: db.prepare('UPDATE messages SET content = ?, edited_at = ? WHERE id = ?'),
+    unreadCount: db
+      .prepare('SELECT COUNT(*) FROM messages WHERE chat_id = ? AND sender_id = ? AND read = 0')
+      .pluck(),
+    // A page of history, newest first: three ordered index ranges of (chat_id, sender_id, read, id)
+    // merged, so SQLite stops after `n` rows whatever the chat's size (EXPLAIN: MERGE (UNION ALL)).
+    historyPage: db.prepare(
+      `SELECT ${MESSAGE_COLUMNS} JOIN (
+         SELECT id FROM messages WHERE chat_id = @chat AND sender_id = @me AND read = 0 AND id < @before
+         UNION ALL
+         SELECT id FROM messages WHERE chat_id = @chat AND sender_id = @me AND read = 1 AND id < @before
+         UNION ALL
+         SELECT id FROM messages WHERE chat_id = @chat AND sender_id = @other AND read = 1 AND id < @before
+         ORDER BY id DESC LIMIT @n
+       ) p ON p.id = m.id ORDER BY m.id DESC`,
+    ),
   };
 }

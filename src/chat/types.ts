@@ -22,14 +22,26 @@ export interface Message {
   content: string;
   sent_at: number;
   read: boolean;
+  /** Unix ms of the last edit; 0 for a message never edited. */
+  edited_at: number;
 }
 
-/** A ChatEvent of chat.proto: `index` plus exactly one of the four event fields. */
+/** Typing state of the other participant (ephemeral: never in the log, never replayed on resume). */
+export interface Typing {
+  chat_id: string;
+  username: string;
+  typing: boolean;
+}
+
+/** A ChatEvent of chat.proto: `index` plus exactly one of the event fields. */
 export type ChatEvent =
   | { index: number; message_received: Message }
   | { index: number; messages_deleted: { chat_id: string; message_ids: number[] } }
   | { index: number; chat_removed: { chat_id: string } }
-  | { index: number; chat_started: Chat };
+  | { index: number; chat_started: Chat }
+  | { index: number; messages_read: { chat_id: string; reader: string; up_to_id: number } }
+  | { index: number; message_edited: Message }
+  | { index: number; typing: Typing };
 
 /** An event addressed to one user (by internal id: a username may be reused after DeleteAccount). */
 export interface AddressedEvent {

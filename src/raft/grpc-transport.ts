@@ -11,6 +11,9 @@
 // - A stream that fails (refused, reset, keepalive timeout) loses what it carried unconfirmed, and the
 //   next one opens after a back-off (exponential, capped), so a down peer costs a few cheap attempts per
 //   second and a peer that comes back is reached within `retryMaxMs` plus one connection attempt.
+// - relay() sends an ephemeral notice (opaque bytes under a topic) to every configured peer in one
+//   unary Relay call each, outside the log and best effort: a peer with too many relays in flight
+//   (slow or down) misses the notice rather than queueing it.
 
 import * as grpc from '@grpc/grpc-js';
 import type { ClusterConfig, NodeId, RaftMessage } from '../../machines/protocol.js';
@@ -40,6 +43,19 @@ export interface GrpcTransportOptions {
   logger?: Logger;
   /** Extra grpc-js channel options for the per-peer clients. */
   channelOptions?: grpc.ChannelOptions;
+  /** Relay calls in flight per peer before further relays to it are dropped (default 32). */
+  maxRelaysInFlight?: number;
+  /** Deadline of one Relay call (default 1000 ms: a later notice is of no use). */
+  relayTimeoutMs?: number;
+}
+
+export interface RelayStats {
+  sent: number;
+  /** Not sent: the peer had too many relays in flight, or the transport is closed. */
+  dropped: number;
+  /** Sent but failed (unreachable, refused, timed out). */
+  failed: number;
+  received: number;
 }
 
 export interface TransportStats {
@@ -73,7 +89,15 @@ interface Peer {
   retry: NodeJS.Timeout | undefined;
   backoffMs: number;
   down: boolean;
+  relaysInFlight: number;
 }
+
+type RelayFn = (
+  req: unknown,
+  md: grpc.Metadata,
+  opts: grpc.CallOptions,
+  cb: (err: grpc.ServiceError | null) => void,
+) => void;
 
 type StreamFn = (
   md: grpc.Metadata,
@@ -96,6 +120,8 @@ export class GrpcTransport implements Transport {
   private readonly metadata: grpc.Metadata;
   private selfAddress: string;
   private inbound: RaftServiceHandle | undefined;
+  private readonly relayHandlers = new Map<string, (from: NodeId, payload: Buffer) => void>();
+  private readonly relayCounters: RelayStats = { sent: 0, dropped: 0, failed: 0, received: 0 };
 
   constructor(private readonly opts: GrpcTransportOptions) {
     this.selfAddress = opts.selfAddress ?? '';
@@ -115,7 +141,47 @@ export class GrpcTransport implements Transport {
       deliver: (m) => this.handler?.(m),
       learnAddress: (id, address) => this.learnAddress(id, address),
       onError: (what, err) => this.opts.logger?.warn({ err }, what),
+      relay: (from, topic, payload) => {
+        const handler = this.relayHandlers.get(topic);
+        if (!handler || this.closed) return;
+        this.relayCounters.received++;
+        handler(from, payload);
+      },
     });
+  }
+
+  /** Handle inbound relays of `topic` (one handler per topic). */
+  onRelay(topic: string, handler: (from: NodeId, payload: Buffer) => void): void {
+    this.relayHandlers.set(topic, handler);
+  }
+
+  /** Send `payload` under `topic` to every configured peer, best effort (see the header). */
+  relay(topic: string, payload: Buffer): void {
+    if (this.closed) {
+      this.relayCounters.dropped++;
+      return;
+    }
+    const max = this.opts.maxRelaysInFlight ?? 32;
+    const request = { from: this.opts.selfId, topic, payload };
+    for (const peer of this.peers.values()) {
+      if (!peer.fromConfig) continue;
+      if (peer.relaysInFlight >= max) {
+        this.relayCounters.dropped++;
+        continue;
+      }
+      peer.relaysInFlight++;
+      this.relayCounters.sent++;
+      const deadline = Date.now() + (this.opts.relayTimeoutMs ?? 1000);
+      const call = (peer.client as unknown as { Relay: RelayFn }).Relay.bind(peer.client);
+      call(request, this.metadata, { deadline }, (err) => {
+        peer.relaysInFlight--;
+        if (err) this.relayCounters.failed++;
+      });
+    }
+  }
+
+  relayStats(): RelayStats {
+    return { ...this.relayCounters };
   }
 
   listen(handler: (message: RaftMessage) => void): void {
@@ -236,6 +302,7 @@ export class GrpcTransport implements Transport {
       retry: undefined,
       backoffMs: this.retryMinMs,
       down: false,
+      relaysInFlight: 0,
     };
   }
 

@@ -18,7 +18,12 @@ export interface RaftServiceOptions {
   learnAddress?: (id: NodeId, address: string) => void;
   /** Reports refused calls and handler exceptions (for logs and metrics). */
   onError?: (what: string, err?: unknown) => void;
+  /** Ephemeral notices (Relay), outside the log: opaque bytes for the host's handler of `topic`. */
+  relay?: (from: NodeId, topic: string, payload: Buffer) => void;
 }
+
+/** Largest Relay payload accepted (an ephemeral notice is small; anything bigger is refused). */
+export const MAX_RELAY_BYTES = 16 * 1024;
 
 /** Largest number of messages in one batch; more is a malformed or hostile call. */
 const MAX_MESSAGES = 10_000;
@@ -90,6 +95,33 @@ export function addRaftService(server: grpc.Server, opts: RaftServiceOptions): R
       }
       const refused = receiveBatch(call.request, opts);
       callback(refused ?? null, refused ? undefined : {});
+    },
+
+    Relay(
+      call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>,
+      callback: grpc.sendUnaryData<unknown>,
+    ) {
+      if (!authenticated(call.metadata, opts.secret)) {
+        opts.onError?.('unauthenticated RaftService relay');
+        callback(UNAUTHENTICATED);
+        return;
+      }
+      const { from, topic, payload } = call.request;
+      if (
+        typeof from !== 'string' ||
+        typeof topic !== 'string' ||
+        !Buffer.isBuffer(payload) ||
+        payload.length > MAX_RELAY_BYTES
+      ) {
+        callback({ code: grpc.status.INVALID_ARGUMENT, details: 'The relay is malformed or too large.' });
+        return;
+      }
+      try {
+        opts.relay?.(from, topic, payload);
+      } catch (err) {
+        opts.onError?.('delivering a relay failed', err);
+      }
+      callback(null, {});
     },
 
     Stream(

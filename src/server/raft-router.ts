@@ -14,8 +14,18 @@ import type { RoleChange } from '../raft/node.js';
 import type { ChatRequest, ChatRouter } from './chat-router.js';
 import type { LeaderForwarder } from './forwarder.js';
 
-/** Methods that only read; everything else proposes at least one log entry. */
-const READS: ReadonlySet<ChatMethod> = new Set(['ListUsers', 'GetSettings', 'ListChats']);
+/**
+ * Methods that never propose: reads served through ReadIndex, and SetTyping, which only checks the
+ * caller against state behind the same read barrier before its ephemeral fan-out. Everything else
+ * proposes at least one log entry.
+ */
+export const READS: ReadonlySet<ChatMethod> = new Set([
+  'ListUsers',
+  'GetSettings',
+  'ListChats',
+  'GetMessages',
+  'SetTyping',
+]);
 
 export interface RaftChatRouterOptions {
   id: NodeId;

@@ -23,6 +23,7 @@ import { EventHub } from '../chat/events.js';
 import type { ScryptCost } from '../chat/password.js';
 import { ChatService } from '../chat/service.js';
 import { ChatStore } from '../chat/store.js';
+import { TYPING_TOPIC, TypingFanout } from '../chat/typing.js';
 import { ChatClient } from '../client/client.js';
 import type { Logger } from '../logger.js';
 import { type TermHolder, followTerm } from '../observability/logging.js';
@@ -214,7 +215,11 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
     const hub = new EventHub(store);
     cleanup.push(() => hub.close());
     const replicator = new RaftReplicator(node);
-    const service = new ChatService(store, replicator, hub, { scryptCost: opts.scryptCost });
+    // Typing notices never enter the log: delivered here and relayed to every other replica over the
+    // peer transport, as opaque bytes (docs/design/typing.md).
+    const typing = new TypingFanout({ hub, relay: (payload) => transport.relay(TYPING_TOPIC, payload) });
+    transport.onRelay(TYPING_TOPIC, (_from, payload) => typing.receive(payload));
+    const service = new ChatService(store, replicator, hub, { scryptCost: opts.scryptCost, typing });
     const forwarder = new LeaderForwarder(() => address);
     cleanup.push(() => forwarder.close());
     const membership = new Membership({

@@ -117,6 +117,10 @@ describe('Login and Logout', () => {
         'ListChats',
         'SendMessage',
         'GetMessages',
+        'ReadMessages',
+        'MarkRead',
+        'EditMessage',
+        'SetTyping',
         'DeleteMessages',
       ]) {
         const req = {
@@ -125,6 +129,9 @@ describe('Login and Logout', () => {
           chat_id: 'c1',
           content: 'hi',
           message_ids: [1],
+          message_id: 1,
+          up_to_id: 1,
+          typing: true,
           password: 'x',
         };
         const err = await errorOf(s.service.handle(method, req, ctx));
@@ -285,7 +292,7 @@ describe('chats and messages', () => {
     await s.service.sendMessage({ chat_id: ab.chat_id, content: '😀'.repeat(4096) }, alice);
   });
 
-  it('GetMessages delivers unread messages view_limit at a time, oldest first, and marks them read', async () => {
+  it('ReadMessages delivers unread messages view_limit at a time, oldest first, and marks them read', async () => {
     const ab = await s.service.startChat({ username: 'bob' }, alice);
     await s.service.updateSettings({ view_limit: 2 }, bob);
     const sent = [];
@@ -293,26 +300,32 @@ describe('chats and messages', () => {
       sent.push(await s.service.sendMessage({ chat_id: ab.chat_id, content: `m${i}` }, alice));
     const mine = await s.service.sendMessage({ chat_id: ab.chat_id, content: 'from bob' }, bob);
 
-    const r1 = await s.service.getMessages({ chat_id: ab.chat_id }, bob);
-    expect(r1.messages.map((m) => m.content)).toEqual(['m1', 'm2', 'from bob']);
-    expect(r1.messages.every((m) => m.read || m.sender === 'bob')).toBe(true);
+    const r1 = await s.service.readMessages({ chat_id: ab.chat_id }, bob);
+    expect(r1.messages.map((m) => m.content)).toEqual(['m1', 'm2']);
+    expect(r1.messages.every((m) => m.read)).toBe(true);
     expect(r1.unread_remaining).toBe(3);
+    // History now shows what bob has read, and his own message.
+    expect(
+      (await s.service.getMessages({ chat_id: ab.chat_id }, bob)).messages.map((m) => m.content),
+    ).toEqual(['m1', 'm2', 'from bob']);
 
-    const r2 = await s.service.getMessages({ chat_id: ab.chat_id }, bob);
-    expect(r2.messages.map((m) => m.content)).toEqual(['m1', 'm2', 'm3', 'm4', 'from bob']);
+    const r2 = await s.service.readMessages({ chat_id: ab.chat_id }, bob);
+    expect(r2.messages.map((m) => m.content)).toEqual(['m3', 'm4']);
     expect(r2.unread_remaining).toBe(1);
-    const r3 = await s.service.getMessages({ chat_id: ab.chat_id }, bob);
-    expect(r3.messages.map((m) => m.content)).toEqual(['m1', 'm2', 'm3', 'm4', 'm5', 'from bob']);
+    const r3 = await s.service.readMessages({ chat_id: ab.chat_id }, bob);
+    expect(r3.messages.map((m) => m.content)).toEqual(['m5']);
     expect(r3.unread_remaining).toBe(0);
+    expect(await s.service.readMessages({ chat_id: ab.chat_id }, bob)).toEqual({
+      messages: [],
+      unread_remaining: 0,
+    });
 
-    // The sender sees her own messages, now marked read, and bob's one is unread for her until she gets it.
+    // The sender sees her own messages, now marked read; bob's one is unread for her, so not in her history.
     expect((await s.service.listChats({}, alice)).chats[0].unread_count).toBe(1);
     const ra = await s.service.getMessages({ chat_id: ab.chat_id }, alice);
-    expect(ra.messages.map((m) => [m.message_id, m.read])).toEqual([
-      ...sent.map((m) => [m.message_id, true]),
-      [mine.message_id, true],
-    ]);
-    expect(ra.unread_remaining).toBe(0);
+    expect(ra.messages.map((m) => [m.message_id, m.read])).toEqual(sent.map((m) => [m.message_id, true]));
+    const rb = await s.service.readMessages({ chat_id: ab.chat_id }, alice);
+    expect(rb.messages.map((m) => m.message_id)).toEqual([mine.message_id]);
   });
 
   it('GetMessages: NOT_FOUND for a chat the caller is not in', async () => {
@@ -338,7 +351,7 @@ describe('chats and messages', () => {
       s.service.deleteMessages({ chat_id: ab.chat_id, message_ids: [a1.message_id, 999] }, alice),
     );
     expect(missing.code).toBe(status.NOT_FOUND);
-    expect((await s.service.getMessages({ chat_id: ab.chat_id }, alice)).messages).toHaveLength(3);
+    expect(s.store.db.prepare('SELECT COUNT(*) FROM messages').pluck().get()).toBe(3);
 
     const empty = await errorOf(s.service.deleteMessages({ chat_id: ab.chat_id, message_ids: [] }, alice));
     expect(empty.code).toBe(status.INVALID_ARGUMENT);
@@ -420,7 +433,7 @@ describe('idempotency', () => {
     await s.service.sendMessage({ chat_id: chat.chat_id, content: 'b' }, { ...bob, idempotencyKey: 'k' });
     s.clock.now += 24 * 3600 * 1000 + 1;
     await s.service.sendMessage({ chat_id: chat.chat_id, content: 'a' }, { ...alice, idempotencyKey: 'k' });
-    expect((await s.service.getMessages({ chat_id: chat.chat_id }, alice)).messages).toHaveLength(3);
+    expect(s.store.db.prepare('SELECT COUNT(*) FROM messages').pluck().get()).toBe(3);
   });
 
   it('replays Signup by username, Login with its original token, and errors as they were', async () => {

@@ -37,7 +37,9 @@ async function recordedScenario() {
     s.clock.now += 7;
     await s.service.sendMessage({ chat_id: chat.chat_id, content: `m${i} ✓` }, i % 3 ? alice : bob);
   }
-  await s.service.getMessages({ chat_id: chat.chat_id }, bob);
+  await s.service.readMessages({ chat_id: chat.chat_id }, bob);
+  await s.service.markRead({ chat_id: chat.chat_id, up_to_id: 8 }, alice);
+  await s.service.editMessage({ chat_id: chat.chat_id, message_id: 2, content: 'edited ✓' }, alice);
   await s.service.updateSettings({ view_limit: 3 }, alice);
   await s.service.deleteMessages({ chat_id: chat.chat_id, message_ids: [1] }, alice).catch(() => {});
   return { s, entries };
@@ -68,7 +70,7 @@ describe('ChatStore', () => {
     expect(a.listChats(1)).toEqual(s.store.listChats(1));
   });
 
-  it('the digest changes with user-visible state, including read flags', async () => {
+  it('the digest changes with user-visible state, including read flags and edits', async () => {
     const s = makeStack();
     const alice = await userCtx(s, 'alice');
     const bob = await userCtx(s, 'bob');
@@ -77,9 +79,13 @@ describe('ChatStore', () => {
     const d1 = s.store.stateDigest();
     await s.service.sendMessage({ chat_id: chat.chat_id, content: 'x' }, alice);
     const d2 = s.store.stateDigest();
-    await s.service.getMessages({ chat_id: chat.chat_id }, bob);
+    await s.service.readMessages({ chat_id: chat.chat_id }, bob);
     const d3 = s.store.stateDigest();
-    expect(new Set([d0, d1, d2, d3]).size).toBe(4);
+    // An edit with the same content changes only edited_at: the digest still moves.
+    s.clock.now += 1;
+    await s.service.editMessage({ chat_id: chat.chat_id, message_id: 1, content: 'x' }, alice);
+    const d4 = s.store.stateDigest();
+    expect(new Set([d0, d1, d2, d3, d4]).size).toBe(5);
     expect(d3).toMatch(/^[0-9a-f]{64}$/);
   });
 

@@ -158,6 +158,104 @@ describe('a three-replica cluster in one process', () => {
     expect(hints(out.error?.metadata).leader).toBe(lead.address);
   });
 
+  it('SetTyping reaches the other participant on every replica within 1 s, is throttled, never replayed', async () => {
+    const lead = await until('a leader', leader);
+    const follower = [...replicas.values()].find((r) => r !== lead)!;
+    const chat = stubs(lead.address).chat;
+    const tokens: Record<string, string> = {};
+    for (const name of ['ty_alice', 'ty_bob', 'ty_carol']) {
+      expect(
+        (await rpc(chat, 'Signup', { username: name, nickname: name, password: 'password123' })).error,
+      ).toBeUndefined();
+      const login = await rpc<{ token: string }>(chat, 'Login', { username: name, password: 'password123' });
+      tokens[name] = login.response!.token;
+    }
+    const as = (name: string) => metadata({ authorization: `Bearer ${tokens[name]}` });
+    const started = await rpc<{ chat_id: string }>(chat, 'StartChat', { username: 'ty_bob' }, as('ty_alice'));
+    const chatId = started.response!.chat_id;
+
+    type Ev = {
+      index: number;
+      typing?: { chat_id: string; username: string; typing: boolean };
+      event?: string;
+    };
+    const open = (address: string, who: string, afterIndex = 0) => {
+      const c = stubs(address).chat as unknown as Record<string, Function>;
+      const call = c.Subscribe.bind(c)({ after_index: afterIndex }, as(who)) as grpc.ClientReadableStream<Ev>;
+      const got: Ev[] = [];
+      let ready = false;
+      call.on('metadata', () => {
+        ready = true;
+      });
+      call.on('data', (e: Ev) => got.push(e));
+      call.on('error', () => {});
+      return { call, got, ready: () => ready };
+    };
+    const bobs = [...replicas.values()].map((r) => open(r.address, 'ty_bob'));
+    const alices = [...replicas.values()].map((r) => open(r.address, 'ty_alice'));
+    await until('the streams to open', () => [...bobs, ...alices].every((s) => s.ready()));
+    const typingOf = (s: { got: Ev[] }) => s.got.filter((e) => e.typing).map((e) => e.typing!.typing);
+
+    // Alice types, through a follower: every one of bob's streams, whichever replica, hears it.
+    const typed = await rpc(
+      stubs(follower.address).chat,
+      'SetTyping',
+      { chat_id: chatId, typing: true },
+      as('ty_alice'),
+    );
+    expect(typed.error).toBeUndefined();
+    expect(typed.response).toEqual({});
+    const sentAt = Date.now();
+    await until('typing on every replica', () => bobs.every((s) => typingOf(s).length === 1), 5000);
+    expect(Date.now() - sentAt).toBeLessThan(1000);
+    for (const s of bobs) {
+      expect(s.got.find((e) => e.typing)!.typing).toEqual({
+        chat_id: chatId,
+        username: 'ty_alice',
+        typing: true,
+      });
+      expect(s.got.find((e) => e.typing)!.event).toBe('typing');
+    }
+    // A refresh inside the refresh interval is not passed on; the stop is.
+    expect(
+      (await rpc(chat, 'SetTyping', { chat_id: chatId, typing: true }, as('ty_alice'))).error,
+    ).toBeUndefined();
+    expect(
+      (await rpc(chat, 'SetTyping', { chat_id: chatId, typing: false }, as('ty_alice'))).error,
+    ).toBeUndefined();
+    await until('the stop on every replica', () => bobs.every((s) => typingOf(s).length === 2), 5000);
+    for (const s of bobs) expect(typingOf(s)).toEqual([true, false]);
+    // The typist's own streams hear nothing of it.
+    for (const s of alices) expect(typingOf(s)).toEqual([]);
+
+    // An outsider, an unknown chat and a missing token are refused.
+    const outsider = await rpc(chat, 'SetTyping', { chat_id: chatId, typing: true }, as('ty_carol'));
+    expect(outsider.error?.code).toBe(grpc.status.NOT_FOUND);
+    const unknown = await rpc(chat, 'SetTyping', { chat_id: 'c424242', typing: true }, as('ty_alice'));
+    expect(unknown.error?.code).toBe(grpc.status.NOT_FOUND);
+    const anonymous = await rpc(chat, 'SetTyping', { chat_id: chatId, typing: true });
+    expect(anonymous.error?.code).toBe(grpc.status.UNAUTHENTICATED);
+
+    // A resumed stream replays logged events after its index, never typing.
+    const resumed = open(follower.address, 'ty_bob', 1);
+    const sent = await rpc<{ message_id: number }>(
+      chat,
+      'SendMessage',
+      { chat_id: chatId, content: 'hi' },
+      as('ty_alice'),
+    );
+    await until('the message on the resumed stream', () =>
+      resumed.got.some(
+        (e) =>
+          (e as { message_received?: { message_id: number } }).message_received?.message_id ===
+          sent.response!.message_id,
+      ),
+    );
+    expect(resumed.got.some((e) => e.event === 'chat_started')).toBe(true);
+    expect(typingOf(resumed)).toEqual([]);
+    for (const s of [...bobs, ...alices, resumed]) s.call.cancel();
+  });
+
   it('ClusterService: GetStatus is local; changes need the secret and are forwarded to the leader', async () => {
     const lead = await until('a leader', leader);
     const follower = [...replicas.values()].find((r) => r !== lead)!;
