@@ -100,7 +100,8 @@ export function checkMessageIds(value: unknown): number[] {
 export function checkIdempotencyKey(value: unknown): string | undefined {
   if (value === undefined || value === null || value === '') return undefined;
   if (typeof value !== 'string') throw invalid('The idempotency-key must be a string.');
-  if (charCount(value) > MAX_IDEMPOTENCY_KEY) throw invalid('The idempotency-key must be at most 64 characters.');
+  if (charCount(value) > MAX_IDEMPOTENCY_KEY)
+    throw invalid('The idempotency-key must be at most 64 characters.');
   return value;
 }
 
@@ -112,7 +113,7 @@ const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafe
 /** GetMessages.before_id: 0 (proto3's unset) means no bound. */
 export function checkBeforeId(value: unknown): number {
   const v = value ?? 0;
-  if (!isId(v)) throw invalid('before_id must be a whole number, 0 or more (0 means no bound).');
+  if (!isId(v)) throw invalid('The before_id must be a whole number, 0 or more (0 means no bound).');
   return v;
 }
 
@@ -120,26 +121,26 @@ export function checkBeforeId(value: unknown): number {
 export function checkHistoryLimit(value: unknown): number {
   const v = value ?? 0;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_HISTORY_LIMIT) {
-    throw invalid(`limit must be from 1 to ${MAX_HISTORY_LIMIT} (0 means ${DEFAULT_HISTORY_LIMIT}).`);
+    throw invalid(`The limit must be from 1 to ${MAX_HISTORY_LIMIT} (0 means ${DEFAULT_HISTORY_LIMIT}).`);
   }
   return v === 0 ? DEFAULT_HISTORY_LIMIT : v;
 }
 
 /** EditMessage.message_id: a message id (ids start at 1). */
 export function checkMessageId(value: unknown): number {
-  if (!isId(value) || value === 0) throw invalid('message_id must be a message id (1 or more).');
+  if (!isId(value) || value === 0) throw invalid('The message_id must be a message id (1 or more).');
   return value;
 }
 
 /** MarkRead.up_to_id: the newest message id to mark read (1 or more). */
 export function checkUpToId(value: unknown): number {
-  if (!isId(value) || value === 0) throw invalid('up_to_id must be a message id (1 or more).');
+  if (!isId(value) || value === 0) throw invalid('The up_to_id must be a message id (1 or more).');
   return value;
 }
 
 /** SetTyping.typing: a boolean (proto3's unset is false). */
 export function checkTyping(value: unknown): boolean {
   const v = value ?? false;
-  if (typeof v !== 'boolean') throw invalid('typing must be true or false.');
+  if (typeof v !== 'boolean') throw invalid('The typing must be true or false.');
   return v;
 }

@@ -2,18 +2,8 @@
 // (src/proto.ts: keepCase, longs as Number, defaults on, oneofs named).
 
 // The proto message shapes are defined once, with the chat domain that produces them.
-import type { Chat, Message as ChatMessage, User } from '../chat/types.js';
-export type { Chat, User };
-
-/** v2 adds edited_at (0 for a message never edited). */
-export type Message = ChatMessage & { edited_at?: number };
-
-/** The other participant's typing state (ephemeral: never in the log, never replayed on resume). */
-export interface Typing {
-  chat_id: string;
-  username: string;
-  typing: boolean;
-}
+import type { Chat, Message, Typing, User } from '../chat/types.js';
+export type { Chat, Message, Typing, User };
 
 export interface LoginResult {
   token: string;

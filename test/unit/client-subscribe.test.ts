@@ -37,6 +37,7 @@ function eventLog(n: number): ChatEvent[] {
       content: `m${i + 1}`,
       sent_at: 1000 + i,
       read: false,
+      edited_at: 0,
     },
   }));
 }

@@ -318,6 +318,7 @@ describe('GET /api/events', () => {
         content: 'line1\nline2',
         sent_at: 5,
         read: false,
+        edited_at: 0,
       };
       fake.subscriptions[0].sink.onEvent(event(41, { message_received: msg }));
       fake.subscriptions[0].sink.onEvent(
