@@ -4,8 +4,8 @@
 // Shapes follow proto/chat.proto as loaded by src/proto.ts (keepCase, longs as numbers).
 
 // The proto message shapes are defined once, with the chat domain that produces them.
-import type { Chat, Message, User } from '../chat/types.js';
-export type { Chat, Message, User };
+import type { Chat, Message, Typing, User } from '../chat/types.js';
+export type { Chat, Message, Typing, User };
 
 export interface ChatEvent {
   /** The log index whose application produced the event; resume with `after_index` = this. */
@@ -14,6 +14,10 @@ export interface ChatEvent {
   messages_deleted?: { chat_id: string; message_ids: number[] };
   chat_removed?: { chat_id: string };
   chat_started?: Chat;
+  messages_read?: { chat_id: string; reader: string; up_to_id: number };
+  message_edited?: Message;
+  /** Ephemeral: its index is the replica's applied index when sent, not a log position of its own. */
+  typing?: Typing;
 }
 
 /** Per-call metadata the gateway passes through from the browser. */
@@ -60,6 +64,16 @@ export interface ChatApi {
     req: { chat_id: string; before_id: number; limit: number },
     meta: CallMeta,
   ): Promise<{ messages: Message[]; has_more: boolean }>;
+  readMessages(
+    req: { chat_id: string },
+    meta: CallMeta,
+  ): Promise<{ messages: Message[]; unread_remaining: number }>;
+  markRead(req: { chat_id: string; up_to_id: number }, meta: CallMeta): Promise<{ unread_remaining: number }>;
+  editMessage(
+    req: { chat_id: string; message_id: number; content: string },
+    meta: CallMeta,
+  ): Promise<Message>;
+  setTyping(req: { chat_id: string; typing: boolean }, meta: CallMeta): Promise<Record<string, never>>;
   deleteMessages(
     req: { chat_id: string; message_ids: number[] },
     meta: CallMeta,

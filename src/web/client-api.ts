@@ -94,6 +94,16 @@ export function chatApiFromClient(root: ChatClient, opts: ClientApiOptions = {})
     sendMessage: (req, meta) => run(meta, (c) => c.sendMessage(req.chat_id, req.content, call(meta))),
     getMessages: (req, meta) =>
       run(meta, (c) => c.getMessages(req.chat_id, { beforeId: req.before_id, limit: req.limit })),
+    readMessages: (req, meta) => run(meta, (c) => c.readMessages(req.chat_id, call(meta))),
+    markRead: async (req, meta) => ({
+      unread_remaining: await run(meta, (c) => c.markRead(req.chat_id, req.up_to_id, call(meta))),
+    }),
+    editMessage: (req, meta) =>
+      run(meta, (c) => c.editMessage(req.chat_id, req.message_id, req.content, call(meta))),
+    setTyping: async (req, meta) => {
+      await run(meta, (c) => c.setTyping(req.chat_id, req.typing));
+      return {};
+    },
     deleteMessages: async (req, meta) => ({
       deleted_count: await run(meta, (c) => c.deleteMessages(req.chat_id, req.message_ids, call(meta))),
     }),

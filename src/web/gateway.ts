@@ -10,7 +10,7 @@ import { ApiError, toApiError } from './errors.js';
 export const maxBodyBytes = 64 * 1024;
 const maxIdempotencyKey = 64;
 
-type FieldType = 'string' | 'int' | 'ids';
+type FieldType = 'string' | 'int' | 'id' | 'bool' | 'ids';
 
 interface Rpc {
   method: Exclude<keyof ChatApi, 'subscribe' | 'members'>;
@@ -41,8 +41,16 @@ export const rpcs: Record<string, Rpc> = {
   GetMessages: {
     method: 'getMessages',
     auth: true,
-    fields: { chat_id: 'string', before_id: 'int', limit: 'int' },
+    fields: { chat_id: 'string', before_id: 'id', limit: 'int' },
   },
+  ReadMessages: { method: 'readMessages', auth: true, fields: { chat_id: 'string' } },
+  MarkRead: { method: 'markRead', auth: true, fields: { chat_id: 'string', up_to_id: 'id' } },
+  EditMessage: {
+    method: 'editMessage',
+    auth: true,
+    fields: { chat_id: 'string', message_id: 'id', content: 'string' },
+  },
+  SetTyping: { method: 'setTyping', auth: true, fields: { chat_id: 'string', typing: 'bool' } },
   DeleteMessages: { method: 'deleteMessages', auth: true, fields: { chat_id: 'string', message_ids: 'ids' } },
 };
 
@@ -214,7 +222,15 @@ export class Gateway {
 
 /** A ChatEvent as the page sees it: `{index, event: 'message_received', message_received: {...}}`. */
 export function normalizeEvent(event: ChatEvent): Record<string, unknown> {
-  for (const kind of ['message_received', 'messages_deleted', 'chat_removed', 'chat_started'] as const) {
+  for (const kind of [
+    'message_received',
+    'messages_deleted',
+    'chat_removed',
+    'chat_started',
+    'messages_read',
+    'message_edited',
+    'typing',
+  ] as const) {
     if (event[kind]) return { index: event.index, event: kind, [kind]: event[kind] };
   }
   return { index: event.index };
@@ -303,6 +319,12 @@ export function parseRequest(text: string, fields: Record<string, FieldType>): R
         throw badField(name, 'a 32-bit integer');
       }
       out[name] = v ?? 0;
+    } else if (type === 'id') {
+      if (v !== undefined && v !== null && !isId(v)) throw badField(name, 'a non-negative integer id');
+      out[name] = Number(v ?? 0);
+    } else if (type === 'bool') {
+      if (v !== undefined && v !== null && typeof v !== 'boolean') throw badField(name, 'true or false');
+      out[name] = v ?? false;
     } else {
       const ids = v ?? [];
       if (!Array.isArray(ids) || !ids.every(isId))

@@ -49,6 +49,10 @@ export class FakeChatApi {
       listChats: rpc('listChats'),
       sendMessage: rpc('sendMessage'),
       getMessages: rpc('getMessages'),
+      readMessages: rpc('readMessages'),
+      markRead: rpc('markRead'),
+      editMessage: rpc('editMessage'),
+      setTyping: rpc('setTyping'),
       deleteMessages: rpc('deleteMessages'),
       subscribe: (req, meta, sink): Subscription => {
         let resolveReady = () => {};

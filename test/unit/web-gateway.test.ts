@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/user-error.js';
-import { rpcs } from '../../src/web/gateway.js';
+import { normalizeEvent, rpcs } from '../../src/web/gateway.js';
 import { type HttpServer, defaultHttpUrlFor, startHttpServer } from '../../src/web/http-server.js';
 import { FakeChatApi, event } from './web-fake-api.js';
 import { SseReader } from './web-sse-reader.js';
@@ -91,11 +91,44 @@ describe('JSON endpoints', () => {
     [
       'GetMessages',
       'getMessages',
+      { chat_id: 'c1', before_id: '40', limit: 10 },
+      { chat_id: 'c1', before_id: 40, limit: 10 },
+      { messages: [], has_more: true },
+      true,
+    ],
+    [
+      'ReadMessages',
+      'readMessages',
       { chat_id: 'c1' },
       { chat_id: 'c1' },
       { messages: [], unread_remaining: 2 },
       true,
     ],
+    [
+      'MarkRead',
+      'markRead',
+      { chat_id: 'c1', up_to_id: 9 },
+      { chat_id: 'c1', up_to_id: 9 },
+      { unread_remaining: 0 },
+      true,
+    ],
+    [
+      'EditMessage',
+      'editMessage',
+      { chat_id: 'c1', message_id: 7, content: 'better' },
+      { chat_id: 'c1', message_id: 7, content: 'better' },
+      {
+        message_id: 7,
+        chat_id: 'c1',
+        sender: 'alice',
+        content: 'better',
+        sent_at: 1,
+        read: false,
+        edited_at: 2,
+      },
+      true,
+    ],
+    ['SetTyping', 'setTyping', { chat_id: 'c1', typing: true }, { chat_id: 'c1', typing: true }, {}, true],
     [
       'DeleteMessages',
       'deleteMessages',
@@ -540,5 +573,28 @@ describe('deadline wording', () => {
       code: 'DEADLINE_EXCEEDED',
       message: 'The cluster did not answer before the deadline; please retry.',
     });
+  });
+});
+
+describe('normalizeEvent', () => {
+  it('names the v2 events for the page: messages_read, message_edited, typing', () => {
+    const read = { chat_id: 'c1', reader: 'bob', up_to_id: 9 };
+    expect(normalizeEvent({ index: 5, messages_read: read })).toEqual({
+      index: 5,
+      event: 'messages_read',
+      messages_read: read,
+    });
+    const edited = {
+      message_id: 9,
+      chat_id: 'c1',
+      sender: 'a',
+      content: 'x',
+      sent_at: 1,
+      read: true,
+      edited_at: 2,
+    };
+    expect(normalizeEvent({ index: 6, message_edited: edited })).toMatchObject({ event: 'message_edited' });
+    const typing = { chat_id: 'c1', username: 'bob', typing: true };
+    expect(normalizeEvent({ index: 6, typing })).toEqual({ index: 6, event: 'typing', typing });
   });
 });
