@@ -187,7 +187,9 @@ export class Gateway {
       sub = this.opts.api.subscribe({ after_index: afterIndex }, meta, {
         onEvent: (event) => {
           if (closed) return;
-          res.write(`id: ${event.index}\ndata: ${JSON.stringify(normalizeEvent(event))}\n\n`);
+          // A typing event is not in the log: its index is no point to resume from, so it gets no id.
+          const id = event.typing ? '' : `id: ${event.index}\n`;
+          res.write(`${id}data: ${JSON.stringify(normalizeEvent(event))}\n\n`);
           sendMembers();
         },
         onError: (err) => {

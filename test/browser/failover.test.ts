@@ -68,9 +68,17 @@ describe('web client failover', () => {
     await c.kill(aliceHome);
     // She goes on typing at once; the first sends land on the dead gateway and are retried elsewhere.
     for (let i = 1; i <= 10; i++) await send(`after ${i}`);
-    await waitText(alice, '#notice', 'reconnected through');
+    await waitText(alice, '#notice', 'now connected through');
+    // It names the replica that died and one that answered since, once.
     const line = await alice.locator('#notice').textContent();
-    expect(line).toMatch(/^Lost 127\.0\.0\.1:\d+; reconnected through 127\.0\.0\.1:\d+\.$/);
+    const dead = c.urls.get(aliceHome)!.slice('http://'.length);
+    const m = /^Lost (127\.0\.0\.1:\d+); now connected through (127\.0\.0\.1:\d+)\.$/.exec(line ?? '');
+    expect(m, line ?? '').not.toBeNull();
+    expect(m![1]).toBe(dead);
+    const alive = [...c.urls.entries()]
+      .filter(([id]) => id !== aliceHome)
+      .map(([, u]) => u.slice('http://'.length));
+    expect(alive).toContain(m![2]);
     await screenshot(alice, 'web-failover.png');
 
     await waitMessages(alice, sent);
