@@ -277,12 +277,12 @@ describe('terminal client (piped stdin)', () => {
       },
     );
     servers.push(s);
-    const t = session([s.address], { deadlineMs: 200 });
+    const t = session([s.address], { deadlineMs: 600 });
     t.send('login alice password1');
-    await waitFor(() => t.output().includes('logged in as alice'), 5000, 'login');
+    await waitFor(() => t.output().includes('logged in as alice'), 10_000, 'login');
     serving = false;
     await waitFor(() => t.output().includes(`(lost the connection to ${s.address}; retrying)`), 5000, 'lost');
-    await waitFor(() => streams >= 2 && s.callsOf('ListChats').length >= 3, 5000, 'probes');
+    await waitFor(() => streams >= 2 && s.callsOf('ListChats').length >= 3, 10_000, 'probes');
     expect(t.output()).not.toContain('reconnected');
     serving = true;
     await waitFor(() => t.output().includes(`(reconnected to ${s.address})`), 5000, 'reconnected');
@@ -294,6 +294,35 @@ describe('terminal client (piped stdin)', () => {
         .split('\n')
         .filter((l) => l.startsWith('(')),
     ).toEqual([`(lost the connection to ${s.address}; retrying)`, `(reconnected to ${s.address})`]);
+  });
+
+  it('on a terminal, tells the other side while the user types a message, at most every few seconds', async () => {
+    const s = await FakeServer.start(
+      (method, req, server) =>
+        method === 'ReadMessages'
+          ? ok({ messages: [], unread_remaining: 0 })
+          : method === 'GetMessages'
+            ? ok({ messages: [], has_more: false })
+            : script(method, req, server),
+      (call) => call.sendMetadata(new grpc.Metadata()),
+    );
+    servers.push(s);
+    const input = new PassThrough();
+    const output = new PassThrough();
+    output.resume();
+    const done = runTerminal({ addresses: [s.address], input, output, tty: true });
+    input.write('login alice password1\nopen bob\n');
+    await waitFor(() => s.callsOf('ReadMessages').length === 1, 5000, 'open');
+    for (const ch of 'send hello') input.write(ch);
+    await waitFor(() => s.callsOf('SetTyping').length === 1, 5000, 'SetTyping(true)');
+    expect(s.callsOf('SetTyping')[0].request).toMatchObject({ chat_id: 'c1', typing: true });
+    input.write('\n');
+    await waitFor(() => s.callsOf('SendMessage').length === 1, 5000, 'send');
+    // Many keys, one SetTyping(true); sending ends it.
+    await waitFor(() => s.callsOf('SetTyping').length === 2, 5000, 'SetTyping(false)');
+    expect(s.callsOf('SetTyping').map((c) => c.request.typing)).toEqual([true, false]);
+    input.end();
+    await expect(done).resolves.toBe(0);
   });
 
   it('shows the date with the time for messages of an earlier day', () => {
