@@ -111,6 +111,10 @@ describe('web client: history pages, read ticks, typing, edits', () => {
     await bob.click('form.composer textarea');
     await bob.keyboard.type('hello ali', { delay: 30 });
     await waitText(alice, '#typing', 'Bob Builder is typing…');
+    await alice.evaluate(() => {
+      const log = document.getElementById('messages')!;
+      log.scrollTop = log.scrollHeight;
+    });
     await screenshot(alice, 'web-typing.png');
     await bob.keyboard.type('ce');
     await bob.keyboard.press('Enter');
@@ -149,6 +153,7 @@ describe('web client: history pages, read ticks, typing, edits', () => {
     await bob.click('nav a[data-route=settings]');
     await bob.fill('form.settings input[name=view_limit]', '3');
     await bob.click('form.settings button[type=submit]');
+    await waitText(bob, '#current-limit, form.settings .error', 'delivered 3 at a time');
     await waitText(bob, '#notice', 'View limit set to 3.');
     await bob.click('nav a[data-route=chats]');
     await bob.waitForSelector('#notice[hidden]', { state: 'attached' });
