@@ -122,9 +122,12 @@ class Terminal {
     const [cmd] = text.split(/\s+/, 1);
     const rest = text.slice(cmd.length).trim();
     const args = rest === '' ? [] : rest.split(/\s+/);
+    const before = this.client.successes;
     try {
       const go = await this.dispatch(cmd.toLowerCase(), args, rest);
-      if (this.lost && this.client.address) this.reconnected(this.client.address);
+      // Only a call that went through shows the connection works again ('help' proves nothing).
+      if (this.lost && this.client.successes > before && this.client.address)
+        this.reconnected(this.client.address);
       return go;
     } catch (err) {
       if (err instanceof ChatClientError) this.print(`Error: ${sentence(err.message)} (${err.codeName})`);

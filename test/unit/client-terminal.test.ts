@@ -283,6 +283,9 @@ describe('terminal client (piped stdin)', () => {
     serving = false;
     await waitFor(() => t.output().includes(`(lost the connection to ${s.address}; retrying)`), 5000, 'lost');
     await waitFor(() => streams >= 2 && s.callsOf('ListChats').length >= 3, 10_000, 'probes');
+    // A command that makes no call, or whose call fails, proves nothing either.
+    t.send('help', 'chats');
+    await waitFor(() => t.output().includes('(UNAVAILABLE)'), 10_000, 'chats to fail');
     expect(t.output()).not.toContain('reconnected');
     serving = true;
     await waitFor(() => t.output().includes(`(reconnected to ${s.address})`), 5000, 'reconnected');
