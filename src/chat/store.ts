@@ -729,6 +729,20 @@ const CHAT_VIEW_COLUMNS = `
 const MESSAGE_COLUMNS = `m.id, m.chat_id, u.username AS sender, m.content, m.sent_at, m.read, m.edited_at
   FROM messages m JOIN users u ON u.id = m.sender_id`;
 
+// A page of history, newest first: three ordered ranges of the (chat_id, sender_id, read, id) index
+// merged (EXPLAIN: MERGE (UNION ALL)), so SQLite stops after @n rows whatever the chat's size.
+export const HISTORY_PAGE_SQL = `SELECT ${MESSAGE_COLUMNS} JOIN (
+    SELECT id FROM messages WHERE chat_id = @chat AND sender_id = @me AND read = 0 AND id < @before
+    UNION ALL
+    SELECT id FROM messages WHERE chat_id = @chat AND sender_id = @me AND read = 1 AND id < @before
+    UNION ALL
+    SELECT id FROM messages WHERE chat_id = @chat AND sender_id = @other AND read = 1 AND id < @before
+    ORDER BY id DESC LIMIT @n
+  ) p ON p.id = m.id ORDER BY m.id DESC`;
+
+/** The caller's chats with their unread counts and last message (ListChats). */
+export const CHATS_VIEW_SQL = `SELECT ${CHAT_VIEW_COLUMNS} WHERE c.user_a = ? OR c.user_b = ? ORDER BY c.last_activity_at DESC, c.seq DESC`;
+
 function prepareStatements(db: Database.Database) {
   return {
     getApplied: db.prepare('SELECT idx FROM applied WHERE id = 1').pluck(),
@@ -779,9 +793,7 @@ function prepareStatements(db: Database.Database) {
     touchChat: db.prepare('UPDATE chats SET last_activity_at = MAX(last_activity_at, ?) WHERE id = ?'),
     deleteChat: db.prepare('DELETE FROM chats WHERE id = ?'),
     chatView: db.prepare(`SELECT ${CHAT_VIEW_COLUMNS} WHERE (c.user_a = ? OR c.user_b = ?) AND c.id = ?`),
-    chatsView: db.prepare(
-      `SELECT ${CHAT_VIEW_COLUMNS} WHERE c.user_a = ? OR c.user_b = ? ORDER BY c.last_activity_at DESC, c.seq DESC`,
-    ),
+    chatsView: db.prepare(CHATS_VIEW_SQL),
     insertMessage: db.prepare(
       'INSERT INTO messages (id, chat_id, sender_id, content, sent_at, read) VALUES (?, ?, ?, ?, ?, 0)',
     ),
@@ -804,17 +816,6 @@ function prepareStatements(db: Database.Database) {
     unreadCount: db
       .prepare('SELECT COUNT(*) FROM messages WHERE chat_id = ? AND sender_id = ? AND read = 0')
       .pluck(),
-    // A page of history, newest first: three ordered index ranges of (chat_id, sender_id, read, id)
-    // merged, so SQLite stops after `n` rows whatever the chat's size (EXPLAIN: MERGE (UNION ALL)).
-    historyPage: db.prepare(
-      `SELECT ${MESSAGE_COLUMNS} JOIN (
-         SELECT id FROM messages WHERE chat_id = @chat AND sender_id = @me AND read = 0 AND id < @before
-         UNION ALL
-         SELECT id FROM messages WHERE chat_id = @chat AND sender_id = @me AND read = 1 AND id < @before
-         UNION ALL
-         SELECT id FROM messages WHERE chat_id = @chat AND sender_id = @other AND read = 1 AND id < @before
-         ORDER BY id DESC LIMIT @n
-       ) p ON p.id = m.id ORDER BY m.id DESC`,
-    ),
+    historyPage: db.prepare(HISTORY_PAGE_SQL),
   };
 }

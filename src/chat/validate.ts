@@ -108,13 +108,16 @@ export function checkIdempotencyKey(value: unknown): string | undefined {
 export const DEFAULT_HISTORY_LIMIT = 50;
 export const MAX_HISTORY_LIMIT = 200;
 
-const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+// uint64 fields arrive as numbers (src/proto.ts: longs as Number). An id above 2^53 cannot be exact,
+// and no message has one: it is clamped to the largest safe integer, which still means "every id".
+const isId = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+const clampId = (v: number): number => Math.min(v, Number.MAX_SAFE_INTEGER);
 
 /** GetMessages.before_id: 0 (proto3's unset) means no bound. */
 export function checkBeforeId(value: unknown): number {
   const v = value ?? 0;
   if (!isId(v)) throw invalid('The before_id must be a whole number, 0 or more (0 means no bound).');
-  return v;
+  return clampId(v);
 }
 
 /** GetMessages.limit: 1 to 200; 0 (proto3's unset) means 50. */
@@ -129,13 +132,13 @@ export function checkHistoryLimit(value: unknown): number {
 /** EditMessage.message_id: a message id (ids start at 1). */
 export function checkMessageId(value: unknown): number {
   if (!isId(value) || value === 0) throw invalid('The message_id must be a message id (1 or more).');
-  return value;
+  return clampId(value);
 }
 
 /** MarkRead.up_to_id: the newest message id to mark read (1 or more). */
 export function checkUpToId(value: unknown): number {
   if (!isId(value) || value === 0) throw invalid('The up_to_id must be a message id (1 or more).');
-  return value;
+  return clampId(value);
 }
 
 /** SetTyping.typing: a boolean (proto3's unset is false). */

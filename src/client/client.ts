@@ -11,16 +11,7 @@ import { unaryAttempt } from './call.js';
 import { ChatClientError, isRetryable } from './errors.js';
 import { Members } from './members.js';
 import { type SubscribeHandlers, type SubscribeOptions, Subscription } from './subscription.js';
-import type {
-  Chat,
-  LoginResult,
-  Message,
-  MessagesPage,
-  Settings,
-  UnreadBatch,
-  User,
-  UserPage,
-} from './types.js';
+import type { Chat, Delivery, HistoryPage, LoginResult, Message, Settings, User, UserPage } from './types.js';
 
 export { ChatClientError } from './errors.js';
 export { Subscription } from './subscription.js';
@@ -61,13 +52,6 @@ export interface ListUsersOptions extends CallOptions {
   page?: number;
   /** 1..100; 0 means the server's default (20). */
   pageSize?: number;
-}
-
-export interface GetMessagesOptions extends CallOptions {
-  /** Only messages with a smaller id; 0 or absent means the newest page. */
-  beforeId?: number;
-  /** 1..200; 0 or absent means the server's default (50). */
-  limit?: number;
 }
 
 interface OpSpec {
@@ -205,23 +189,28 @@ export class ChatClient {
     );
   }
 
-  /** One page of the visible history, oldest first: a pure read (no idempotency key, nothing marked). */
-  getMessages(chatId: string, opts: GetMessagesOptions = {}): Promise<MessagesPage> {
-    return this.call<MessagesPage>(
+  /** One page of history (a pure read, no key): oldest first, the newest `limit` visible messages with
+   * an id below `beforeId` (0 or absent: the newest page). */
+  getMessages(
+    chatId: string,
+    page: { beforeId?: number; limit?: number } = {},
+    opts?: CallOptions,
+  ): Promise<HistoryPage> {
+    return this.call<HistoryPage>(
       'GetMessages',
-      { chat_id: chatId, before_id: opts.beforeId ?? 0, limit: opts.limit ?? 0 },
+      { chat_id: chatId, before_id: page.beforeId ?? 0, limit: page.limit ?? 0 },
       { mutating: false, auth: true },
       opts,
     );
   }
 
-  /** Delivers the oldest view_limit unread messages and marks them read (a write: a retry with the same
-   * key gets the same batch instead of skipping it). */
-  readMessages(chatId: string, opts?: CallOptions): Promise<UnreadBatch> {
-    return this.call<UnreadBatch>('ReadMessages', { chat_id: chatId }, { mutating: true, auth: true }, opts);
+  /** Delivers the oldest view_limit unread messages and marks them read (a replicated write), so it
+   * carries an idempotency key: a retry gets the same delivery instead of silently skipping it. */
+  readMessages(chatId: string, opts?: CallOptions): Promise<Delivery> {
+    return this.call<Delivery>('ReadMessages', { chat_id: chatId }, { mutating: true, auth: true }, opts);
   }
 
-  /** Marks the other side's messages up to `upToId` as read; returns what is still unread. */
+  /** Marks the other side's messages up to `upToId` read; returns how many are still unread. */
   markRead(chatId: string, upToId: number, opts?: CallOptions): Promise<number> {
     return this.call<{ unread_remaining: number }>(
       'MarkRead',
@@ -231,7 +220,7 @@ export class ChatClient {
     ).then((r) => r.unread_remaining);
   }
 
-  /** Replaces the content of one's own message; the reply carries edited_at. */
+  /** Edits one of the caller's own messages; returns it with its new edited_at. */
   editMessage(chatId: string, messageId: number, content: string, opts?: CallOptions): Promise<Message> {
     return this.call<Message>(
       'EditMessage',
@@ -241,9 +230,15 @@ export class ChatClient {
     );
   }
 
-  /** Ephemeral and best effort: never in the log, so no idempotency key; a repeat is harmless. */
-  async setTyping(chatId: string, typing: boolean, opts?: CallOptions): Promise<void> {
-    await this.call('SetTyping', { chat_id: chatId, typing }, { mutating: false, auth: true }, opts);
+  /** Ephemeral (not in the log, so no key): tells the other participant whether the caller is typing.
+   * Refresh a `true` every few seconds; receivers drop it after 6 s without one. */
+  setTyping(chatId: string, typing: boolean, opts?: CallOptions): Promise<void> {
+    return this.call<object>(
+      'SetTyping',
+      { chat_id: chatId, typing },
+      { mutating: false, auth: true },
+      opts,
+    ).then(() => undefined);
   }
 
   /** Returns the number of messages deleted. */

@@ -162,13 +162,9 @@ export class Subscription {
 
   private deliver(ev: ChatEvent): void {
     if (this.closedFlag) return;
-    // A typing event is not in the log: its index is only the replica's applied index when it was sent,
-    // so it is neither a replay to drop nor a point to resume from.
-    if (ev.event === 'typing') {
-      this.handlers.onEvent(ev);
-      return;
-    }
-    if (ev.index > 0) {
+    // A typing event is ephemeral (never replayed) and carries the replica's applied index, which an
+    // earlier event may share: it neither moves nor is filtered by the resume position.
+    if (ev.index > 0 && ev.event !== 'typing') {
       if (ev.index <= this.lastIdx) return; // replayed by the new replica, already delivered
       this.lastIdx = ev.index;
     }

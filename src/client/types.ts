@@ -2,8 +2,8 @@
 // (src/proto.ts: keepCase, longs as Number, defaults on, oneofs named).
 
 // The proto message shapes are defined once, with the chat domain that produces them.
-import type { Chat, Message, Typing, User } from '../chat/types.js';
-export type { Chat, Message, Typing, User };
+import type { Chat, Message, User } from '../chat/types.js';
+export type { Chat, Message, User };
 
 export interface LoginResult {
   token: string;
@@ -21,24 +21,21 @@ export interface Settings {
   view_limit: number;
 }
 
-/** GetMessages: one page of the visible history, oldest first. */
-export interface MessagesPage {
+/** GetMessages: one page of history, oldest first. */
+export interface HistoryPage {
   messages: Message[];
-  /** Older visible messages exist (ask again with before_id = the first message's id). */
+  /** Older visible messages exist (page on with before_id = the first message's id). */
   has_more: boolean;
 }
 
-/** ReadMessages: the oldest view_limit unread messages, now marked read. */
-export interface UnreadBatch {
+/** ReadMessages: the delivered unread messages, now read, and how many are still unread. */
+export interface Delivery {
   messages: Message[];
   unread_remaining: number;
 }
 
-export interface MessagesRead {
-  chat_id: string;
-  reader: string;
-  up_to_id: number;
-}
+/** @deprecated v1's name for a ReadMessages reply. */
+export type MessagesPage = Delivery;
 
 /** One pushed event; `event` names the one field that is set. */
 export type ChatEvent =
@@ -46,9 +43,14 @@ export type ChatEvent =
   | { index: number; event: 'messages_deleted'; messages_deleted: { chat_id: string; message_ids: number[] } }
   | { index: number; event: 'chat_removed'; chat_removed: { chat_id: string } }
   | { index: number; event: 'chat_started'; chat_started: Chat }
-  | { index: number; event: 'messages_read'; messages_read: MessagesRead }
+  | {
+      index: number;
+      event: 'messages_read';
+      messages_read: { chat_id: string; reader: string; up_to_id: number };
+    }
   | { index: number; event: 'message_edited'; message_edited: Message }
-  | { index: number; event: 'typing'; typing: Typing };
+  /** Ephemeral: its index is the replica's applied index when sent; it is never replayed. */
+  | { index: number; event: 'typing'; typing: { chat_id: string; username: string; typing: boolean } };
 
 export interface ClusterMember {
   id: string;

@@ -4,8 +4,8 @@
 // Shapes follow proto/chat.proto as loaded by src/proto.ts (keepCase, longs as numbers).
 
 // The proto message shapes are defined once, with the chat domain that produces them.
-import type { Chat, Message, Typing, User } from '../chat/types.js';
-export type { Chat, Message, Typing, User };
+import type { Chat, Message, User } from '../chat/types.js';
+export type { Chat, Message, User };
 
 export interface ChatEvent {
   /** The log index whose application produced the event; resume with `after_index` = this. */
@@ -16,8 +16,8 @@ export interface ChatEvent {
   chat_started?: Chat;
   messages_read?: { chat_id: string; reader: string; up_to_id: number };
   message_edited?: Message;
-  /** Ephemeral: its index is the replica's applied index when sent, not a log position of its own. */
-  typing?: Typing;
+  /** Ephemeral: never replayed on resume; its index only says how far the replica had applied. */
+  typing?: { chat_id: string; username: string; typing: boolean };
 }
 
 /** Per-call metadata the gateway passes through from the browser. */

@@ -187,7 +187,7 @@ export class Gateway {
       sub = this.opts.api.subscribe({ after_index: afterIndex }, meta, {
         onEvent: (event) => {
           if (closed) return;
-          // A typing event is not in the log: its index is no point to resume from, so it gets no id.
+          // A typing event carries no id: it is never replayed, so it must not move Last-Event-ID.
           const id = event.typing ? '' : `id: ${event.index}\n`;
           res.write(`${id}data: ${JSON.stringify(normalizeEvent(event))}\n\n`);
           sendMembers();
@@ -323,7 +323,7 @@ export function parseRequest(text: string, fields: Record<string, FieldType>): R
       out[name] = v ?? 0;
     } else if (type === 'id') {
       if (v !== undefined && v !== null && !isId(v)) throw badField(name, 'a non-negative integer id');
-      out[name] = Number(v ?? 0);
+      out[name] = v === undefined || v === null ? 0 : Number(v);
     } else if (type === 'bool') {
       if (v !== undefined && v !== null && typeof v !== 'boolean') throw badField(name, 'true or false');
       out[name] = v ?? false;

@@ -157,7 +157,7 @@ describe('bin/quorum-chat server (single node)', () => {
     await rpc(chat, 'UpdateSettings', { view_limit: 1 }, bob);
     const got = await rpc<{ messages: { content: string }[]; unread_remaining: number }>(
       chat,
-      'GetMessages',
+      'ReadMessages',
       { chat_id: c.chat_id },
       bob,
     );
@@ -187,13 +187,22 @@ describe('bin/quorum-chat server (single node)', () => {
       expect.objectContaining({ chat_id: c.chat_id, unread_count: 1, other_user: 'alice' }),
     ]);
     expect(await rpc(chat2, 'GetSettings', {}, bob)).toEqual({ view_limit: 1 });
-    const again = await rpc<{ messages: { content: string }[] }>(
+    // History holds what bob has read; delivery picks up where it stopped before the restart.
+    const history = await rpc<{ messages: { content: string }[]; has_more: boolean }>(
       chat2,
       'GetMessages',
       { chat_id: c.chat_id },
       bob,
     );
-    expect(again.messages.map((m) => m.content)).toEqual(['first', 'second']);
+    expect(history).toMatchObject({ messages: [{ content: 'first' }], has_more: false });
+    const again = await rpc<{ messages: { content: string }[]; unread_remaining: number }>(
+      chat2,
+      'ReadMessages',
+      { chat_id: c.chat_id },
+      bob,
+    );
+    expect(again.messages.map((m) => m.content)).toEqual(['second']);
+    expect(again.unread_remaining).toBe(0);
     const dup = await rpc(chat2, 'Signup', {
       username: 'ALICE',
       nickname: 'x',

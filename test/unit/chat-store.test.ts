@@ -4,10 +4,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Entry } from '../../machines/protocol.js';
 import type { Command, CommandResult } from '../../src/chat/commands.js';
-import { ChatStore } from '../../src/chat/store.js';
+import { CHATS_VIEW_SQL, ChatStore, HISTORY_PAGE_SQL } from '../../src/chat/store.js';
 import { tokenHash } from '../../src/chat/tokens.js';
 import { makeStack, userCtx } from './chat-fixture.js';
 
@@ -57,6 +58,47 @@ const at = () => 1_000_000 + n++;
 const HASH = 'scrypt$1024$8$1$c2FsdA==$aGFzaA==';
 
 describe('ChatStore', () => {
+  it('a history page and the unread counts read index ranges, never a whole chat (query plans)', () => {
+    const st = new ChatStore(':memory:', { durable: false });
+    const plan = (sql: string, params: unknown) =>
+      (st.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(params) as { detail: string }[]).map((r) => r.detail);
+    const history = plan(HISTORY_PAGE_SQL, { chat: 'c1', me: 1, other: 2, before: 10, n: 51 });
+    expect(history).toContain('MERGE (UNION ALL)');
+    expect(history.filter((d) => /messages|^(SEARCH|SCAN) m\b/.test(d))).toEqual([
+      ...Array(3).fill(
+        'SEARCH messages USING COVERING INDEX messages_by_chat_sender (chat_id=? AND sender_id=? AND read=? AND id<?)',
+      ),
+      'SEARCH m USING INTEGER PRIMARY KEY (rowid=?)',
+    ]);
+    const chats = plan(CHATS_VIEW_SQL, [1, 1, 1]);
+    expect(chats.some((d) => /^SCAN m\b|^SCAN messages/.test(d))).toBe(false);
+    expect(chats).toContain(
+      'SEARCH m USING COVERING INDEX messages_by_chat_sender (chat_id=? AND sender_id=? AND read=?)',
+    );
+    expect(chats).toContain('SEARCH m USING INDEX messages_by_chat_id (chat_id=?)');
+    st.close();
+  });
+
+  it('upgrades a version-1 database in place: edited_at added, old index dropped', () => {
+    const dir = tempDir();
+    const file = join(dir, 'v1.sqlite');
+    const v1 = new Database(file);
+    v1.exec(`CREATE TABLE chat_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      INSERT INTO chat_meta VALUES ('schema_version', '1');
+      CREATE TABLE messages (id INTEGER PRIMARY KEY, chat_id TEXT NOT NULL, sender_id INTEGER NOT NULL,
+        content TEXT NOT NULL, sent_at INTEGER NOT NULL, read INTEGER NOT NULL DEFAULT 0);
+      CREATE INDEX messages_by_chat ON messages (chat_id, read, id);
+      INSERT INTO messages VALUES (1, 'c1', 1, 'old', 5, 1);`);
+    v1.close();
+    const st = new ChatStore(file);
+    expect(st.db.prepare('SELECT edited_at FROM messages WHERE id = 1').pluck().get()).toBe(0);
+    expect(st.db.prepare("SELECT value FROM chat_meta WHERE key = 'schema_version'").pluck().get()).toBe('2');
+    const names = st.db.prepare("SELECT name FROM sqlite_master WHERE type = 'index'").pluck().all();
+    expect(names).not.toContain('messages_by_chat');
+    expect(names).toEqual(expect.arrayContaining(['messages_by_chat_id', 'messages_by_chat_sender']));
+    st.close();
+  });
+
   it('applying the same entries to fresh stores gives equal digests and equal ids', async () => {
     const { s, entries } = await recordedScenario();
     const a = new ChatStore(':memory:', { durable: false });

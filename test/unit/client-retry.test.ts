@@ -269,39 +269,33 @@ describe('ChatClient deadlines and tokens', () => {
     ]);
   });
 
-  it('sends idempotency keys on writes (ReadMessages, MarkRead, EditMessage included) and none on pure reads', async () => {
+  it('sends idempotency keys on writes (ReadMessages, MarkRead, EditMessage included) and none on pure reads (GetMessages, SetTyping)', async () => {
     const a = await fake(() => ok({}));
     const c = client([a.address], deterministic().opts);
     c.token = 'tok';
     await c.listUsers({ pattern: 'a*', page: 2 });
     await c.getSettings();
     await c.listChats();
-    await c.getMessages('c1');
-    await c.getMessages('c1', { beforeId: 40, limit: 10 });
-    await c.startChat('bob');
-    await c.readMessages('c1');
-    await c.markRead('c1', 7);
-    await c.editMessage('c1', 7, 'new text');
+    await c.getMessages('c1', { beforeId: 9, limit: 20 });
     await c.setTyping('c1', true);
+    await c.readMessages('c1');
+    await c.markRead('c1', 8);
+    await c.editMessage('c1', 7, 'fixed');
+    await c.startChat('bob');
     expect(a.calls.map((x) => [x.method, x.idempotencyKey])).toEqual([
       ['ListUsers', undefined],
       ['GetSettings', undefined],
       ['ListChats', undefined],
       ['GetMessages', undefined],
-      ['GetMessages', undefined],
-      ['StartChat', 'key-1'],
-      ['ReadMessages', 'key-2'],
-      ['MarkRead', 'key-3'],
-      ['EditMessage', 'key-4'],
-      // Ephemeral, never in the log: nothing to deduplicate.
       ['SetTyping', undefined],
+      ['ReadMessages', 'key-1'],
+      ['MarkRead', 'key-2'],
+      ['EditMessage', 'key-3'],
+      ['StartChat', 'key-4'],
     ]);
+    expect(a.calls[3].request).toMatchObject({ chat_id: 'c1', before_id: 9, limit: 20 });
+    expect(a.calls[6].request).toMatchObject({ chat_id: 'c1', up_to_id: 8 });
     expect(a.calls[0].request).toMatchObject({ pattern: 'a*', page: 2, page_size: 0 });
-    expect(a.calls[3].request).toMatchObject({ chat_id: 'c1', before_id: 0, limit: 0 });
-    expect(a.calls[4].request).toMatchObject({ chat_id: 'c1', before_id: 40, limit: 10 });
-    expect(a.calls[7].request).toMatchObject({ chat_id: 'c1', up_to_id: 7 });
-    expect(a.calls[8].request).toMatchObject({ chat_id: 'c1', message_id: 7, content: 'new text' });
-    expect(a.calls[9].request).toMatchObject({ chat_id: 'c1', typing: true });
   });
 
   it('uses a caller-supplied idempotency key', async () => {

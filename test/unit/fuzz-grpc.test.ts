@@ -31,6 +31,10 @@ const METHODS = [
   'ListChats',
   'SendMessage',
   'GetMessages',
+  'ReadMessages',
+  'MarkRead',
+  'EditMessage',
+  'SetTyping',
   'DeleteMessages',
 ];
 
@@ -122,6 +126,11 @@ const request = fc.record(
     chat_id: fc.oneof(text, fc.constant('CHAT')),
     content: text,
     message_ids: fc.array(uint64, { maxLength: 20 }),
+    message_id: uint64,
+    before_id: uint64,
+    up_to_id: uint64,
+    limit: int32,
+    typing: fc.boolean(),
   },
   { requiredKeys: [] },
 );

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/user-error.js';
-import { normalizeEvent, rpcs } from '../../src/web/gateway.js';
+import { rpcs } from '../../src/web/gateway.js';
 import { type HttpServer, defaultHttpUrlFor, startHttpServer } from '../../src/web/http-server.js';
 import { FakeChatApi, event } from './web-fake-api.js';
 import { SseReader } from './web-sse-reader.js';
@@ -91,9 +91,9 @@ describe('JSON endpoints', () => {
     [
       'GetMessages',
       'getMessages',
-      { chat_id: 'c1', before_id: '40', limit: 10 },
-      { chat_id: 'c1', before_id: 40, limit: 10 },
-      { messages: [], has_more: true },
+      { chat_id: 'c1', before_id: '12', limit: 20 },
+      { chat_id: 'c1', before_id: 12, limit: 20 },
+      { messages: [], has_more: false },
       true,
     ],
     [
@@ -115,13 +115,13 @@ describe('JSON endpoints', () => {
     [
       'EditMessage',
       'editMessage',
-      { chat_id: 'c1', message_id: 7, content: 'better' },
-      { chat_id: 'c1', message_id: 7, content: 'better' },
+      { chat_id: 'c1', message_id: 7, content: 'fixed' },
+      { chat_id: 'c1', message_id: 7, content: 'fixed' },
       {
         message_id: 7,
         chat_id: 'c1',
         sender: 'alice',
-        content: 'better',
+        content: 'fixed',
         sent_at: 1,
         read: false,
         edited_at: 2,
@@ -367,6 +367,30 @@ describe('GET /api/events', () => {
         event: 'messages_deleted',
         messages_deleted: { chat_id: 'c1', message_ids: [9] },
       });
+      // v2 events; a typing event carries no id (never replayed, so Last-Event-ID must not move).
+      const edited = { ...msg, content: 'fixed', edited_at: 6 };
+      fake.subscriptions[0].sink.onEvent(event(43, { message_edited: edited }));
+      fake.subscriptions[0].sink.onEvent(
+        event(44, { messages_read: { chat_id: 'c1', reader: 'bob', up_to_id: 9 } }),
+      );
+      fake.subscriptions[0].sink.onEvent(
+        event(44, { typing: { chat_id: 'c1', username: 'bob', typing: true } }),
+      );
+      const f3 = await sse.until(undefined);
+      expect([f3.id, JSON.parse(f3.data!)]).toEqual([
+        '43',
+        { index: 43, event: 'message_edited', message_edited: edited },
+      ]);
+      const f4 = await sse.until(undefined);
+      expect(f4.id).toBe('44');
+      expect(JSON.parse(f4.data!).event).toBe('messages_read');
+      const f5 = await sse.until(undefined);
+      expect(f5.id).toBeUndefined();
+      expect(JSON.parse(f5.data!)).toEqual({
+        index: 44,
+        event: 'typing',
+        typing: { chat_id: 'c1', username: 'bob', typing: true },
+      });
     } finally {
       sse.abort();
     }
@@ -573,28 +597,5 @@ describe('deadline wording', () => {
       code: 'DEADLINE_EXCEEDED',
       message: 'The cluster did not answer before the deadline; please retry.',
     });
-  });
-});
-
-describe('normalizeEvent', () => {
-  it('names the v2 events for the page: messages_read, message_edited, typing', () => {
-    const read = { chat_id: 'c1', reader: 'bob', up_to_id: 9 };
-    expect(normalizeEvent({ index: 5, messages_read: read })).toEqual({
-      index: 5,
-      event: 'messages_read',
-      messages_read: read,
-    });
-    const edited = {
-      message_id: 9,
-      chat_id: 'c1',
-      sender: 'a',
-      content: 'x',
-      sent_at: 1,
-      read: true,
-      edited_at: 2,
-    };
-    expect(normalizeEvent({ index: 6, message_edited: edited })).toMatchObject({ event: 'message_edited' });
-    const typing = { chat_id: 'c1', username: 'bob', typing: true };
-    expect(normalizeEvent({ index: 6, typing })).toEqual({ index: 6, event: 'typing', typing });
   });
 });

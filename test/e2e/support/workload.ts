@@ -6,6 +6,9 @@
 import { ChatCaller, type Party, codeName, grpcCode, makeParties, newKey } from '../../../src/bench/rpc.js';
 import { ChatClient } from '../../../src/client/client.js';
 
+/** The page size of the workload's history reads (GetMessages). */
+const PAGE = 200;
+
 export interface Ack {
   client: number;
   chatId: string;
@@ -50,10 +53,11 @@ export interface WorkloadOptions {
   client?: 'caller' | 'chatclient';
 }
 
-/** What a workload client needs: a send and a read, each retried inside with one idempotency key. */
+/** What a workload client needs: a send (retried inside with one idempotency key) and a history read
+ * (GetMessages, the newest page: a pure read, no key). */
 interface Driver {
   send(p: Party, content: string): Promise<Message>;
-  read(p: Party): Promise<{ messages: Message[]; unread_remaining: number }>;
+  read(p: Party): Promise<{ messages: Message[]; has_more: boolean }>;
   close(): void;
 }
 
@@ -70,10 +74,10 @@ function callerDriver(addresses: string[], attemptMs: number, totalMs: number): 
       ).value,
     read: async (p) =>
       (
-        await caller.call<{ messages: Message[]; unread_remaining: number }>(
+        await caller.call<{ messages: Message[]; has_more: boolean }>(
           'GetMessages',
-          { chat_id: p.chatId },
-          { token: p.token, key: newKey() },
+          { chat_id: p.chatId, before_id: 0, limit: PAGE },
+          { token: p.token },
         )
       ).value,
     close: () => caller.close(),
@@ -84,7 +88,7 @@ function chatClientDriver(addresses: string[], token: string, attemptMs: number,
   const client = new ChatClient(addresses, { token, attemptTimeoutMs: attemptMs, deadlineMs: totalMs });
   return {
     send: (p, content) => client.sendMessage(p.chatId, content),
-    read: (p) => client.readMessages(p.chatId),
+    read: (p) => client.getMessages(p.chatId, { limit: PAGE }),
     close: () => client.close(),
   };
 }
@@ -242,9 +246,11 @@ export class Workload {
     try {
       const res = await driver.read(me);
       const seen = new Set(res.messages.map((m) => m.content));
-      // Own messages are never unread for their sender, so all of them must be there; the partner's
-      // are all there when nothing is left unread.
-      const mustSee = res.unread_remaining === 0 ? before : before.filter((a) => a.client === i);
+      // Own messages are always visible to their sender (the partner's only once read, and nobody
+      // reads here), so every own acknowledged message the page covers must be there: all of them
+      // when there is no older page, else those from the page's oldest id on.
+      const oldest = res.messages[0]?.message_id ?? 0;
+      const mustSee = before.filter((a) => a.client === i && (!res.has_more || a.messageId >= oldest));
       const missed = mustSee.filter((a) => !seen.has(a.content));
       if (missed.length > 0) {
         this.staleReads.push(
@@ -263,15 +269,21 @@ export class Workload {
     const ids = new Map<string, number>();
     try {
       for (const p of this.parties) {
-        const res = await caller.call<{ messages: Message[] }>(
-          'GetMessages',
-          { chat_id: p.chatId },
-          { token: p.token, key: newKey() },
-        );
-        for (const m of res.value.messages) {
-          if (m.sender !== p.username) continue;
-          counts.set(m.content, (counts.get(m.content) ?? 0) + 1);
-          ids.set(m.content, m.message_id);
+        // Page back through the whole history (own messages are always visible), bounded.
+        let before = 0;
+        for (let page = 0; page < 100_000; page++) {
+          const res = await caller.call<{ messages: Message[]; has_more: boolean }>(
+            'GetMessages',
+            { chat_id: p.chatId, before_id: before, limit: 200 },
+            { token: p.token },
+          );
+          for (const m of res.value.messages) {
+            if (m.sender !== p.username) continue;
+            counts.set(m.content, (counts.get(m.content) ?? 0) + 1);
+            ids.set(m.content, m.message_id);
+          }
+          if (!res.value.has_more || res.value.messages.length === 0) break;
+          before = res.value.messages[0].message_id;
         }
       }
     } finally {
