@@ -33,6 +33,6 @@ export function waitText(ms: number): string {
 }
 
 /** Login's answer for an unknown user and for a wrong password alike, so it leaks neither. */
-export const BAD_CREDENTIALS = 'wrong username or password.';
+export const BAD_CREDENTIALS = 'Wrong username or password.';
 /** The answer for a missing, unknown or revoked token. */
-export const BAD_TOKEN = 'the session token is missing, invalid or revoked; log in again.';
+export const BAD_TOKEN = 'The session token is missing, invalid or revoked; log in again.';

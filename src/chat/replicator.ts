@@ -22,7 +22,7 @@ export interface Replicator {
 
 function checkDeadline(opts: ReplicateOptions | undefined, now: () => number): void {
   if (opts?.deadline !== undefined && now() >= opts.deadline) {
-    throw new ChatError(status.DEADLINE_EXCEEDED, 'the deadline ran out before the request could be served.');
+    throw new ChatError(status.DEADLINE_EXCEEDED, 'The deadline ran out before the request could be served.');
   }
 }
 
@@ -82,12 +82,12 @@ export class LocalReplicator implements Replicator {
       batch.forEach((p, i) => {
         const result = byIndex.get(first + i);
         if (result) p.resolve(result);
-        else p.reject(new ChatError(status.INTERNAL, 'the command was not applied.'));
+        else p.reject(new ChatError(status.INTERNAL, 'The command was not applied.'));
       });
     } catch (err) {
       // The transaction failed as a whole (disk trouble): nothing was applied, every caller is told.
       for (const p of batch)
-        p.reject(new ChatError(status.UNAVAILABLE, `the write failed: ${(err as Error).message}`));
+        p.reject(new ChatError(status.UNAVAILABLE, `The write failed: ${(err as Error).message}`));
     }
   }
 }

@@ -193,7 +193,7 @@ export class ChatService {
     // Skip the slow hash for a name that is taken, unless this may be a retry whose first attempt
     // created the account: then apply must answer with the stored original result.
     if (key === undefined && (await this.read(() => this.store.credentialsByName(username), ctx))) {
-      throw new ChatError(status.ALREADY_EXISTS, `the username '${username}' is taken.`);
+      throw new ChatError(status.ALREADY_EXISTS, `The username '${username}' is taken.`);
     }
     const passwordHash = await this.hashes.run(
       () => hashPassword(password, this.cost, this.derive),
@@ -249,7 +249,7 @@ export class ChatService {
     if (who) {
       const stored = who.passwordHash;
       const ok = await this.hashes.run(() => verifyPassword(password, stored, this.derive), ctx.deadline);
-      if (!ok) throw unauthenticated('wrong password.');
+      if (!ok) throw unauthenticated('Wrong password.');
     }
     // With no session, propose() answers a retry of a DeleteAccount that already succeeded from its
     // stored result, and refuses anything else.
@@ -392,7 +392,7 @@ export class ChatService {
     const actor = this.actor(ctx);
     const after = req.after_index ?? 0;
     if (typeof after !== 'number' || !Number.isSafeInteger(after) || after < 0) {
-      throw invalid('after_index must be a whole number, 0 or more.');
+      throw invalid('The after_index must be a whole number, 0 or more.');
     }
     let who = this.store.authenticate(actor, this.now());
     if (!who) {
@@ -491,7 +491,7 @@ export class ChatService {
           done(
             new ChatError(
               status.UNAVAILABLE,
-              'this replica has not caught up with the session yet; subscribe again.',
+              'This replica has not caught up with the session yet; subscribe again.',
             ),
           ),
         wait,

@@ -231,13 +231,13 @@ export class ChatStore implements StateMachine {
     try {
       cmd = JSON.parse(data) as Command;
     } catch {
-      return fail(invalid('the command is not valid JSON.'));
+      return fail(invalid('The command is not valid JSON.'));
     }
     if (typeof cmd !== 'object' || cmd === null || !COMMAND_TYPES.has(cmd.type)) {
-      return fail(invalid('the command has no known type.'));
+      return fail(invalid('The command has no known type.'));
     }
     if (typeof cmd.at !== 'number' || !Number.isSafeInteger(cmd.at) || cmd.at < 0) {
-      return fail(invalid('the command has no valid time.'));
+      return fail(invalid('The command has no valid time.'));
     }
     let key: string | undefined;
     try {
@@ -308,7 +308,7 @@ export class ChatStore implements StateMachine {
         result = {
           ok: false,
           code: status.INTERNAL,
-          message: `the command failed: ${(err as Error).message}`,
+          message: `The command failed: ${(err as Error).message}`,
         };
       }
     }
@@ -380,7 +380,7 @@ export class ChatStore implements StateMachine {
       case 'touch':
         return {}; // applyCommand refreshed the session already
       default:
-        throw invalid(`unknown command type '${String((cmd as { type: unknown }).type).slice(0, 40)}'.`);
+        throw invalid(`Unknown command type '${String((cmd as { type: unknown }).type).slice(0, 40)}'.`);
     }
   }
 
@@ -394,10 +394,10 @@ export class ChatStore implements StateMachine {
     const username = checkUsername(cmd.username);
     const nickname = checkNickname(cmd.nickname);
     if (typeof cmd.passwordHash !== 'string' || !cmd.passwordHash.startsWith('scrypt$')) {
-      throw invalid('the command carries no password hash.');
+      throw invalid('The command carries no password hash.');
     }
     if (this.q.userByKey.get(foldCase(username))) {
-      throw new ChatError(status.ALREADY_EXISTS, `the username '${username}' is taken.`);
+      throw new ChatError(status.ALREADY_EXISTS, `The username '${username}' is taken.`);
     }
     const id = this.nextId('user');
     this.q.insertUser.run(id, username, foldCase(username), nickname, cmd.passwordHash, cmd.at);
@@ -413,10 +413,10 @@ export class ChatStore implements StateMachine {
     if (!user || typeof cmd.username !== 'string' || user.username_key !== foldCase(cmd.username)) {
       throw unauthenticated(BAD_CREDENTIALS);
     }
-    if (!isTokenHash(cmd.tokenHash)) throw invalid('the command carries no token hash.');
+    if (!isTokenHash(cmd.tokenHash)) throw invalid('The command carries no token hash.');
     const ttl = cmd.ttlMs;
     if (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < 1 || ttl > MAX_SESSION_TTL_MS) {
-      throw invalid('the command carries no valid session TTL.');
+      throw invalid('The command carries no valid session TTL.');
     }
     return { user, ttl };
   }
@@ -446,7 +446,7 @@ export class ChatStore implements StateMachine {
       const live = previous === null ? undefined : (this.q.session.get(previous, cmd.at) as SessionRow);
       if (!live || live.user_id !== user.id) {
         throw unauthenticated(
-          'the session of the first login with this idempotency key has ended; log in again.',
+          'The session of the first login with this idempotency key has ended; log in again.',
         );
       }
       this.q.rotateSession.run(cmd.tokenHash, cmd.at + ttl, ttl, previous);
@@ -457,7 +457,7 @@ export class ChatStore implements StateMachine {
       if (err instanceof ChatError) return fail(err);
       const code = (err as { code?: unknown }).code;
       if (typeof code === 'string' && FATAL_SQLITE.test(code)) throw err;
-      return { ok: false, code: status.INTERNAL, message: `the command failed: ${(err as Error).message}` };
+      return { ok: false, code: status.INTERNAL, message: `The command failed: ${(err as Error).message}` };
     }
   }
 
@@ -480,10 +480,10 @@ export class ChatStore implements StateMachine {
   }
 
   private startChat(me: number, username: unknown, at: number, index: number, fx: CommandEffects): Chat {
-    if (typeof username !== 'string' || username === '') throw invalid('username is required.');
+    if (typeof username !== 'string' || username === '') throw invalid('The username is required.');
     const other = this.q.userByKey.get(foldCase(username)) as UserRow | undefined;
-    if (!other) throw notFound('no such user.');
-    if (other.id === me) throw invalid('you cannot start a chat with yourself.');
+    if (!other) throw notFound('No such user.');
+    if (other.id === me) throw invalid('You cannot start a chat with yourself.');
     const [a, b] = me < other.id ? [me, other.id] : [other.id, me];
     const existing = this.q.chatByPair.get(a, b) as ChatRow | undefined;
     if (existing) return this.chatView(existing.id, me);
@@ -498,7 +498,7 @@ export class ChatStore implements StateMachine {
   private memberChat(chatId: unknown, me: number): ChatRow {
     const id = checkChatId(chatId);
     const chat = this.q.chatById.get(id) as ChatRow | undefined;
-    if (!chat || (chat.user_a !== me && chat.user_b !== me)) throw notFound('no such chat.');
+    if (!chat || (chat.user_a !== me && chat.user_b !== me)) throw notFound('No such chat.');
     return chat;
   }
 
@@ -607,11 +607,11 @@ export class ChatStore implements StateMachine {
     const wanted = checkMessageIds(ids);
     const senders = wanted.map((id) => {
       const sender = this.q.messageSender.get(id, chat.id) as number | undefined;
-      if (sender === undefined) throw notFound(`message ${id} does not exist in this chat.`);
+      if (sender === undefined) throw notFound(`Message ${id} does not exist in this chat.`);
       return sender;
     });
     if (senders.some((s) => s !== me)) {
-      throw denied('you can delete only your own messages; nothing was deleted.');
+      throw denied('You can delete only your own messages; nothing was deleted.');
     }
     for (const id of wanted) this.q.deleteMessage.run(id);
     const other = chat.user_a === me ? chat.user_b : chat.user_a;

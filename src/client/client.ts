@@ -83,6 +83,7 @@ export class ChatClient {
   private readonly onFailover: ((from: string, to: string) => void) | undefined;
   private readonly subscriptions = new Set<Subscription>();
   private lastAddress: string | undefined;
+  private succeeded = 0;
 
   constructor(addresses: string[], opts: ChatClientOptions = {}) {
     this.now = opts.now ?? Date.now;
@@ -105,6 +106,11 @@ export class ChatClient {
 
   set token(value: string | undefined) {
     this.authToken = value;
+  }
+
+  /** How many operations have succeeded so far (a caller can tell whether one did since it looked). */
+  get successes(): number {
+    return this.succeeded;
   }
 
   /** The address the last successful call went to. */
@@ -307,6 +313,7 @@ export class ChatClient {
         );
         if (failedFrom !== undefined && failedFrom !== address) this.onFailover?.(failedFrom, address);
         this.lastAddress = address;
+        this.succeeded++;
         return res;
       } catch (err) {
         const e = err as ChatClientError;

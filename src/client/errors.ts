@@ -29,7 +29,11 @@ export function toClientError(err: unknown): ChatClientError {
   const e = err as Partial<grpc.ServiceError> | undefined;
   if (e && typeof e.code === 'number') {
     // grpc-js puts "<code> <NAME>: <details>" in .message; the server's own sentence is .details.
-    return new ChatClientError(e.code, e.details || e.message || 'the call failed', retryAfterOf(e.metadata));
+    return new ChatClientError(
+      e.code,
+      e.details || e.message || 'The call failed.',
+      retryAfterOf(e.metadata),
+    );
   }
   return new ChatClientError(grpc.status.UNKNOWN, err instanceof Error ? err.message : String(err));
 }

@@ -13,6 +13,8 @@ export interface SubscribeHandlers {
   onEvent: (event: ChatEvent) => void;
   /** The first stream is established (the server sent its headers or an event). */
   onConnect?: (address: string) => void;
+  /** The established stream broke (once per outage; the subscription is reconnecting). */
+  onDisconnect?: (address: string, error: ChatClientError) => void;
   /** A stream broke and a new one is established on `address` (possibly the same replica, back again). */
   onReconnect?: (address: string) => void;
   /** The subscription ended for good: a non-retryable answer (e.g. UNAUTHENTICATED after logout) or too
@@ -173,6 +175,7 @@ export class Subscription {
     if (this.closedFlag) return;
     // A stream the server cut because we fell behind (RESOURCE_EXHAUSTED) resumes like a broken one.
     if (!isRetryable(e) && e.code !== grpc.status.RESOURCE_EXHAUSTED) return this.fail(e);
+    if (this.everConnected && !this.broken) this.handlers.onDisconnect?.(address, e);
     this.broken = true;
     this.members.markFailed(address);
     this.failures++;

@@ -19,22 +19,32 @@ import { parseAddressList } from './members.js';
 import { CONTINUATION, oneLine, safeLine, textBlock } from './printable.js';
 
 const help = `commands:
-  signup <username> <password> [nickname]  create an account (the nickname defaults to the username)
+  signup <username> <password> [nickname]  create an account and log in (the nickname defaults to the username)
   login <username> <password>              log in; live messages appear as they arrive
   logout                                   log out (revokes this session everywhere)
   whoami                                   who is logged in, and the open chat
   users [pattern] [page]                   list users; pattern is a glob (* any run, ? one character)
   chats                                    your chats, most recent first, with unread counts
-  open <user>  (or: chat <user>)           open the chat with a user, starting it if needed
-  send <text>                              send a message to the open chat
+  open <user>  (or: chat <user>)           open the chat with a user (starting it if needed): shows the
+                                           latest messages, then up to view-limit unread ones
+  read [user]                              show the next view-limit unread messages of the open chat
+  older  (or: more)                        show the page of messages before the oldest one shown
+  send <text>                              send a message to the open chat (others see you typing)
   msg <user> <text>                        send a message to a user without opening the chat
-  read [user]                              show the open chat; marks up to view-limit unread as read
-  delete <id> [id...]                      delete your own messages (ids as shown by read) in the open chat
+  edit <id> <text>                         replace the text of one of your messages in the open chat
+  delete <id> [id...]                      delete your own messages (ids as shown) in the open chat
   settings                                 show your settings
   set view-limit <n>                       how many unread messages one read shows (1 to 1000)
   delete-account <password>                delete your account and all your chats
   help                                     this list
   quit                                     leave (also: exit, Ctrl-D)`;
+
+/** How many messages `open` and `older` show at a time. */
+const HISTORY_PAGE = 20;
+/** A typing:true is over after this long without a refresh (API.md). */
+const TYPING_TTL_MS = 6000;
+/** While the user types, SetTyping(true) is repeated at most this often. */
+const TYPING_REFRESH_MS = 3000;
 
 export interface TerminalOptions {
   addresses: string[];
@@ -43,11 +53,20 @@ export interface TerminalOptions {
   /** Show a prompt and redraw it around live events. Default: both streams are TTYs. */
   tty?: boolean;
   clientOptions?: ChatClientOptions;
+  /** Injected for tests; default Date.now. */
+  now?: () => number;
 }
 
 interface OpenChat {
   chatId: string;
   user: string;
+  /** The oldest message id shown from the history; `older` pages back from it. */
+  oldestId: number;
+  hasMore: boolean;
+  /** Unread messages not delivered yet: while any are waiting, live ones are not marked read. */
+  unread: number;
+  /** The newest message of the other side shown here (and marked read). */
+  newestShown: number;
 }
 
 /** The session state and the commands. Output goes through `print`, live events through `notify`. */
@@ -58,8 +77,15 @@ class Terminal {
   private subscription: Subscription | undefined;
   /** chat_id → the other user's name, for events that carry only the chat id. */
   private readonly chatUsers = new Map<string, string>();
-  private lastNoticeAddress: string | undefined;
+  /** Set when the connection was lost; cleared (with a notice) once a call succeeds again. */
+  private lost: string | undefined;
+  private probing = false;
   private quietStreamErrors = false;
+  /** chat_id → until when the other side counts as typing. */
+  private readonly typingUntil = new Map<string, number>();
+  private typingSentAt = 0;
+  private typingChat: string | undefined;
+  private readonly now: () => number;
   busy = false;
 
   constructor(
@@ -67,16 +93,17 @@ class Terminal {
     private readonly print: (line: string) => void,
     private readonly notify: (line: string) => void,
   ) {
+    this.now = opts.now ?? Date.now;
     this.client = new ChatClient(opts.addresses, {
       ...opts.clientOptions,
-      onFailover: (_from, to) => this.noticeAddress(to),
+      // Called only after the operation succeeded on `to`: the connection works again.
+      onFailover: (from, to) => this.reconnected(to, from),
     });
   }
 
   get prompt(): string {
     if (!this.user) return '> ';
-    const me = oneLine(this.user);
-    return this.open ? `${me}@${oneLine(this.open.user)}> ` : `${me}> `;
+    return this.open ? `${this.user}@${this.open.user}> ` : `${this.user}> `;
   }
 
   /** Runs one input line; returns false when the user asked to quit. */
@@ -86,19 +113,44 @@ class Terminal {
     const [cmd] = text.split(/\s+/, 1);
     const rest = text.slice(cmd.length).trim();
     const args = rest === '' ? [] : rest.split(/\s+/);
+    const before = this.client.successes;
     try {
-      return await this.dispatch(cmd.toLowerCase(), args, rest);
+      const go = await this.dispatch(cmd.toLowerCase(), args, rest);
+      // Only a call that went through shows the connection works again ('help' proves nothing).
+      if (this.lost && this.client.successes > before && this.client.address)
+        this.reconnected(this.client.address);
+      return go;
     } catch (err) {
-      if (err instanceof ChatClientError) this.print(`error: ${err.codeName}: ${oneLine(err.message)}`);
-      else if (err instanceof UsageError) this.print(`usage: ${err.message}`);
-      else this.print(`error: ${oneLine(err instanceof Error ? err.message : String(err))}`);
+      if (err instanceof ChatClientError) this.print(`Error: ${sentence(err.message)} (${err.codeName})`);
+      else if (err instanceof UsageError) this.print(`Usage: ${err.message}`);
+      else this.print(`Error: ${sentence(err instanceof Error ? err.message : String(err))}`);
       return true;
     }
   }
 
+  /** A key was typed into the current line (TTY only): tell the other side, at most every few seconds. */
+  onTyping(line: string): void {
+    const open = this.open;
+    if (!open || !/^send\s+\S/i.test(line)) return;
+    const now = this.now();
+    if (this.typingChat === open.chatId && now - this.typingSentAt < TYPING_REFRESH_MS) return;
+    this.typingChat = open.chatId;
+    this.typingSentAt = now;
+    this.client.setTyping(open.chatId, true).catch(() => {}); // best effort
+  }
+
   close(): void {
+    this.stopTyping();
     this.subscription?.close();
     this.client.close();
+  }
+
+  private stopTyping(): void {
+    const chat = this.typingChat;
+    if (chat === undefined) return;
+    this.typingChat = undefined;
+    this.typingSentAt = 0;
+    this.client.setTyping(chat, false).catch(() => {}); // best effort; it expires by itself anyway
   }
 
   private async dispatch(cmd: string, args: string[], rest: string): Promise<boolean> {
@@ -114,8 +166,9 @@ class Terminal {
         const [username, password, ...nick] = args;
         if (!username || !password) throw new UsageError('signup <username> <password> [nickname]');
         const u = await this.client.signup(username, nick.join(' ') || username, password);
-        const name = oneLine(u.username);
-        this.print(`signed up as ${name} (${oneLine(u.nickname)}); now: login ${name} <password>`);
+        this.print(`signed up as ${u.username} (${u.nickname})`);
+        // As on the web page: a new account is logged in at once.
+        await this.login([username, password]);
         return true;
       }
       case 'login':
@@ -123,15 +176,16 @@ class Terminal {
         return true;
       case 'logout':
         this.needLogin();
+        this.stopTyping();
         await this.leaving(() => this.client.logout());
-        this.print(`logged out ${oneLine(this.user ?? '')}`);
+        this.print(`logged out ${this.user}`);
         this.user = undefined;
         this.open = undefined;
         return true;
       case 'whoami':
         this.print(
           this.user
-            ? `${oneLine(this.user)}${this.open ? `, chat with ${oneLine(this.open.user)} open` : ''}`
+            ? `${this.user}${this.open ? `, chat with ${this.open.user} open` : ''}`
             : 'not logged in',
         );
         return true;
@@ -142,22 +196,14 @@ class Terminal {
         await this.chats();
         return true;
       case 'open':
-      case 'chat': {
+      case 'chat':
         if (args.length !== 1) throw new UsageError(`${cmd} <user>`);
-        const chat = await this.startChat(args[0]);
-        this.open = { chatId: chat.chat_id, user: chat.other_user };
-        const unread =
-          chat.unread_count > 0
-            ? `${chat.unread_count} unread; type 'read' to show them`
-            : 'no unread messages';
-        this.print(
-          `opened chat with ${oneLine(chat.other_user)} (${oneLine(chat.other_nickname)}): ${unread}`,
-        );
+        await this.openChat(args[0]);
         return true;
-      }
       case 'send': {
         if (!rest) throw new UsageError('send <text>');
         const open = this.needOpen();
+        this.stopTyping();
         const m = await this.client.sendMessage(open.chatId, rest);
         this.print(`sent #${m.message_id}`);
         return true;
@@ -168,17 +214,36 @@ class Terminal {
         if (!to || !content) throw new UsageError('msg <user> <text>');
         const chat = await this.startChat(to);
         const m = await this.client.sendMessage(chat.chat_id, content);
-        this.print(`sent #${m.message_id} to ${oneLine(chat.other_user)}`);
+        this.print(`sent #${m.message_id} to ${chat.other_user}`);
         return true;
       }
       case 'read':
-        await this.read(args);
+        if (args.length > 1) throw new UsageError('read [user]');
+        if (args.length === 1 && args[0].toLowerCase() !== this.open?.user.toLowerCase()) {
+          await this.openChat(args[0]);
+          return true;
+        }
+        await this.readUnread(this.needOpen());
         return true;
+      case 'older':
+      case 'more':
+        if (args.length > 0) throw new UsageError(`${cmd}`);
+        await this.older(this.needOpen());
+        return true;
+      case 'edit': {
+        const open = this.needOpen();
+        const id = Number((args[0] ?? '').replace(/^#/, ''));
+        const content = rest.slice(args[0]?.length ?? 0).trim();
+        if (!Number.isSafeInteger(id) || id <= 0 || !content) throw new UsageError('edit <id> <text>');
+        const m = await this.client.editMessage(open.chatId, id, content);
+        this.print(`edited #${m.message_id}`);
+        return true;
+      }
       case 'delete': {
         const open = this.needOpen();
         const ids = args.map((a) => Number(a.replace(/^#/, '')));
         if (ids.length === 0 || ids.some((n) => !Number.isSafeInteger(n) || n <= 0)) {
-          throw new UsageError('delete <id> [id...]  (message ids as shown by read)');
+          throw new UsageError('delete <id> [id...]  (message ids as shown)');
         }
         const n = await this.client.deleteMessages(open.chatId, ids);
         this.print(`deleted ${n} message${n === 1 ? '' : 's'}`);
@@ -203,14 +268,15 @@ class Terminal {
       case 'delete-account': {
         if (args.length !== 1) throw new UsageError('delete-account <password>');
         this.needLogin();
+        this.stopTyping();
         await this.leaving(() => this.client.deleteAccount(args[0]));
-        this.print(`account ${oneLine(this.user ?? '')} deleted`);
+        this.print(`account ${this.user} deleted`);
         this.user = undefined;
         this.open = undefined;
         return true;
       }
       default:
-        this.print(`unknown command '${cmd}'; type 'help' for the list`);
+        this.print(`Unknown command '${oneLine(cmd)}'; type 'help' for the list.`);
         return true;
     }
   }
@@ -234,18 +300,21 @@ class Terminal {
   private async login(args: string[]): Promise<void> {
     const [username, password] = args;
     if (!username || !password || args.length !== 2) throw new UsageError('login <username> <password>');
+    this.stopTyping();
     this.subscription?.close();
     const r = await this.client.login(username, password);
     this.user = r.user.username;
     this.open = undefined;
     this.chatUsers.clear();
-    this.print(`logged in as ${oneLine(r.user.username)} (${oneLine(r.user.nickname)})`);
+    this.typingUntil.clear();
+    this.print(`logged in as ${r.user.username} (${oneLine(r.user.nickname)})`);
     this.subscription = this.client.subscribe({
       onEvent: (e) => this.onEvent(e),
-      onReconnect: (address) => this.noticeAddress(address),
+      onDisconnect: (address) => this.disconnected(address),
+      onReconnect: () => this.probe(),
       onError: (e) => {
         if (!this.quietStreamErrors)
-          this.notify(`error: ${e.codeName}: ${oneLine(e.message)} (live updates stopped)`);
+          this.notify(`Error: ${sentence(e.message)} (${e.codeName}); live updates stopped.`);
       },
     });
     const chats = await this.client.listChats();
@@ -254,7 +323,7 @@ class Terminal {
     if (unread.length > 0) {
       const total = unread.reduce((n, c) => n + c.unread_count, 0);
       this.print(
-        `${total} unread message${total === 1 ? '' : 's'} from ${unread.map((c) => oneLine(c.other_user)).join(', ')}`,
+        `${total} unread message${total === 1 ? '' : 's'} from ${unread.map((c) => c.other_user).join(', ')}`,
       );
     }
   }
@@ -266,7 +335,7 @@ class Terminal {
     if (args.length > 2 || !Number.isInteger(page) || page < 1)
       throw new UsageError('users [pattern] [page]');
     const r = await this.client.listUsers({ pattern, page });
-    for (const u of r.users) this.print(`  ${oneLine(u.username)} (${oneLine(u.nickname)})`);
+    for (const u of r.users) this.print(`  ${u.username} (${oneLine(u.nickname)})`);
     const pages = Math.max(1, r.total_pages);
     this.print(`page ${r.page || page} of ${pages}, ${r.total_count} user${r.total_count === 1 ? '' : 's'}`);
   }
@@ -281,25 +350,66 @@ class Terminal {
     for (const c of chats) {
       this.chatUsers.set(c.chat_id, c.other_user);
       const unread = c.unread_count > 0 ? `  ${c.unread_count} unread` : '';
-      const last = c.last_message_at > 0 ? `  last ${clock(c.last_message_at)}` : '';
-      this.print(`  ${oneLine(c.other_user)} (${oneLine(c.other_nickname)})${unread}${last}`);
+      const last = c.last_message_at > 0 ? `  last ${when(c.last_message_at, this.now())}` : '';
+      this.print(`  ${c.other_user} (${oneLine(c.other_nickname)})${unread}${last}`);
     }
   }
 
-  private async read(args: string[]): Promise<void> {
-    if (args.length > 1) throw new UsageError('read [user]');
-    if (args.length === 1) {
-      const chat = await this.startChat(args[0]);
-      this.open = { chatId: chat.chat_id, user: chat.other_user };
+  /** Opens a chat: the latest page of history (GetMessages), then the first batch of unread ones. */
+  private async openChat(username: string): Promise<void> {
+    this.stopTyping();
+    const chat = await this.startChat(username);
+    const open: OpenChat = {
+      chatId: chat.chat_id,
+      user: chat.other_user,
+      oldestId: 0,
+      hasMore: false,
+      unread: chat.unread_count,
+      newestShown: 0,
+    };
+    this.open = open;
+    this.print(`chat with ${chat.other_user} (${oneLine(chat.other_nickname)})`);
+    const page = await this.client.getMessages(open.chatId, { limit: HISTORY_PAGE });
+    if (this.open !== open) return;
+    if (page.has_more) this.print("  (older messages: type 'older')");
+    this.showHistory(open, page.messages, page.has_more);
+    if (page.messages.length === 0 && chat.unread_count === 0) this.print('  no messages yet');
+    if (chat.unread_count > 0) await this.readUnread(open);
+  }
+
+  private showHistory(open: OpenChat, messages: Message[], hasMore: boolean): void {
+    for (const m of messages) {
+      this.print(this.formatMessage(m));
+      if (m.sender !== this.user) open.newestShown = Math.max(open.newestShown, m.message_id);
     }
-    const open = this.needOpen();
-    // Delivery of what is unread (v2 ReadMessages); the history page view is the terminal UI's business.
-    const page = await this.client.readMessages(open.chatId);
-    if (page.messages.length === 0) this.print(`no messages with ${oneLine(open.user)} yet`);
-    for (const m of page.messages) this.print(this.formatMessage(m));
-    if (page.unread_remaining > 0) {
-      this.print(`${page.unread_remaining} more unread; type 'read' again to see them`);
+    if (messages.length > 0) open.oldestId = messages[0].message_id;
+    open.hasMore = hasMore;
+  }
+
+  /** ReadMessages: the next view-limit unread messages, now marked read. */
+  private async readUnread(open: OpenChat): Promise<void> {
+    const batch = await this.client.readMessages(open.chatId);
+    if (batch.messages.length === 0) this.print('  no unread messages');
+    else this.print('  -- unread --');
+    for (const m of batch.messages) {
+      this.print(this.formatMessage(m));
+      open.newestShown = Math.max(open.newestShown, m.message_id);
     }
+    open.unread = batch.unread_remaining;
+    if (batch.unread_remaining > 0) {
+      this.print(`${batch.unread_remaining} more unread; type 'read' for the next ones`);
+    }
+  }
+
+  private async older(open: OpenChat): Promise<void> {
+    if (open.oldestId === 0 || !open.hasMore) {
+      this.print('  no older messages');
+      return;
+    }
+    const page = await this.client.getMessages(open.chatId, { beforeId: open.oldestId, limit: HISTORY_PAGE });
+    if (page.messages.length === 0) this.print('  no older messages');
+    this.showHistory(open, page.messages, page.has_more);
+    if (page.has_more) this.print("  (more: type 'older' again)");
   }
 
   private async startChat(username: string): Promise<Chat> {
@@ -312,7 +422,8 @@ class Terminal {
   private formatMessage(m: Message): string {
     const mine = m.sender === this.user;
     const seen = mine && m.read ? '  (read)' : '';
-    return `  #${m.message_id} ${clock(m.sent_at)} ${oneLine(m.sender)}: ${textBlock(m.content, CONTINUATION)}${seen}`;
+    const edited = m.edited_at ? '  (edited)' : '';
+    return `  #${m.message_id} ${when(m.sent_at, this.now())} ${m.sender}: ${textBlock(m.content, CONTINUATION)}${edited}${seen}`;
   }
 
   private onEvent(e: ChatEvent): void {
@@ -321,14 +432,48 @@ class Terminal {
         const m = e.message_received;
         if (m.sender === this.user) return; // our own message, sent from here or another session
         this.chatUsers.set(m.chat_id, m.sender);
-        this.notify(`new message from ${oneLine(m.sender)}: ${textBlock(m.content, CONTINUATION)}`);
+        this.typingUntil.delete(m.chat_id);
+        const open = this.open;
+        if (open?.chatId === m.chat_id && open.unread === 0) {
+          // Shown in the open chat with nothing older waiting: it has been read, so say so.
+          this.notify(this.formatMessage(m));
+          open.newestShown = Math.max(open.newestShown, m.message_id);
+          this.client.markRead(m.chat_id, m.message_id).catch(() => {
+            // Still unread on the server: it comes again with the next 'read'.
+          });
+          return;
+        }
+        if (open?.chatId === m.chat_id) open.unread++;
+        this.notify(`new message from ${m.sender}: ${textBlock(m.content, CONTINUATION)}`);
+        return;
+      }
+      case 'message_edited': {
+        const m = e.message_edited;
+        if (m.sender === this.user) return;
+        this.notify(`${m.sender} edited #${m.message_id}: ${textBlock(m.content, CONTINUATION)}`);
+        return;
+      }
+      case 'messages_read': {
+        const r = e.messages_read;
+        if (r.reader === this.user) return;
+        this.notify(`${r.reader} read your messages up to #${r.up_to_id}`);
+        return;
+      }
+      case 'typing': {
+        const t = e.typing;
+        if (t.username === this.user) return;
+        const was = (this.typingUntil.get(t.chat_id) ?? 0) > this.now();
+        if (t.typing) this.typingUntil.set(t.chat_id, this.now() + TYPING_TTL_MS);
+        else this.typingUntil.delete(t.chat_id);
+        // One line when someone starts typing; a refresh or the end says nothing more.
+        if (t.typing && !was) this.notify(`${t.username} is typing…`);
         return;
       }
       case 'messages_deleted': {
         const d = e.messages_deleted;
         const who = this.chatUsers.get(d.chat_id) ?? 'someone';
         const n = d.message_ids.length;
-        if (who !== this.user) this.notify(`${oneLine(who)} deleted ${n} message${n === 1 ? '' : 's'}`);
+        if (who !== this.user) this.notify(`${who} deleted ${n} message${n === 1 ? '' : 's'}`);
         return;
       }
       case 'chat_removed': {
@@ -336,7 +481,7 @@ class Terminal {
         const who = this.chatUsers.get(id) ?? 'a user';
         this.chatUsers.delete(id);
         if (this.open?.chatId === id) this.open = undefined;
-        this.notify(`the chat with ${oneLine(who)} was removed (account deleted)`);
+        this.notify(`the chat with ${who} was removed (account deleted)`);
         return;
       }
       case 'chat_started': {
@@ -344,34 +489,76 @@ class Terminal {
         // A chat we started ourselves is already known; only announce one the other side started.
         if (this.chatUsers.has(c.chat_id)) return;
         this.chatUsers.set(c.chat_id, c.other_user);
-        this.notify(`${oneLine(c.other_user)} (${oneLine(c.other_nickname)}) started a chat with you`);
+        this.notify(`${c.other_user} (${oneLine(c.other_nickname)}) started a chat with you`);
         return;
       }
     }
   }
 
-  private noticeAddress(address: string): void {
-    if (address === this.lastNoticeAddress) return;
-    this.lastNoticeAddress = address;
-    this.notify(`(reconnected to ${oneLine(address)})`);
+  /** The event stream broke: say so once; "reconnected" waits until a call succeeds again. */
+  private disconnected(address: string): void {
+    if (this.lost) return;
+    this.lost = address;
+    this.notify(`(lost the connection to ${address}; retrying)`);
+  }
+
+  /**
+   * The stream is open again, which only shows that one replica accepts connections: a call that needs
+   * the cluster (ListChats goes through ReadIndex, so a leader must answer) confirms it serves.
+   */
+  private async probe(): Promise<void> {
+    if (this.probing) return;
+    this.probing = true;
+    try {
+      for (let i = 0; i < 60 && this.lost && this.user && this.subscription; i++) {
+        try {
+          await this.client.listChats();
+          if (this.client.address) this.reconnected(this.client.address);
+          return;
+        } catch {
+          // Not serving yet (no leader, or unreachable); the library already backed off.
+        }
+      }
+    } finally {
+      this.probing = false;
+    }
+  }
+
+  private reconnected(address: string, from?: string): void {
+    if (!this.lost && from === undefined) return;
+    this.lost = undefined;
+    this.notify(`(reconnected to ${address})`);
   }
 
   private needLogin(): void {
-    if (!this.user) throw new Error('not logged in; login <username> <password> (or signup first)');
+    if (!this.user) throw new Error('Not logged in; use login <username> <password> (or signup first).');
   }
 
   private needOpen(): OpenChat {
     this.needLogin();
-    if (!this.open) throw new Error('no chat is open; open <user> first');
+    if (!this.open) throw new Error('No chat is open; use open <user> first.');
     return this.open;
   }
 }
 
 class UsageError extends Error {}
 
-function clock(ms: number): string {
+/** One sentence: starts with a capital letter and ends with a period (servers of older builds did not). */
+function sentence(text: string): string {
+  const t = text.trim();
+  if (t === '') return 'The call failed.';
+  const first = t[0].toUpperCase() + t.slice(1);
+  return /[.!?]$/.test(first) ? first : `${first}.`;
+}
+
+const two = (n: number) => String(n).padStart(2, '0');
+
+/** HH:MM:SS for today; an earlier day gets its date in front, so the time is never lost. */
+export function when(ms: number, now: number): string {
   const d = new Date(ms);
-  return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, '0')).join(':');
+  const time = `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+  if (d.toDateString() === new Date(now).toDateString()) return time;
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${time}`;
 }
 
 /** Runs the terminal client on the given streams until quit or end of input; returns the exit code. */
@@ -381,7 +568,6 @@ export async function runTerminal(opts: TerminalOptions): Promise<number> {
     opts.tty ??
     ((out as { isTTY?: boolean }).isTTY === true && (opts.input as { isTTY?: boolean }).isTTY === true);
   const rl = readline.createInterface({ input: opts.input, output: tty ? out : undefined, terminal: tty });
-  // Every line passes the last guard: nothing printed can carry an escape or a carriage return.
   const print = (line: string) => out.write(`${safeLine(line)}\n`);
   let term: Terminal | undefined;
   // A live event must not land in the middle of what the user is typing: clear the prompt line, print
@@ -398,6 +584,10 @@ export async function runTerminal(opts: TerminalOptions): Promise<number> {
   };
   term = new Terminal(opts, print, notify);
   rl.on('SIGINT', () => rl.close());
+  if (tty) {
+    // readline has consumed the key by the time this runs, so rl.line is the line as typed so far.
+    opts.input.on('keypress', () => setImmediate(() => term?.onTyping(rl.line)));
+  }
   if (tty) {
     print("quorum chat: type 'help' for commands");
     rl.setPrompt(term.prompt);

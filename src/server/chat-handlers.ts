@@ -72,7 +72,7 @@ export function chatServiceDefinition(): grpc.ServiceDefinition {
           return {
             [REJECTED]: new ChatError(
               grpc.status.RESOURCE_EXHAUSTED,
-              `the request is ${buf.length} bytes; the limit is ${MAX_REQUEST_BYTES} bytes.`,
+              `The request is ${buf.length} bytes; the limit is ${MAX_REQUEST_BYTES} bytes.`,
             ),
           };
         }
@@ -82,7 +82,7 @@ export function chatServiceDefinition(): grpc.ServiceDefinition {
           return {
             [REJECTED]: new ChatError(
               grpc.status.INVALID_ARGUMENT,
-              `the request is not a valid ${name} message.`,
+              `The request is not a valid ${name} message.`,
             ),
           };
         }
@@ -156,13 +156,13 @@ export class ChatHandlers {
         if (call.writableLength > limit) {
           this.fail(
             call,
-            new ChatError(grpc.status.RESOURCE_EXHAUSTED, 'the subscriber fell too far behind; resubscribe.'),
+            new ChatError(grpc.status.RESOURCE_EXHAUSTED, 'The subscriber fell too far behind; resubscribe.'),
           );
           return;
         }
         call.write(event);
       },
-      revoked: () => this.fail(call, new ChatError(grpc.status.UNAUTHENTICATED, 'the session was revoked.')),
+      revoked: () => this.fail(call, new ChatError(grpc.status.UNAUTHENTICATED, 'The session was revoked.')),
     };
     const cleanup = () => {
       gone = true;

@@ -45,12 +45,12 @@ export class LeaderForwarder {
 
   call(address: string, c: ForwardCall): Promise<unknown> {
     if (this.closed) {
-      return Promise.reject(new ChatError(status.UNAVAILABLE, 'this replica is shutting down; retry.'));
+      return Promise.reject(new ChatError(status.UNAVAILABLE, 'This replica is shutting down; retry.'));
     }
     const stub = this.stubs(address)[c.service];
     const fn = (stub as unknown as Record<string, Unary>)[c.method];
     if (typeof fn !== 'function') {
-      return Promise.reject(new ChatError(status.UNIMPLEMENTED, `there is no method '${c.method}'.`));
+      return Promise.reject(new ChatError(status.UNIMPLEMENTED, `There is no method '${c.method}'.`));
     }
     const md = new grpc.Metadata();
     if (c.authorization) md.set('authorization', c.authorization);
@@ -113,7 +113,7 @@ function forwardError(err: grpc.ServiceError, address: string): ChatError {
     err.code === status.CANCELLED ||
     ((err.code === status.INTERNAL || err.code === status.UNKNOWN) && LOST.test(err.message));
   if (transport) {
-    return new ChatError(status.UNAVAILABLE, `the leader at ${address} could not be reached; retry.`);
+    return new ChatError(status.UNAVAILABLE, `The leader at ${address} could not be reached; retry.`);
   }
   // A rate limit's wait travels back to the caller with the leader's answer.
   return new ChatError(err.code, err.details || err.message, retryAfterOf(err.metadata));

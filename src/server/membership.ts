@@ -100,18 +100,18 @@ export class Membership implements ClusterControl, Topology {
       return Promise.reject(
         new ChatError(
           status.INVALID_ARGUMENT,
-          "id must be 1 to 64 characters of letters, digits, '_', '.' or '-'.",
+          "Id must be 1 to 64 characters of letters, digits, '_', '.' or '-'.",
         ),
       );
     }
     if (!ADDRESS.test(address) || Number(address.split(':').pop()) > 65535) {
-      return Promise.reject(new ChatError(status.INVALID_ARGUMENT, 'address must be HOST:PORT.'));
+      return Promise.reject(new ChatError(status.INVALID_ARGUMENT, 'The address must be HOST:PORT.'));
     }
     return this.onLeader('AddMember', { id, address }, ctx, () => this.add(id, address, ctx));
   }
 
   removeMember(id: string, ctx: ControlContext): Promise<ClusterStatus> {
-    if (id === '') return Promise.reject(new ChatError(status.INVALID_ARGUMENT, 'id must not be empty.'));
+    if (id === '') return Promise.reject(new ChatError(status.INVALID_ARGUMENT, 'The id must not be empty.'));
     return this.onLeader('RemoveMember', { id }, ctx, () => this.remove(id));
   }
 
@@ -132,7 +132,7 @@ export class Membership implements ClusterControl, Topology {
     if (s.role !== 'leader') {
       const leader = addressIn(s.config, s.leaderId);
       if (ctx.forwarded || !leader) {
-        throw new ChatError(status.UNAVAILABLE, 'no leader is known right now; retry.');
+        throw new ChatError(status.UNAVAILABLE, 'No leader is known right now; retry.');
       }
       return (await this.opts.forwarder.call(leader, {
         service: 'cluster',
@@ -145,7 +145,7 @@ export class Membership implements ClusterControl, Topology {
     if (this.changing !== undefined) {
       throw new ChatError(
         status.FAILED_PRECONDITION,
-        `another membership change (${this.changing}) is in progress; retry when it has finished.`,
+        `Another membership change (${this.changing}) is in progress; retry when it has finished.`,
       );
     }
     this.changing = method;
@@ -164,13 +164,13 @@ export class Membership implements ClusterControl, Topology {
     if (clash) {
       throw new ChatError(
         status.FAILED_PRECONDITION,
-        `address ${address} already belongs to member ${clash.id}.`,
+        `Address ${address} already belongs to member ${clash.id}.`,
       );
     }
     if (existing && existing.address !== address) {
       throw new ChatError(
         status.FAILED_PRECONDITION,
-        `member ${id} already exists at ${existing.address}; remove it first to change its address.`,
+        `Member ${id} already exists at ${existing.address}; remove it first to change its address.`,
       );
     }
     if (existing?.voter) return this.status();
@@ -185,7 +185,7 @@ export class Membership implements ClusterControl, Topology {
     const target = this.opts.node.status().commitIndex;
     for (let i = 0; i < 100_000; i++) {
       if (this.opts.node.status().role !== 'leader') {
-        throw new ChatError(status.UNAVAILABLE, 'this replica lost its leadership during the change; retry.');
+        throw new ChatError(status.UNAVAILABLE, 'This replica lost its leadership during the change; retry.');
       }
       const left = deadline - this.now();
       if (left <= 0) break;
@@ -204,19 +204,19 @@ export class Membership implements ClusterControl, Topology {
     }
     throw new ChatError(
       status.DEADLINE_EXCEEDED,
-      `member ${id} did not catch up before the deadline; it stays a learner (retry AddMember to promote it).`,
+      `Member ${id} did not catch up before the deadline; it stays a learner (retry AddMember to promote it).`,
     );
   }
 
   private async remove(id: string): Promise<ClusterStatus> {
     const config = this.opts.node.status().config;
     const member = config.members.find((m) => m.id === id);
-    if (!member) throw new ChatError(status.NOT_FOUND, `there is no member ${id}.`);
+    if (!member) throw new ChatError(status.NOT_FOUND, `There is no member ${id}.`);
     const rest = config.members.filter((m) => m.id !== id);
     if (member.voter && !rest.some((m) => m.voter)) {
       throw new ChatError(
         status.FAILED_PRECONDITION,
-        `member ${id} is the last voter; it cannot be removed.`,
+        `Member ${id} is the last voter; it cannot be removed.`,
       );
     }
     // Removing the leader itself: it keeps leading until the change commits, then steps down.
@@ -227,17 +227,17 @@ export class Membership implements ClusterControl, Topology {
   private async transfer(toId: string, ctx: ControlContext): Promise<ClusterStatus> {
     const config = this.opts.node.status().config;
     if (toId !== '' && !config.members.some((m) => m.id === toId && m.voter)) {
-      throw new ChatError(status.NOT_FOUND, `there is no voting member ${toId}.`);
+      throw new ChatError(status.NOT_FOUND, `There is no voting member ${toId}.`);
     }
     if (toId === this.opts.node.id) return this.status();
     if (!config.members.some((m) => m.voter && m.id !== this.opts.node.id)) {
-      throw new ChatError(status.FAILED_PRECONDITION, 'there is no other voter to hand leadership to.');
+      throw new ChatError(status.FAILED_PRECONDITION, 'There is no other voter to hand leadership to.');
     }
     try {
       await this.opts.node.transferLeadership(toId === '' ? null : toId);
     } catch (err) {
       if (err instanceof TransferFailedError) {
-        throw new ChatError(status.UNAVAILABLE, 'the leadership transfer did not complete in time; retry.');
+        throw new ChatError(status.UNAVAILABLE, 'The leadership transfer did not complete in time; retry.');
       }
       throw mapRaftError(err);
     }
@@ -268,16 +268,16 @@ function withMember(config: ClusterConfig, member: Member): ClusterConfig {
 function mapRaftError(err: unknown): unknown {
   if (err instanceof ProposalRejectedError) {
     if (/not committed an entry of its term/.test(err.reason)) {
-      return new ChatError(status.UNAVAILABLE, 'the new leader is not ready for changes yet; retry.');
+      return new ChatError(status.UNAVAILABLE, 'The new leader is not ready for changes yet; retry.');
     }
-    return new ChatError(status.FAILED_PRECONDITION, `the change was refused: ${err.reason}.`);
+    return new ChatError(status.FAILED_PRECONDITION, `The change was refused: ${err.reason}.`);
   }
   if (err instanceof NotLeaderError || err instanceof NodeStoppedError) {
-    return new ChatError(status.UNAVAILABLE, 'this replica lost its leadership during the change; retry.');
+    return new ChatError(status.UNAVAILABLE, 'This replica lost its leadership during the change; retry.');
   }
   if (err instanceof ChatError) return err;
   if (err instanceof Error && err.name === 'ProposalDroppedError') {
-    return new ChatError(status.UNAVAILABLE, 'a new leader took over before the change committed; retry.');
+    return new ChatError(status.UNAVAILABLE, 'A new leader took over before the change committed; retry.');
   }
   return err;
 }

@@ -43,7 +43,7 @@ export function idempotencyKey(md: grpc.Metadata): string | undefined {
   const value = md.get('idempotency-key')[0];
   if (typeof value !== 'string' || value === '') return undefined;
   if (charCount(value) > MAX_IDEMPOTENCY_KEY) {
-    throw new ChatError(grpc.status.INVALID_ARGUMENT, 'idempotency-key must be at most 64 characters.');
+    throw new ChatError(grpc.status.INVALID_ARGUMENT, 'The idempotency-key must be at most 64 characters.');
   }
   return value;
 }
@@ -64,9 +64,9 @@ export function toStatus(err: unknown, metadata: grpc.Metadata): grpc.ServerErro
   }
   return {
     name: 'Error',
-    message: 'internal error',
+    message: 'Internal error',
     code: grpc.status.INTERNAL,
-    details: 'the server hit an internal error; the request may not have been applied.',
+    details: 'The server hit an internal error; the request may not have been applied.',
     metadata,
   };
 }

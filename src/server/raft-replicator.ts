@@ -17,30 +17,30 @@ import {
 /** What the replicator needs of RaftNode (a fake in unit tests). */
 export type RaftProposer = Pick<RaftNode, 'propose' | 'readIndex'>;
 
-const DEADLINE = 'the deadline ran out before the request could be served.';
+const DEADLINE = 'The deadline ran out before the request could be served.';
 
 /** Maps a RaftNode rejection to the ChatError a client sees. Unknown errors pass through (INTERNAL). */
 export function raftError(err: unknown): unknown {
   if (err instanceof ReadNotServedError) {
     return new ChatError(
       status.UNAVAILABLE,
-      'this replica could not confirm the read with the leader; retry.',
+      'This replica could not confirm the read with the leader; retry.',
     );
   }
   if (err instanceof NotLeaderError) {
     return new ChatError(
       status.UNAVAILABLE,
-      'this replica lost its leadership before the call completed; retry.',
+      'This replica lost its leadership before the call completed; retry.',
     );
   }
   if (err instanceof ProposalDroppedError) {
-    return new ChatError(status.UNAVAILABLE, 'a new leader took over before the write committed; retry.');
+    return new ChatError(status.UNAVAILABLE, 'A new leader took over before the write committed; retry.');
   }
   if (err instanceof NodeStoppedError) {
-    return new ChatError(status.UNAVAILABLE, 'this replica is shutting down; retry on another member.');
+    return new ChatError(status.UNAVAILABLE, 'This replica is shutting down; retry on another member.');
   }
   if (err instanceof ProposalRejectedError) {
-    return new ChatError(status.UNAVAILABLE, `the leader refused the write (${err.reason}); retry.`);
+    return new ChatError(status.UNAVAILABLE, `The leader refused the write (${err.reason}); retry.`);
   }
   return err;
 }
@@ -80,7 +80,7 @@ export class RaftReplicator implements Replicator {
     });
     const outcome = await withDeadline(proposal, opts?.deadline, this.now);
     const result = outcome.result as CommandResult | undefined;
-    if (!result) throw new ChatError(status.INTERNAL, 'the command was applied without a result.');
+    if (!result) throw new ChatError(status.INTERNAL, 'The command was applied without a result.');
     return result;
   }
 

@@ -51,7 +51,7 @@ interface Pending {
   timer?: NodeJS.Timeout;
 }
 
-const DEADLINE = 'the deadline ran out before a leader could serve the request.';
+const DEADLINE = 'The deadline ran out before a leader could serve the request.';
 
 export class RaftChatRouter implements ChatRouter {
   private readonly actor: Actor<typeof chatMachine>;
@@ -69,7 +69,7 @@ export class RaftChatRouter implements ChatRouter {
         // The routing actor is gone: nothing can be routed any more, so refuse what waits and what comes.
         opts.logger?.error({ err }, 'chat routing actor failed');
         this.stopped = true;
-        this.failAll(new ChatError(status.UNAVAILABLE, 'this replica cannot route calls; retry elsewhere.'));
+        this.failAll(new ChatError(status.UNAVAILABLE, 'This replica cannot route calls; retry elsewhere.'));
       },
     });
     this.actor.on('*', (e) => this.effect(e as ChatEffect));
@@ -81,7 +81,7 @@ export class RaftChatRouter implements ChatRouter {
 
   handle(req: ChatRequest): Promise<unknown> {
     if (this.stopped) {
-      return Promise.reject(new ChatError(status.UNAVAILABLE, 'this replica is shutting down; retry.'));
+      return Promise.reject(new ChatError(status.UNAVAILABLE, 'This replica is shutting down; retry.'));
     }
     return new Promise((resolve, reject) => {
       const requestId = String(++this.seq);
@@ -107,7 +107,7 @@ export class RaftChatRouter implements ChatRouter {
     this.stopped = true;
     this.unsubscribe();
     this.actor.stop();
-    this.failAll(new ChatError(status.UNAVAILABLE, 'this replica is shutting down; retry.'));
+    this.failAll(new ChatError(status.UNAVAILABLE, 'This replica is shutting down; retry.'));
   }
 
   private effect(e: ChatEffect): void {
@@ -122,12 +122,12 @@ export class RaftChatRouter implements ChatRouter {
       case 'forward': {
         if (req.forwarded) {
           // It already took one hop: two replicas disagree about the leader; let the client retry.
-          p.reject(new ChatError(status.UNAVAILABLE, 'this replica is not the leader any more; retry.'));
+          p.reject(new ChatError(status.UNAVAILABLE, 'This replica is not the leader any more; retry.'));
           return;
         }
         const address = this.opts.addressOf(e.leaderId);
         if (!address) {
-          p.reject(new ChatError(status.UNAVAILABLE, 'the leader has no known address yet; retry.'));
+          p.reject(new ChatError(status.UNAVAILABLE, 'The leader has no known address yet; retry.'));
           return;
         }
         this.opts.onForward?.(req.method);
@@ -144,7 +144,7 @@ export class RaftChatRouter implements ChatRouter {
         return;
       }
       case 'unavailable':
-        p.reject(new ChatError(status.UNAVAILABLE, 'no leader is known right now; retry.'));
+        p.reject(new ChatError(status.UNAVAILABLE, 'No leader is known right now; retry.'));
         return;
     }
   }

@@ -260,7 +260,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       relayTouch: (actor) => transport.relay(SESSION_TOUCH_TOPIC, Buffer.from(actor, 'latin1')),
       confirmSession: (token, deadline): Promise<unknown> => {
         if (!router)
-          return Promise.reject(new ChatError(status.UNAVAILABLE, 'the replica is starting; retry.'));
+          return Promise.reject(new ChatError(status.UNAVAILABLE, 'The replica is starting; retry.'));
         return router.handle({ method: 'GetSettings', request: {}, token, deadline });
       },
     });

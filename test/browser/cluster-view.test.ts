@@ -9,16 +9,7 @@ import { loadSync } from '@grpc/proto-loader';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../e2e/harness.js';
-import {
-  ClusterUnsupported,
-  type WebCluster,
-  browserMissingReason,
-  launchBrowser,
-  screenshot,
-  startWebCluster,
-} from './support.js';
-
-const missing = browserMissingReason();
+import { type WebCluster, launchBrowser, screenshot, startWebCluster } from './support.js';
 
 const healthProto = createRequire(import.meta.url).resolve('grpc-health-check/proto/health/v1/health.proto');
 
@@ -48,9 +39,8 @@ function leaders(page: Page): Promise<string[]> {
   );
 }
 
-describe.skipIf(missing !== undefined)('cluster view', () => {
-  let cluster: WebCluster | undefined;
-  let unsupported = '';
+describe('cluster view', () => {
+  let cluster: WebCluster;
   let browser: Browser | undefined;
   let page: Page;
   const pageErrors: string[] = [];
@@ -58,14 +48,8 @@ describe.skipIf(missing !== undefined)('cluster view', () => {
   beforeAll(async () => {
     // The servers inherit the environment: development mode, as `make run` starts them.
     process.env.QC_DEV = '1';
-    try {
-      // Supervised, as `make run` supervises its replicas: the page can restart one.
-      cluster = await startWebCluster(5, { supervise: true });
-    } catch (err) {
-      if (!(err instanceof ClusterUnsupported)) throw err;
-      unsupported = err.message;
-      return;
-    }
+    // Supervised, as `make run` supervises its replicas: the page can restart one.
+    cluster = await startWebCluster(5, { supervise: true });
     browser = await launchBrowser();
     page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
     page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -82,9 +66,7 @@ describe.skipIf(missing !== undefined)('cluster view', () => {
     await cluster?.stop();
   });
 
-  it('serves /metrics and gRPC health on every replica (a leader with four peers, all SERVING)', async (ctx) => {
-    if (!cluster) return ctx.skip(unsupported);
-    if (cluster.standIn) return ctx.skip('the server does not serve /metrics yet (stand-in gateways)');
+  it('serves /metrics and gRPC health on every replica (a leader with four peers, all SERVING)', async () => {
     const { harness, urls } = cluster;
     const leader = await harness.waitForLeader({ timeoutMs: 20_000 });
     const text = await (await fetch(`${urls.get(leader.node_id)}/metrics`)).text();
@@ -104,9 +86,7 @@ describe.skipIf(missing !== undefined)('cluster view', () => {
     }
   });
 
-  it('transfers leadership from the page, with the cluster secret (development mode)', async (ctx) => {
-    if (!cluster) return ctx.skip(unsupported);
-    if (cluster.standIn) return ctx.skip('the server does not serve /cluster yet (stand-in gateways)');
+  it('transfers leadership from the page, with the cluster secret (development mode)', async () => {
     const { harness, urls } = cluster;
     const before = await harness.waitForLeader({ timeoutMs: 20_000 });
     await page.goto(`${urls.get(harness.ids().find((id) => id !== before.node_id)!)}/cluster`);
@@ -143,9 +123,7 @@ describe.skipIf(missing !== undefined)('cluster view', () => {
     expect(pageErrors).toEqual([]);
   });
 
-  it('restarts a replica from the page (kill -9, then start), and starts one that was stopped', async (ctx) => {
-    if (!cluster) return ctx.skip(unsupported);
-    if (cluster.standIn) return ctx.skip('the server does not serve /cluster yet (stand-in gateways)');
+  it('restarts a replica from the page (kill -9, then start), and starts one that was stopped', async () => {
     const { harness, urls } = cluster;
     const lead = await harness.waitForLeader({ timeoutMs: 20_000 });
     const [host, victim] = harness.ids().filter((id) => id !== lead.node_id);
@@ -195,9 +173,7 @@ describe.skipIf(missing !== undefined)('cluster view', () => {
     expect(pageErrors).toEqual([]);
   });
 
-  it('shows 5 replicas with one leader, and a new leader within 2 s after the leader is killed', async (ctx) => {
-    if (!cluster) return ctx.skip(unsupported);
-    if (cluster.standIn) return ctx.skip('the server does not serve /cluster yet (stand-in gateways)');
+  it('shows 5 replicas with one leader, and a new leader within 2 s after the leader is killed', async () => {
     const { harness, urls } = cluster;
     const first = await harness.waitForLeader({ timeoutMs: 20_000 });
     // The page is served by a replica that survives the kill.

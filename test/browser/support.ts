@@ -3,12 +3,8 @@
 import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
 import { type Browser, type Page, chromium } from 'playwright-core';
-import { ChatClient } from '../../src/client/client.js';
 import { bootCluster, freePort, portIsFree, projectRoot } from '../../src/server/local-cluster.js';
-import { chatApiFromClient } from '../../src/web/client-api.js';
-import { startHttpServer } from '../../src/web/http-server.js';
 import { Harness, defineCluster, serverMissingReason, testTimers, waitFor } from '../e2e/harness.js';
 
 export const chromiumPath = '/usr/bin/chromium';
@@ -16,10 +12,14 @@ export const chromiumPath = '/usr/bin/chromium';
 export const screenshotDir =
   process.env.QC_SCREENSHOTS === '1' ? join(projectRoot, 'docs') : join(tmpdir(), 'qc-screenshots');
 
-/** Why the browser tests cannot run here, or undefined. */
-export function browserMissingReason(): string | undefined {
-  if (!existsSync(chromiumPath)) return `${chromiumPath} is missing (apt-get install chromium)`;
-  return serverMissingReason();
+/**
+ * Throws (so the suite FAILS, never skips) when the browser tests cannot reach what they test: Debian's
+ * Chromium, or the built server that serves the page.
+ */
+export function requireBrowserAndServer(): void {
+  if (!existsSync(chromiumPath)) throw new Error(`${chromiumPath} is missing (apt-get install chromium)`);
+  const server = serverMissingReason();
+  if (server) throw new Error(`${server}; run npm run build first`);
 }
 
 export function launchBrowser(): Promise<Browser> {
@@ -41,49 +41,25 @@ export function launchBrowser(): Promise<Browser> {
 
 export interface Backend {
   harness: Harness;
-  /** The web client's URL (the replica's own HTTP server, or the stand-in gateway). */
+  /** The web client's URL: the replica's own HTTP server. */
   url: string;
-  /** True when the page is served by a gateway in this test process rather than by the replica. */
-  standIn: boolean;
   stop(): Promise<void>;
 }
 
-/**
- * One real server process. The page is served by the replica's own HTTP server on --http-port; while
- * the server does not start one yet, a gateway in this process (the same startHttpServer and ChatClient
- * the server uses) stands in, pointed at the replica's gRPC port.
- */
+/** One real server process; the page is served by the replica's own HTTP server on --http-port. */
 export async function startSingleServer(): Promise<Backend> {
+  requireBrowserAndServer();
   const harness = await defineCluster({ size: 1 });
   const replica = harness.get('server1');
   try {
     harness.start('server1');
     await harness.waitForVoters(['server1']);
     const own = `http://127.0.0.1:${replica.spec.httpPort}`;
-    const serves = await waitFor(async () => ((await healthz(own)) ? true : undefined), {
-      timeoutMs: 3000,
-      what: 'the replica to serve /healthz',
-    }).catch(() => false);
-    if (serves) return { harness, url: own, standIn: false, stop: () => harness.destroy() };
-    const root = new ChatClient([replica.address]);
-    const api = chatApiFromClient(root);
-    const http = await startHttpServer({
-      host: '127.0.0.1',
-      port: 0,
-      gateway: api,
-      logger: pino({ level: 'silent' }),
+    await waitFor(async () => ((await healthz(own)) ? true : undefined), {
+      timeoutMs: 10_000,
+      what: `the replica to serve ${own}/healthz`,
     });
-    return {
-      harness,
-      url: http.url,
-      standIn: true,
-      stop: async () => {
-        await http.close();
-        api.close();
-        root.close();
-        await harness.destroy();
-      },
-    };
+    return { harness, url: own, stop: () => harness.destroy() };
   } catch (err) {
     await harness.destroy();
     throw err;
@@ -173,32 +149,22 @@ export interface WebCluster {
   harness: Harness;
   /** Replica id → the URL of its web client (gRPC port + 1000, the default the pages fail over by). */
   urls: Map<string, string>;
-  standIn: boolean;
-  /** kill -9 the replica (and its stand-in gateway, which lives and dies with it). */
+  /** kill -9 the replica. */
   kill(id: string): Promise<void>;
   stop(): Promise<void>;
 }
 
-/** Thrown when the server build cannot form a cluster yet (it refuses --peers). */
-export class ClusterUnsupported extends Error {}
-
 /**
  * `size` replicas booted as a user would (the first bootstraps, the rest join with --peers), each with
- * its HTTP port at the default gRPC port + 1000 so that pages find the other members' gateways. As in
- * startSingleServer, in-process stand-in gateways serve the pages while the server has no HTTP server.
+ * its HTTP port at the default gRPC port + 1000 so that pages find the other members' gateways.
  */
 export async function startWebCluster(size: number, opts: { supervise?: boolean } = {}): Promise<WebCluster> {
+  requireBrowserAndServer();
   // `supervise`: the replicas may ask this harness to restart one, as they ask `quorum-chat cluster`.
   const harness = new Harness(mkdtempSync(join(tmpdir(), 'qc-browser-')), {
     serverArgs: testTimers,
     supervise: opts.supervise,
   });
-  const standIns = new Map<string, { close(): Promise<void> }>();
-  const stop = async () => {
-    for (const s of standIns.values()) await s.close();
-    standIns.clear();
-    await harness.destroy();
-  };
   try {
     let first: string | undefined;
     for (let i = 1; i <= size; i++) {
@@ -210,58 +176,24 @@ export async function startWebCluster(size: number, opts: { supervise?: boolean 
       });
       first ??= r.address;
     }
-    await bootCluster(harness, harness.ids()).catch((err: Error) => {
-      const tails = harness
-        .ids()
-        .map((id) => harness.tail(id, 5))
-        .join('\n');
-      if (/not supported by this build/.test(tails))
-        throw new ClusterUnsupported('the server cannot join clusters yet');
-      throw err;
-    });
+    await bootCluster(harness, harness.ids());
     const urls = new Map(
       harness.ids().map((id) => [id, `http://127.0.0.1:${harness.get(id).spec.port + 1000}`]),
     );
-    const firstUrl = urls.get('server1')!;
-    const serves = await waitFor(async () => ((await healthz(firstUrl)) ? true : undefined), {
-      timeoutMs: 3000,
-      what: 'the replicas to serve /healthz',
-    }).catch(() => false);
-    if (!serves) {
-      for (const id of harness.ids()) {
-        const r = harness.get(id);
-        const others = harness.addresses().filter((a) => a !== r.address);
-        // Like the server would: its own replica first, then the other members.
-        const root = new ChatClient([r.address, ...others]);
-        const api = chatApiFromClient(root);
-        const http = await startHttpServer({
-          host: '127.0.0.1',
-          port: r.spec.port + 1000,
-          gateway: api,
-          logger: pino({ level: 'silent' }),
-        });
-        standIns.set(id, {
-          close: async () => {
-            await http.close();
-            api.close();
-            root.close();
-          },
-        });
-      }
+    for (const [id, url] of urls) {
+      await waitFor(async () => ((await healthz(url)) ? true : undefined), {
+        timeoutMs: 10_000,
+        what: `${id} to serve ${url}/healthz`,
+      });
     }
     return {
       harness,
       urls,
-      standIn: !serves,
-      kill: async (id) => {
-        await harness.kill(id, 'SIGKILL');
-        await standIns.get(id)?.close();
-        standIns.delete(id);
-      },
-      stop,
+      kill: (id) => harness.kill(id, 'SIGKILL'),
+      stop: () => harness.destroy(),
     };
   } catch (err) {
-    await stop();
+    await harness.destroy();
     throw err;
   }
 }
@@ -273,65 +205,4 @@ async function portWithHttpTwin(): Promise<number> {
     if (p + 1000 <= 65535 && (await portIsFree(p + 1000))) return p;
   }
   throw new Error('no free port pair (p, p + 1000) found');
-}
-
-export interface TwoGateways {
-  harness: Harness;
-  urls: [string, string];
-  /** Stops gateway `i` at once, dropping its connections, as if its process died. */
-  kill(i: 0 | 1): Promise<void>;
-  stop(): Promise<void>;
-}
-
-/**
- * The page's failover mechanism without Raft: one real replica behind two gateways that name each
- * other as members, so a page on the first learns the second and must move there when the first dies.
- */
-export async function startTwoGateways(): Promise<TwoGateways> {
-  const harness = await defineCluster({ size: 1 });
-  const gateways: { close(): Promise<void> }[] = [];
-  const stop = async () => {
-    for (const g of gateways.splice(0)) await g.close();
-    await harness.destroy();
-  };
-  try {
-    harness.start('server1');
-    await harness.waitForVoters(['server1']);
-    const address = harness.get('server1').address;
-    const urls: string[] = [];
-    const pseudo = ['gateway-a:1', 'gateway-b:2'];
-    const closers: (() => Promise<void>)[] = [];
-    for (let i = 0; i < 2; i++) {
-      const root = new ChatClient([address]);
-      const api = chatApiFromClient(root);
-      const http = await startHttpServer({
-        host: '127.0.0.1',
-        port: 0,
-        gateway: { ...api, members: () => pseudo },
-        httpUrlFor: (a) => urls[pseudo.indexOf(a)],
-        logger: pino({ level: 'silent' }),
-      });
-      urls.push(http.url);
-      const close = async () => {
-        await http.close();
-        api.close();
-        root.close();
-      };
-      closers.push(close);
-      gateways.push({ close });
-    }
-    return {
-      harness,
-      urls: [urls[0], urls[1]],
-      kill: async (i) => {
-        const close = closers[i];
-        closers[i] = async () => {};
-        await close();
-      },
-      stop,
-    };
-  } catch (err) {
-    await stop();
-    throw err;
-  }
 }

@@ -5,7 +5,6 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Backend,
-  browserMissingReason,
   launchBrowser,
   messageTexts,
   screenshot,
@@ -16,10 +15,9 @@ import {
   waitText,
 } from './support.js';
 
-const missing = browserMissingReason();
 const PASSWORD = 'correct-horse-1';
 
-describe.skipIf(missing !== undefined)('web client: alice and bob', () => {
+describe('web client: alice and bob', () => {
   let backend: Backend;
   let browser: Browser;
   let ctxA: BrowserContext;

@@ -9,7 +9,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DB_FILE } from '../../src/server/replica.js';
 import { type Harness, startCluster, testTimers } from './harness.js';
 import { describeWithServer, expectHealthyEnd, withReport } from './support/checks.js';
-import { snapshotFlagMissing } from './support/snapshot-flag.js';
 
 const MESSAGES = Number(process.env.QC_BOUNDED_MESSAGES ?? 50_000);
 /** --snapshot-every for the servers; unset: the server's default (5000). */
@@ -32,57 +31,51 @@ function logRows(dataDir: string): number {
 }
 
 describeWithServer('fault: bounded log (snapshots and compaction)', () => {
-  const missing = snapshotFlagMissing();
-  describe.skipIf(missing !== undefined)(
-    missing
-      ? `[skipped: ${missing}]`
-      : EVERY === undefined
-        ? 'default compaction (a snapshot every 5000 entries, 1000 kept)'
-        : `--snapshot-every ${EVERY}`,
-    () => {
-      let h: Harness | undefined;
-      afterEach(async () => {
-        await h?.destroy();
-        h = undefined;
-      });
+  describe(EVERY === undefined
+    ? 'default compaction (a snapshot every 5000 entries, 1000 kept)'
+    : `--snapshot-every ${EVERY}`, () => {
+    let h: Harness | undefined;
+    afterEach(async () => {
+      await h?.destroy();
+      h = undefined;
+    });
 
-      it(`after ${MESSAGES} messages the log of every replica stays within ${BOUND} entries`, async () => {
-        const flags = EVERY === undefined ? [] : ['--snapshot-every', String(EVERY)];
-        h = await startCluster({ size: 3, serverArgs: [...testTimers, ...flags] });
-        const c = h;
-        await withReport(
-          () => h,
-          async () => {
-            // Mostly writes: the log is what this test is about (reads deliver up to 1000 messages each).
-            const w = c.workload({ clients: 32, readEvery: 100 });
-            const started = performance.now();
-            await w.setup();
-            w.start();
-            let maxSeen = 0;
-            for (let acked = 0; acked < MESSAGES; acked += Math.min(200, MESSAGES - acked)) {
-              await w.waitForAcks(Math.min(200, MESSAGES - acked), { timeoutMs: 60_000 });
-              for (const s of (await c.statuses()).values()) {
-                maxSeen = Math.max(maxSeen, s.last_log_index - s.snapshot_index);
-              }
-            }
-            const seconds = (performance.now() - started) / 1000;
-            console.log(
-              `bounded log: ${w.acked.length} messages in ${seconds.toFixed(0)} s, longest log seen ${maxSeen} entries (bound ${BOUND})`,
-            );
-            await expectHealthyEnd(c, w);
-            expect(maxSeen).toBeLessThanOrEqual(BOUND);
+    it(`after ${MESSAGES} messages the log of every replica stays within ${BOUND} entries`, async () => {
+      const flags = EVERY === undefined ? [] : ['--snapshot-every', String(EVERY)];
+      h = await startCluster({ size: 3, serverArgs: [...testTimers, ...flags] });
+      const c = h;
+      await withReport(
+        () => h,
+        async () => {
+          // Mostly writes: the log is what this test is about (reads deliver up to 1000 messages each).
+          const w = c.workload({ clients: 32, readEvery: 100 });
+          const started = performance.now();
+          await w.setup();
+          w.start();
+          let maxSeen = 0;
+          for (let acked = 0; acked < MESSAGES; acked += Math.min(200, MESSAGES - acked)) {
+            await w.waitForAcks(Math.min(200, MESSAGES - acked), { timeoutMs: 60_000 });
             for (const s of (await c.statuses()).values()) {
-              expect(s.last_applied).toBeGreaterThanOrEqual(MESSAGES);
-              expect(s.snapshot_index, `${s.node_id} never compacted`).toBeGreaterThan(0);
-              expect(s.last_log_index - s.snapshot_index).toBeLessThanOrEqual(BOUND);
+              maxSeen = Math.max(maxSeen, s.last_log_index - s.snapshot_index);
             }
-            for (const id of c.ids()) {
-              const rows = logRows(c.get(id).spec.dataDir);
-              expect(rows, `${id}: rows in the on-disk log`).toBeLessThanOrEqual(BOUND);
-            }
-          },
-        );
-      }, 900_000);
-    },
-  );
+          }
+          const seconds = (performance.now() - started) / 1000;
+          console.log(
+            `bounded log: ${w.acked.length} messages in ${seconds.toFixed(0)} s, longest log seen ${maxSeen} entries (bound ${BOUND})`,
+          );
+          await expectHealthyEnd(c, w);
+          expect(maxSeen).toBeLessThanOrEqual(BOUND);
+          for (const s of (await c.statuses()).values()) {
+            expect(s.last_applied).toBeGreaterThanOrEqual(MESSAGES);
+            expect(s.snapshot_index, `${s.node_id} never compacted`).toBeGreaterThan(0);
+            expect(s.last_log_index - s.snapshot_index).toBeLessThanOrEqual(BOUND);
+          }
+          for (const id of c.ids()) {
+            const rows = logRows(c.get(id).spec.dataDir);
+            expect(rows, `${id}: rows in the on-disk log`).toBeLessThanOrEqual(BOUND);
+          }
+        },
+      );
+    }, 900_000);
+  });
 });

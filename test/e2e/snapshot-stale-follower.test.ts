@@ -8,7 +8,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Harness, startCluster, testTimers, waitFor } from './harness.js';
 import { describeWithServer, expectHealthyEnd, withReport } from './support/checks.js';
-import { snapshotFlagMissing } from './support/snapshot-flag.js';
 
 const EVERY = 150;
 const serverArgs = [...testTimers, '--snapshot-every', String(EVERY)];
@@ -30,8 +29,7 @@ async function waitForCompactions(h: Harness, times: number, beyond: number): Pr
 }
 
 describeWithServer('fault: stale follower and crash mid-transfer (snapshots)', () => {
-  const missing = snapshotFlagMissing();
-  describe.skipIf(missing !== undefined)(missing ? `[skipped: ${missing}]` : 'with --snapshot-every', () => {
+  describe('with --snapshot-every', () => {
     let h: Harness | undefined;
     afterEach(async () => {
       await h?.destroy();

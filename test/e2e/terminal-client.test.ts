@@ -104,12 +104,13 @@ async function startServer(name: string, port: number, dataDir: string): Promise
   return proc;
 }
 
-describe.skipIf(!built)('terminal client against a real server', () => {
+describe('terminal client against a real server', () => {
   let dir = '';
   let server: Proc;
   let address = '';
 
   beforeAll(async () => {
+    if (!built) throw new Error('bin/quorum-chat is not built (dist/ is missing); run npm run build first');
     dir = mkdtempSync(join(tmpdir(), 'qc-terminal-'));
     const port = await freePort();
     address = `127.0.0.1:${port}`;
@@ -134,15 +135,18 @@ describe.skipIf(!built)('terminal client against a real server', () => {
     const alice = terminal('alice', address);
     const bob = terminal('bob', address);
 
-    alice.type('signup alice password1 Alice', 'login alice password1');
+    // Sign-up logs in at once.
+    alice.type('signup alice password1 Alice');
+    await alice.expectLine('signed up as alice (Alice)');
     await alice.expectLine('logged in as alice (Alice)');
-    bob.type('signup alice whatever123', 'signup bob password2 Bob', 'login bob password2');
-    await bob.expectLine(/^error: ALREADY_EXISTS: .+/);
+    bob.type('signup alice whatever123', 'signup bob password2 Bob');
+    await bob.expectLine(/^Error: [A-Z].+\. \(ALREADY_EXISTS\)$/);
     await bob.expectLine('logged in as bob (Bob)');
 
     alice.type('users', 'open bob', 'send hello bob');
     await alice.expectLine('  bob (Bob)');
-    await alice.expectLine('opened chat with bob (Bob): no unread messages');
+    await alice.expectLine('chat with bob (Bob)');
+    await alice.expectLine('  no messages yet');
     const sentAt = await alice.expectLine(/^sent #\d+$/);
     const firstId = Number(alice.lines()[sentAt].slice('sent #'.length));
 
@@ -153,20 +157,33 @@ describe.skipIf(!built)('terminal client against a real server', () => {
     bob.type('chats');
     await bob.expectLine(/^ {2}alice \(Alice\) {2}1 unread/, mark);
     mark = bob.lines().length - 1;
+    // Opening the chat delivers the unread message (ReadMessages) and marks it read...
     bob.type('read alice');
     await bob.expectLine(new RegExp(`^ {2}#${firstId} \\d\\d:\\d\\d:\\d\\d alice: hello bob$`), mark);
+    // ...which alice sees live as a read receipt.
+    await alice.expectLine(`bob read your messages up to #${firstId}`);
     bob.type('msg alice hi alice', 'set view-limit 0', 'set view-limit 2', 'settings');
     await bob.expectLine(/^sent #\d+ to alice$/);
-    await bob.expectLine(/^error: INVALID_ARGUMENT: .+/);
+    await bob.expectLine(/^Error: [A-Z].+\. \(INVALID_ARGUMENT\)$/);
     await bob.expectLine('view-limit set to 2');
     await bob.expectLine('view-limit: 2');
 
-    await alice.expectLine('new message from bob: hi alice');
+    // Alice has the chat open and nothing unread: bob's reply shows in it at once and is marked read.
+    const replyAt = await alice.expectLine(/^ {2}#\d+ \d\d:\d\d:\d\d bob: hi alice$/);
+    const replyId = Number(/#(\d+)/.exec(alice.lines()[replyAt])?.[1]);
+    await bob.expectLine(`alice read your messages up to #${replyId}`);
+
+    // An edit reaches bob live, and the history shows it as edited (and read).
+    alice.type(`edit ${firstId} hello bob, edited`);
+    await alice.expectLine(`edited #${firstId}`);
+    await bob.expectLine(`alice edited #${firstId}: hello bob, edited`);
     mark = alice.lines().length - 1;
-    alice.type('read');
-    // Bob has read alice's message, so it now shows as read for her.
-    await alice.expectLine(new RegExp(`^ {2}#${firstId} .* alice: hello bob {2}\\(read\\)$`), mark);
-    await alice.expectLine(/^ {2}#\d+ .* bob: hi alice$/, mark);
+    alice.type('open bob');
+    await alice.expectLine(
+      new RegExp(`^ {2}#${firstId} .* alice: hello bob, edited {2}\\(edited\\) {2}\\(read\\)$`),
+      mark,
+    );
+    await alice.expectLine(new RegExp(`^ {2}#${replyId} .* bob: hi alice$`), mark);
     alice.type(`delete ${firstId}`);
     await alice.expectLine('deleted 1 message');
     await bob.expectLine('alice deleted 1 message');
@@ -177,7 +194,7 @@ describe.skipIf(!built)('terminal client against a real server', () => {
     mark = alice.lines().length - 1;
     alice.type('chats', 'open bob');
     await alice.expectLine('no chats yet; start one with: open <user>', mark);
-    await alice.expectLine(/^error: NOT_FOUND: .+/, mark);
+    await alice.expectLine(/^Error: [A-Z].+\. \(NOT_FOUND\)$/, mark);
 
     alice.type('logout');
     await alice.expectLine('logged out alice');
@@ -186,15 +203,54 @@ describe.skipIf(!built)('terminal client against a real server', () => {
     expect(await alice.proc.exit).toBe(0);
     expect(await bob.proc.exit).toBe(0);
     // Nothing else went wrong on either side: every error line is one the script provoked.
-    const errors = [...alice.lines(), ...bob.lines()].filter((l) => l.startsWith('error'));
+    const errors = [...alice.lines(), ...bob.lines()].filter((l) => l.startsWith('Error'));
     expect(errors, errors.join('\n')).toHaveLength(3);
+  });
+
+  it('pages back through a long chat with older', async () => {
+    const erin = terminal('erin', address);
+    const finn = terminal('finn', address);
+    erin.type('signup erin password5');
+    finn.type('signup finn password6');
+    await erin.expectLine('logged in as erin (erin)');
+    await finn.expectLine('logged in as finn (finn)');
+    // 45 messages: the latest 20 show on open, then two pages of older ones.
+    erin.type('open finn', ...Array.from({ length: 45 }, (_, i) => `send n${i + 1}`));
+    await erin.expectLine(/^sent #\d+$/);
+    await until(() => erin.lines().filter((l) => /^sent #\d+$/.test(l)).length === 45, '45 sends');
+    let mark = erin.lines().length - 1;
+    erin.type('open finn');
+    await erin.expectLine(/ erin: n45$/, mark);
+    const shown = () =>
+      erin
+        .lines()
+        .slice(mark)
+        .filter((l) => / erin: n\d+$/.test(l))
+        .map((l) => l.split(': ')[1]);
+    expect(shown()).toEqual(Array.from({ length: 20 }, (_, i) => `n${i + 26}`));
+    expect(erin.lines().slice(mark)).toContain("  (older messages: type 'older')");
+    mark = erin.lines().length - 1;
+    erin.type('older');
+    await erin.expectLine("  (more: type 'older' again)", mark);
+    expect(shown()).toEqual(Array.from({ length: 20 }, (_, i) => `n${i + 6}`));
+    mark = erin.lines().length - 1;
+    erin.type('older');
+    await erin.expectLine(/ erin: n5$/, mark);
+    expect(shown()).toEqual(['n1', 'n2', 'n3', 'n4', 'n5']);
+    mark = erin.lines().length - 1;
+    erin.type('older');
+    await erin.expectLine('  no older messages', mark);
+    erin.end();
+    finn.end();
+    expect(await erin.proc.exit).toBe(0);
+    expect(await finn.proc.exit).toBe(0);
   });
 
   it('keeps the session through a server crash: a one-line notice, then live messages again', async () => {
     const carol = terminal('carol', address);
     const dave = terminal('dave', address);
-    carol.type('signup carol password3', 'login carol password3');
-    dave.type('signup dave password4', 'login dave password4');
+    carol.type('signup carol password3');
+    dave.type('signup dave password4');
     await carol.expectLine('logged in as carol (carol)');
     await dave.expectLine('logged in as dave (dave)');
     dave.type('msg carol before the crash');
@@ -204,6 +260,7 @@ describe.skipIf(!built)('terminal client against a real server', () => {
     process.kill(server.child.pid!, 'SIGKILL');
     await server.exit;
     server = await startServer('server-restarted', Number(address.split(':')[1]), join(dir, 's1'));
+    await carol.expectLine(`(lost the connection to ${address}; retrying)`);
     await carol.expectLine(`(reconnected to ${address})`);
 
     // The token survives the restart (it is replicated state), and so do the chat and its messages.
@@ -220,6 +277,6 @@ describe.skipIf(!built)('terminal client against a real server', () => {
     expect(await dave.proc.exit).toBe(0);
     // Each message was shown live exactly once: no replay after the resume.
     expect(carol.lines().filter((l) => l === 'new message from dave: before the crash')).toHaveLength(1);
-    expect(carol.lines().filter((l) => l.startsWith('error'))).toEqual([]);
+    expect(carol.lines().filter((l) => l.startsWith('Error'))).toEqual([]);
   });
 });

@@ -35,7 +35,7 @@ describe('nicknames', () => {
         s.service.signup({ username: 'mallory', nickname, password: 'password123' }, {}),
       );
       expect(err.code).toBe(status.INVALID_ARGUMENT);
-      expect(err.message).toBe('nickname must not contain control characters.');
+      expect(err.message).toBe('The nickname must not contain control characters.');
       // Refused before proposing: nothing reached the log.
       expect(s.store.appliedIndex()).toBe(lastIndex);
     },
@@ -61,7 +61,7 @@ describe('messages', () => {
     const err = await errorOf(s.service.sendMessage({ chat_id: chatId, content }, alice));
     expect(err.code).toBe(status.INVALID_ARGUMENT);
     expect(err.message).toBe(
-      'message content must not contain control characters other than line breaks and tabs.',
+      'The message content must not contain control characters other than line breaks and tabs.',
     );
     expect(s.store.appliedIndex()).toBe(lastIndex);
   });

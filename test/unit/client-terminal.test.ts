@@ -2,7 +2,9 @@
 import { PassThrough } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runTerminal } from '../../src/client/terminal.js';
+import type { ChatClientOptions } from '../../src/client/client.js';
+import { oneLine } from '../../src/client/printable.js';
+import { runTerminal, when } from '../../src/client/terminal.js';
 import { FakeServer, type UnaryScript, closedAddress, fail, ok, waitFor } from './client-fake-server.js';
 
 const servers: FakeServer[] = [];
@@ -11,13 +13,14 @@ afterEach(() => {
 });
 
 const bob = { chat_id: 'c1', other_user: 'bob', other_nickname: 'Bob', unread_count: 2, last_message_at: 0 };
-const msg = (id: number, sender: string, content: string, read = false) => ({
+const msg = (id: number, sender: string, content: string, read = false, edited_at = 0) => ({
   message_id: id,
   chat_id: 'c1',
   sender,
   content,
-  sent_at: 0,
+  sent_at: Date.now(),
   read,
+  edited_at,
 });
 
 const script: UnaryScript = (method, req) => {
@@ -34,11 +37,20 @@ const script: UnaryScript = (method, req) => {
       return req.username === 'bob' ? ok(bob) : fail(grpc.status.NOT_FOUND, 'No such user.');
     case 'SendMessage':
       return ok(msg(11, 'alice', String(req.content)));
+    case 'GetMessages':
+      // Two pages of history: 3 and 4 (newest), then 1 and 2.
+      return Number(req.before_id) === 0
+        ? ok({ messages: [msg(3, 'bob', 'hi alice'), msg(4, 'alice', 'hi bob', true, 1)], has_more: true })
+        : ok({ messages: [msg(1, 'alice', 'first'), msg(2, 'bob', 'second')], has_more: false });
     case 'ReadMessages':
       return ok({
-        messages: [msg(3, 'bob', 'hi alice'), msg(4, 'alice', 'hi bob', true)],
+        messages: [msg(5, 'bob', 'unread one'), msg(6, 'bob', 'unread two')],
         unread_remaining: 3,
       });
+    case 'EditMessage':
+      return Number(req.message_id) === 3
+        ? fail(grpc.status.PERMISSION_DENIED, 'Only the sender may edit a message.')
+        : ok(msg(Number(req.message_id), 'alice', String(req.content), true, Date.now()));
     case 'DeleteMessages':
       return ok({ deleted_count: (req.message_ids as unknown[]).length });
     case 'ListUsers':
@@ -52,7 +64,7 @@ const script: UnaryScript = (method, req) => {
       return ok({ view_limit: 6 });
     case 'UpdateSettings':
       return req.view_limit === 0
-        ? fail(grpc.status.INVALID_ARGUMENT, 'view_limit must be 1 to 1000.')
+        ? fail(grpc.status.INVALID_ARGUMENT, 'view_limit must be 1 to 1000')
         : ok({ view_limit: req.view_limit });
     default:
       return ok({});
@@ -60,7 +72,7 @@ const script: UnaryScript = (method, req) => {
 };
 
 /** Starts the terminal on piped streams; `send` writes lines, `output()` is everything printed so far. */
-function session(addresses: string[]) {
+function session(addresses: string[], clientOptions: ChatClientOptions = {}) {
   const input = new PassThrough();
   const output = new PassThrough();
   let text = '';
@@ -72,7 +84,7 @@ function session(addresses: string[]) {
     input,
     output,
     tty: false,
-    clientOptions: { random: () => 0.5, backoff: { initialMs: 1 } },
+    clientOptions: { random: () => 0.5, backoff: { initialMs: 1 }, ...clientOptions },
   });
   return {
     send: (...lines: string[]) => input.write(lines.map((l) => `${l}\n`).join('')),
@@ -90,22 +102,22 @@ describe('terminal client (piped stdin)', () => {
     });
     servers.push(s);
     const t = session([s.address]);
-    t.send(
-      'help',
-      'chats',
-      'signup alice password1 Alice Liddell',
-      'login alice wrong',
-      'login alice password1',
-    );
+    t.send('help', 'chats', 'signup alice password1 Alice Liddell');
     await waitFor(() => t.output().includes('new message from bob: are you there?'), 5000, 'live message');
     t.send(
+      'login alice wrong',
       'send too early',
       'users b*',
       'chats',
       'open nobody',
       'open bob',
-      'send hello   there',
+      'older',
+      'older',
       'read',
+      'send hello   there',
+      'edit 4 better words',
+      'edit 3 not mine',
+      'edit 4',
       'delete 4 #11',
       'delete x',
       'settings',
@@ -119,36 +131,67 @@ describe('terminal client (piped stdin)', () => {
     t.end();
     await expect(t.done).resolves.toBe(0);
     const lines = t.output().split('\n');
-    const after = (marker: string) => lines.slice(lines.indexOf(marker) + 1);
+    const linesAfter = (marker: string) => lines.slice(lines.indexOf(marker) + 1);
     expect(lines).toContain(
-      '  read [user]                              show the open chat; marks up to view-limit unread as read',
+      '  read [user]                              show the next view-limit unread messages of the open chat',
     );
-    expect(lines).toContain('error: not logged in; login <username> <password> (or signup first)');
-    expect(lines).toContain('signed up as alice (Alice Liddell); now: login alice <password>');
-    expect(lines).toContain('error: UNAUTHENTICATED: Wrong username or password.');
+    // `chats` before logging in.
+    expect(
+      lines.indexOf('Error: Not logged in; use login <username> <password> (or signup first).'),
+    ).toBeLessThan(lines.indexOf('signed up as alice (Alice Liddell)'));
+    // Sign-up logs in at once, as the web page does.
+    expect(lines).toContain('signed up as alice (Alice Liddell)');
     expect(lines).toContain('logged in as alice (Alice)');
+    expect(s.callsOf('Login')[0].request).toMatchObject({ username: 'alice', password: 'password1' });
+    // Every error sentence starts with a capital letter, whatever the server sent.
+    expect(lines).toContain('Error: Wrong username or password. (UNAUTHENTICATED)');
     expect(lines).toContain('2 unread messages from bob');
-    expect(lines).toContain('error: no chat is open; open <user> first');
-    expect(after('error: no chat is open; open <user> first').slice(0, 4)).toEqual([
+    expect(lines).toContain('Error: No chat is open; use open <user> first.');
+    expect(linesAfter('Error: No chat is open; use open <user> first.').slice(0, 4)).toEqual([
       '  bob (Bob)',
       'page 1 of 1, 1 user',
       '  bob (Bob)  2 unread',
-      'error: NOT_FOUND: No such user.',
+      'Error: No such user. (NOT_FOUND)',
     ]);
-    expect(lines).toContain("opened chat with bob (Bob): 2 unread; type 'read' to show them");
+    // Opening: the latest page of history, then the first batch of unread messages.
+    const opened = linesAfter('chat with bob (Bob)');
+    expect(opened.slice(0, 7).map((l) => l.replace(/ \d\d:\d\d:\d\d /, ' T '))).toEqual([
+      "  (older messages: type 'older')",
+      '  #3 T bob: hi alice',
+      '  #4 T alice: hi bob  (edited)  (read)',
+      '  -- unread --',
+      '  #5 T bob: unread one',
+      '  #6 T bob: unread two',
+      "3 more unread; type 'read' for the next ones",
+    ]);
+    // `older` pages back from the oldest message shown; at the start there is nothing more.
+    expect(opened.slice(7, 10).map((l) => l.replace(/ \d\d:\d\d:\d\d /, ' T '))).toEqual([
+      '  #1 T alice: first',
+      '  #2 T bob: second',
+      '  no older messages',
+    ]);
+    expect(s.callsOf('GetMessages').map((c) => Number(c.request.before_id))).toEqual([0, 3]);
+    expect(s.callsOf('GetMessages')[0].idempotencyKey).toBeUndefined();
+    expect(s.callsOf('ReadMessages')).toHaveLength(2);
+    expect(s.callsOf('ReadMessages')[0].idempotencyKey).toBeDefined();
     expect(lines).toContain('sent #11');
-    expect(lines.filter((l) => / bob: hi alice$/.test(l))).toHaveLength(1);
-    expect(lines.filter((l) => / alice: hi bob {2}\(read\)$/.test(l))).toHaveLength(1);
-    expect(lines).toContain("3 more unread; type 'read' again to see them");
+    expect(lines).toContain('edited #4');
+    expect(lines).toContain('Error: Only the sender may edit a message. (PERMISSION_DENIED)');
+    expect(lines).toContain('Usage: edit <id> <text>');
+    expect(s.callsOf('EditMessage')[0].request).toMatchObject({
+      chat_id: 'c1',
+      message_id: 4,
+      content: 'better words',
+    });
     expect(lines).toContain('deleted 2 messages');
-    expect(lines).toContain('usage: delete <id> [id...]  (message ids as shown by read)');
+    expect(lines).toContain('Usage: delete <id> [id...]  (message ids as shown)');
     expect(lines).toContain('view-limit: 6');
     expect(lines).toContain('view-limit set to 3');
-    expect(lines).toContain('error: INVALID_ARGUMENT: view_limit must be 1 to 1000.');
+    expect(lines).toContain('Error: View_limit must be 1 to 1000. (INVALID_ARGUMENT)');
     expect(lines).toContain('sent #11 to bob');
-    expect(lines).toContain("unknown command 'bogus'; type 'help' for the list");
+    expect(lines).toContain("Unknown command 'bogus'; type 'help' for the list.");
     expect(lines).toContain('logged out alice');
-    expect(lines.at(-2)).toBe('error: not logged in; login <username> <password> (or signup first)');
+    expect(lines.at(-2)).toBe('Error: Not logged in; use login <username> <password> (or signup first).');
     // What the server saw: the content kept its inner spaces, the ids were parsed, the token was sent.
     expect(s.callsOf('SendMessage')[0].request).toMatchObject({ chat_id: 'c1', content: 'hello   there' });
     expect(s.callsOf('DeleteMessages')[0].request).toMatchObject({ chat_id: 'c1', message_ids: [4, 11] });
@@ -167,7 +210,130 @@ describe('terminal client (piped stdin)', () => {
     const lines = t.output().split('\n');
     expect(lines.filter((l) => l.startsWith('(reconnected to'))).toEqual([`(reconnected to ${s.address})`]);
     expect(lines).toContain('logged in as alice (Alice)');
-    expect(lines.filter((l) => l.startsWith('error'))).toEqual([]);
+    expect(lines.filter((l) => l.startsWith('Error'))).toEqual([]);
+  });
+
+  it('shows live messages in the open chat and marks them read; read ticks, edits, typing; neutralises control characters', async () => {
+    let stream: grpc.ServerWritableStream<Record<string, unknown>, unknown> | undefined;
+    const s = await FakeServer.start(
+      (method, req, server) =>
+        method === 'ListChats'
+          ? ok({ chats: [{ ...bob, unread_count: 0 }] })
+          : method === 'ReadMessages'
+            ? ok({ messages: [], unread_remaining: 0 })
+            : method === 'GetMessages'
+              ? ok({ messages: [], has_more: false })
+              : script(method, req, server),
+      (call) => {
+        call.sendMetadata(new grpc.Metadata());
+        stream = call;
+      },
+    );
+    servers.push(s);
+    const t = session([s.address]);
+    t.send('login alice password1', 'open bob');
+    await waitFor(
+      () => t.output().includes('  no unread messages') && stream !== undefined,
+      5000,
+      'open chat',
+    );
+    const push = (index: number, ev: object) => stream?.write({ index, ...ev });
+    push(20, { message_received: msg(21, 'bob', 'live \u001b[2Jhello\rthere') });
+    await waitFor(() => s.callsOf('MarkRead').length === 1, 5000, 'MarkRead');
+    expect(s.callsOf('MarkRead')[0].request).toMatchObject({ chat_id: 'c1', up_to_id: 21 });
+    expect(s.callsOf('MarkRead')[0].idempotencyKey).toBeDefined();
+    push(21, { messages_read: { chat_id: 'c1', reader: 'bob', up_to_id: 11 } });
+    push(22, { message_edited: msg(21, 'bob', 'fixed\u0007', false, 5) });
+    // Typing events carry the replica's applied index when sent: not dropped as replays.
+    push(22, { typing: { chat_id: 'c1', username: 'bob', typing: true } });
+    push(22, { typing: { chat_id: 'c1', username: 'bob', typing: true } });
+    await waitFor(() => t.output().includes('bob is typing…'), 5000, 'typing');
+    t.end();
+    await expect(t.done).resolves.toBe(0);
+    const lines = t.output().split('\n');
+    const live = lines.find((l) => l.includes('bob: live'));
+    // ESC, CR and BEL cannot reach the terminal.
+    expect(live).toMatch(/^ {2}#21 \d\d:\d\d:\d\d bob: live \^\[\[2Jhello\^Mthere$/);
+    expect(lines).toContain('bob read your messages up to #11');
+    expect(lines).toContain('bob edited #21: fixed^G');
+    expect(lines.filter((l) => l === 'bob is typing…')).toHaveLength(1);
+    // Nothing but the line breaks: no control character got through.
+    expect([...t.output()].filter((c) => c !== '\n' && (c < ' ' || c === '\u007f'))).toEqual([]);
+  });
+
+  it('says "reconnected" only once a call succeeds again, not when a stream merely opens', async () => {
+    let streams = 0;
+    let serving = true;
+    const s = await FakeServer.start(
+      (method, req, server) =>
+        method === 'ListChats' && !serving
+          ? fail(grpc.status.UNAVAILABLE, 'No leader is known right now; retry.')
+          : script(method, req, server),
+      (call) => {
+        streams++;
+        call.sendMetadata(new grpc.Metadata());
+        // The first stream breaks at once; the next ones open (the replica is up, the cluster is not).
+        if (streams === 1)
+          setTimeout(() => call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'Gone.' }), 50);
+      },
+    );
+    servers.push(s);
+    const t = session([s.address], { deadlineMs: 600 });
+    t.send('login alice password1');
+    await waitFor(() => t.output().includes('logged in as alice'), 10_000, 'login');
+    serving = false;
+    await waitFor(() => t.output().includes(`(lost the connection to ${s.address}; retrying)`), 5000, 'lost');
+    await waitFor(() => streams >= 2 && s.callsOf('ListChats').length >= 3, 10_000, 'probes');
+    // A command that makes no call, or whose call fails, proves nothing either.
+    t.send('help', 'chats');
+    await waitFor(() => t.output().includes('(UNAVAILABLE)'), 10_000, 'chats to fail');
+    expect(t.output()).not.toContain('reconnected');
+    serving = true;
+    await waitFor(() => t.output().includes(`(reconnected to ${s.address})`), 5000, 'reconnected');
+    t.end();
+    await expect(t.done).resolves.toBe(0);
+    expect(
+      t
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('(')),
+    ).toEqual([`(lost the connection to ${s.address}; retrying)`, `(reconnected to ${s.address})`]);
+  });
+
+  it('on a terminal, tells the other side while the user types a message, at most every few seconds', async () => {
+    const s = await FakeServer.start(
+      (method, req, server) =>
+        method === 'ReadMessages'
+          ? ok({ messages: [], unread_remaining: 0 })
+          : method === 'GetMessages'
+            ? ok({ messages: [], has_more: false })
+            : script(method, req, server),
+      (call) => call.sendMetadata(new grpc.Metadata()),
+    );
+    servers.push(s);
+    const input = new PassThrough();
+    const output = new PassThrough();
+    output.resume();
+    const done = runTerminal({ addresses: [s.address], input, output, tty: true });
+    input.write('login alice password1\nopen bob\n');
+    await waitFor(() => s.callsOf('ReadMessages').length === 1, 5000, 'open');
+    for (const ch of 'send hello') input.write(ch);
+    await waitFor(() => s.callsOf('SetTyping').length === 1, 5000, 'SetTyping(true)');
+    expect(s.callsOf('SetTyping')[0].request).toMatchObject({ chat_id: 'c1', typing: true });
+    input.write('\n');
+    await waitFor(() => s.callsOf('SendMessage').length === 1, 5000, 'send');
+    // Many keys, one SetTyping(true); sending ends it.
+    await waitFor(() => s.callsOf('SetTyping').length === 2, 5000, 'SetTyping(false)');
+    expect(s.callsOf('SetTyping').map((c) => c.request.typing)).toEqual([true, false]);
+    input.end();
+    await expect(done).resolves.toBe(0);
+  });
+
+  it('shows the date with the time for messages of an earlier day', () => {
+    const now = new Date(2026, 11, 2, 9, 30, 0).getTime();
+    expect(when(new Date(2026, 11, 2, 8, 5, 7).getTime(), now)).toBe('08:05:07');
+    expect(when(new Date(2026, 10, 30, 23, 59, 1).getTime(), now)).toBe('2026-11-30 23:59:01');
+    expect(oneLine('a\u001b]0;x\u0007b\nc\u009bd')).toBe('a^[]0;x^Gb^Jc\\x9bd');
   });
 
   it('neutralises control characters in what other users wrote (old data from before the server refused them)', async () => {
@@ -221,7 +387,7 @@ describe('terminal client (piped stdin)', () => {
     expect(lines.filter((l) => / bob: c1\\x9b2J and\ttab$/.test(l))).toHaveLength(1);
     expect(lines).toContain('  bob (^[[31mred^Jalice (Alice))');
     expect(lines).toContain('  bob (^[]0;pwned^GBob)  2 unread');
-    expect(lines).toContain("opened chat with bob (Bob^MMallory): 2 unread; type 'read' to show them");
+    expect(lines).toContain('chat with bob (Bob^MMallory)');
   });
 
   it('stops at quit without reading further lines', async () => {

@@ -56,7 +56,7 @@ describe('RaftReplicator', () => {
     const r = new RaftReplicator(fakeNode({ propose: () => Promise.reject(error) }));
     const { code, message } = await codeOf(r.propose(command));
     expect(code).toBe(grpc.status.UNAVAILABLE);
-    expect(message).toMatch(/^[a-z].*\.$/);
+    expect(message).toMatch(/^[A-Z].*\.$/);
     expect(message.split('. ').length).toBe(1);
   });
 

@@ -5,7 +5,8 @@
 // the gateway). Every mutating call carries one idempotency key for all of its retries, so a retry on
 // another replica applies nothing twice; the event stream resumes after the last log index it saw.
 
-/** RPCs that change replicated state (GetMessages marks messages read; Login creates a session). */
+/** RPCs that change replicated state (ReadMessages marks messages read; Login creates a session).
+ * GetMessages is a pure read and SetTyping never enters the log: neither needs a key. */
 const MUTATING = new Set([
   'Signup',
   'Login',
@@ -14,7 +15,9 @@ const MUTATING = new Set([
   'UpdateSettings',
   'StartChat',
   'SendMessage',
-  'GetMessages',
+  'ReadMessages',
+  'MarkRead',
+  'EditMessage',
   'DeleteMessages',
 ]);
 
@@ -56,6 +59,8 @@ export class Transport {
     this.lastIndex = 0;
     this.streamAbort = null;
     this.streamRunning = false;
+    /** The gateway the page lost, until another one has answered. */
+    this.lostFrom = null;
   }
 
   /** @param {{address: string, http: string | null}[]} members */
@@ -79,12 +84,31 @@ export class Transport {
     }
   }
 
-  /** Moves off a gateway that stopped answering (once, however many requests noticed). */
+  /** Moves off a gateway that stopped answering (once, however many requests noticed). Nothing is
+   * announced yet: the next member may be down too. */
   failover(dead) {
     if (this.current !== dead || this.bases.length < 2) return;
+    this.lostFrom ??= dead;
     const at = this.bases.indexOf(dead);
     this.current = this.bases[(at + 1) % this.bases.length];
-    this.hooks.onNotice?.(`Lost ${hostOf(dead)}; reconnected through ${hostOf(this.current)}.`);
+  }
+
+  /** A request through `base` worked: if the page had lost a gateway, say which, and which one serves. */
+  served(base) {
+    if (this.lostFrom === null || base !== this.current) return;
+    const lost = this.lostFrom;
+    this.lostFrom = null;
+    if (lost !== base) this.hooks.onNotice?.(`Lost ${hostOf(lost)}; now connected through ${hostOf(base)}.`);
+  }
+
+  /** A request that timed out does not prove the gateway is gone (it may be waiting out an election):
+   * only move on when it does not answer its health check either. */
+  async alive(base) {
+    try {
+      return (await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2000) })).ok;
+    } catch {
+      return false;
+    }
   }
 
   /**
@@ -108,13 +132,17 @@ export class Transport {
           body: JSON.stringify(body),
           signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
         });
-      } catch {
-        this.failover(base);
+      } catch (err) {
+        const timedOut = err instanceof DOMException && err.name === 'TimeoutError';
+        if (!timedOut || !(await this.alive(base))) this.failover(base);
         await sleep(Math.min(100 * 2 ** attempt, 1000));
         continue;
       }
       const data = await res.json().catch(() => ({}));
-      if (res.ok) return data;
+      if (res.ok) {
+        this.served(base);
+        return data;
+      }
       lastError = new ApiError(data.code ?? 'UNKNOWN', data.message ?? `HTTP ${res.status}`, res.status);
       // No leader yet, or the gateway's own deadline ran out: the cluster may be mid-election or busy.
       // The same idempotency key makes another try safe.
@@ -146,18 +174,21 @@ export class Transport {
     // Bounded by the abort signal (logout) rather than a count: a chat page stays open for hours.
     while (!signal.aborted) {
       const base = this.current;
-      const clean = await this.streamOnce(base, handlers, signal).catch(() => false);
+      // 'lost': the connection failed or broke (move to another member); false: the gateway answered
+      // with an error (it is alive; try it again); true: a ready stream ended cleanly.
+      const outcome = await this.streamOnce(base, handlers, signal).catch(() => 'lost');
       if (signal.aborted) return;
-      if (clean) failures = 0;
+      if (outcome === true) failures = 0;
       else {
         failures++;
-        this.failover(base);
+        if (outcome === 'lost') this.failover(base);
       }
       await sleep(Math.min(200 * 2 ** failures, 3000));
     }
   }
 
-  /** One stream connection; resolves true if it ended after being ready, false on failure. */
+  /** One stream connection; resolves true if it ended after being ready, false on an HTTP error, and
+   * rejects when the connection fails or breaks. */
   async streamOnce(base, handlers, signal) {
     const ctl = new AbortController();
     const onAbort = () => ctl.abort();
@@ -193,6 +224,7 @@ export class Transport {
             ready = true;
             const start = JSON.parse(frame.data).after_index;
             if (start > this.lastIndex) this.lastIndex = start;
+            this.served(base);
             handlers.onReady();
           } else if (frame.event === 'stream-error') {
             const err = JSON.parse(frame.data);
@@ -203,7 +235,8 @@ export class Transport {
             return ready;
           } else if (frame.data !== undefined && frame.event === undefined) {
             const event = JSON.parse(frame.data);
-            if (event.index > this.lastIndex) this.lastIndex = event.index;
+            // Typing is not in the log: its index is no point to resume from.
+            if (event.event !== 'typing' && event.index > this.lastIndex) this.lastIndex = event.index;
             handlers.onEvent(event);
           }
         }

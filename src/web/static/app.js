@@ -42,12 +42,15 @@ function h(tag, props = {}, ...children) {
 }
 
 let noticeTimer = null;
+/** The route the notice belongs to: it goes when the user navigates elsewhere. */
+let noticeRoute = '';
 /** The one-line status under the header; it fades after a while so that it never goes stale. */
 function notice(text, kind = 'info', ttlMs = 8000) {
   clearTimeout(noticeTimer);
   noticeEl.textContent = text;
   noticeEl.className = kind;
   noticeEl.hidden = !text;
+  noticeRoute = location.hash;
   if (text) noticeTimer = setTimeout(() => notice(''), ttlMs);
 }
 
@@ -55,13 +58,20 @@ function errorText(err) {
   return err instanceof ApiError ? err.message : 'Something went wrong; please try again.';
 }
 
+/** Today: the time. An earlier day: the date and the time (and the year, if not this one). */
 function fmtTime(ms) {
   if (!ms) return '';
   const d = new Date(ms);
   const today = new Date();
-  return d.toDateString() === today.toDateString()
-    ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
-    : d.toLocaleDateString([], { month: 'short', day: 'numeric' });
+  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  if (d.toDateString() === today.toDateString()) return time;
+  const sameYear = d.getFullYear() === today.getFullYear();
+  const date = d.toLocaleDateString([], {
+    month: 'short',
+    day: 'numeric',
+    year: sameYear ? undefined : 'numeric',
+  });
+  return `${date}, ${time}`;
 }
 
 /** A form whose submit handler gets the field values; shows its own one-line error. */
@@ -103,8 +113,8 @@ function endSession(message) {
   state.view = null;
   state.users = { pattern: '*', page: 1, result: null };
   localStorage.removeItem(SESSION_KEY);
-  if (message) notice(message);
   location.hash = '#/login';
+  if (message) notice(message);
   route();
 }
 
@@ -114,7 +124,7 @@ function startLive() {
     // (Re)connected: anything missed while down is replayed by index; refresh the rest anyway.
     onReady: () => {
       refreshChats();
-      if (state.view) deliver(state.view);
+      if (state.view?.loaded) loadLatest(state.view);
     },
     onAuthLost: (message) => endSession(message),
   });
@@ -124,24 +134,53 @@ function startLive() {
 // ---- live events ----
 
 function onEvent(ev) {
+  const view = state.view;
+  const here = (chatId) => view && view.chat_id === chatId;
+  if (ev.event === 'typing') {
+    // Ephemeral: no list refresh.
+    const t = ev.typing;
+    if (here(t.chat_id) && t.username !== state.me.username) setTyping(view, t.typing);
+    return;
+  }
   if (ev.event === 'message_received') {
     const m = ev.message_received;
-    const view = state.view;
-    if (view && view.chat_id === m.chat_id) {
+    if (here(m.chat_id)) {
       if (m.sender === state.me.username) addMessages(view, [m]);
-      // Deliver at once only if everything before it was delivered: view_limit still applies.
-      else if (view.unread_remaining === 0) deliver(view);
-      else view.unread_remaining++;
+      else {
+        setTyping(view, false);
+        // Shown at once only if everything before it was delivered: view_limit still applies. Shown
+        // means read: say so to the server (and so to the sender).
+        if (view.unread_remaining === 0 && !view.busy) {
+          addMessages(view, [m]);
+          markRead(view, m.message_id);
+        }
+      }
       renderChatView();
     }
     const chat = state.chats.get(m.chat_id);
     if (chat) chat.last_message_at = m.sent_at;
+  } else if (ev.event === 'messages_read') {
+    const r = ev.messages_read;
+    if (here(r.chat_id) && r.reader !== state.me.username) {
+      for (const m of view.messages.values()) {
+        if (m.sender === state.me.username && m.message_id <= r.up_to_id) m.read = true;
+      }
+      renderChatView();
+    }
+    return;
+  } else if (ev.event === 'message_edited') {
+    const m = ev.message_edited;
+    if (here(m.chat_id) && view.messages.has(m.message_id)) {
+      addMessages(view, [m]);
+      renderChatView();
+    }
+    return;
   } else if (ev.event === 'messages_deleted') {
-    const view = state.view;
-    if (view && view.chat_id === ev.messages_deleted.chat_id) {
+    if (here(ev.messages_deleted.chat_id)) {
       for (const id of ev.messages_deleted.message_ids) {
         view.messages.delete(id);
         view.selected.delete(id);
+        if (view.editing === id) stopEditing(view);
       }
       renderChatView();
     }
@@ -149,9 +188,9 @@ function onEvent(ev) {
     const id = ev.chat_removed.chat_id;
     const chat = state.chats.get(id);
     state.chats.delete(id);
-    if (state.view?.chat_id === id) {
-      notice(`The chat with ${chat ? chat.other_user : 'that user'} was removed.`);
+    if (here(id)) {
       location.hash = '#/chats';
+      notice(`The chat with ${chat ? chat.other_user : 'that user'} was removed.`);
     }
   } else if (ev.event === 'chat_started') {
     state.chats.set(ev.chat_started.chat_id, ev.chat_started);
@@ -193,6 +232,7 @@ async function loadChats() {
 // ---- pages ----
 
 function route() {
+  if (noticeRoute !== location.hash && noticeEl.className !== 'failover') notice('');
   const hash = location.hash || '#/';
   const [, page, arg] = hash.split('/');
   if (!state.me && page !== 'signup') return renderLogin();
@@ -205,7 +245,7 @@ function route() {
       a.dataset.route === page || (page === 'chat' && a.dataset.route === 'chats'),
     );
   }
-  if (page !== 'chat') state.view = null;
+  if (page !== 'chat') leaveChat();
   if (page === 'users') return renderUsers();
   if (page === 'settings') return renderSettings();
   if (page === 'chat' && arg) return openChat(decodeURIComponent(arg));
@@ -277,9 +317,9 @@ function renderSignup() {
           await transport.call('Signup', { username, nickname, password });
           const { token, user } = await transport.call('Login', { username, password });
           saveSession(token, user);
-          notice(`Welcome, ${user.nickname}!`);
           startLive();
           location.hash = '#/chats';
+          notice(`Welcome, ${user.nickname}!`);
         },
         [h('p', { class: 'alt' }, 'Have an account? ', h('a', { href: '#/login' }, 'Log in'))],
       ),
@@ -445,9 +485,16 @@ async function startChat(username) {
 
 // ---- chat view ----
 
+/** How many messages one page of history holds (GetMessages). */
+const HISTORY_PAGE = 30;
+/** A typing:true is over after this long without a refresh (API.md). */
+const TYPING_TTL_MS = 6000;
+/** While the user types, SetTyping(true) is repeated at most this often. */
+const TYPING_REFRESH_MS = 3000;
+
 function openChat(chatId) {
   const chat = state.chats.get(chatId);
-  state.view = {
+  const view = {
     chat_id: chatId,
     other: chat ? chat.other_user : '',
     other_nickname: chat ? chat.other_nickname : '',
@@ -459,35 +506,68 @@ function openChat(chatId) {
     busy: false,
     again: false,
     asked: false,
+    /** Paging back: the oldest id a history page returned, and whether older ones exist. */
+    oldest: 0,
+    has_more: false,
+    loadingOlder: false,
+    /** The other side is typing (until a timer ends it). */
+    typing: false,
+    typingTimer: null,
+    /** Our own typing: when we last said so. */
+    typingSentAt: 0,
+    /** The id of the own message being edited in the composer, or null. */
+    editing: null,
   };
+  state.view = view;
   const log = h('ol', { id: 'messages', class: 'messages', 'aria-live': 'polite' });
+  log.addEventListener('scroll', () => {
+    if (log.scrollTop < 60) loadOlder(view);
+  });
   const input = h('textarea', {
     name: 'content',
     rows: 2,
     placeholder: 'Write a message…',
     'aria-label': 'Message',
   });
-  const composer = form('composer', [input], 'Send', async ({ content }) => {
-    if (!content.trim()) return;
-    const view = state.view;
-    // Clear at once so the next message can be typed while this one is on its way; put it back if
-    // sending fails and nothing new was typed.
-    input.value = '';
-    try {
-      const m = await transport.call('SendMessage', { chat_id: chatId, content });
-      if (view) addMessages(view, [m]);
-      renderChatView();
-    } catch (err) {
-      if (input.value === '') input.value = content;
-      throw err;
-    }
-  });
+  const cancel = h(
+    'button',
+    { type: 'button', class: 'link cancel-edit', hidden: true, onclick: () => stopEditing(view) },
+    'Cancel',
+  );
+  const composer = form(
+    'composer',
+    [input],
+    'Send',
+    async ({ content }) => {
+      if (!content.trim()) return;
+      if (view.editing !== null) return saveEdit(view, content);
+      // Clear at once so the next message can be typed while this one is on its way; put it back if
+      // sending fails and nothing new was typed.
+      input.value = '';
+      sendTyping(view, false);
+      try {
+        const m = await transport.call('SendMessage', { chat_id: chatId, content });
+        addMessages(view, [m]);
+        renderChatView();
+      } catch (err) {
+        if (input.value === '') input.value = content;
+        throw err;
+      }
+    },
+    [cancel],
+  );
   input.addEventListener('keydown', (ev) => {
     if (ev.key === 'Enter' && !ev.shiftKey) {
       ev.preventDefault();
       composer.requestSubmit();
+    } else if (ev.key === 'Escape' && view.editing !== null) {
+      stopEditing(view);
     }
   });
+  input.addEventListener('input', () => {
+    if (view.editing === null) sendTyping(view, input.value.trim() !== '');
+  });
+  input.addEventListener('blur', () => sendTyping(view, false));
   setPage(
     h(
       'section',
@@ -499,24 +579,98 @@ function openChat(chatId) {
         h('h1', { id: 'chat-title' }),
         h('span', { id: 'chat-tools' }),
       ),
-      h('div', { id: 'more' }),
+      h('div', { id: 'older' }),
       log,
+      h('div', { id: 'more' }),
+      h('p', { id: 'typing', class: 'typing muted', hidden: true }),
       composer,
     ),
   );
   renderChatView();
-  deliver(state.view);
+  enterChat(view, chat);
   if (!chat) loadChats();
 }
 
+/** Opening: the latest page of history, then the first view_limit unread messages. */
+async function enterChat(view, chat) {
+  await loadLatest(view);
+  if (state.view !== view) return;
+  if (!chat || chat.unread_count > 0) deliver(view);
+  else refreshChats();
+}
+
+function leaveChat() {
+  const view = state.view;
+  if (!view) return;
+  sendTyping(view, false);
+  clearTimeout(view.typingTimer);
+  state.view = null;
+}
+
+/** Merges messages into the view. A reply may have been computed before an event the page already
+ * applied, so what only moves forward stays: read never goes back to unread, and the newer edit wins. */
 function addMessages(view, messages) {
-  for (const m of messages) view.messages.set(m.message_id, m);
+  for (const m of messages) {
+    const had = view.messages.get(m.message_id);
+    if (!had) view.messages.set(m.message_id, m);
+    else {
+      const newer = (had.edited_at ?? 0) > (m.edited_at ?? 0) ? had : m;
+      view.messages.set(m.message_id, {
+        ...m,
+        content: newer.content,
+        edited_at: newer.edited_at,
+        read: m.read || had.read,
+      });
+    }
+  }
+}
+
+/** GetMessages (a pure read): the newest page; also what a reconnect uses to catch up. */
+async function loadLatest(view) {
+  try {
+    const r = await transport.call('GetMessages', { chat_id: view.chat_id, limit: HISTORY_PAGE });
+    if (state.view !== view) return;
+    addMessages(view, r.messages);
+    if (!view.loaded) {
+      view.oldest = r.messages.length > 0 ? r.messages[0].message_id : 0;
+      view.has_more = r.has_more;
+    }
+    view.loaded = true;
+    renderChatView({ toBottom: true });
+  } catch (err) {
+    if (state.view === view) notice(errorText(err), 'error');
+    if (err instanceof ApiError && err.code === 'NOT_FOUND') location.hash = '#/chats';
+  }
+}
+
+/** Scrolling up: the page before the oldest message shown, keeping what the user looks at in place. */
+async function loadOlder(view) {
+  if (!view.loaded || !view.has_more || view.loadingOlder || view.oldest === 0) return;
+  view.loadingOlder = true;
+  renderOlder(view);
+  try {
+    const r = await transport.call('GetMessages', {
+      chat_id: view.chat_id,
+      before_id: view.oldest,
+      limit: HISTORY_PAGE,
+    });
+    if (state.view !== view) return;
+    addMessages(view, r.messages);
+    if (r.messages.length > 0) view.oldest = r.messages[0].message_id;
+    view.has_more = r.has_more && r.messages.length > 0;
+    renderChatView({ keepPlace: true });
+  } catch (err) {
+    if (state.view === view) notice(errorText(err), 'error');
+  } finally {
+    view.loadingOlder = false;
+    if (state.view === view) renderOlder(view);
+  }
 }
 
 /**
- * GetMessages: delivers read messages plus the next view_limit unread ones (a write; one at a time).
- * `asked` is the user's click on "N more unread", which must never be swallowed by a call in flight;
- * automatic deliveries only happen while nothing older is waiting.
+ * ReadMessages: delivers the next view_limit unread messages and marks them read (a write; one at a
+ * time). `asked` is the user's click on "N more unread", which must never be swallowed by a call in
+ * flight; automatic deliveries only happen while nothing older is waiting.
  */
 async function deliver(view, asked = false) {
   if (view.busy) {
@@ -526,15 +680,9 @@ async function deliver(view, asked = false) {
   }
   view.busy = true;
   try {
-    const r = await transport.call('GetMessages', { chat_id: view.chat_id });
-    // The reply lists every delivered message, so older ones it lacks were deleted meanwhile. Keep
-    // messages newer than the reply's last one: a send or event may have overtaken this call.
-    const newest = r.messages.reduce((max, m) => Math.max(max, m.message_id), 0);
-    const fresh = new Map(r.messages.map((m) => [m.message_id, m]));
-    for (const [id, m] of view.messages) if (id > newest && m.sender === state.me.username) fresh.set(id, m);
-    view.messages = fresh;
+    const r = await transport.call('ReadMessages', { chat_id: view.chat_id });
+    addMessages(view, r.messages);
     view.unread_remaining = r.unread_remaining;
-    view.loaded = true;
   } catch (err) {
     if (state.view === view) notice(errorText(err), 'error');
     if (err instanceof ApiError && err.code === 'NOT_FOUND') location.hash = '#/chats';
@@ -542,7 +690,7 @@ async function deliver(view, asked = false) {
     view.busy = false;
   }
   if (state.view !== view) return;
-  renderChatView();
+  renderChatView({ toBottom: true });
   refreshChats();
   const again = view.asked || (view.again && view.unread_remaining === 0);
   view.asked = false;
@@ -550,7 +698,91 @@ async function deliver(view, asked = false) {
   if (again) deliver(view);
 }
 
-function renderChatView() {
+/** MarkRead for a live message shown in the open chat (best effort: if it fails, the message is still
+ * unread on the server and comes again through ReadMessages). */
+function markRead(view, upToId) {
+  transport.call('MarkRead', { chat_id: view.chat_id, up_to_id: upToId }).then(
+    () => refreshChats(),
+    () => refreshChats(),
+  );
+}
+
+/** Tells the other side we are typing (refreshed at most every few seconds) or stopped. */
+function sendTyping(view, typing) {
+  const now = Date.now();
+  if (typing) {
+    if (now - view.typingSentAt < TYPING_REFRESH_MS) return;
+    view.typingSentAt = now;
+  } else {
+    if (view.typingSentAt === 0) return;
+    view.typingSentAt = 0;
+  }
+  transport.call('SetTyping', { chat_id: view.chat_id, typing }).catch(() => {
+    // Best effort: a typing:true expires by itself on the other side.
+  });
+}
+
+/** The other side's typing state; a typing:true is over after TYPING_TTL_MS without a refresh. */
+function setTyping(view, typing) {
+  clearTimeout(view.typingTimer);
+  view.typing = typing;
+  if (typing) view.typingTimer = setTimeout(() => setTyping(view, false), TYPING_TTL_MS);
+  renderTyping(view);
+}
+
+function renderTyping(view) {
+  const el = document.getElementById('typing');
+  if (!el || state.view !== view) return;
+  el.hidden = !view.typing;
+  el.textContent = view.typing ? `${view.other_nickname || view.other || 'They'} is typing…` : '';
+}
+
+function renderOlder(view) {
+  const el = document.getElementById('older');
+  if (!el) return;
+  el.replaceChildren(
+    view.has_more
+      ? h(
+          'button',
+          {
+            type: 'button',
+            class: 'link load-older',
+            disabled: view.loadingOlder,
+            onclick: () => loadOlder(view),
+          },
+          view.loadingOlder ? 'Loading…' : 'Older messages',
+        )
+      : '',
+  );
+}
+
+function startEditing(view, id) {
+  const m = view.messages.get(id);
+  if (!m) return;
+  view.editing = id;
+  sendTyping(view, false);
+  const input = document.querySelector('form.composer textarea');
+  input.value = m.content;
+  input.focus();
+  renderChatView();
+}
+
+function stopEditing(view) {
+  view.editing = null;
+  const input = document.querySelector('form.composer textarea');
+  if (input) input.value = '';
+  renderChatView();
+}
+
+async function saveEdit(view, content) {
+  const id = view.editing;
+  const m = await transport.call('EditMessage', { chat_id: view.chat_id, message_id: id, content });
+  addMessages(view, [m]);
+  view.selected.clear();
+  stopEditing(view);
+}
+
+function renderChatView(opts = {}) {
   const view = state.view;
   const log = document.getElementById('messages');
   if (!view || !log) return;
@@ -567,17 +799,32 @@ function renderChatView() {
       h('span', { class: 'muted' }, view.other ? `@${view.other}` : ''),
     );
   const n = view.selected.size;
-  document
-    .getElementById('chat-tools')
-    .replaceChildren(
-      n > 0
-        ? h(
-            'button',
-            { type: 'button', class: 'danger delete-selected', onclick: deleteSelected },
-            `Delete selected (${n})`,
-          )
-        : '',
-    );
+  document.getElementById('chat-tools').replaceChildren(
+    n === 1 && view.editing === null
+      ? h(
+          'button',
+          {
+            type: 'button',
+            class: 'edit-selected',
+            onclick: () => startEditing(view, [...view.selected][0]),
+          },
+          'Edit',
+        )
+      : '',
+    n > 0
+      ? h(
+          'button',
+          { type: 'button', class: 'danger delete-selected', onclick: deleteSelected },
+          `Delete selected (${n})`,
+        )
+      : '',
+  );
+  const composer = document.querySelector('form.composer');
+  if (composer) {
+    composer.classList.toggle('editing', view.editing !== null);
+    composer.querySelector('button[type=submit]').textContent = view.editing !== null ? 'Save' : 'Send';
+    composer.querySelector('.cancel-edit').hidden = view.editing === null;
+  }
   document
     .getElementById('more')
     .replaceChildren(
@@ -589,7 +836,10 @@ function renderChatView() {
           )
         : '',
     );
+  renderOlder(view);
+  renderTyping(view);
   const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  const fromBottom = log.scrollHeight - log.scrollTop;
   const messages = [...view.messages.values()].sort((a, b) => a.message_id - b.message_id);
   log.replaceChildren(
     ...(messages.length === 0 && view.loaded
@@ -601,21 +851,32 @@ function renderChatView() {
       return h(
         'li',
         {
-          class: `msg ${mine ? 'mine' : 'theirs'}${selected ? ' selected' : ''}`,
+          class: `msg ${mine ? 'mine' : 'theirs'}${selected ? ' selected' : ''}${view.editing === m.message_id ? ' editing' : ''}`,
           'data-id': m.message_id,
           title: mine ? 'Click to select' : undefined,
           onclick: mine ? () => toggleSelect(m.message_id) : undefined,
         },
         h('span', { class: 'content' }, m.content),
-        h('span', { class: 'meta' }, fmtTime(m.sent_at), mine && m.read ? ' · read' : ''),
+        h(
+          'span',
+          { class: 'meta' },
+          fmtTime(m.sent_at),
+          m.edited_at
+            ? h('span', { class: 'edited', title: `Edited ${fmtTime(m.edited_at)}` }, ' · edited')
+            : '',
+          mine && m.read ? h('span', { class: 'tick' }, ' · read') : '',
+        ),
       );
     }),
   );
-  if (atBottom) log.scrollTop = log.scrollHeight;
+  // New messages at the bottom follow the conversation; older ones loaded above keep the place.
+  if (opts.keepPlace) log.scrollTop = log.scrollHeight - fromBottom;
+  else if (atBottom || opts.toBottom) log.scrollTop = log.scrollHeight;
 }
 
 function toggleSelect(id) {
   const view = state.view;
+  if (view.editing !== null) return;
   if (view.selected.has(id)) view.selected.delete(id);
   else view.selected.add(id);
   renderChatView();
@@ -628,6 +889,7 @@ async function deleteSelected() {
     await transport.call('DeleteMessages', { chat_id: view.chat_id, message_ids: ids });
     for (const id of ids) view.messages.delete(id);
     view.selected.clear();
+    if (ids.includes(view.editing)) stopEditing(view);
     renderChatView();
   } catch (err) {
     notice(errorText(err), 'error');

@@ -1,16 +1,22 @@
 // The end-of-test checks every fault test shares: every acknowledged message present exactly once,
 // no stale read, nothing went backwards, and all live replicas converge.
-import { describe, expect } from 'vitest';
+import { beforeAll, describe, expect } from 'vitest';
 import type { Harness } from '../harness.js';
 import { serverMissingReason } from '../harness.js';
 import type { Workload } from './workload.js';
 
 /**
- * `describe` that skips cleanly, with the reason in its title, only while the server is not built.
+ * `describe` for tests of the built server: without the build they FAIL (in beforeAll) with the reason,
+ * never skip, so a missing build cannot pass for a green run.
  */
 export function describeWithServer(title: string, body: () => void): void {
-  const missing = serverMissingReason();
-  describe.skipIf(missing !== undefined)(missing ? `${title} [skipped: ${missing}]` : title, body);
+  describe(title, () => {
+    beforeAll(() => {
+      const missing = serverMissingReason();
+      if (missing) throw new Error(`${missing}; run npm run build first`);
+    });
+    body();
+  });
 }
 
 /** Run a test body; if it throws, append the cluster's state (roles, indices, temp root) to the error. */
