@@ -1,6 +1,6 @@
 // `quorum-chat status --server HOST:PORT`: asks that replica for its ClusterStatus, then every member it
 // lists, and prints one row per member, marking the ones that do not answer.
-import { parseArgs } from 'node:util';
+import { type CommandSpec, parseFlags } from '../cli-flags.js';
 import { UserError } from '../user-error.js';
 import { ClusterClient } from './cluster-client.js';
 import { toClientError } from './errors.js';
@@ -101,21 +101,17 @@ export function formatStatus(rows: StatusRow[]): string {
   return out.join('\n');
 }
 
+export const statusCommand: CommandSpec = {
+  name: 'status',
+  synopsis: ['status --server HOST:PORT'],
+  about:
+    'Asks that replica for its ClusterStatus, then every member it lists, and prints one row per member: ' +
+    'role, term, commit and applied index, lag, p99 fsync and event-loop lag (last minute), state digest.',
+  flags: { server: { short: 's', value: 'HOST:PORT', help: 'any replica (required)' } },
+};
+
 export async function main(argv: string[]): Promise<number> {
-  let values: { server?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: { server: { type: 'string', short: 's' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-    }));
-  } catch (err) {
-    throw new UserError(`status: ${(err as Error).message}`);
-  }
-  if (values.help) {
-    console.log('usage: quorum-chat status --server HOST:PORT');
-    return 0;
-  }
+  const values = parseFlags(statusCommand, argv) as { server?: string };
   const [server] = parseAddressList(values.server ?? '');
   if (!server) throw new UserError('status: --server HOST:PORT is required');
   const client = new ClusterClient([server]);

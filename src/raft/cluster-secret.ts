@@ -7,6 +7,13 @@ import * as fs from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { UserError } from '../user-error.js';
 
+/**
+ * The one rule every command follows (server and tools alike), printed when the file is not found. The
+ * tools take `--data-dir` for this alone; without it they assume the server's default data dir.
+ */
+export const SECRET_RULE =
+  'cluster.secret in the parent of the data dir (--data-dir, default ./data/ID, so ./data/cluster.secret)';
+
 /** `--cluster-secret-file`, or `cluster.secret` in the parent of the data dir. */
 export function secretPath(opts: { secretFile?: string; dataDir: string }): string {
   if (opts.secretFile) return resolve(opts.secretFile);
@@ -38,7 +45,7 @@ export function loadClusterSecret(opts: { secretFile?: string; dataDir: string; 
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
       throw new UserError(
-        `cluster secret file ${file} not found: copy it from a member of the cluster or pass --cluster-secret-file`,
+        `cluster secret file ${file} not found (the secret is --cluster-secret-file, or else ${SECRET_RULE}): copy it from a member of the cluster or pass --cluster-secret-file`,
       );
     }
     throw new UserError(`cannot read the cluster secret file ${file}: ${code ?? err}`);

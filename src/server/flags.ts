@@ -1,4 +1,7 @@
-// `quorum-chat server` flags (API.md §1). Every problem is a UserError: one line, exit 1, no stack.
+// `quorum-chat server` flags (API.md §1), parsed by node:util parseArgs from one table (cli-flags.ts):
+// adding a flag is one entry in SERVER_FLAGS and one line in parseServerFlags' result. Every problem is
+// a UserError: one line, exit 1, no stack; --help prints the usage generated from the table.
+import { type CommandSpec, parseFlags, required } from '../cli-flags.js';
 import { UserError } from '../user-error.js';
 
 export interface ServerConfig {
@@ -15,23 +18,54 @@ export interface ServerConfig {
   logLevel: string;
   /** Take a snapshot (and compact the log) every this many applied entries. */
   snapshotEvery: number;
+  /** An fsync slower than this is logged as a warning and counted (etcd's slow-disk warning). */
+  slowFsyncMs: number;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-const FLAGS = [
-  '--id',
-  '--port',
-  '--host',
-  '--data-dir',
-  '--peers',
-  '--http-port',
-  '--heartbeat-ms',
-  '--election-timeout-ms',
-  '--cluster-secret-file',
-  '--log-level',
-  '--snapshot-every',
-] as const;
-type Flag = (typeof FLAGS)[number];
+
+export const SERVER_FLAGS = {
+  id: { value: 'ID', help: 'this replica’s id, unique in the cluster (required)' },
+  port: { value: 'PORT', help: 'gRPC port for clients, tools and peers (required)' },
+  host: { value: 'HOST', default: '127.0.0.1', help: 'address to bind and to advertise to the cluster' },
+  'data-dir': { value: 'DIR', help: 'where the log, snapshots and chat state live (default: ./data/ID)' },
+  peers: {
+    value: 'HOST:PORT,...',
+    help: 'members to join through when the data dir is empty (ignored as a hint otherwise)',
+  },
+  'http-port': { value: 'PORT', help: 'web client, /cluster, /metrics, /healthz (default: PORT+1000)' },
+  'heartbeat-ms': { value: 'MS', default: '50', help: 'leader heartbeat interval' },
+  'election-timeout-ms': { value: 'MIN-MAX', default: '150-300', help: 'randomized election timeout' },
+  'cluster-secret-file': {
+    value: 'FILE',
+    help: 'the shared cluster secret (default: cluster.secret in the parent of the data dir)',
+  },
+  'log-level': { value: 'LEVEL', default: 'info', help: LOG_LEVELS.join(', ') },
+  'snapshot-every': {
+    value: 'N',
+    default: '5000',
+    help: 'take a snapshot and compact the log every N applied entries',
+  },
+  'slow-fsync-ms': {
+    value: 'MS',
+    default: '100',
+    help: 'log a warning (and count it in /metrics) when one fsync takes longer',
+  },
+} satisfies CommandSpec['flags'];
+
+export const serverCommand: CommandSpec = {
+  name: 'server',
+  synopsis: [
+    'server --id ID --port PORT [--host 127.0.0.1] [--data-dir DIR] [--peers HOST:PORT,...]',
+    '       [--http-port PORT] [--heartbeat-ms 50] [--election-timeout-ms 150-300]',
+    '       [--cluster-secret-file FILE] [--log-level info] [...]',
+  ],
+  about:
+    'Runs one Raft replica. An empty data dir without --peers bootstraps a new one-member cluster; an ' +
+    'empty data dir with --peers joins the running cluster (learner, then voter); an existing data dir ' +
+    'restarts from it. SIGTERM or SIGINT stop it gracefully (a leader hands over first).',
+  flags: SERVER_FLAGS,
+};
 
 function port(flag: string, value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 65535) {
@@ -57,42 +91,23 @@ export function checkAddress(flag: string, value: string): string {
 
 /** Parses `--flag value` and `--flag=value` forms; rejects unknown, repeated and valueless flags. */
 export function parseServerFlags(argv: string[]): ServerConfig {
-  const values = new Map<Flag, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const eq = arg.indexOf('=');
-    const name = (eq > 0 ? arg.slice(0, eq) : arg) as Flag;
-    if (!FLAGS.includes(name)) {
-      throw new UserError(arg.startsWith('-') ? `unknown flag ${name}` : `unexpected argument '${arg}'`);
-    }
-    let value: string | undefined;
-    if (eq > 0) value = arg.slice(eq + 1);
-    else {
-      value = argv[i + 1];
-      if (value === undefined || value.startsWith('--')) throw new UserError(`${name} needs a value`);
-      i++;
-    }
-    if (values.has(name)) throw new UserError(`${name} is given more than once`);
-    values.set(name, value);
-  }
+  const v = parseFlags(serverCommand, argv) as Record<string, string | undefined>;
+  const str = (name: keyof typeof SERVER_FLAGS) => v[name];
 
-  const id = values.get('--id');
-  if (id === undefined) throw new UserError('--id is required');
+  const id = required(serverCommand, v, 'id');
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(id)) {
     throw new UserError(`--id must be 1 to 64 characters of letters, digits, '_', '.' or '-', not '${id}'`);
   }
-  const portValue = values.get('--port');
-  if (portValue === undefined) throw new UserError('--port is required');
-  const p = port('--port', portValue);
-  const host = values.get('--host') ?? '127.0.0.1';
+  const p = port('--port', required(serverCommand, v, 'port'));
+  const host = str('host')!;
   if (!/^[A-Za-z0-9_.:-]+$/.test(host)) throw new UserError(`--host '${host}' is not a host name or address`);
-  const dataDir = values.get('--data-dir') ?? `./data/${id}`;
+  const dataDir = str('data-dir') ?? `./data/${id}`;
   if (dataDir === '') throw new UserError('--data-dir must not be empty');
-  const peersValue = values.get('--peers') ?? '';
+  const peersValue = str('peers') ?? '';
   const peers = peersValue === '' ? [] : peersValue.split(',').map((a) => checkAddress('--peers', a.trim()));
 
   let httpPort: number;
-  const httpValue = values.get('--http-port');
+  const httpValue = str('http-port');
   if (httpValue !== undefined) httpPort = port('--http-port', httpValue);
   else {
     httpPort = p + 1000;
@@ -101,8 +116,8 @@ export function parseServerFlags(argv: string[]): ServerConfig {
   }
   if (httpPort === p) throw new UserError('--http-port must differ from --port');
 
-  const heartbeatMs = positiveInt('--heartbeat-ms', values.get('--heartbeat-ms') ?? '50');
-  const election = values.get('--election-timeout-ms') ?? '150-300';
+  const heartbeatMs = positiveInt('--heartbeat-ms', str('heartbeat-ms')!);
+  const election = str('election-timeout-ms')!;
   const em = /^(\d+)-(\d+)$/.exec(election);
   if (!em)
     throw new UserError(
@@ -117,13 +132,13 @@ export function parseServerFlags(argv: string[]): ServerConfig {
     );
   }
 
-  const clusterSecretFile = values.get('--cluster-secret-file');
+  const clusterSecretFile = str('cluster-secret-file');
   if (clusterSecretFile === '') throw new UserError('--cluster-secret-file must not be empty');
-  const logLevel = values.get('--log-level') ?? 'info';
+  const logLevel = str('log-level')!;
   if (!LOG_LEVELS.includes(logLevel))
     throw new UserError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
 
-  const snapshotEveryValue = values.get('--snapshot-every') ?? '5000';
+  const snapshotEveryValue = str('snapshot-every')!;
   if (
     !/^\d+$/.test(snapshotEveryValue) ||
     Number(snapshotEveryValue) < 1 ||
@@ -134,6 +149,7 @@ export function parseServerFlags(argv: string[]): ServerConfig {
     );
   }
   const snapshotEvery = Number(snapshotEveryValue);
+  const slowFsyncMs = positiveInt('--slow-fsync-ms', str('slow-fsync-ms')!);
 
   return {
     id,
@@ -148,5 +164,6 @@ export function parseServerFlags(argv: string[]): ServerConfig {
     clusterSecretFile,
     logLevel,
     snapshotEvery,
+    slowFsyncMs,
   };
 }

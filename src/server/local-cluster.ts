@@ -9,6 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { services } from '../proto.js';
+import { type CommandSpec, parseFlags } from '../cli-flags.js';
 import { UserError } from '../user-error.js';
 import { type LauncherReply, isLauncherRequest } from './launcher-link.js';
 
@@ -631,43 +632,34 @@ export interface ClusterCliOptions {
   host: string;
 }
 
+export const clusterCommand: CommandSpec = {
+  name: 'cluster',
+  synopsis: ['cluster [--size 5] [--base-port 5555] [--data-dir DIR] [--host 127.0.0.1]'],
+  about:
+    'Starts a local cluster for development (make run): server1 bootstraps, the others join it one at ' +
+    'a time; with existing data dirs, all restart from them. Ctrl-C stops them all.',
+  flags: {
+    size: { value: 'N', default: '5', help: 'replicas (1 to 9)' },
+    'base-port': { value: 'PORT', default: '5555', help: 'gRPC port of server1; the others follow' },
+    'data-dir': { value: 'DIR', default: './data', help: 'parent of the data dirs, the logs and cluster.secret' },
+    host: { value: 'HOST', default: '127.0.0.1', help: 'address to bind' },
+  },
+};
+
 export function parseClusterArgs(argv: string[]): ClusterCliOptions {
-  const out: ClusterCliOptions = { size: 5, basePort: 5555, dataDir: './data', host: '127.0.0.1' };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    const value = argv[i + 1];
-    const need = () => {
-      if (value === undefined || value.startsWith('--')) throw new UserError(`${flag} needs a value`);
-      i++;
-      return value;
-    };
-    const int = (lo: number, hi: number) => {
-      const v = need();
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < lo || n > hi)
-        throw new UserError(`${flag} must be an integer from ${lo} to ${hi}`);
-      return n;
-    };
-    switch (flag) {
-      case '--size':
-        out.size = int(1, 9);
-        break;
-      case '--base-port':
-        out.basePort = int(1, 64_535 - 10);
-        break;
-      case '--data-dir':
-        out.dataDir = need();
-        break;
-      case '--host':
-        out.host = need();
-        break;
-      default:
-        throw new UserError(
-          `unknown flag '${flag}' for cluster (usage: cluster [--size 5] [--base-port 5555] [--data-dir DIR])`,
-        );
-    }
-  }
-  return out;
+  const v = parseFlags(clusterCommand, argv) as Record<string, string>;
+  const int = (name: string, lo: number, hi: number) => {
+    const n = Number(v[name]);
+    if (!/^\d+$/.test(v[name]) || n < lo || n > hi)
+      throw new UserError(`--${name} must be an integer from ${lo} to ${hi}`);
+    return n;
+  };
+  return {
+    size: int('size', 1, 9),
+    basePort: int('base-port', 1, 64_535 - 10),
+    dataDir: v['data-dir'],
+    host: v.host,
+  };
 }
 
 /** A status table, one row per member. */
