@@ -43,7 +43,11 @@ export class HelpRequested extends Error {
 export function usageOf(spec: CommandSpec): string {
   // A synopsis line that starts with spaces continues the one above it.
   const lines = spec.synopsis.map((s, i) =>
-    i === 0 ? `usage: quorum-chat ${s}` : /^\s/.test(s) ? `       ${' '.repeat(12)}${s}` : `       quorum-chat ${s}`,
+    i === 0
+      ? `usage: quorum-chat ${s}`
+      : /^\s/.test(s)
+        ? `       ${' '.repeat(12)}${s}`
+        : `       quorum-chat ${s}`,
   );
   if (spec.about) lines.push('', ...wrap(spec.about, 100));
   const rows = Object.entries(spec.flags).map(([name, f]) => {

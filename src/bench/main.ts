@@ -4,8 +4,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { join, resolve } from 'node:path';
-import { LocalCluster, bootCluster, serverMissingReason, waitFor } from '../server/local-cluster.js';
 import { type CommandSpec, parseFlags } from '../cli-flags.js';
+import { LocalCluster, bootCluster, serverMissingReason, waitFor } from '../server/local-cluster.js';
 import { UserError } from '../user-error.js';
 import {
   ChatCaller,

@@ -54,7 +54,10 @@ const transferCommand: CommandSpec = {
   name: 'transfer',
   synopsis: ['transfer [--to ID] --server HOST:PORT [--cluster-secret-file FILE]'],
   about: 'Hands leadership to another voter.',
-  flags: { to: { value: 'ID', help: 'the voter to hand leadership to (default: the most up-to-date voter)' }, ...common },
+  flags: {
+    to: { value: 'ID', help: 'the voter to hand leadership to (default: the most up-to-date voter)' },
+    ...common,
+  },
   notes: secretNote,
 };
 
@@ -91,7 +94,10 @@ export function readSecret(file: string | undefined, dataDir?: string): string {
 
 /** What a change did, in one sentence, from the statuses before and after it. */
 export function describeChange(
-  action: { kind: 'add'; id: string; address: string } | { kind: 'remove'; id: string } | { kind: 'transfer' },
+  action:
+    | { kind: 'add'; id: string; address: string }
+    | { kind: 'remove'; id: string }
+    | { kind: 'transfer' },
   before: ClusterStatus | undefined,
   after: ClusterStatus,
 ): string {
@@ -150,7 +156,8 @@ async function withClient(
 
 export async function memberMain(argv: string[]): Promise<number> {
   const [action, ...rest] = argv;
-  if (action === '--help' || action === '-h' || action === 'help') throw new HelpRequested(usageOf(memberCommand));
+  if (action === '--help' || action === '-h' || action === 'help')
+    throw new HelpRequested(usageOf(memberCommand));
   if (!action) {
     console.error(usageOf(memberCommand));
     return 2;

@@ -8,8 +8,8 @@ import * as net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import { services } from '../proto.js';
 import { type CommandSpec, parseFlags } from '../cli-flags.js';
+import { services } from '../proto.js';
 import { UserError } from '../user-error.js';
 import { type LauncherReply, isLauncherRequest } from './launcher-link.js';
 
@@ -641,7 +641,11 @@ export const clusterCommand: CommandSpec = {
   flags: {
     size: { value: 'N', default: '5', help: 'replicas (1 to 9)' },
     'base-port': { value: 'PORT', default: '5555', help: 'gRPC port of server1; the others follow' },
-    'data-dir': { value: 'DIR', default: './data', help: 'parent of the data dirs, the logs and cluster.secret' },
+    'data-dir': {
+      value: 'DIR',
+      default: './data',
+      help: 'parent of the data dirs, the logs and cluster.secret',
+    },
     host: { value: 'HOST', default: '127.0.0.1', help: 'address to bind' },
   },
 };

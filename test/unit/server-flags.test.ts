@@ -21,7 +21,9 @@ describe('server flags', () => {
       clusterSecretFile: undefined,
       logLevel: 'info',
       snapshotEvery: 5000,
+      slowFsyncMs: 100,
     });
+    expect(parseServerFlags(['--id', 's', '--port', '1', '--slow-fsync-ms', '250']).slowFsyncMs).toBe(250);
     expect(parseServerFlags(['--id', 's', '--port', '1', '--snapshot-every', '200']).snapshotEvery).toBe(200);
     expect(() => parseServerFlags(['--id', 's', '--port', '1', '--snapshot-every', '0'])).toThrow(
       /--snapshot-every must be/,
