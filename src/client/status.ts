@@ -48,7 +48,22 @@ export function formatStatus(rows: StatusRow[]): string {
   const answered = rows.filter((r) => r.status).map((r) => r.status!);
   const leader = answered.find((s) => s.role === 'leader');
   const leaderCommit = leader?.commit_index ?? Math.max(0, ...answered.map((s) => s.commit_index));
-  const header = ['ID', 'ADDRESS', 'ROLE', 'TERM', 'COMMIT', 'APPLIED', 'LAG', 'DIGEST', ''];
+  // FSYNC-P99: p99 of the member's last 1000 log fsyncs; LOOP-P99: its event-loop delay over the last
+  // 10 s (both ms). A slow disk delays every commit; a blocked loop delays the election timers.
+  const header = [
+    'ID',
+    'ADDRESS',
+    'ROLE',
+    'TERM',
+    'COMMIT',
+    'APPLIED',
+    'LAG',
+    'FSYNC-P99',
+    'LOOP-P99',
+    'DIGEST',
+    '',
+  ];
+  const ms = (v: number | undefined) => (v === undefined ? '-' : `${v}ms`);
   const table = rows.map((r) => {
     const s = r.status;
     if (!s)
@@ -56,6 +71,8 @@ export function formatStatus(rows: StatusRow[]): string {
         r.id,
         r.address,
         r.voter ? '-' : 'learner',
+        '-',
+        '-',
         '-',
         '-',
         '-',
@@ -71,6 +88,8 @@ export function formatStatus(rows: StatusRow[]): string {
       String(s.commit_index),
       String(s.last_applied),
       String(Math.max(0, leaderCommit - s.last_applied)),
+      ms(s.fsync_p99_ms),
+      ms(s.event_loop_lag_p99_ms),
       s.state_digest.slice(0, 12),
       r.voter ? '' : 'non-voting',
     ];
@@ -97,6 +116,9 @@ export function formatStatus(rows: StatusRow[]): string {
   }
   const diverged = [...byApplied].filter(([, digests]) => digests.size > 1).map(([i]) => i);
   if (diverged.length > 0) summary.push(`DIGESTS DIFFER at applied index ${diverged.join(', ')}`);
+  const slow = answered.filter((s) => (s.slow_fsyncs ?? 0) > 0);
+  if (slow.length > 0)
+    summary.push(`slow fsyncs: ${slow.map((s) => `${s.node_id} ${s.slow_fsyncs}`).join(', ')}`);
   out.push(summary.join('; '));
   return out.join('\n');
 }

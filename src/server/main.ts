@@ -53,6 +53,7 @@ export async function main(argv: string[]): Promise<number> {
       },
       httpPort: config.httpPort,
       snapshotEvery: config.snapshotEvery,
+      slowFsyncMs: config.slowFsyncMs,
       logger,
       // The /cluster page's stop control: the same graceful stop as SIGTERM.
       onStop: () => process.kill(process.pid, 'SIGTERM'),

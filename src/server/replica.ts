@@ -76,6 +76,8 @@ export interface ReplicaOptions {
   logTerm?: TermHolder;
   /** Snapshot every this many applied entries (Snapshotter default when undefined). */
   snapshotEvery?: number;
+  /** An fsync longer than this (ms) logs a warning and counts in /metrics (default 100). */
+  slowFsyncMs?: number;
 }
 
 export interface RunningReplica {
@@ -189,6 +191,8 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       dev: opts.dev,
       onStop: opts.onStop,
       launcher: opts.launcher,
+      slowFsyncMs: opts.slowFsyncMs,
+      logger,
     });
     const seed = randomBytes(4).readInt32LE(0);
     const node = new RaftNode({
@@ -255,7 +259,12 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
     );
     const { server, health } = buildGrpcServer({
       chat: obs.instrumentService(chat.implementation()),
-      cluster: clusterHandlers({ control: membership, secret: opts.clusterSecret, topology: membership }),
+      cluster: clusterHandlers({
+        control: membership,
+        secret: opts.clusterSecret,
+        topology: membership,
+        health: () => obs.health(),
+      }),
       extra: (s) => transport.attach(s),
     });
     cleanup.push(() => server.forceShutdown());

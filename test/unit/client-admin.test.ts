@@ -61,6 +61,9 @@ async function threeMembers() {
         commit_index: 42,
         last_applied: 42,
         members,
+        fsync_p99_ms: 3.5,
+        slow_fsyncs: 2,
+        event_loop_lag_p99_ms: 12.1,
       }),
     );
   s2.cluster = () =>
@@ -78,7 +81,7 @@ async function threeMembers() {
 }
 
 describe('status', () => {
-  it('asks every listed member and shows role, lag and unreachable members', async () => {
+  it('asks every listed member and shows role, lag, fsync and event-loop p99, and unreachable members', async () => {
     const { s1, s2, s3 } = await threeMembers();
     const c = new ClusterClient([s2.address]);
     const rows = await collectStatus(s2.address, c);
@@ -93,9 +96,22 @@ describe('status', () => {
       'COMMIT',
       'APPLIED',
       'LAG',
+      'FSYNC-P99',
+      'LOOP-P99',
       'DIGEST',
     ]);
-    expect(lines[1].split(/\s+/)).toEqual(['s1', s1.address, 'leader', '3', '42', '42', '0', 'abcdef012345']);
+    expect(lines[1].split(/\s+/)).toEqual([
+      's1',
+      s1.address,
+      'leader',
+      '3',
+      '42',
+      '42',
+      '0',
+      '3.5ms',
+      '12.1ms',
+      'abcdef012345',
+    ]);
     expect(lines[2].split(/\s+/)).toEqual([
       's2',
       s2.address,
@@ -104,10 +120,12 @@ describe('status', () => {
       '40',
       '37',
       '5',
+      '0ms',
+      '0ms',
       'abcdef012345',
     ]);
     expect(lines[3]).toMatch(new RegExp(`^s3\\s+${s3}\\s+-.*UNREACHABLE \\(UNAVAILABLE: `));
-    expect(lines[4]).toBe(`leader s1 (${s1.address}), term 3; 2 of 3 members answered`);
+    expect(lines[4]).toBe(`leader s1 (${s1.address}), term 3; 2 of 3 members answered; slow fsyncs: s1 2`);
   });
 
   it('flags replicas whose digests differ at the same applied index', async () => {

@@ -102,7 +102,9 @@ describe('quorum-chat cluster arguments', () => {
   it('rejects bad flags with a one-line user error', () => {
     expect(() => parseClusterArgs(['--size', '0'])).toThrow('--size must be an integer from 1 to 9');
     expect(() => parseClusterArgs(['--size'])).toThrow('--size needs a value');
-    expect(() => parseClusterArgs(['--bogus'])).toThrow(/unknown flag --bogus; see 'quorum-chat cluster --help'/);
+    expect(() => parseClusterArgs(['--bogus'])).toThrow(
+      /unknown flag --bogus; see 'quorum-chat cluster --help'/,
+    );
   });
 });
 
