@@ -77,3 +77,19 @@ export function checkBearer(header: unknown, secret: string): boolean {
   const got = createHash('sha256').update(header).digest();
   return timingSafeEqual(want, got);
 }
+
+/**
+ * Why a presented `authorization` value is refused, or undefined when it carries the secret: 'missing'
+ * (no bearer token at all) reads differently from 'wrong' (a token that is not this cluster's secret).
+ */
+export function secretRefusal(header: unknown, secret: string): 'missing' | 'wrong' | undefined {
+  if (typeof header !== 'string' || !/^Bearer \S/.test(header)) return 'missing';
+  return checkBearer(header, secret) ? undefined : 'wrong';
+}
+
+/** The sentence for a refusal, naming the call (or the page) that was refused. */
+export function secretRefusalMessage(why: 'missing' | 'wrong', what: string): string {
+  return why === 'missing'
+    ? `${what} needs the cluster secret as 'authorization: Bearer <secret>', and none was given.`
+    : `The cluster secret given to ${what} is wrong: it is not this cluster's (compare cluster.secret on a member).`;
+}

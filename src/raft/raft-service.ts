@@ -5,7 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { NodeId, RaftMessage } from '../../machines/protocol.js';
 import { services } from '../proto.js';
-import { checkBearer } from './cluster-secret.js';
+import { secretRefusal, secretRefusalMessage } from './cluster-secret.js';
 import { CodecError, decode } from './codec.js';
 
 export interface RaftServiceOptions {
@@ -25,14 +25,12 @@ const MAX_MESSAGES = 10_000;
 
 type Refusal = { code: grpc.status; details: string };
 
-const UNAUTHENTICATED: Refusal = {
-  code: grpc.status.UNAUTHENTICATED,
-  details: 'Missing or wrong cluster secret.',
-};
-
-function authenticated(md: grpc.Metadata, secret: string): boolean {
+/** Undefined when the call carries the secret; otherwise the refusal, saying whether it was missing or wrong. */
+function refusal(md: grpc.Metadata, secret: string): Refusal | undefined {
   const auth = md.get('authorization');
-  return auth.length === 1 && checkBearer(auth[0], secret);
+  const why = auth.length > 1 ? 'wrong' : secretRefusal(auth[0], secret);
+  if (!why) return undefined;
+  return { code: grpc.status.UNAUTHENTICATED, details: secretRefusalMessage(why, 'RaftService') };
 }
 
 /** Check and decode a whole batch, then deliver it; a refusal delivers nothing of it. */
@@ -83,9 +81,10 @@ export function addRaftService(server: grpc.Server, opts: RaftServiceOptions): R
       call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>,
       callback: grpc.sendUnaryData<unknown>,
     ) {
-      if (!authenticated(call.metadata, opts.secret)) {
-        opts.onError?.('unauthenticated RaftService call');
-        callback(UNAUTHENTICATED);
+      const unauthenticated = refusal(call.metadata, opts.secret);
+      if (unauthenticated) {
+        opts.onError?.(`unauthenticated RaftService call: ${unauthenticated.details}`);
+        callback(unauthenticated);
         return;
       }
       const refused = receiveBatch(call.request, opts);
@@ -96,9 +95,10 @@ export function addRaftService(server: grpc.Server, opts: RaftServiceOptions): R
       call: grpc.ServerReadableStream<Record<string, unknown>, unknown>,
       callback: grpc.sendUnaryData<unknown>,
     ) {
-      if (!authenticated(call.metadata, opts.secret)) {
-        opts.onError?.('unauthenticated RaftService stream');
-        callback(UNAUTHENTICATED);
+      const unauthenticated = refusal(call.metadata, opts.secret);
+      if (unauthenticated) {
+        opts.onError?.(`unauthenticated RaftService stream: ${unauthenticated.details}`);
+        callback(unauthenticated);
         return;
       }
       // Accepted: the sender counts what it writes from here on as delivered (grpc-transport.ts).

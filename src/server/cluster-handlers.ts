@@ -4,6 +4,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { ChatError } from '../chat/errors.js';
+import { secretRefusalMessage } from '../raft/cluster-secret.js';
 import { wasForwarded } from './forwarder.js';
 import { type Topology, bearerToken, deadlineOf, toStatus, topologyMetadata } from './metadata.js';
 
@@ -90,11 +91,10 @@ export function clusterHandlers(opts: {
     ) =>
     (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
       respond(call, callback, async () => {
-        if (!secretMatches(bearerToken(call.metadata), secret)) {
-          throw new ChatError(
-            grpc.status.UNAUTHENTICATED,
-            `${name} needs the cluster secret as 'authorization: Bearer <secret>'.`,
-          );
+        const given = bearerToken(call.metadata);
+        if (!secretMatches(given, secret)) {
+          const why = given === undefined || given === '' ? 'missing' : 'wrong';
+          throw new ChatError(grpc.status.UNAUTHENTICATED, secretRefusalMessage(why, name));
         }
         const req = (call.request ?? {}) as Record<string, unknown>;
         const result = op(req, { deadline: deadlineOf(call), forwarded: wasForwarded(call.metadata) });
