@@ -116,6 +116,40 @@ export function portIsFree(port: number, host = '127.0.0.1'): Promise<boolean> {
   });
 }
 
+/** The message of a log line: pino's JSON `msg`, or the line itself. */
+function messageOf(line: string): string {
+  try {
+    const o = JSON.parse(line) as { msg?: unknown };
+    if (typeof o.msg === 'string') return o.msg;
+  } catch {
+    // Not JSON (pretty output, or a start banner).
+  }
+  return line.trim();
+}
+
+/**
+ * A replica's exit as a plain sentence: removed from the cluster, stopped by a signal, stopped cleanly,
+ * or failed with the last line of its log.
+ */
+export function describeExit(
+  id: string,
+  exit: { code: number | null; signal: NodeJS.Signals | null } | undefined,
+  logTail = '',
+): string {
+  // Only this run's lines: the launcher marks each start in the log with '--- start'.
+  const all = logTail.split('\n');
+  const from = all.findLastIndex((l) => l.startsWith('--- start'));
+  const lines = all.slice(from + 1).filter((l) => l.trim() !== '');
+  if (lines.some((l) => messageOf(l).startsWith('this replica was removed from the cluster')))
+    return `${id} was removed from the cluster, so it stopped itself.`;
+  if (!exit) return `${id} is not running.`;
+  if (exit.signal === 'SIGKILL') return `${id} was killed (SIGKILL).`;
+  if (exit.signal) return `${id} was stopped by ${exit.signal}.`;
+  if (exit.code === 0) return `${id} stopped cleanly.`;
+  const last = lines.length > 0 ? messageOf(lines[lines.length - 1]) : '';
+  return `${id} failed with exit code ${exit.code}${last ? `: ${last.replace(/\.$/, '')}` : ''}.`;
+}
+
 /** Thrown from a waitFor condition to stop waiting at once (e.g. the process being waited on died). */
 export class WaitAborted extends Error {}
 
@@ -522,8 +556,7 @@ export class LocalCluster {
     for (const id of ids) {
       const r = this.get(id);
       if (r.starts > 0 && !r.alive) {
-        const last = this.tail(id, 3).trim().split('\n').pop() ?? '';
-        throw new WaitAborted(`${id} exited (${JSON.stringify(r.lastExit)}): ${last}`);
+        throw new WaitAborted(describeExit(id, r.lastExit, this.tail(id, 30)));
       }
     }
   }
@@ -714,11 +747,17 @@ export async function main(argv: string[]): Promise<number> {
     supervise: true,
     // If a replica exits while the cluster runs, say so (the others go on: the cluster tolerates it).
     onExit: (id, exit) => {
-      if (!stopping) console.log(`${id} exited (${JSON.stringify(exit)}); see ${cluster.get(id).stderrPath}`);
+      if (stopping) return;
+      const r = cluster.get(id);
+      console.log(`${describeExit(id, exit, cluster.tail(id, 30))} Its log is ${r.stderrPath}.`);
     },
+    // The request reaches this launcher through whichever replica the page asked (the target itself
+    // when it is up, or any live one): that is the relay, not the page the button was on.
     onRestartRequest: (id, by) =>
       console.log(
-        `${id}: ${cluster.get(id).alive ? 'restart (kill -9, then start)' : 'start'} asked by ${by}'s /cluster page`,
+        cluster.get(id).alive
+          ? `Restarting ${id} (kill -9, then a start from its data dir), as asked on a /cluster page through ${by}.`
+          : `Starting ${id} from its data dir, as asked on a /cluster page through ${by}.`,
       ),
   });
   const ids = Array.from({ length: o.size }, (_, i) => `server${i + 1}`);

@@ -7,6 +7,7 @@ import { median, percentile } from '../../src/bench/rpc.js';
 import {
   type ClusterStatus,
   WaitAborted,
+  describeExit,
   formatStatusTable,
   freePort,
   parseClusterArgs,
@@ -105,6 +106,32 @@ describe('quorum-chat cluster arguments', () => {
     expect(() => parseClusterArgs(['--bogus'])).toThrow(
       /unknown flag --bogus; see 'quorum-chat cluster --help'/,
     );
+  });
+});
+
+describe('launcher messages', () => {
+  it('describes an exit in a plain sentence', () => {
+    const log = (msg: string) => JSON.stringify({ level: 50, msg });
+    expect(describeExit('server1', { code: null, signal: 'SIGKILL' })).toBe('server1 was killed (SIGKILL).');
+    expect(describeExit('server1', { code: null, signal: 'SIGTERM' })).toBe(
+      'server1 was stopped by SIGTERM.',
+    );
+    expect(describeExit('server1', { code: 0, signal: null })).toBe('server1 stopped cleanly.');
+    expect(
+      describeExit(
+        'server2',
+        { code: 1, signal: null },
+        `--- start #1 at x\n${log('port 5556 is in use.')}\n`,
+      ),
+    ).toBe('server2 failed with exit code 1: port 5556 is in use.');
+    const removed = log('this replica was removed from the cluster: the configuration ... ; exiting');
+    expect(describeExit('server5', { code: 0, signal: null }, `${removed}\n${log('stopped')}`)).toBe(
+      'server5 was removed from the cluster, so it stopped itself.',
+    );
+    // A removal in an earlier run of the same log does not count.
+    expect(
+      describeExit('server5', { code: null, signal: 'SIGKILL' }, `${removed}\n--- start #2 at y\n`),
+    ).toBe('server5 was killed (SIGKILL).');
   });
 });
 
