@@ -150,6 +150,17 @@ export function describeExit(
   return `${id} failed with exit code ${exit.code}${last ? `: ${last.replace(/\.$/, '')}` : ''}.`;
 }
 
+/**
+ * A restart or start asked from a /cluster page. The request reaches the launcher through a replica
+ * (`via`: the target itself when up, or any live one), which is not necessarily the page's replica.
+ */
+export function describeRestartRequest(id: string, alive: boolean, via: string): string {
+  const how = via === id ? `through ${id} itself` : `through ${via}`;
+  return alive
+    ? `Restarting ${id} (kill -9, then a start from its data dir), as asked on a /cluster page (${how}).`
+    : `Starting ${id} from its data dir, as asked on a /cluster page (${how}).`;
+}
+
 /** Thrown from a waitFor condition to stop waiting at once (e.g. the process being waited on died). */
 export class WaitAborted extends Error {}
 
@@ -753,12 +764,7 @@ export async function main(argv: string[]): Promise<number> {
     },
     // The request reaches this launcher through whichever replica the page asked (the target itself
     // when it is up, or any live one): that is the relay, not the page the button was on.
-    onRestartRequest: (id, by) =>
-      console.log(
-        cluster.get(id).alive
-          ? `Restarting ${id} (kill -9, then a start from its data dir), as asked on a /cluster page through ${by}.`
-          : `Starting ${id} from its data dir, as asked on a /cluster page through ${by}.`,
-      ),
+    onRestartRequest: (id, by) => console.log(describeRestartRequest(id, cluster.get(id).alive, by)),
   });
   const ids = Array.from({ length: o.size }, (_, i) => `server${i + 1}`);
   for (const [i, id] of ids.entries()) {

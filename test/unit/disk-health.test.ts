@@ -19,7 +19,7 @@ describe('disk health', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('warns about slow fsyncs, counts them in /metrics and reports p99s in GetStatus', async () => {
+  it('warns about slow fsyncs, counts them in /metrics and reports p99s in GetStatus and /cluster', async () => {
     const lines: Record<string, unknown>[] = [];
     const sink = new Writable({
       write(chunk, _enc, done) {
@@ -68,5 +68,13 @@ describe('disk health', () => {
     expect(text).toContain('# TYPE qc_raft_log_fsync_seconds histogram');
     expect(text).toMatch(/^nodejs_eventloop_lag_p99_seconds \S+$/m);
     expect(text).toMatch(/^nodejs_heap_size_used_bytes \S+$/m);
+
+    // The /cluster card shows the same two p99s.
+    const view = (await (await fetch(`http://127.0.0.1:${r.http!.port}/cluster/status`)).json()) as Record<
+      string,
+      unknown
+    >;
+    expect(view.fsyncP99Ms).toBeGreaterThan(0);
+    expect(view.loopLagP99Ms).toBeGreaterThan(0);
   });
 });

@@ -8,6 +8,7 @@ import {
   type ClusterStatus,
   WaitAborted,
   describeExit,
+  describeRestartRequest,
   formatStatusTable,
   freePort,
   parseClusterArgs,
@@ -132,6 +133,17 @@ describe('launcher messages', () => {
     expect(
       describeExit('server5', { code: null, signal: 'SIGKILL' }, `${removed}\n--- start #2 at y\n`),
     ).toBe('server5 was killed (SIGKILL).');
+  });
+});
+
+describe('restart requests', () => {
+  it('name the replica restarted and the one that relayed the request, not a page', () => {
+    expect(describeRestartRequest('server3', true, 'server3')).toBe(
+      'Restarting server3 (kill -9, then a start from its data dir), as asked on a /cluster page (through server3 itself).',
+    );
+    expect(describeRestartRequest('server3', false, 'server1')).toBe(
+      'Starting server3 from its data dir, as asked on a /cluster page (through server1).',
+    );
   });
 });
 
