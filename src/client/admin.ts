@@ -104,10 +104,10 @@ export function describeChange(
   const voters = after.members.filter((m) => m.voter).length;
   const term = `term ${after.term}`;
   if (action.kind === 'transfer') {
-    const from = before?.leader_id || 'no known leader';
     const to = after.leader_id || after.node_id;
-    if (before && before.leader_id === to) return `${to} already led; leadership did not move (${term})`;
-    return `leadership moved from ${from} to ${to} (${term})`;
+    if (!before?.leader_id) return `leadership went to ${to} (${term}); no leader was known before`;
+    if (before.leader_id === to) return `${to} already led; leadership did not move (${term})`;
+    return `leadership moved from ${before.leader_id} to ${to} (${term})`;
   }
   if (action.kind === 'add') {
     const m = after.members.find((x) => x.id === action.id);

@@ -274,6 +274,9 @@ describe('membership commands', () => {
     expect(describeChange({ kind: 'transfer' }, before, after)).toBe(
       'leadership moved from s3 to s2 (term 14)',
     );
+    expect(describeChange({ kind: 'transfer' }, { ...before, leader_id: '' }, after)).toBe(
+      'leadership went to s2 (term 14); no leader was known before',
+    );
     expect(describeChange({ kind: 'add', id: 's6', address: 'a:6' }, before, after)).toBe(
       's6 (a:6) was added as a voter; the cluster has 3 voters (term 14)',
     );
