@@ -53,8 +53,17 @@ describe('make build', () => {
     const make = (target: string) =>
       execFileSync('make', ['--no-print-directory', target], {
         cwd: d,
-        env: { ...process.env, PATH: `${join(d, 'fake')}:${process.env.PATH}` },
+        // Not the outer make's jobserver when this runs under `make test`.
+        env: {
+          ...process.env,
+          PATH: `${join(d, 'fake')}:${process.env.PATH}`,
+          MAKEFLAGS: '',
+          MFLAGS: '',
+          MAKELEVEL: '',
+        },
         encoding: 'utf8',
+        timeout: 60_000,
+        stdio: ['ignore', 'pipe', 'pipe'],
       });
     const builds = () => readFileSync(log, 'utf8').split('\n').filter(Boolean).length;
 
