@@ -21,8 +21,17 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 install: node_modules/.package-lock.json
 
-build: install
+# The build is a stamp newer than everything it is made from: with nothing changed, `make build` (and
+# every target that needs it: run, run-client, test...) does nothing. A changed source, proto, static
+# file, tsconfig or dependency rebuilds. (A deleted source leaves its old .js in dist/; `make clean`.)
+BUILD_INPUTS := $(shell find src machines proto -type f 2>/dev/null) tsconfig.json package.json scripts/copy-assets.mjs
+BUILD_STAMP := dist/.build-stamp
+
+$(BUILD_STAMP): $(BUILD_INPUTS) node_modules/.package-lock.json
 	npm run --silent build
+	@touch $@
+
+build: $(BUILD_STAMP)
 
 # QC_DEV=1: the /cluster page gets its development controls (stop, pause, transfer; need the secret).
 run: build

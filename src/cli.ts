@@ -1,5 +1,7 @@
 // The `quorum-chat` command line (API.md §1). Each subcommand lives in its own module, loaded on demand
-// so that `client` does not pay for the server's start-up and vice versa.
+// so that `client` does not pay for the server's start-up and vice versa. Each parses its flags with
+// cli-flags.ts, which answers --help and -h by throwing HelpRequested: printed here, exit 0.
+import { HelpRequested } from './cli-flags.js';
 
 const usage = `usage:
   quorum-chat server --id ID --port PORT [--host 127.0.0.1] [--data-dir DIR] [--peers HOST:PORT,...]
@@ -11,7 +13,9 @@ const usage = `usage:
   quorum-chat member add --id ID --address HOST:PORT --server HOST:PORT [--cluster-secret-file FILE]
   quorum-chat member remove --id ID --server HOST:PORT [--cluster-secret-file FILE]
   quorum-chat transfer [--to ID] --server HOST:PORT [--cluster-secret-file FILE]
-  quorum-chat bench [--clients 64] [--seconds 10] [--failover-trials 5] [--out FILE]`;
+  quorum-chat bench [--clients 64] [--seconds 10] [--failover-trials 5] [--out FILE]
+
+'quorum-chat COMMAND --help' describes every flag of a command.`;
 
 type Main = (argv: string[]) => Promise<number | undefined>;
 
@@ -33,7 +37,7 @@ async function run(): Promise<void> {
   }
   const load = commands[name];
   if (!load) {
-    console.error(`quorum-chat: unknown command '${name}'\n${usage}`);
+    console.error(`quorum-chat: unknown command '${name}'; see 'quorum-chat --help'`);
     process.exit(2);
   }
   const code = await (await load())(rest);
@@ -41,6 +45,10 @@ async function run(): Promise<void> {
 }
 
 run().catch((err: unknown) => {
+  if (err instanceof HelpRequested) {
+    console.log(err.usage);
+    process.exit(0);
+  }
   // A user error is reported in one line; anything else is a bug and keeps its stack.
   if (err instanceof Error && (err as { userError?: boolean }).userError) {
     console.error(`quorum-chat: ${err.message}`);

@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { join, resolve } from 'node:path';
+import { type CommandSpec, parseFlags } from '../cli-flags.js';
 import { LocalCluster, bootCluster, serverMissingReason, waitFor } from '../server/local-cluster.js';
 import { UserError } from '../user-error.js';
 import {
@@ -29,73 +30,57 @@ export interface BenchOptions {
   serverArgs: string[];
 }
 
+export const benchCommand: CommandSpec = {
+  name: 'bench',
+  synopsis: [
+    'bench [--clients 64] [--seconds 10] [--message-bytes 100] [--failover-trials 5] [--single-seconds 5]',
+    '      [--size 5] [--out FILE] [--keep] [--server-arg FLAG]...',
+  ],
+  about:
+    'Starts a local cluster in a temp dir, drives it with concurrent clients in a closed loop, and ' +
+    'reports acknowledged writes per second, latency percentiles and failover gaps after kill -9.',
+  flags: {
+    clients: { value: 'N', default: '64', help: 'concurrent clients (1 to 4096)' },
+    seconds: { value: 'S', default: '10', help: 'length of the throughput run (1 to 3600)' },
+    'message-bytes': { value: 'N', default: '100', help: 'message size (16 to 4096)' },
+    'failover-trials': { value: 'N', default: '5', help: 'kill -9 of the leader, N times (0 to 100)' },
+    'single-seconds': { value: 'S', default: '5', help: 'length of the single-client run (0 to 600)' },
+    size: { value: 'N', default: '5', help: 'replicas (1 to 9)' },
+    out: { value: 'FILE', default: 'bench-results.json', help: 'where the results go (JSON)' },
+    keep: { type: 'boolean', help: 'keep the temp dir (data and logs) afterwards' },
+    'server-arg': {
+      value: 'FLAG',
+      multiple: true,
+      help: 'one word passed to every server, repeatable (e.g. --server-arg --heartbeat-ms --server-arg 50)',
+    },
+  },
+};
+
 export function parseBenchArgs(argv: string[]): BenchOptions {
-  const o: BenchOptions = {
-    clients: 64,
-    seconds: 10,
-    messageBytes: 100,
-    failoverTrials: 5,
-    singleSeconds: 5,
-    size: 5,
-    out: 'bench-results.json',
-    keep: false,
-    serverArgs: [],
-  };
+  // --server-arg takes the next word whatever it is (server flags start with dashes): glue it on first.
+  const args: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    const need = () => {
-      const v = argv[i + 1];
-      if (v === undefined || v.startsWith('--')) throw new UserError(`${flag} needs a value`);
-      i++;
-      return v;
-    };
-    const int = (lo: number, hi: number) => {
-      const n = Number(need());
-      if (!Number.isInteger(n) || n < lo || n > hi)
-        throw new UserError(`${flag} must be an integer from ${lo} to ${hi}`);
-      return n;
-    };
-    switch (flag) {
-      case '--clients':
-        o.clients = int(1, 4096);
-        break;
-      case '--seconds':
-        o.seconds = int(1, 3600);
-        break;
-      case '--message-bytes':
-        o.messageBytes = int(16, 4096);
-        break;
-      case '--failover-trials':
-        o.failoverTrials = int(0, 100);
-        break;
-      case '--single-seconds':
-        o.singleSeconds = int(0, 600);
-        break;
-      case '--size':
-        o.size = int(1, 9);
-        break;
-      case '--out':
-        o.out = need();
-        break;
-      case '--keep':
-        o.keep = true;
-        break;
-      case '--server-arg': {
-        // Extra server flag(s), one word each, e.g. --server-arg --heartbeat-ms --server-arg 50
-        // (repeatable). The value may itself start with "--".
-        const v = argv[i + 1];
-        if (v === undefined) throw new UserError(`${flag} needs a value`);
-        i++;
-        o.serverArgs.push(v);
-        break;
-      }
-      default:
-        throw new UserError(
-          `unknown flag '${flag}' for bench (usage: bench [--clients 64] [--seconds 10] [--message-bytes 100] [--failover-trials 5] [--single-seconds 5] [--size 5] [--out FILE] [--keep] [--server-arg FLAG]...)`,
-        );
-    }
+    if (argv[i] === '--server-arg' && i + 1 < argv.length) args.push(`--server-arg=${argv[++i]}`);
+    else args.push(argv[i]);
   }
-  return o;
+  const v = parseFlags(benchCommand, args);
+  const int = (name: string, lo: number, hi: number) => {
+    const n = Number(v[name]);
+    if (!/^\d+$/.test(String(v[name])) || !Number.isInteger(n) || n < lo || n > hi)
+      throw new UserError(`--${name} must be an integer from ${lo} to ${hi}`);
+    return n;
+  };
+  return {
+    clients: int('clients', 1, 4096),
+    seconds: int('seconds', 1, 3600),
+    messageBytes: int('message-bytes', 16, 4096),
+    failoverTrials: int('failover-trials', 0, 100),
+    singleSeconds: int('single-seconds', 0, 600),
+    size: int('size', 1, 9),
+    out: String(v.out),
+    keep: v.keep === true,
+    serverArgs: (v['server-arg'] as string[] | undefined) ?? [],
+  };
 }
 
 export interface LatencySummary {

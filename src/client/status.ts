@@ -1,6 +1,6 @@
 // `quorum-chat status --server HOST:PORT`: asks that replica for its ClusterStatus, then every member it
 // lists, and prints one row per member, marking the ones that do not answer.
-import { parseArgs } from 'node:util';
+import { type CommandSpec, parseFlags } from '../cli-flags.js';
 import { UserError } from '../user-error.js';
 import { ClusterClient } from './cluster-client.js';
 import { toClientError } from './errors.js';
@@ -48,7 +48,22 @@ export function formatStatus(rows: StatusRow[]): string {
   const answered = rows.filter((r) => r.status).map((r) => r.status!);
   const leader = answered.find((s) => s.role === 'leader');
   const leaderCommit = leader?.commit_index ?? Math.max(0, ...answered.map((s) => s.commit_index));
-  const header = ['ID', 'ADDRESS', 'ROLE', 'TERM', 'COMMIT', 'APPLIED', 'LAG', 'DIGEST', ''];
+  // FSYNC-P99: p99 of the member's last 1000 log fsyncs; LOOP-P99: its event-loop delay over the last
+  // 10 s (both ms). A slow disk delays every commit; a blocked loop delays the election timers.
+  const header = [
+    'ID',
+    'ADDRESS',
+    'ROLE',
+    'TERM',
+    'COMMIT',
+    'APPLIED',
+    'LAG',
+    'FSYNC-P99',
+    'LOOP-P99',
+    'DIGEST',
+    '',
+  ];
+  const ms = (v: number | undefined) => (v === undefined ? '-' : `${v}ms`);
   const table = rows.map((r) => {
     const s = r.status;
     if (!s)
@@ -56,6 +71,8 @@ export function formatStatus(rows: StatusRow[]): string {
         r.id,
         r.address,
         r.voter ? '-' : 'learner',
+        '-',
+        '-',
         '-',
         '-',
         '-',
@@ -71,6 +88,8 @@ export function formatStatus(rows: StatusRow[]): string {
       String(s.commit_index),
       String(s.last_applied),
       String(Math.max(0, leaderCommit - s.last_applied)),
+      ms(s.fsync_p99_ms),
+      ms(s.event_loop_lag_p99_ms),
       s.state_digest.slice(0, 12),
       r.voter ? '' : 'non-voting',
     ];
@@ -97,25 +116,24 @@ export function formatStatus(rows: StatusRow[]): string {
   }
   const diverged = [...byApplied].filter(([, digests]) => digests.size > 1).map(([i]) => i);
   if (diverged.length > 0) summary.push(`DIGESTS DIFFER at applied index ${diverged.join(', ')}`);
+  const slow = answered.filter((s) => (s.slow_fsyncs ?? 0) > 0);
+  if (slow.length > 0)
+    summary.push(`slow fsyncs: ${slow.map((s) => `${s.node_id} ${s.slow_fsyncs}`).join(', ')}`);
   out.push(summary.join('; '));
   return out.join('\n');
 }
 
+export const statusCommand: CommandSpec = {
+  name: 'status',
+  synopsis: ['status --server HOST:PORT'],
+  about:
+    'Asks that replica for its ClusterStatus, then every member it lists, and prints one row per member: ' +
+    'role, term, commit and applied index, lag, p99 fsync and event-loop lag (last minute), state digest.',
+  flags: { server: { short: 's', value: 'HOST:PORT', help: 'any replica (required)' } },
+};
+
 export async function main(argv: string[]): Promise<number> {
-  let values: { server?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: { server: { type: 'string', short: 's' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-    }));
-  } catch (err) {
-    throw new UserError(`status: ${(err as Error).message}`);
-  }
-  if (values.help) {
-    console.log('usage: quorum-chat status --server HOST:PORT');
-    return 0;
-  }
+  const values = parseFlags(statusCommand, argv) as { server?: string };
   const [server] = parseAddressList(values.server ?? '');
   if (!server) throw new UserError('status: --server HOST:PORT is required');
   const client = new ClusterClient([server]);

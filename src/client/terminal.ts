@@ -4,7 +4,7 @@
 // without garbling what the user is typing; with piped stdin it prints no prompt, runs the lines in
 // order and exits at end of input, which is what the tests and scripts use.
 import * as readline from 'node:readline';
-import { parseArgs } from 'node:util';
+import { type CommandSpec, parseFlags } from '../cli-flags.js';
 import { UserError } from '../user-error.js';
 import {
   type Chat,
@@ -611,22 +611,18 @@ export async function runTerminal(opts: TerminalOptions): Promise<number> {
   return 0;
 }
 
+export const clientCommand: CommandSpec = {
+  name: 'client',
+  synopsis: ['client --server HOST:PORT[,HOST:PORT...]'],
+  about: 'The interactive terminal client. It fails over between the replicas it knows.',
+  flags: {
+    server: { short: 's', value: 'HOST:PORT,...', help: 'one or more replicas (required)' },
+  },
+  notes: `once running, type these ${help}`,
+};
+
 export async function main(argv: string[]): Promise<number> {
-  let values: { server?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: { server: { type: 'string', short: 's' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new UserError(`client: ${(err as Error).message}`);
-  }
-  if (values.help) {
-    console.log(`usage: quorum-chat client --server HOST:PORT[,HOST:PORT...]\n\n${help}`);
-    return 0;
-  }
+  const values = parseFlags(clientCommand, argv) as { server?: string };
   const addresses = parseAddressList(values.server ?? '');
   if (addresses.length === 0) throw new UserError('client: --server HOST:PORT[,HOST:PORT...] is required');
   for (const a of addresses) {

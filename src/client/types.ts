@@ -71,4 +71,10 @@ export interface ClusterStatus {
   snapshot_index: number;
   members: ClusterMember[];
   state_digest: string;
+  /** Health (GetStatus only): p99 of the last 1000 fsyncs, ms. */
+  fsync_p99_ms?: number;
+  /** Fsyncs slower than --slow-fsync-ms since start. */
+  slow_fsyncs?: number;
+  /** p99 event-loop delay over the last 10 s, ms. */
+  event_loop_lag_p99_ms?: number;
 }

@@ -15,10 +15,23 @@ import type { RaftNode } from '../raft/node.js';
 import type { Launcher } from '../server/launcher-link.js';
 import { clusterRoutes, devFromEnv } from '../web/cluster-view.js';
 import { type Routes, defaultHttpUrlFor } from '../web/http-server.js';
-import { ReplicaInspector, viewOfNode } from '../web/inspector.js';
+import { ReplicaInspector, type ReplicaView, viewOfNode } from '../web/inspector.js';
 import { ReplicaMetrics, type TimedLogStore } from '../web/metrics.js';
 import { bindHealth } from './grpc-health.js';
 import { PausableTransport } from './pausable-transport.js';
+import { EventLoopLag } from './recent.js';
+
+/** Where the slow-fsync warning goes (the replica's pino logger fits). */
+export interface WarnLogger {
+  warn(obj: object, msg: string): void;
+}
+
+/** The health fields of GetStatus and of the /cluster card. */
+export interface ReplicaHealth {
+  fsync_p99_ms: number;
+  slow_fsyncs: number;
+  event_loop_lag_p99_ms: number;
+}
 
 export interface ReplicaObservabilityOptions {
   secret: string;
@@ -29,6 +42,9 @@ export interface ReplicaObservabilityOptions {
   /** The restart control: asks the launcher that supervises the replicas (launcher-link.ts). */
   launcher?: Launcher;
   httpUrlFor?: (grpcAddress: string) => string | undefined;
+  /** `--slow-fsync-ms`: a longer fsync is logged as a warning and counted (default 100). */
+  slowFsyncMs?: number;
+  logger?: WarnLogger;
 }
 
 export class ReplicaObservability {
@@ -37,9 +53,10 @@ export class ReplicaObservability {
   private transport: PausableTransport | undefined;
   private _metrics: ReplicaMetrics | undefined;
   private unbindHealth: (() => void) | undefined;
+  private readonly loopLag = new EventLoopLag();
 
   constructor(private readonly opts: ReplicaObservabilityOptions) {
-    this.inspector = new ReplicaInspector({ view: () => viewOfNode(this.requireNode()) });
+    this.inspector = new ReplicaInspector({ view: () => this.view() });
   }
 
   /** RaftNode's `inspect` option: returns at once while no /cluster page is open. */
@@ -71,6 +88,14 @@ export class ReplicaObservability {
       logStore: parts.logStore,
       // The database holds the chat tables too; with the WAL it is what the log costs on disk.
       logBytes: dbFile ? () => fileSize(dbFile) + fileSize(`${dbFile}-wal`) : undefined,
+      processMetrics: true,
+      slowFsyncMs: this.opts.slowFsyncMs,
+      // etcd's "slow fdatasync" warning: a disk this slow delays every commit and can cost elections.
+      onSlowFsync: (ms, thresholdMs) =>
+        this.opts.logger?.warn(
+          { fsync_ms: Math.round(ms * 10) / 10, slow_fsync_ms: thresholdMs },
+          `slow fsync: ${ms.toFixed(1)} ms (over ${thresholdMs} ms); the disk is too slow for consensus`,
+        ),
     });
     this._metrics.gauge(
       'qc_cluster_view_viewers',
@@ -80,6 +105,26 @@ export class ReplicaObservability {
     this._metrics.gauge('qc_cluster_view_inspecting', '1 while the inspector observes the replica.', () =>
       this.inspector.watching ? 1 : 0,
     );
+  }
+
+  /** The /cluster card: the node's state plus its event-loop lag and fsync p99. */
+  private view(): ReplicaView {
+    const h = this.health();
+    return {
+      ...viewOfNode(this.requireNode()),
+      loopLagP99Ms: h.event_loop_lag_p99_ms,
+      fsyncP99Ms: h.fsync_p99_ms,
+    };
+  }
+
+  /** fsync p99 and slow fsyncs (disk), event-loop lag p99 (what delays the election timers). */
+  health(): ReplicaHealth {
+    const disk = this._metrics?.diskHealth();
+    return {
+      fsync_p99_ms: round1(disk?.fsyncP99Ms ?? 0),
+      slow_fsyncs: disk?.slowFsyncs ?? 0,
+      event_loop_lag_p99_ms: round1(this.loopLag.p99Ms()),
+    };
   }
 
   instrumentService(impl: grpc.UntypedServiceImplementation): grpc.UntypedServiceImplementation {
@@ -99,7 +144,7 @@ export class ReplicaObservability {
       ...clusterRoutes({
         node,
         inspector: this.inspector,
-        view: () => viewOfNode(node),
+        view: () => this.view(),
         httpUrlFor,
         secret: this.opts.secret,
         dev: this.dev,
@@ -112,6 +157,7 @@ export class ReplicaObservability {
   }
 
   close(): void {
+    this.loopLag.close();
     this.unbindHealth?.();
     this.unbindHealth = undefined;
     this.inspector.closeStreams();
@@ -129,4 +175,8 @@ function fileSize(f: string): number {
   } catch {
     return 0;
   }
+}
+
+function round1(x: number): number {
+  return Math.round(x * 10) / 10;
 }

@@ -8,6 +8,13 @@ import { dirname, join, resolve } from 'node:path';
 import { mkdirPrivate } from '../private-files.js';
 import { UserError } from '../user-error.js';
 
+/**
+ * The one rule every command follows (server and tools alike), printed when the file is not found. The
+ * tools take `--data-dir` for this alone; without it they assume the server's default data dir.
+ */
+export const SECRET_RULE =
+  'cluster.secret in the parent of the data dir (--data-dir, default ./data/ID, so ./data/cluster.secret)';
+
 /** `--cluster-secret-file`, or `cluster.secret` in the parent of the data dir. */
 export function secretPath(opts: { secretFile?: string; dataDir: string }): string {
   if (opts.secretFile) return resolve(opts.secretFile);
@@ -39,7 +46,7 @@ export function loadClusterSecret(opts: { secretFile?: string; dataDir: string; 
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
       throw new UserError(
-        `cluster secret file ${file} not found: copy it from a member of the cluster or pass --cluster-secret-file`,
+        `cluster secret file ${file} not found (the secret is --cluster-secret-file, or else ${SECRET_RULE}): copy it from a member of the cluster or pass --cluster-secret-file`,
       );
     }
     throw new UserError(`cannot read the cluster secret file ${file}: ${code ?? err}`);
@@ -70,4 +77,20 @@ export function checkBearer(header: unknown, secret: string): boolean {
   const want = createHash('sha256').update(bearer(secret)).digest();
   const got = createHash('sha256').update(header).digest();
   return timingSafeEqual(want, got);
+}
+
+/**
+ * Why a presented `authorization` value is refused, or undefined when it carries the secret: 'missing'
+ * (no bearer token at all) reads differently from 'wrong' (a token that is not this cluster's secret).
+ */
+export function secretRefusal(header: unknown, secret: string): 'missing' | 'wrong' | undefined {
+  if (typeof header !== 'string' || !/^Bearer \S/.test(header)) return 'missing';
+  return checkBearer(header, secret) ? undefined : 'wrong';
+}
+
+/** The sentence for a refusal, naming the call (or the page) that was refused. */
+export function secretRefusalMessage(why: 'missing' | 'wrong', what: string): string {
+  return why === 'missing'
+    ? `${what} needs the cluster secret as 'authorization: Bearer <secret>', and none was given.`
+    : `The cluster secret given to ${what} is wrong: it is not this cluster's (compare cluster.secret on a member).`;
 }

@@ -14,7 +14,7 @@
 //   may call) decodes at most `maxOpenRequestBytes`.
 
 import * as grpc from '@grpc/grpc-js';
-import { checkBearer } from './cluster-secret.js';
+import { checkBearer, secretRefusal, secretRefusalMessage } from './cluster-secret.js';
 
 /** True when `md` carries exactly one `authorization: Bearer <secret>` (compared in constant time). */
 export function hasClusterSecret(md: grpc.Metadata, secret: string): boolean {
@@ -27,11 +27,15 @@ function methodName(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1);
 }
 
-function unauthenticated(method: string): { code: grpc.status; details: string } {
-  return {
-    code: grpc.status.UNAUTHENTICATED,
-    details: `${method} needs the cluster secret as 'authorization: Bearer <secret>'.`,
-  };
+/** The refusal of a call without the right secret, saying whether it was missing or wrong. */
+function unauthenticated(
+  method: string,
+  md: grpc.Metadata,
+  secret: string,
+): { code: grpc.status; details: string } {
+  const auth = md.get('authorization');
+  const why = auth.length > 1 ? 'wrong' : (secretRefusal(auth[0], secret) ?? 'wrong');
+  return { code: grpc.status.UNAUTHENTICATED, details: secretRefusalMessage(why, method) };
 }
 
 export interface SecretGateOptions {
@@ -64,7 +68,7 @@ export function secretGate(opts: SecretGateOptions): grpc.ServerInterceptor {
             // to read the body; sending the status ends the HTTP/2 stream from this side at once.
             opts.onRefused?.(method.path);
             gated.sendStatus({
-              ...unauthenticated(methodName(method.path)),
+              ...unauthenticated(methodName(method.path), md, opts.secret),
               metadata: opts.refusalMetadata?.(method.path) ?? new grpc.Metadata(),
             });
           },
@@ -120,7 +124,7 @@ export function guardService(
     };
     const refusal = (md: grpc.Metadata): grpc.StatusObject | undefined => {
       if (!needsSecret || hasClusterSecret(md, opts.secret)) return undefined;
-      const { code, details } = unauthenticated(name);
+      const { code, details } = unauthenticated(name, md, opts.secret);
       return status(code, details);
     };
     const decode = (bytes: Buffer): Decoded => {

@@ -46,6 +46,12 @@ export interface ClusterStatus {
   snapshot_index: number;
   members: ClusterMember[];
   state_digest: string;
+  /** Health (GetStatus only): p99 of the last 1000 fsyncs, ms. */
+  fsync_p99_ms?: number;
+  /** Fsyncs slower than --slow-fsync-ms since start. */
+  slow_fsyncs?: number;
+  /** p99 event-loop delay over the last 10 s, ms. */
+  event_loop_lag_p99_ms?: number;
 }
 
 /** What the handler knows about a membership call. */
@@ -69,6 +75,8 @@ export function clusterService(opts: {
   control: ClusterControl;
   secret: string;
   topology: Topology;
+  /** This replica's health fields of ClusterStatus (fsync p99, slow fsyncs, event-loop lag), for GetStatus. */
+  health?: () => Pick<ClusterStatus, 'fsync_p99_ms' | 'slow_fsyncs' | 'event_loop_lag_p99_ms'>;
 }): GuardedService {
   return guardService(services().ClusterService.service, clusterHandlers(opts), {
     secret: opts.secret,
@@ -82,8 +90,9 @@ export function clusterService(opts: {
 function clusterHandlers(opts: {
   control: ClusterControl;
   topology: Topology;
+  health?: () => Pick<ClusterStatus, 'fsync_p99_ms' | 'slow_fsyncs' | 'event_loop_lag_p99_ms'>;
 }): grpc.UntypedServiceImplementation {
-  const { control, topology } = opts;
+  const { control, topology, health } = opts;
   const respond = (
     call: grpc.ServerUnaryCall<unknown, unknown>,
     callback: grpc.sendUnaryData<unknown>,
@@ -116,7 +125,7 @@ function clusterHandlers(opts: {
       });
   return {
     GetStatus: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
-      respond(call, callback, async () => control.status()),
+      respond(call, callback, async () => ({ ...control.status(), ...health?.() })),
     AddMember: guarded('AddMember', (req, ctx) =>
       control.addMember?.(String(req.id ?? ''), String(req.address ?? ''), ctx),
     ),

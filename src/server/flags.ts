@@ -1,5 +1,8 @@
-// `quorum-chat server` flags (API.md §1). Every problem is a UserError: one line, exit 1, no stack.
-import { DEFAULT_SESSION_TTL_MS, MAX_SESSION_TTL_MS } from '../chat/tokens.js';
+// `quorum-chat server` flags (API.md §1), parsed by node:util parseArgs from one table (cli-flags.ts):
+// adding a flag is one entry in SERVER_FLAGS and one line in parseServerFlags' result. Every problem is
+// a UserError: one line, exit 1, no stack; --help prints the usage generated from the table.
+import { MAX_SESSION_TTL_MS } from '../chat/tokens.js';
+import { type CommandSpec, parseFlags, required } from '../cli-flags.js';
 import { UserError } from '../user-error.js';
 
 export interface ServerConfig {
@@ -16,6 +19,8 @@ export interface ServerConfig {
   logLevel: string;
   /** Take a snapshot (and compact the log) every this many applied entries. */
   snapshotEvery: number;
+  /** An fsync slower than this is logged as a warning and counted (etcd's slow-disk warning). */
+  slowFsyncMs: number;
   /** How long a session lives without use (ms); every use extends it. */
   sessionTtlMs: number;
   /** API.md Limits: failed Logins allowed per username per minute, cluster-wide. */
@@ -28,25 +33,66 @@ export interface ServerConfig {
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-const FLAGS = [
-  '--id',
-  '--port',
-  '--host',
-  '--data-dir',
-  '--peers',
-  '--http-port',
-  '--heartbeat-ms',
-  '--election-timeout-ms',
-  '--cluster-secret-file',
-  '--log-level',
-  '--snapshot-every',
-  '--session-ttl',
-  '--login-failures-per-minute',
-  '--write-rate',
-  '--write-burst',
-  '--scrypt-n',
-] as const;
-type Flag = (typeof FLAGS)[number];
+
+export const SERVER_FLAGS = {
+  id: { value: 'ID', help: 'this replica’s id, unique in the cluster (required)' },
+  port: { value: 'PORT', help: 'gRPC port for clients, tools and peers (required)' },
+  host: { value: 'HOST', default: '127.0.0.1', help: 'address to bind and to advertise to the cluster' },
+  'data-dir': { value: 'DIR', help: 'where the log, snapshots and chat state live (default: ./data/ID)' },
+  peers: {
+    value: 'HOST:PORT,...',
+    help: 'members to join through when the data dir is empty (ignored as a hint otherwise)',
+  },
+  'http-port': { value: 'PORT', help: 'web client, /cluster, /metrics, /healthz (default: PORT+1000)' },
+  'heartbeat-ms': { value: 'MS', default: '50', help: 'leader heartbeat interval' },
+  'election-timeout-ms': { value: 'MIN-MAX', default: '150-300', help: 'randomized election timeout' },
+  'cluster-secret-file': {
+    value: 'FILE',
+    help: 'the shared cluster secret (default: cluster.secret in the parent of the data dir)',
+  },
+  'log-level': { value: 'LEVEL', default: 'info', help: LOG_LEVELS.join(', ') },
+  'snapshot-every': {
+    value: 'N',
+    default: '5000',
+    help: 'take a snapshot and compact the log every N applied entries',
+  },
+  'slow-fsync-ms': {
+    value: 'MS',
+    default: '100',
+    help: 'log a warning (and count it in /metrics) when one fsync takes longer',
+  },
+  'session-ttl': {
+    value: 'DURATION',
+    default: '30d',
+    help: 'how long a session lives without use (d, h, m, s, ms or bare milliseconds); every use extends it',
+  },
+  'login-failures-per-minute': {
+    value: 'N',
+    default: '5',
+    help: 'failed Logins allowed per username per minute, cluster-wide',
+  },
+  'write-rate': { value: 'N', default: '20', help: 'writes per second per user, cluster-wide' },
+  'write-burst': { value: 'N', default: '40', help: 'burst of writes per user above --write-rate' },
+  'scrypt-n': {
+    value: 'N',
+    default: '131072',
+    help: "scrypt's cost N for new password hashes (a power of two; OWASP's 2^17)",
+  },
+} satisfies CommandSpec['flags'];
+
+export const serverCommand: CommandSpec = {
+  name: 'server',
+  synopsis: [
+    'server --id ID --port PORT [--host 127.0.0.1] [--data-dir DIR] [--peers HOST:PORT,...]',
+    '       [--http-port PORT] [--heartbeat-ms 50] [--election-timeout-ms 150-300]',
+    '       [--cluster-secret-file FILE] [--log-level info] [...]',
+  ],
+  about:
+    'Runs one Raft replica. An empty data dir without --peers bootstraps a new one-member cluster; an ' +
+    'empty data dir with --peers joins the running cluster (learner, then voter); an existing data dir ' +
+    'restarts from it. SIGTERM or SIGINT stop it gracefully (a leader hands over first).',
+  flags: SERVER_FLAGS,
+};
 
 function port(flag: string, value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 65535) {
@@ -55,25 +101,16 @@ function port(flag: string, value: string): number {
   return Number(value);
 }
 
-/** A whole number from `min` to `max`, or the default when the flag is absent. */
-function count(flag: string, value: string | undefined, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
+function count(flag: string, value: string, min: number, max: number): number {
   if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
     throw new UserError(`${flag} must be a whole number from ${min} to ${max}, not '${value}'`);
   }
   return Number(value);
 }
 
-function positiveInt(flag: string, value: string): number {
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 3_600_000) {
-    throw new UserError(`${flag} must be a positive whole number of milliseconds, not '${value}'`);
-  }
-  return Number(value);
-}
-
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** A duration like `30d`, `12h`, `90m`, `45s`, `500ms`, or a bare number of milliseconds. */
+/** A duration like `30d`, `12h`, `90m`, `45s`, `1500ms` or bare milliseconds, from min to max ms. */
 export function parseDuration(flag: string, value: string, min: number, max: number): number {
   const m = /^(\d{1,15})(ms|s|m|h|d)?$/.exec(value);
   const ms = m ? Number(m[1]) * DURATION_UNITS[m[2] ?? 'ms'] : Number.NaN;
@@ -83,6 +120,13 @@ export function parseDuration(flag: string, value: string, min: number, max: num
     );
   }
   return ms;
+}
+
+function positiveInt(flag: string, value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 3_600_000) {
+    throw new UserError(`${flag} must be a positive whole number of milliseconds, not '${value}'`);
+  }
+  return Number(value);
 }
 
 /** `host:port` with a non-empty host and a valid port. */
@@ -95,42 +139,23 @@ export function checkAddress(flag: string, value: string): string {
 
 /** Parses `--flag value` and `--flag=value` forms; rejects unknown, repeated and valueless flags. */
 export function parseServerFlags(argv: string[]): ServerConfig {
-  const values = new Map<Flag, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const eq = arg.indexOf('=');
-    const name = (eq > 0 ? arg.slice(0, eq) : arg) as Flag;
-    if (!FLAGS.includes(name)) {
-      throw new UserError(arg.startsWith('-') ? `unknown flag ${name}` : `unexpected argument '${arg}'`);
-    }
-    let value: string | undefined;
-    if (eq > 0) value = arg.slice(eq + 1);
-    else {
-      value = argv[i + 1];
-      if (value === undefined || value.startsWith('--')) throw new UserError(`${name} needs a value`);
-      i++;
-    }
-    if (values.has(name)) throw new UserError(`${name} is given more than once`);
-    values.set(name, value);
-  }
+  const v = parseFlags(serverCommand, argv) as Record<string, string | undefined>;
+  const str = (name: keyof typeof SERVER_FLAGS) => v[name];
 
-  const id = values.get('--id');
-  if (id === undefined) throw new UserError('--id is required');
+  const id = required(serverCommand, v, 'id');
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(id)) {
     throw new UserError(`--id must be 1 to 64 characters of letters, digits, '_', '.' or '-', not '${id}'`);
   }
-  const portValue = values.get('--port');
-  if (portValue === undefined) throw new UserError('--port is required');
-  const p = port('--port', portValue);
-  const host = values.get('--host') ?? '127.0.0.1';
+  const p = port('--port', required(serverCommand, v, 'port'));
+  const host = str('host')!;
   if (!/^[A-Za-z0-9_.:-]+$/.test(host)) throw new UserError(`--host '${host}' is not a host name or address`);
-  const dataDir = values.get('--data-dir') ?? `./data/${id}`;
+  const dataDir = str('data-dir') ?? `./data/${id}`;
   if (dataDir === '') throw new UserError('--data-dir must not be empty');
-  const peersValue = values.get('--peers') ?? '';
+  const peersValue = str('peers') ?? '';
   const peers = peersValue === '' ? [] : peersValue.split(',').map((a) => checkAddress('--peers', a.trim()));
 
   let httpPort: number;
-  const httpValue = values.get('--http-port');
+  const httpValue = str('http-port');
   if (httpValue !== undefined) httpPort = port('--http-port', httpValue);
   else {
     httpPort = p + 1000;
@@ -139,8 +164,8 @@ export function parseServerFlags(argv: string[]): ServerConfig {
   }
   if (httpPort === p) throw new UserError('--http-port must differ from --port');
 
-  const heartbeatMs = positiveInt('--heartbeat-ms', values.get('--heartbeat-ms') ?? '50');
-  const election = values.get('--election-timeout-ms') ?? '150-300';
+  const heartbeatMs = positiveInt('--heartbeat-ms', str('heartbeat-ms')!);
+  const election = str('election-timeout-ms')!;
   const em = /^(\d+)-(\d+)$/.exec(election);
   if (!em)
     throw new UserError(
@@ -155,13 +180,13 @@ export function parseServerFlags(argv: string[]): ServerConfig {
     );
   }
 
-  const clusterSecretFile = values.get('--cluster-secret-file');
+  const clusterSecretFile = str('cluster-secret-file');
   if (clusterSecretFile === '') throw new UserError('--cluster-secret-file must not be empty');
-  const logLevel = values.get('--log-level') ?? 'info';
+  const logLevel = str('log-level')!;
   if (!LOG_LEVELS.includes(logLevel))
     throw new UserError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
 
-  const snapshotEveryValue = values.get('--snapshot-every') ?? '5000';
+  const snapshotEveryValue = str('snapshot-every')!;
   if (
     !/^\d+$/.test(snapshotEveryValue) ||
     Number(snapshotEveryValue) < 1 ||
@@ -172,22 +197,17 @@ export function parseServerFlags(argv: string[]): ServerConfig {
     );
   }
   const snapshotEvery = Number(snapshotEveryValue);
-  const sessionTtl = values.get('--session-ttl');
-  const sessionTtlMs =
-    sessionTtl === undefined
-      ? DEFAULT_SESSION_TTL_MS
-      : parseDuration('--session-ttl', sessionTtl, 1000, MAX_SESSION_TTL_MS);
-
+  const slowFsyncMs = positiveInt('--slow-fsync-ms', str('slow-fsync-ms')!);
+  const sessionTtlMs = parseDuration('--session-ttl', str('session-ttl')!, 1000, MAX_SESSION_TTL_MS);
   const loginFailuresPerMinute = count(
     '--login-failures-per-minute',
-    values.get('--login-failures-per-minute'),
-    5,
+    str('login-failures-per-minute')!,
     1,
     1_000_000,
   );
-  const writeRate = count('--write-rate', values.get('--write-rate'), 20, 1, 1_000_000);
-  const writeBurst = count('--write-burst', values.get('--write-burst'), 40, 1, 1_000_000);
-  const scryptN = count('--scrypt-n', values.get('--scrypt-n'), 2 ** 17, 1024, 2 ** 20);
+  const writeRate = count('--write-rate', str('write-rate')!, 1, 1_000_000);
+  const writeBurst = count('--write-burst', str('write-burst')!, 1, 1_000_000);
+  const scryptN = count('--scrypt-n', str('scrypt-n')!, 1024, 2 ** 20);
   if ((scryptN & (scryptN - 1)) !== 0) {
     throw new UserError(`--scrypt-n must be a power of two, like 131072, not '${scryptN}'`);
   }
@@ -205,6 +225,7 @@ export function parseServerFlags(argv: string[]): ServerConfig {
     clusterSecretFile,
     logLevel,
     snapshotEvery,
+    slowFsyncMs,
     sessionTtlMs,
     loginFailuresPerMinute,
     writeRate,

@@ -8,6 +8,7 @@ import * as net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
+import { type CommandSpec, parseFlags } from '../cli-flags.js';
 import { restrictUmask } from '../private-files.js';
 import { services } from '../proto.js';
 import { UserError } from '../user-error.js';
@@ -42,6 +43,12 @@ export interface ClusterStatus {
   snapshot_index: number;
   members: { id: string; address: string; voter: boolean }[];
   state_digest: string;
+  /** Health (GetStatus only): p99 of the last 1000 fsyncs, ms. */
+  fsync_p99_ms?: number;
+  /** Fsyncs slower than --slow-fsync-ms since start. */
+  slow_fsyncs?: number;
+  /** p99 event-loop delay over the last 10 s, ms. */
+  event_loop_lag_p99_ms?: number;
 }
 
 /** Channel options for short-lived test and bench clients: reconnect quickly after a restart. */
@@ -108,6 +115,51 @@ export function portIsFree(port: number, host = '127.0.0.1'): Promise<boolean> {
     srv.once('error', () => resolveFree(false));
     srv.listen(port, host, () => srv.close(() => resolveFree(true)));
   });
+}
+
+/** The message of a log line: pino's JSON `msg`, or the line itself. */
+function messageOf(line: string): string {
+  try {
+    const o = JSON.parse(line) as { msg?: unknown };
+    if (typeof o.msg === 'string') return o.msg;
+  } catch {
+    // Not JSON (pretty output, or a start banner).
+  }
+  return line.trim();
+}
+
+/**
+ * A replica's exit as a plain sentence: removed from the cluster, stopped by a signal, stopped cleanly,
+ * or failed with the last line of its log.
+ */
+export function describeExit(
+  id: string,
+  exit: { code: number | null; signal: NodeJS.Signals | null } | undefined,
+  logTail = '',
+): string {
+  // Only this run's lines: the launcher marks each start in the log with '--- start'.
+  const all = logTail.split('\n');
+  const from = all.findLastIndex((l) => l.startsWith('--- start'));
+  const lines = all.slice(from + 1).filter((l) => l.trim() !== '');
+  if (lines.some((l) => messageOf(l).startsWith('this replica was removed from the cluster')))
+    return `${id} was removed from the cluster, so it stopped itself.`;
+  if (!exit) return `${id} is not running.`;
+  if (exit.signal === 'SIGKILL') return `${id} was killed (SIGKILL).`;
+  if (exit.signal) return `${id} was stopped by ${exit.signal}.`;
+  if (exit.code === 0) return `${id} stopped cleanly.`;
+  const last = lines.length > 0 ? messageOf(lines[lines.length - 1]) : '';
+  return `${id} failed with exit code ${exit.code}${last ? `: ${last.replace(/\.$/, '')}` : ''}.`;
+}
+
+/**
+ * A restart or start asked from a /cluster page. The request reaches the launcher through a replica
+ * (`via`: the target itself when up, or any live one), which is not necessarily the page's replica.
+ */
+export function describeRestartRequest(id: string, alive: boolean, via: string): string {
+  const how = via === id ? `through ${id} itself` : `through ${via}`;
+  return alive
+    ? `Restarting ${id} (kill -9, then a start from its data dir), as asked on a /cluster page (${how}).`
+    : `Starting ${id} from its data dir, as asked on a /cluster page (${how}).`;
 }
 
 /** Thrown from a waitFor condition to stop waiting at once (e.g. the process being waited on died). */
@@ -516,8 +568,7 @@ export class LocalCluster {
     for (const id of ids) {
       const r = this.get(id);
       if (r.starts > 0 && !r.alive) {
-        const last = this.tail(id, 3).trim().split('\n').pop() ?? '';
-        throw new WaitAborted(`${id} exited (${JSON.stringify(r.lastExit)}): ${last}`);
+        throw new WaitAborted(describeExit(id, r.lastExit, this.tail(id, 30)));
       }
     }
   }
@@ -632,43 +683,38 @@ export interface ClusterCliOptions {
   host: string;
 }
 
+export const clusterCommand: CommandSpec = {
+  name: 'cluster',
+  synopsis: ['cluster [--size 5] [--base-port 5555] [--data-dir DIR] [--host 127.0.0.1]'],
+  about:
+    'Starts a local cluster for development (make run): server1 bootstraps, the others join it one at ' +
+    'a time; with existing data dirs, all restart from them. Ctrl-C stops them all.',
+  flags: {
+    size: { value: 'N', default: '5', help: 'replicas (1 to 9)' },
+    'base-port': { value: 'PORT', default: '5555', help: 'gRPC port of server1; the others follow' },
+    'data-dir': {
+      value: 'DIR',
+      default: './data',
+      help: 'parent of the data dirs, the logs and cluster.secret',
+    },
+    host: { value: 'HOST', default: '127.0.0.1', help: 'address to bind' },
+  },
+};
+
 export function parseClusterArgs(argv: string[]): ClusterCliOptions {
-  const out: ClusterCliOptions = { size: 5, basePort: 5555, dataDir: './data', host: '127.0.0.1' };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i];
-    const value = argv[i + 1];
-    const need = () => {
-      if (value === undefined || value.startsWith('--')) throw new UserError(`${flag} needs a value`);
-      i++;
-      return value;
-    };
-    const int = (lo: number, hi: number) => {
-      const v = need();
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < lo || n > hi)
-        throw new UserError(`${flag} must be an integer from ${lo} to ${hi}`);
-      return n;
-    };
-    switch (flag) {
-      case '--size':
-        out.size = int(1, 9);
-        break;
-      case '--base-port':
-        out.basePort = int(1, 64_535 - 10);
-        break;
-      case '--data-dir':
-        out.dataDir = need();
-        break;
-      case '--host':
-        out.host = need();
-        break;
-      default:
-        throw new UserError(
-          `unknown flag '${flag}' for cluster (usage: cluster [--size 5] [--base-port 5555] [--data-dir DIR])`,
-        );
-    }
-  }
-  return out;
+  const v = parseFlags(clusterCommand, argv) as Record<string, string>;
+  const int = (name: string, lo: number, hi: number) => {
+    const n = Number(v[name]);
+    if (!/^\d+$/.test(v[name]) || n < lo || n > hi)
+      throw new UserError(`--${name} must be an integer from ${lo} to ${hi}`);
+    return n;
+  };
+  return {
+    size: int('size', 1, 9),
+    basePort: int('base-port', 1, 64_535 - 10),
+    dataDir: v['data-dir'],
+    host: v.host,
+  };
 }
 
 /** A status table, one row per member. */
@@ -715,12 +761,13 @@ export async function main(argv: string[]): Promise<number> {
     supervise: true,
     // If a replica exits while the cluster runs, say so (the others go on: the cluster tolerates it).
     onExit: (id, exit) => {
-      if (!stopping) console.log(`${id} exited (${JSON.stringify(exit)}); see ${cluster.get(id).stderrPath}`);
+      if (stopping) return;
+      const r = cluster.get(id);
+      console.log(`${describeExit(id, exit, cluster.tail(id, 30))} Its log is ${r.stderrPath}.`);
     },
-    onRestartRequest: (id, by) =>
-      console.log(
-        `${id}: ${cluster.get(id).alive ? 'restart (kill -9, then start)' : 'start'} asked by ${by}'s /cluster page`,
-      ),
+    // The request reaches this launcher through whichever replica the page asked (the target itself
+    // when it is up, or any live one): that is the relay, not the page the button was on.
+    onRestartRequest: (id, by) => console.log(describeRestartRequest(id, cluster.get(id).alive, by)),
   });
   const ids = Array.from({ length: o.size }, (_, i) => `server${i + 1}`);
   for (const [i, id] of ids.entries()) {

@@ -3,6 +3,7 @@
 // voter); an existing data dir restarts from its persisted state and membership (--peers is then only a
 // hint). SIGTERM/SIGINT stop it gracefully (a leader hands over first) with exit code 0.
 import * as grpc from '@grpc/grpc-js';
+import { ClusterClient } from '../client/cluster-client.js';
 import type { Logger } from '../logger.js';
 import { createReplicaLogger } from '../observability/logging.js';
 import { octal, restrictUmask, tightenPath, tightenTree } from '../private-files.js';
@@ -11,6 +12,7 @@ import { discardFreshDataDir, prepareDataDir } from './data-dir.js';
 import { parseServerFlags } from './flags.js';
 import { joinCluster } from './join.js';
 import { launcherOf } from './launcher-link.js';
+import { RemovalWatch } from './removal-watch.js';
 import { DB_FILE, type RunningReplica, removeFreshDataFiles, startReplica } from './replica.js';
 
 const FRESH_FILES = [DB_FILE, `${DB_FILE}-wal`, `${DB_FILE}-shm`];
@@ -66,6 +68,7 @@ export async function main(argv: string[]): Promise<number> {
         writeBurst: config.writeBurst,
       },
       scryptCost: { N: config.scryptN, r: 8, p: 1 },
+      slowFsyncMs: config.slowFsyncMs,
       logger,
       // The /cluster page's stop control: the same graceful stop as SIGTERM.
       onStop: () => process.kill(process.pid, 'SIGTERM'),
@@ -121,7 +124,31 @@ export async function main(argv: string[]): Promise<number> {
     );
   }
 
-  await signalled;
+  // A replica removed from the cluster says so and exits 0, as etcd does (removal-watch.ts): it has no
+  // part to play any more, and staying up would keep a "candidate" in every status table. To serve
+  // again it must be added back (member add) from an empty data dir.
+  const statusClient = new ClusterClient([replica.address], { statusTimeoutMs: 1000 });
+  let watch: RemovalWatch | undefined;
+  const removed = new Promise<void>((resolve) => {
+    watch = new RemovalWatch({
+      node: replica.node,
+      getStatus: (address) => statusClient.getStatus(address),
+      intervalMs: Math.max(1000, 4 * config.electionMaxMs),
+      onRemoved: (e) => {
+        logger.warn(
+          { leader: e.leaderId, leader_term: e.term, leader_commit: e.commitIndex },
+          `this replica was removed from the cluster: the configuration that ${e.leaderId} leads in term ${e.term} no longer lists it; exiting`,
+        );
+        resolve();
+      },
+    });
+    watch.start();
+  });
+
+  await Promise.race([signalled, removed]);
+  stopping = true;
+  watch?.stop();
+  statusClient.close();
   const electionMs = config.electionMaxMs;
   await replica.stop({ transferMs: Math.max(1000, 4 * electionMs) });
   logger.info('stopped');

@@ -18,6 +18,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pino from 'pino';
+import { Counter, Gauge } from 'prom-client';
 import type { ClusterConfig, Timing } from '../../machines/protocol.js';
 import { AdmissionControl, DEFAULT_RATE_LIMITS, type RateLimits } from '../chat/admission.js';
 import { ChatError, status } from '../chat/errors.js';
@@ -94,6 +95,8 @@ export interface ReplicaOptions {
   /** Password hashes that may run at once (K) and wait (Q); hash-queue.ts defaults when undefined. */
   hashConcurrency?: number;
   hashQueueLength?: number;
+  /** An fsync longer than this (ms) logs a warning and counts in /metrics (default 100). */
+  slowFsyncMs?: number;
 }
 
 export interface RunningReplica {
@@ -210,6 +213,8 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       dev: opts.dev,
       onStop: opts.onStop,
       launcher: opts.launcher,
+      slowFsyncMs: opts.slowFsyncMs,
+      logger,
     });
     const seed = randomBytes(4).readInt32LE(0);
     const node = new RaftNode({
@@ -266,18 +271,27 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
     });
     // The rate limits, in front of the service where the router runs calls locally: on the leader
     // (followers forward), so they hold cluster-wide and keep refused calls out of the log.
-    const rateLimited = obs.metrics.registry.counter(
-      'qc_rate_limited_total',
-      'Calls refused with RESOURCE_EXHAUSTED by a rate limit, by limit.',
-      ['limit'],
-    );
+    const rateLimited = new Counter({
+      name: 'qc_rate_limited_total',
+      help: 'Calls refused with RESOURCE_EXHAUSTED by a rate limit, by limit.',
+      labelNames: ['limit'],
+      registers: [obs.metrics.registry],
+    });
     const admission = new AdmissionControl({
       service,
       userOf: (token) => store.authenticate(tokenHash(token), Date.now())?.userId,
       limits: opts.rateLimits ?? DEFAULT_RATE_LIMITS,
       onRefused: (limit) => rateLimited.inc({ limit }),
     });
-    const hashStat = (name: string, help: string, read: () => number) => obs.metrics.gauge(name, help, read);
+    const hashStat = (name: string, help: string, read: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [obs.metrics.registry],
+        collect() {
+          this.set(read());
+        },
+      });
     hashStat(
       'qc_password_hashes_running',
       'Password hashes or checks running now.',
@@ -353,7 +367,12 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
     );
     const { server, health } = buildGrpcServer({
       chat: obs.instrumentService(chat.implementation()),
-      cluster: clusterService({ control: membership, secret: opts.clusterSecret, topology: membership }),
+      cluster: clusterService({
+        control: membership,
+        secret: opts.clusterSecret,
+        topology: membership,
+        health: () => obs.health(),
+      }),
       extra: (s) => transport.attach(s),
       secret: opts.clusterSecret,
       topology: membership,

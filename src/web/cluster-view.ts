@@ -146,7 +146,12 @@ export function clusterRoutes(opts: ClusterViewOptions): Routes {
     const auth = req.headers.authorization;
     const token = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
     if (!secretMatches(token, opts.secret))
-      return json(res, 401, { error: 'The controls need the cluster secret as a bearer token.' });
+      return json(res, 401, {
+        error:
+          token === undefined || token === ''
+            ? 'The controls need the cluster secret (cluster.secret) as a bearer token, and none was given.'
+            : "The cluster secret given is wrong: it is not this cluster's (compare cluster.secret on a member).",
+      });
     const raw = await readBody(req);
     let body: { action?: unknown; seconds?: unknown; to?: unknown; id?: unknown };
     try {

@@ -19,6 +19,10 @@ export interface ReplicaView {
   lastApplied: number;
   lastLogIndex: number;
   snapshotIndex: number;
+  /** p99 event-loop delay over the last 10 s (ms): what delays the election timers. */
+  loopLagP99Ms?: number;
+  /** p99 of the last 1000 log fsyncs (ms). */
+  fsyncP99Ms?: number;
 }
 
 export interface FeedEntry {

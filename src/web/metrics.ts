@@ -1,13 +1,14 @@
-// The replica's /metrics (Prometheus text format): Raft state read at scrape time from RaftNode, the
-// log store's append and fsync latencies, client RPC counts and latencies by method and code, and the
-// number of live Subscribe streams. Wiring: `new ReplicaMetrics({ node, logStore })` before node.start()
-// (it times the store's flushes), `metrics.instrumentService(impl)` around ChatService's handlers,
-// and `metrics.route` as the `/metrics` route.
+// The replica's /metrics (Prometheus text format, from prom-client): Raft state read at scrape time from
+// RaftNode, the log store's append and fsync latencies and slow fsyncs, client RPC counts and latencies
+// by method and code, the number of live Subscribe streams, and prom-client's default process metrics
+// (event-loop lag, GC, heap, handles). Wiring: `new ReplicaMetrics({ node, logStore })` before
+// node.start() (it times the store's flushes), `metrics.instrumentService(impl)` around ChatService's
+// handlers, and `metrics.route` as the `/metrics` route.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { NodeId, Role } from '../../machines/protocol.js';
-import { type Registry as R, Registry, contentType } from '../observability/prometheus.js';
-
+import { RecentSamples } from '../observability/recent.js';
 const ROLES: readonly string[] = ['follower', 'candidate', 'leader', 'learner'];
 
 /** The RaftNode surface the metrics read. */
@@ -39,6 +40,12 @@ export interface ReplicaMetricsOptions {
   /** Bytes of the log on disk (e.g. the database file's size); omitted when not cheap to know. */
   logBytes?: () => number;
   now?: () => number;
+  /** Add prom-client's default process metrics (one replica per process; off in unit tests). */
+  processMetrics?: boolean;
+  /** An fsync longer than this (ms) is slow: counted, and reported to onSlowFsync. Default 100. */
+  slowFsyncMs?: number;
+  /** Told about each slow fsync (the replica logs a warning). */
+  onSlowFsync?: (ms: number, thresholdMs: number) => void;
 }
 
 /**
@@ -63,54 +70,104 @@ export function peerMatches(node: MetricsNode): Map<NodeId, number> {
   return out;
 }
 
-export class ReplicaMetrics {
-  readonly registry: R = new Registry();
-  private readonly now: () => number;
-  private readonly rpcTotal;
-  private readonly forwardedTotal;
-  private readonly rpcSeconds;
-  private readonly subscribers;
-  private readonly appendSeconds;
-  private readonly fsyncSeconds;
-  private readonly elections;
-  private readonly leaderChanges;
+/** Seconds; from a fast fsync on an SSD to a slow cross-replica round trip. */
+export const latencyBuckets = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
 
-  constructor(opts: ReplicaMetricsOptions) {
+type Sample = { labels?: Record<string, string>; value: number };
+
+/**
+ * A gauge computed at scrape time: a value already kept elsewhere (the Raft term, the commit index) is
+ * read when asked, not copied on each change. A reader that throws costs its own gauge only (no
+ * samples, or NaN for an unlabelled one, which prom-client always prints) instead of the whole scrape.
+ */
+function computedGauge(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: string[],
+  read: () => Sample[],
+): Gauge {
+  return new Gauge({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      let samples: Sample[];
+      try {
+        samples = read();
+      } catch {
+        if (labelNames.length === 0) this.set(Number.NaN);
+        return;
+      }
+      for (const s of samples) {
+        if (s.labels) this.set(s.labels, s.value);
+        else this.set(s.value);
+      }
+    },
+  });
+}
+
+export interface DiskHealth {
+  /** p99 of the last 1000 fsyncs, in ms (0 before the first). */
+  fsyncP99Ms: number;
+  /** Fsyncs slower than the threshold since start. */
+  slowFsyncs: number;
+}
+
+export class ReplicaMetrics {
+  readonly registry = new Registry();
+  private readonly now: () => number;
+  private readonly rpcTotal: Counter;
+  private readonly forwardedTotal: Counter;
+  private readonly rpcSeconds: Histogram;
+  private readonly subscribers: Gauge;
+  private readonly appendSeconds: Histogram;
+  private readonly fsyncSeconds: Histogram;
+  private readonly slowFsyncs: Counter;
+  private readonly recentFsyncs = new RecentSamples(1000);
+  private slowCount = 0;
+  private readonly elections: Counter;
+  private readonly leaderChanges: Counter;
+
+  constructor(private readonly opts: ReplicaMetricsOptions) {
     const { node } = opts;
     const r = this.registry;
     this.now = opts.now ?? (() => performance.now());
+    // Event-loop lag, GC, heap, handles, CPU, open files: what the process itself costs.
+    if (opts.processMetrics) collectDefaultMetrics({ register: r });
     const status = () => node.status();
-    r.gauge('qc_raft_role', 'The replica role: 1 for the current one.', ['role'], () => {
+    const gauge = (name: string, help: string, read: () => number) =>
+      computedGauge(r, name, help, [], () => [{ value: read() }]);
+    computedGauge(r, 'qc_raft_role', 'The replica role: 1 for the current one.', ['role'], () => {
       const role = status().role;
       return ROLES.map((x) => ({ labels: { role: x }, value: x === role ? 1 : 0 }));
     });
-    r.gauge('qc_raft_term', 'Current Raft term.', [], () => [{ value: status().term }]);
-    r.gauge('qc_raft_leader_known', '1 when this replica knows a leader.', [], () => [
-      { value: status().leaderId === null ? 0 : 1 },
-    ]);
-    r.gauge('qc_raft_commit_index', 'Highest log index known committed.', [], () => [
-      { value: status().commitIndex },
-    ]);
-    r.gauge('qc_raft_applied_index', 'Highest log index applied to the chat state.', [], () => [
-      { value: status().lastApplied },
-    ]);
-    r.gauge('qc_raft_last_log_index', 'Index of the last log entry.', [], () => [
-      { value: status().lastLogIndex },
-    ]);
-    r.gauge('qc_raft_snapshot_index', 'Last index covered by the snapshot (compacted away).', [], () => [
-      { value: status().snapshotIndex },
-    ]);
-    r.gauge('qc_raft_log_entries', 'Entries in the log (after compaction).', [], () => {
+    gauge('qc_raft_term', 'Current Raft term.', () => status().term);
+    gauge('qc_raft_leader_known', '1 when this replica knows a leader.', () =>
+      status().leaderId === null ? 0 : 1,
+    );
+    gauge('qc_raft_commit_index', 'Highest log index known committed.', () => status().commitIndex);
+    gauge(
+      'qc_raft_applied_index',
+      'Highest log index applied to the chat state.',
+      () => status().lastApplied,
+    );
+    gauge('qc_raft_last_log_index', 'Index of the last log entry.', () => status().lastLogIndex);
+    gauge(
+      'qc_raft_snapshot_index',
+      'Last index covered by the snapshot (compacted away).',
+      () => status().snapshotIndex,
+    );
+    gauge('qc_raft_log_entries', 'Entries in the log (after compaction).', () => {
       const s = status();
-      return [{ value: s.lastLogIndex - s.snapshotIndex }];
+      return s.lastLogIndex - s.snapshotIndex;
     });
-    if (opts.logBytes) {
-      const bytes = opts.logBytes;
-      r.gauge('qc_raft_log_bytes', 'Size of the log storage on disk in bytes.', [], () => [
-        { value: bytes() },
-      ]);
-    }
-    r.gauge('qc_raft_members', 'Members in the configuration.', ['voter'], () => {
+    if (opts.logBytes) gauge('qc_raft_log_bytes', 'Size of the log storage on disk in bytes.', opts.logBytes);
+    computedGauge(r, 'qc_raft_members', 'Members in the configuration.', ['voter'], () => {
       const m = status().config.members;
       const voters = m.filter((x) => x.voter).length;
       return [
@@ -118,7 +175,8 @@ export class ReplicaMetrics {
         { labels: { voter: 'false' }, value: m.length - voters },
       ];
     });
-    r.gauge(
+    computedGauge(
+      r,
       'qc_raft_peer_match_lag',
       "Entries a peer's log is behind the leader's last index (leader only).",
       ['peer'],
@@ -131,12 +189,11 @@ export class ReplicaMetrics {
         }));
       },
     );
-    this.elections = r.counter(
-      'qc_raft_elections_total',
-      'Elections this replica started (became candidate).',
-    );
-    this.leaderChanges = r.counter('qc_raft_leader_changes_total', 'Times the known leader changed.');
-    const won = r.counter('qc_raft_leaderships_total', 'Times this replica became leader.');
+    const counter = (name: string, help: string, labelNames: string[] = []) =>
+      new Counter({ name, help, labelNames, registers: [r] });
+    this.elections = counter('qc_raft_elections_total', 'Elections this replica started (became candidate).');
+    this.leaderChanges = counter('qc_raft_leader_changes_total', 'Times the known leader changed.');
+    const won = counter('qc_raft_leaderships_total', 'Times this replica became leader.');
     let last = status();
     node.onRoleChange((c) => {
       // A pre-vote is reported as role candidate at the old term; an election is the term bump after it.
@@ -146,54 +203,82 @@ export class ReplicaMetrics {
       last = { ...last, role: c.role, term: c.term, leaderId: c.leaderId };
     });
 
-    this.appendSeconds = r.histogram(
+    const histogram = (name: string, help: string, labelNames: string[] = []) =>
+      new Histogram({ name, help, labelNames, buckets: latencyBuckets, registers: [r] });
+    this.appendSeconds = histogram(
       'qc_raft_log_append_seconds',
       'Time from a log write being flushed to it being durable (group commit wait plus fsync).',
     );
-    this.fsyncSeconds = r.histogram(
+    this.fsyncSeconds = histogram(
       'qc_raft_log_fsync_seconds',
       'Time of one log commit transaction (one fsync).',
+    );
+    this.slowFsyncs = counter(
+      'qc_raft_log_slow_fsyncs_total',
+      `Log fsyncs slower than --slow-fsync-ms (${this.slowFsyncMs} ms here); a disk too slow for consensus.`,
     );
     if (opts.logStore) this.timeLogStore(opts.logStore);
     if (opts.logStore?.stats) {
       const store = opts.logStore;
-      r.gauge('qc_raft_log_commits', 'Log commit transactions (fsyncs) since start.', [], () => [
-        { value: store.stats?.().commits ?? 0 },
-      ]);
+      gauge(
+        'qc_raft_log_commits',
+        'Log commit transactions (fsyncs) since start.',
+        () => store.stats?.().commits ?? 0,
+      );
     }
 
-    this.rpcTotal = r.counter('qc_grpc_server_handled_total', 'Client RPCs completed, by method and code.', [
+    this.rpcTotal = counter('qc_grpc_server_handled_total', 'Client RPCs completed, by method and code.', [
       'method',
       'code',
     ]);
-    this.rpcSeconds = r.histogram(
-      'qc_grpc_server_handling_seconds',
-      'Client RPC latency, by method and code.',
-      ['method', 'code'],
-    );
-    this.forwardedTotal = r.counter(
+    this.forwardedTotal = counter(
       'qc_chat_forwarded_total',
       'Client calls this replica forwarded to the leader instead of serving them, by method.',
       ['method'],
     );
-    this.subscribers = r.gauge('qc_chat_subscribers', 'Open Subscribe streams on this replica.');
-    this.subscribers.set(undefined, 0);
+    this.rpcSeconds = histogram(
+      'qc_grpc_server_handling_seconds',
+      'Client RPC latency, by method and code.',
+      ['method', 'code'],
+    );
+    this.subscribers = new Gauge({
+      name: 'qc_chat_subscribers',
+      help: 'Open Subscribe streams on this replica.',
+      registers: [r],
+    });
+    this.subscribers.set(0);
+  }
+
+  private get slowFsyncMs(): number {
+    return this.opts.slowFsyncMs ?? 100;
+  }
+
+  /** Recent fsync p99 and the slow-fsync count, for GetStatus and the /cluster card. */
+  diskHealth(): DiskHealth {
+    return { fsyncP99Ms: this.recentFsyncs.percentile(99), slowFsyncs: this.slowCount };
   }
 
   /** Adds a gauge computed at scrape time (e.g. the inspector's viewers). */
   gauge(name: string, help: string, read: () => number): void {
-    this.registry.gauge(name, help, [], () => [{ value: read() }]);
+    computedGauge(this.registry, name, help, [], () => [{ value: read() }]);
   }
 
-  render(): string {
-    return this.registry.render();
+  render(): Promise<string> {
+    return this.registry.metrics();
   }
 
   /** GET /metrics */
   readonly route = (_req: IncomingMessage, res: ServerResponse): void => {
-    const body = this.render();
-    res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' });
-    res.end(body);
+    this.render().then(
+      (body) => {
+        res.writeHead(200, { 'content-type': this.registry.contentType, 'cache-control': 'no-store' });
+        res.end(body);
+      },
+      (err: unknown) => {
+        res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+        res.end(`The metrics could not be collected: ${(err as Error).message}\n`);
+      },
+    );
   };
 
   /** Record one finished client RPC. */
@@ -272,7 +357,7 @@ export class ReplicaMetrics {
     store.flush = (done) => {
       const t0 = this.now();
       flush(() => {
-        this.appendSeconds.observe(undefined, (this.now() - t0) / 1000);
+        this.appendSeconds.observe((this.now() - t0) / 1000);
         done();
       });
     };
@@ -287,10 +372,20 @@ export class ReplicaMetrics {
           commit();
         } finally {
           // commit() returns at once when nothing is staged: that is no fsync.
-          if (before === undefined || commits() !== before)
-            this.fsyncSeconds.observe(undefined, (this.now() - t0) / 1000);
+          if (before === undefined || commits() !== before) this.observeFsync(this.now() - t0);
         }
       };
+    }
+  }
+
+  /** One fsync of `ms`: the histogram, the recent window, and (when slow) the counter and the hook. */
+  observeFsync(ms: number): void {
+    this.fsyncSeconds.observe(ms / 1000);
+    this.recentFsyncs.add(ms);
+    if (ms > this.slowFsyncMs) {
+      this.slowCount++;
+      this.slowFsyncs.inc();
+      this.opts.onSlowFsync?.(ms, this.slowFsyncMs);
     }
   }
 }

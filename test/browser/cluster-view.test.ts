@@ -100,7 +100,7 @@ describe('cluster view', () => {
     await page.fill('#secret', 'not-the-secret');
     await button.click();
     await page.waitForFunction(() =>
-      document.querySelector('#dev-notice')?.textContent?.includes('need the cluster secret'),
+      document.querySelector('#dev-notice')?.textContent?.includes('The cluster secret given is wrong'),
     );
 
     await page.fill('#secret', readFileSync(join(harness.root, 'cluster.secret'), 'utf8').trim());

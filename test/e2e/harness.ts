@@ -64,6 +64,16 @@ export class Harness extends LocalCluster {
     );
   }
 
+  /** Wait until a replica's process has exited on its own; its exit code and signal. */
+  async waitForExit(
+    id: string,
+    timeoutMs = 30_000,
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    const r = this.get(id);
+    await waitFor(() => !r.alive, { timeoutMs, what: `${id} to exit by itself` });
+    return r.lastExit ?? { code: null, signal: null };
+  }
+
   /** A workload against every replica's address (forwarding makes any replica a valid entry point). */
   workload(opts: WorkloadOptions = {}): Workload {
     return new Workload(() => this.addresses(), opts);

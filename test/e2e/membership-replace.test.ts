@@ -4,11 +4,13 @@
 //    log is compacted by then (a small --snapshot-every), so it catches up through InstallSnapshot;
 // 2. remove the leader itself: it commits the change, steps down, the rest elect a new leader.
 // Throughout, the longest stretch without an acknowledged write stays within 2 x the failover budget,
-// every acknowledged message is present exactly once, and the remaining replicas converge.
+// every acknowledged message is present exactly once, and the remaining replicas converge. Each removed
+// replica learns that it was removed, says so in its log and exits 0 by itself (removal-watch.ts).
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { readSecret } from '../../src/client/admin.js';
 import { ClusterClient } from '../../src/client/cluster-client.js';
+import { describeExit } from '../../src/server/local-cluster.js';
 import { type Harness, startCluster, testTimers, waitFor } from './harness.js';
 import { describeWithServer, expectHealthyEnd, withReport } from './support/checks.js';
 
@@ -63,7 +65,11 @@ describeWithServer('fault: replace a node (remove a follower, add a new one, rem
         const remaining = c.ids().filter((id) => id !== follower);
         await c.waitForVoters(remaining);
         await w.waitForAcks(20, { what: `writes after removing ${follower}` });
-        await c.kill(follower, 'SIGTERM');
+        const followerExit = await c.waitForExit(follower);
+        expect(followerExit).toEqual({ code: 0, signal: null });
+        expect(describeExit(follower, followerExit, c.tail(follower, 30))).toBe(
+          `${follower} was removed from the cluster, so it stopped itself.`,
+        );
 
         // 1b. A brand-new replica joins through --peers of a remaining member, as the README does.
         await w.waitForAcks(20, { what: 'writes before the new replica joins' });
@@ -98,13 +104,14 @@ describeWithServer('fault: replace a node (remove a follower, add a new one, rem
         const leaderGap = w.longestAckGap(t1, performance.now());
         expect(leaderGap, 'longest stall while removing the leader (ms)').toBeLessThanOrEqual(MAX_GAP_MS);
 
-        // The removed leader does not disrupt the others while it still runs: the term stays put.
+        // The removed leader does not disrupt the others until it stops itself: the term stays put.
         const settled = await c.waitForLeader();
-        await w.waitForAcks(20, { what: 'writes with the removed leader still running' });
+        await w.waitForAcks(20, { what: 'writes while the removed leader finds out' });
+        expect((await c.status(old.node_id))?.role).not.toBe('leader');
+        expect(await c.waitForExit(old.node_id)).toEqual({ code: 0, signal: null });
+        expect(c.tail(old.node_id, 30)).toMatch(/this replica was removed from the cluster/);
         const still = await c.waitForLeader();
         expect(still.term).toBe(settled.term);
-        expect((await c.status(old.node_id))?.role).not.toBe('leader');
-        await c.kill(old.node_id, 'SIGTERM');
 
         await waitFor(async () => (await c.leader())?.node_id !== undefined, {
           timeoutMs: 10_000,

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { memberMain, readSecret, transferMain } from '../../src/client/admin.js';
+import { describeChange, memberMain, readSecret, transferMain } from '../../src/client/admin.js';
 import { ClusterClient } from '../../src/client/client.js';
 import { collectStatus, formatStatus } from '../../src/client/status.js';
 import { FakeServer, closedAddress, fail, ok } from './client-fake-server.js';
@@ -61,6 +61,9 @@ async function threeMembers() {
         commit_index: 42,
         last_applied: 42,
         members,
+        fsync_p99_ms: 3.5,
+        slow_fsyncs: 2,
+        event_loop_lag_p99_ms: 12.1,
       }),
     );
   s2.cluster = () =>
@@ -78,7 +81,7 @@ async function threeMembers() {
 }
 
 describe('status', () => {
-  it('asks every listed member and shows role, lag and unreachable members', async () => {
+  it('asks every listed member and shows role, lag, fsync and event-loop p99, and unreachable members', async () => {
     const { s1, s2, s3 } = await threeMembers();
     const c = new ClusterClient([s2.address]);
     const rows = await collectStatus(s2.address, c);
@@ -93,9 +96,22 @@ describe('status', () => {
       'COMMIT',
       'APPLIED',
       'LAG',
+      'FSYNC-P99',
+      'LOOP-P99',
       'DIGEST',
     ]);
-    expect(lines[1].split(/\s+/)).toEqual(['s1', s1.address, 'leader', '3', '42', '42', '0', 'abcdef012345']);
+    expect(lines[1].split(/\s+/)).toEqual([
+      's1',
+      s1.address,
+      'leader',
+      '3',
+      '42',
+      '42',
+      '0',
+      '3.5ms',
+      '12.1ms',
+      'abcdef012345',
+    ]);
     expect(lines[2].split(/\s+/)).toEqual([
       's2',
       s2.address,
@@ -104,10 +120,12 @@ describe('status', () => {
       '40',
       '37',
       '5',
+      '0ms',
+      '0ms',
       'abcdef012345',
     ]);
     expect(lines[3]).toMatch(new RegExp(`^s3\\s+${s3}\\s+-.*UNREACHABLE \\(UNAVAILABLE: `));
-    expect(lines[4]).toBe(`leader s1 (${s1.address}), term 3; 2 of 3 members answered`);
+    expect(lines[4]).toBe(`leader s1 (${s1.address}), term 3; 2 of 3 members answered; slow fsyncs: s1 2`);
   });
 
   it('flags replicas whose digests differ at the same applied index', async () => {
@@ -238,11 +256,42 @@ describe('membership commands', () => {
     expect(s1.callsOf('TransferLeadership')[0].request).toEqual({ to_id: '' });
     expect(printed[0]).toContain('s1 (');
     expect(printed[0]).toContain('  s9  127.0.0.1:7009  learner');
+    // Each ends with one line saying what it did.
+    expect(printed[1]).toMatch(
+      /^s9 \(127.0.0.1:7009\) was added as a learner; the cluster has 0 voters \(term \d+\)$/,
+    );
+    expect(printed[3]).toBe('s1 already led; leadership did not move (term 3)');
+  });
+
+  it('says in one line what a change did', () => {
+    const before = status({ node_id: 's3', role: 'leader', leader_id: 's3', term: 13 });
+    const members = [
+      { id: 's1', address: 'a:1', voter: true },
+      { id: 's2', address: 'a:2', voter: true },
+      { id: 's6', address: 'a:6', voter: true },
+    ];
+    const after = status({ node_id: 's3', role: 'follower', leader_id: 's2', term: 14, members });
+    expect(describeChange({ kind: 'transfer' }, before, after)).toBe(
+      'leadership moved from s3 to s2 (term 14)',
+    );
+    expect(describeChange({ kind: 'transfer' }, { ...before, leader_id: '' }, after)).toBe(
+      'leadership went to s2 (term 14); no leader was known before',
+    );
+    expect(describeChange({ kind: 'add', id: 's6', address: 'a:6' }, before, after)).toBe(
+      's6 (a:6) was added as a voter; the cluster has 3 voters (term 14)',
+    );
+    expect(describeChange({ kind: 'remove', id: 's5' }, before, after)).toBe(
+      's5 was removed; the cluster has 3 voters (term 14)',
+    );
   });
 
   it('explains a missing secret file and missing flags in one line', async () => {
     expect(() => readSecret('/nonexistent/cluster.secret')).toThrow(
-      'cannot read the cluster secret from /nonexistent/cluster.secret (ENOENT); pass --cluster-secret-file FILE',
+      'cannot read the cluster secret from /nonexistent/cluster.secret (ENOENT)',
+    );
+    // Without the flag, the tools follow the server's rule (the parent of the data dir) and say so.
+    expect(() => readSecret(undefined, '/nonexistent/data/server1')).toThrow(
+      /^cannot read the cluster secret from \/nonexistent\/data\/cluster.secret \(ENOENT\); the secret is --cluster-secret-file, or else cluster.secret in the parent of the data dir/,
     );
     await expect(memberMain(['add', '--server', '127.0.0.1:1'])).rejects.toThrow(
       '--id ID and --address HOST:PORT are required',

@@ -298,10 +298,16 @@ describe('GrpcTransport', () => {
       );
     const none = await call(new grpc.Metadata());
     expect(none?.code).toBe(grpc.status.UNAUTHENTICATED);
+    expect(none?.details).toMatch(/^RaftService needs the cluster secret .*none was given\.$/);
     for (const wrong of [bearer('b'.repeat(64)), bearer(`${SECRET}x`), SECRET, `Bearer  ${SECRET}`]) {
       const md = new grpc.Metadata();
       md.set('authorization', wrong);
-      expect((await call(md))?.code).toBe(grpc.status.UNAUTHENTICATED);
+      const err = await call(md);
+      expect(err?.code).toBe(grpc.status.UNAUTHENTICATED);
+      // A value that is no bearer token at all counts as missing; a bearer token that differs, as wrong.
+      expect(err?.details).toMatch(
+        wrong.startsWith('Bearer ') && !wrong.startsWith('Bearer  ') ? /is wrong/ : /none was given/,
+      );
     }
     // A wrong-secret transport gets the same answer.
     const intruder = new GrpcTransport({ selfId: 'a', secret: 'wrong' });

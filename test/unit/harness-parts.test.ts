@@ -7,6 +7,8 @@ import { median, percentile } from '../../src/bench/rpc.js';
 import {
   type ClusterStatus,
   WaitAborted,
+  describeExit,
+  describeRestartRequest,
   formatStatusTable,
   freePort,
   parseClusterArgs,
@@ -102,7 +104,46 @@ describe('quorum-chat cluster arguments', () => {
   it('rejects bad flags with a one-line user error', () => {
     expect(() => parseClusterArgs(['--size', '0'])).toThrow('--size must be an integer from 1 to 9');
     expect(() => parseClusterArgs(['--size'])).toThrow('--size needs a value');
-    expect(() => parseClusterArgs(['--bogus'])).toThrow(/unknown flag '--bogus'/);
+    expect(() => parseClusterArgs(['--bogus'])).toThrow(
+      /unknown flag --bogus; see 'quorum-chat cluster --help'/,
+    );
+  });
+});
+
+describe('launcher messages', () => {
+  it('describes an exit in a plain sentence', () => {
+    const log = (msg: string) => JSON.stringify({ level: 50, msg });
+    expect(describeExit('server1', { code: null, signal: 'SIGKILL' })).toBe('server1 was killed (SIGKILL).');
+    expect(describeExit('server1', { code: null, signal: 'SIGTERM' })).toBe(
+      'server1 was stopped by SIGTERM.',
+    );
+    expect(describeExit('server1', { code: 0, signal: null })).toBe('server1 stopped cleanly.');
+    expect(
+      describeExit(
+        'server2',
+        { code: 1, signal: null },
+        `--- start #1 at x\n${log('port 5556 is in use.')}\n`,
+      ),
+    ).toBe('server2 failed with exit code 1: port 5556 is in use.');
+    const removed = log('this replica was removed from the cluster: the configuration ... ; exiting');
+    expect(describeExit('server5', { code: 0, signal: null }, `${removed}\n${log('stopped')}`)).toBe(
+      'server5 was removed from the cluster, so it stopped itself.',
+    );
+    // A removal in an earlier run of the same log does not count.
+    expect(
+      describeExit('server5', { code: null, signal: 'SIGKILL' }, `${removed}\n--- start #2 at y\n`),
+    ).toBe('server5 was killed (SIGKILL).');
+  });
+});
+
+describe('restart requests', () => {
+  it('name the replica restarted and the one that relayed the request, not a page', () => {
+    expect(describeRestartRequest('server3', true, 'server3')).toBe(
+      'Restarting server3 (kill -9, then a start from its data dir), as asked on a /cluster page (through server3 itself).',
+    );
+    expect(describeRestartRequest('server3', false, 'server1')).toBe(
+      'Starting server3 from its data dir, as asked on a /cluster page (through server1).',
+    );
   });
 });
 

@@ -1,6 +1,6 @@
-// /metrics: the hand-written Prometheus exposition is parsed back (names, types, labels, histogram
-// buckets), the replica metrics are read from real RaftNodes on a SimulatedClock, client RPCs are counted
-// through the service wrapper, and the log store's flushes are timed. Also gRPC health and the
+// /metrics: prom-client's exposition is parsed back strictly (names, types, labels, histogram buckets),
+// the replica metrics are read from real RaftNodes on a SimulatedClock, client RPCs are counted through
+// the service wrapper, the log store's flushes are timed and slow fsyncs counted. Also gRPC health and the
 // term-stamped logger, which follow the same node.
 import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
@@ -12,7 +12,6 @@ import type { ClusterConfig } from '../../machines/protocol.js';
 import { bindHealth, canServe } from '../../src/observability/grpc-health.js';
 import { createReplicaLogger, followTerm } from '../../src/observability/logging.js';
 import { PausableTransport } from '../../src/observability/pausable-transport.js';
-import { Registry, escapeLabelValue } from '../../src/observability/prometheus.js';
 import { MemoryLogStore } from '../../src/raft/memory-log-store.js';
 import { RaftNode } from '../../src/raft/node.js';
 import { SqliteLogStore } from '../../src/raft/sqlite-log-store.js';
@@ -37,6 +36,7 @@ function parseExposition(text: string): Map<string, Family> {
   const families = new Map<string, Family>();
   let current: string | undefined;
   for (const line of text.slice(0, -1).split('\n')) {
+    if (line === '') continue; // prom-client separates families with a blank line
     let m = /^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) (.*)$/.exec(line);
     if (m) {
       expect(families.has(m[1]), `${m[1]} described twice`).toBe(false);
@@ -86,55 +86,55 @@ function value(
 }
 
 describe('exposition', () => {
-  it('writes counters, gauges and cumulative histograms that parse back', () => {
-    const r = new Registry();
-    const c = r.counter('t_requests_total', 'Requests.\nSecond line', ['method', 'code']);
-    c.inc({ method: 'Login', code: 'OK' });
-    c.inc({ method: 'Login', code: 'OK' }, 2);
-    c.inc({ method: 'We"ird\\', code: 'a\nb' });
-    r.gauge('t_temp', 'Temperature.', [], () => [{ value: 21.5 }]);
-    const h = r.histogram('t_seconds', 'Latency.', ['m'], [0.1, 1]);
-    h.observe({ m: 'x' }, 0.05);
-    h.observe({ m: 'x' }, 0.5);
-    h.observe({ m: 'x' }, 3);
-    const text = r.render();
-    const f = parseExposition(text);
-    expect(text).toContain('# HELP t_requests_total Requests.\\nSecond line\n');
-    expect(f.get('t_requests_total')!.type).toBe('counter');
-    expect(value(f, 't_requests_total', { method: 'Login', code: 'OK' })).toBe(3);
-    expect(value(f, 't_requests_total', { method: 'We"ird\\', code: 'a\nb' })).toBe(1);
-    expect(f.get('t_temp')).toMatchObject({
-      type: 'gauge',
-      samples: [{ name: 't_temp', labels: {}, value: 21.5 }],
-    });
-    expect(f.get('t_seconds')!.type).toBe('histogram');
-    expect(value(f, 't_seconds_bucket', { m: 'x', le: '0.1' })).toBe(1);
-    expect(value(f, 't_seconds_bucket', { m: 'x', le: '1' })).toBe(2);
-    expect(value(f, 't_seconds_bucket', { m: 'x', le: '+Inf' })).toBe(3);
-    expect(value(f, 't_seconds_count', { m: 'x' })).toBe(3);
-    expect(value(f, 't_seconds_sum', { m: 'x' })).toBeCloseTo(3.55);
+  it('parses back, with the default process metrics: event-loop lag, GC, heap, handles', async () => {
+    const m = new ReplicaMetrics({ node: fakeNode(), processMetrics: true });
+    const f = parseExposition(await m.render());
+    for (const name of [
+      'nodejs_eventloop_lag_seconds',
+      'nodejs_eventloop_lag_p99_seconds',
+      'nodejs_heap_size_used_bytes',
+      'nodejs_active_handles_total',
+      'process_resident_memory_bytes',
+    ]) {
+      expect(f.get(name)?.type, name).toBe('gauge');
+    }
+    expect(f.get('nodejs_gc_duration_seconds')?.type).toBe('histogram');
+    expect(value(f, 'qc_raft_term')).toBe(1);
+    expect(value(f, 'qc_chat_subscribers')).toBe(0);
+    // Without them (several replicas in one test process), only the replica's own.
+    const bare = parseExposition(await new ReplicaMetrics({ node: fakeNode() }).render());
+    expect([...bare.keys()].every((k) => k.startsWith('qc_'))).toBe(true);
   });
 
-  it('refuses bad names, missing or unknown labels, and falling counters', () => {
-    const r = new Registry();
-    expect(() => r.counter('bad-name', 'x')).toThrow(/bad metric name/);
-    expect(() => r.counter('ok_total', 'x', ['le'])).toThrow(/bad label/);
-    const c = r.counter('ok_total', 'x', ['a']);
-    expect(() => c.inc({})).toThrow(/label a missing/);
-    expect(() => c.inc({ a: '1', b: '2' })).toThrow(/unknown label/);
-    expect(() => c.inc({ a: '1' }, -1)).toThrow(/only goes up/);
-    expect(() => r.gauge('ok_total', 'again')).toThrow(/registered twice/);
-    expect(escapeLabelValue('a"b\\c\nd')).toBe('a\\"b\\\\c\\nd');
-  });
-
-  it('drops a family whose collector throws, and keeps the rest', () => {
-    const r = new Registry();
-    r.gauge('t_broken', 'x', [], () => {
+  it('reports NaN for a gauge whose reader throws, and keeps the rest', async () => {
+    const m = new ReplicaMetrics({ node: fakeNode() });
+    m.gauge('qc_test_broken', 'x', () => {
       throw new Error('boom');
     });
-    r.gauge('t_fine', 'y', [], () => [{ value: 1 }]);
-    const f = parseExposition(r.render());
-    expect([...f.keys()]).toEqual(['t_fine']);
+    m.gauge('qc_test_fine', 'y', () => 1);
+    const f = parseExposition(await m.render());
+    expect(value(f, 'qc_test_broken')).toBeNaN();
+    expect(value(f, 'qc_test_fine')).toBe(1);
+    expect(value(f, 'qc_raft_term')).toBe(1);
+  });
+
+  it('counts fsyncs over --slow-fsync-ms, reports them, and keeps a recent p99', async () => {
+    const slow: [number, number][] = [];
+    const m = new ReplicaMetrics({
+      node: fakeNode(),
+      slowFsyncMs: 100,
+      onSlowFsync: (ms, threshold) => slow.push([ms, threshold]),
+    });
+    for (let i = 1; i <= 98; i++) m.observeFsync(2);
+    m.observeFsync(100); // not longer than the threshold
+    m.observeFsync(250);
+    const f = parseExposition(await m.render());
+    expect(f.get('qc_raft_log_slow_fsyncs_total')!.type).toBe('counter');
+    expect(value(f, 'qc_raft_log_slow_fsyncs_total')).toBe(1);
+    expect(value(f, 'qc_raft_log_fsync_seconds_count')).toBe(100);
+    expect(value(f, 'qc_raft_log_fsync_seconds_bucket', { le: '0.1' })).toBe(99);
+    expect(slow).toEqual([[250, 100]]);
+    expect(m.diskHealth()).toEqual({ fsyncP99Ms: 100, slowFsyncs: 1 });
   });
 });
 
@@ -189,7 +189,7 @@ describe('replica metrics', () => {
     sim.runUntil(() => sim!.nodes.every((x) => x.status().lastApplied >= 2));
     await p;
 
-    const leader = parseExposition(sim.metrics[0].render());
+    const leader = parseExposition(await sim.metrics[0].render());
     const s = sim.nodes[0].status();
     expect(leader.get('qc_raft_role')!.type).toBe('gauge');
     expect(value(leader, 'qc_raft_role', { role: 'leader' })).toBe(1);
@@ -205,7 +205,7 @@ describe('replica metrics', () => {
     expect(value(leader, 'qc_raft_peer_match_lag', { peer: 'n3' })).toBe(0);
     expect(value(leader, 'qc_raft_log_append_seconds_count')).toBeGreaterThan(0);
 
-    const follower = parseExposition(sim.metrics[1].render());
+    const follower = parseExposition(await sim.metrics[1].render());
     expect(value(follower, 'qc_raft_role', { role: 'follower' })).toBe(1);
     expect(value(follower, 'qc_raft_elections_total')).toBe(0);
     expect(value(follower, 'qc_raft_leader_changes_total')).toBe(1);
@@ -217,7 +217,7 @@ describe('replica metrics', () => {
     sim.runUntil(() => sim!.nodes[1].status().lastApplied >= 4);
     await Promise.all(more);
     expect(peerMatches(sim.nodes[0]).get('n3')).toBe(2);
-    const lagging = parseExposition(sim.metrics[0].render());
+    const lagging = parseExposition(await sim.metrics[0].render());
     expect(value(lagging, 'qc_raft_peer_match_lag', { peer: 'n3' })).toBe(2);
     expect(value(lagging, 'qc_raft_peer_match_lag', { peer: 'n2' })).toBe(0);
   });
@@ -255,7 +255,7 @@ function fakeNode() {
 }
 
 describe('client RPC metrics', () => {
-  it('counts and times unary calls by method and code, and open streams as subscribers', () => {
+  it('counts and times unary calls by method and code, and open streams as subscribers', async () => {
     let t = 0;
     const m = new ReplicaMetrics({ node: fakeNode(), now: () => t });
     const impl = m.instrumentService({
@@ -288,12 +288,12 @@ describe('client RPC metrics', () => {
       s.on('error', () => {}); // grpc-js listens for a handler's error to send it as the status
       (impl.Subscribe as (c: unknown) => void)(s);
     }
-    let f = parseExposition(m.render());
+    let f = parseExposition(await m.render());
     expect(value(f, 'qc_chat_subscribers')).toBe(3);
     streams[0].emit('cancelled');
     streams[0].emit('close'); // one end per stream, whatever follows
     streams[1].emit('error', { code: grpc.status.UNAUTHENTICATED });
-    f = parseExposition(m.render());
+    f = parseExposition(await m.render());
     expect(value(f, 'qc_chat_subscribers')).toBe(1);
     expect(value(f, 'qc_grpc_server_handled_total', { method: 'Login', code: 'OK' })).toBe(2);
     expect(value(f, 'qc_grpc_server_handled_total', { method: 'SendMessage', code: 'NOT_FOUND' })).toBe(1);
@@ -327,7 +327,7 @@ describe('client RPC metrics', () => {
     await new Promise<void>((resolve) => store.flush(resolve));
     store.flush(() => {}); // nothing staged: no fsync to count
     await new Promise<void>((resolve) => store.flush(resolve));
-    const f = parseExposition(m.render());
+    const f = parseExposition(await m.render());
     expect(value(f, 'qc_raft_log_fsync_seconds_count')).toBe(store.stats().commits);
     expect(value(f, 'qc_raft_log_append_seconds_count')).toBe(3);
     expect(value(f, 'qc_raft_log_commits')).toBe(store.stats().commits);

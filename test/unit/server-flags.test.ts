@@ -28,7 +28,9 @@ describe('server flags', () => {
       writeRate: 20,
       writeBurst: 40,
       scryptN: 131072,
+      slowFsyncMs: 100,
     });
+    expect(parseServerFlags(['--id', 's', '--port', '1', '--slow-fsync-ms', '250']).slowFsyncMs).toBe(250);
     expect(parseServerFlags(['--id', 's', '--port', '1', '--snapshot-every', '200']).snapshotEvery).toBe(200);
     expect(() => parseServerFlags(['--id', 's', '--port', '1', '--snapshot-every', '0'])).toThrow(
       /--snapshot-every must be/,

@@ -224,6 +224,13 @@ describe('ClusterService, health, reflection', () => {
     expect(noSecret.error?.code).toBe(grpc.status.UNAUTHENTICATED);
     const wrong = await rpc(cluster, 'TransferLeadership', {}, metadata({ authorization: 'Bearer wrong' }));
     expect(wrong.error?.code).toBe(grpc.status.UNAUTHENTICATED);
+    // A missing secret and a wrong one read differently.
+    expect(noSecret.error?.details).toBe(
+      "AddMember needs the cluster secret as 'authorization: Bearer <secret>', and none was given.",
+    );
+    expect(wrong.error?.details).toBe(
+      "The cluster secret given to TransferLeadership is wrong: it is not this cluster's (compare cluster.secret on a member).",
+    );
     const withSecret = await rpc(
       cluster,
       'RemoveMember',

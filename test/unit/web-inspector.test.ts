@@ -295,7 +295,15 @@ describe('/cluster routes', () => {
         body: JSON.stringify(body),
       });
     const follower = await serve({ dev: true });
-    expect((await post(follower.url, { action: 'pause' }, 'wrong!')).status).toBe(401);
+    const wrong = await post(follower.url, { action: 'pause' }, 'wrong!');
+    expect(wrong.status).toBe(401);
+    expect((await wrong.json()).error).toMatch(/^The cluster secret given is wrong/);
+    const missing = await fetch(`${follower.url}/cluster/control`, {
+      method: 'POST',
+      body: JSON.stringify({ action: 'pause' }),
+    });
+    expect(missing.status).toBe(401);
+    expect((await missing.json()).error).toMatch(/need the cluster secret .* none was given\.$/);
     expect((await post(follower.url, { action: 'pause', seconds: 3 })).status).toBe(200);
     expect((await post(follower.url, { action: 'pause', seconds: 9999 })).status).toBe(400);
     expect((await post(follower.url, { action: 'reboot' })).status).toBe(400);

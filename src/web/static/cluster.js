@@ -64,9 +64,11 @@ function addMember(id, http) {
   const where = el('p', 'where');
   where.append(el('span', 'state', '–'), el('span', 'leader-label', ' · leader '), el('span', 'leader', '–'));
   const facts = el('dl', 'facts');
-  for (const k of ['term', 'commit', 'applied', 'lag']) {
+  // loop: p99 event-loop delay (it delays election timers); fsync: p99 of recent log fsyncs.
+  const labels = { loop: 'loop p99 ms', fsync: 'fsync p99 ms' };
+  for (const k of ['term', 'commit', 'applied', 'lag', 'loop', 'fsync']) {
     const cell = el('div');
-    cell.append(el('dt', '', k), el('dd', k, '–'));
+    cell.append(el('dt', '', labels[k] ?? k), el('dd', k, '–'));
     facts.append(cell);
   }
   const buttons = el('div', 'controls');
@@ -144,6 +146,8 @@ function setView(m, v) {
   c.querySelector('.leader').textContent = v.leaderId ?? 'none';
   c.querySelector('.commit').textContent = String(v.commitIndex);
   c.querySelector('.applied').textContent = String(v.lastApplied);
+  c.querySelector('.loop').textContent = v.loopLagP99Ms === undefined ? '–' : String(v.loopLagP99Ms);
+  c.querySelector('.fsync').textContent = v.fsyncP99Ms === undefined ? '–' : String(v.fsyncP99Ms);
   highlight(m, v.state);
   drawControls(m);
   summarize();

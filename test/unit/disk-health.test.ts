@@ -1,0 +1,80 @@
+// Disk health as etcd reports it: a replica logs each fsync over --slow-fsync-ms as a warning with its
+// duration, counts it in /metrics next to the fsync histogram, and GetStatus carries its recent fsync
+// p99, the slow count and its event-loop lag (what `quorum-chat status` and /cluster show).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { prepareDataDir } from '../../src/server/data-dir.js';
+import { type RunningReplica, startReplica } from '../../src/server/replica.js';
+import { SECRET, rpc, stubs, waitFor } from './server-fixture.js';
+
+describe('disk health', () => {
+  let replica: RunningReplica | undefined;
+  let dir: string | undefined;
+  afterEach(async () => {
+    await replica?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('warns about slow fsyncs, counts them in /metrics and reports p99s in GetStatus and /cluster', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l));
+        done();
+      },
+    });
+    dir = mkdtempSync(join(tmpdir(), 'qc-disk-'));
+    const dataDir = join(dir, 'n1');
+    prepareDataDir(dataDir, 'n1');
+    replica = await startReplica({
+      id: 'n1',
+      host: '127.0.0.1',
+      port: 0,
+      httpPort: 0,
+      dataDir,
+      peers: [],
+      clusterSecret: SECRET,
+      timing: { heartbeatMs: 20, electionMinMs: 60, electionMaxMs: 120 },
+      // Every real fsync takes longer than 0 ms: each one is "slow" here.
+      slowFsyncMs: 0,
+      logger: pino({ level: 'warn' }, sink),
+    });
+    const r = replica;
+    await waitFor(() => r.node.status().role === 'leader' && r.node.status().lastApplied >= 2, 'a leader');
+
+    const warnings = lines.filter((l) => String(l.msg).startsWith('slow fsync: '));
+    expect(warnings.length).toBeGreaterThan(0);
+    expect(warnings[0]).toMatchObject({ level: 40, slow_fsync_ms: 0 });
+    expect(warnings[0].fsync_ms).toBeGreaterThanOrEqual(0);
+    expect(String(warnings[0].msg)).toMatch(/^slow fsync: \d+\.\d ms \(over 0 ms\)/);
+
+    const { cluster } = stubs(r.address);
+    const st = await rpc<Record<string, number>>(cluster, 'GetStatus', {});
+    cluster.close();
+    expect(st.error).toBeUndefined();
+    expect(st.response!.slow_fsyncs).toBeGreaterThanOrEqual(warnings.length);
+    expect(st.response!.fsync_p99_ms).toBeGreaterThan(0);
+    expect(st.response!.event_loop_lag_p99_ms).toBeGreaterThan(0);
+
+    const text = await (await fetch(`http://127.0.0.1:${r.http!.port}/metrics`)).text();
+    expect(text).toContain('# TYPE qc_raft_log_slow_fsyncs_total counter');
+    expect(Number(/^qc_raft_log_slow_fsyncs_total (\d+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(
+      warnings.length,
+    );
+    expect(text).toContain('# TYPE qc_raft_log_fsync_seconds histogram');
+    expect(text).toMatch(/^nodejs_eventloop_lag_p99_seconds \S+$/m);
+    expect(text).toMatch(/^nodejs_heap_size_used_bytes \S+$/m);
+
+    // The /cluster card shows the same two p99s.
+    const view = (await (await fetch(`http://127.0.0.1:${r.http!.port}/cluster/status`)).json()) as Record<
+      string,
+      unknown
+    >;
+    expect(view.fsyncP99Ms).toBeGreaterThan(0);
+    expect(view.loopLagP99Ms).toBeGreaterThan(0);
+  });
+});
