@@ -46,6 +46,25 @@ export interface SecretGateOptions {
   refusalMetadata?: (path: string) => grpc.Metadata | undefined;
   /** Told about each refused call (for logs). */
   onRefused?: (path: string) => void;
+  /**
+   * The most bytes one message of a call that needs no secret may have; longer ones are refused with
+   * RESOURCE_EXHAUSTED while they are read, before the rest is buffered. The server-wide limit is
+   * larger, for authenticated peers' batches.
+   */
+  maxOpenMessageBytes?: number;
+}
+
+/**
+ * grpc-js has one receive limit per server; a call's own limit lives on its stream decoder, which the
+ * first interceptor can reach (the call it is handed is grpc-js's base call). Lowering it there caps
+ * what an anonymous caller can make the server buffer. If a grpc-js release moves the decoder, this
+ * returns false and the secret-guard tests fail (they check the decoder's own refusal).
+ */
+function capReceive(call: unknown, bytes: number): boolean {
+  const decoder = (call as { decoder?: { maxReadMessageLength?: unknown } }).decoder;
+  if (!decoder || typeof decoder.maxReadMessageLength !== 'number') return false;
+  decoder.maxReadMessageLength = bytes;
+  return true;
 }
 
 /**
@@ -55,7 +74,10 @@ export interface SecretGateOptions {
  */
 export function secretGate(opts: SecretGateOptions): grpc.ServerInterceptor {
   return (method, call) => {
-    if (!opts.needsSecret(method.path)) return new grpc.ServerInterceptingCall(call);
+    if (!opts.needsSecret(method.path)) {
+      if (opts.maxOpenMessageBytes !== undefined) capReceive(call, opts.maxOpenMessageBytes);
+      return new grpc.ServerInterceptingCall(call);
+    }
     const gated: grpc.ServerInterceptingCall = new grpc.ServerInterceptingCall(call, {
       start: (next) =>
         next({

@@ -8,7 +8,7 @@ import { loadProtos } from '../proto.js';
 import { RAFT_SERVICE_PREFIX } from '../raft/raft-service.js';
 import { type GuardedService, secretGate } from '../raft/secret-guard.js';
 import { UserError } from '../user-error.js';
-import { chatServiceDefinition } from './chat-handlers.js';
+import { MAX_REQUEST_BYTES, chatServiceDefinition } from './chat-handlers.js';
 import { clusterMethodNeedsSecret } from './cluster-handlers.js';
 import { type Topology, topologyMetadata } from './metadata.js';
 
@@ -39,6 +39,10 @@ export function buildGrpcServer(parts: GrpcServerParts): BuiltServer {
     refusalMetadata: (path) =>
       topology && clusterMethodNeedsSecret(path) ? topologyMetadata(topology) : undefined,
     onRefused: (path) => logger?.warn({ path }, 'a call without the cluster secret was refused'),
+    // Calls anyone may make (ChatService, GetStatus, health) are read up to twice the 64 KiB limit:
+    // up to that the handlers answer RESOURCE_EXHAUSTED in their own words, with the topology hints;
+    // beyond it grpc-js refuses while reading, so an anonymous caller never makes us hold more.
+    maxOpenMessageBytes: 2 * MAX_REQUEST_BYTES,
   });
   const server = new grpc.Server({
     // ChatService and ClusterService's GetStatus decode at most 64 KiB (chat-handlers.ts,

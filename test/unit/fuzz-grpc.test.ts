@@ -313,6 +313,16 @@ describe('fuzz: ClusterService and RaftService bytes', () => {
   it('GetStatus decodes at most 64 KiB; guarded ClusterService calls are refused before their body is read', async () => {
     const big = await rawUnary(raw, '/quorumchat.v1.ClusterService/GetStatus', Buffer.alloc(65 * 1024));
     expect(big.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    // Past twice the limit, calls open to anyone are refused while being read (the decoder's own
+    // refusal, not the handler's): an anonymous caller cannot make the server buffer 16 MiB.
+    for (const path of [
+      '/quorumchat.v1.ClusterService/GetStatus',
+      '/quorumchat.v1.ChatService/SendMessage',
+    ]) {
+      const huge = await rawUnary(raw, path, Buffer.alloc(2 << 20));
+      expect(huge.code, path).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      expect(huge.details, path).toMatch(/larger than max \(\d+ vs 131072\)/);
+    }
     for (const method of GUARDED) {
       const refused = await partialCall(node.address, `/quorumchat.v1.ClusterService/${method}`, {
         claimBytes: 1 << 20,
@@ -320,7 +330,7 @@ describe('fuzz: ClusterService and RaftService bytes', () => {
       });
       expect(refused?.status, method).toBe(grpc.status.UNAUTHENTICATED);
       expect(refused?.message).toBe(
-        `${method} needs the cluster secret as 'authorization: Bearer <secret>'.`,
+        `${method} needs the cluster secret as 'authorization: Bearer <secret>', and none was given.`,
       );
       expect(refused?.headers['x-members']).toBe(node.address);
     }

@@ -169,7 +169,9 @@ describe('guardService and secretGate', () => {
       ]) {
         const out = await call(client, name, [json({ a: 1 })], md);
         expect(out.code, name).toBe(grpc.status.UNAUTHENTICATED);
-        expect(out.details).toBe(`${name} needs the cluster secret as 'authorization: Bearer <secret>'.`);
+        expect(out.details).toBe(
+          `${name} needs the cluster secret as 'authorization: Bearer <secret>', and none was given.`,
+        );
         expect(out.responses).toEqual([]);
       }
     }
