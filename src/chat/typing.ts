@@ -100,6 +100,11 @@ export class TypingFanout {
       return;
     }
     this.stats.received++;
+    // The receivers already heard this state: the throttle follows it, so a sender whose calls move
+    // between replicas (follower reads serve SetTyping where it arrives) is not announced twice.
+    const key = `${notice.senderId}\u0000${notice.typing.chat_id}`;
+    this.last.set(key, { typing: notice.typing.typing, at: this.now() });
+    if (this.last.size > MAX_TRACKED) this.prune(this.now());
     this.opts.hub.publishEphemeral(notice.userId, notice.typing);
   }
 

@@ -86,6 +86,15 @@ describe('TypingFanout', () => {
     expect(delivered).toHaveLength(1);
     expect(f.stats.refused).toBe(5);
   });
+
+  it('a relayed notice sets the throttle too: the same state from another replica is not announced again', () => {
+    const { clock, delivered, f } = fanout();
+    f.receive(encodeNotice(notice(true))); // alice typed through another replica
+    clock.now += 500;
+    f.publish(notice(true)); // her refresh arrives here: receivers already show it
+    f.publish(notice(false)); // the stop is a change: it goes out
+    expect(delivered.map((d) => d.typing.typing)).toEqual([true, false]);
+  });
 });
 
 describe('TypingIndicators (the receiver side)', () => {

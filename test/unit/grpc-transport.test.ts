@@ -298,7 +298,7 @@ describe('GrpcTransport', () => {
       );
     const none = await call(new grpc.Metadata());
     expect(none?.code).toBe(grpc.status.UNAUTHENTICATED);
-    expect(none?.details).toMatch(/^RaftService needs the cluster secret .*none was given\.$/);
+    expect(none?.details).toMatch(/^Send needs the cluster secret .*none was given\.$/);
     for (const wrong of [bearer('b'.repeat(64)), bearer(`${SECRET}x`), SECRET, `Bearer  ${SECRET}`]) {
       const md = new grpc.Metadata();
       md.set('authorization', wrong);

@@ -159,19 +159,23 @@ describe('guardService and secretGate', () => {
     ran.length = 0;
     decodes = 0;
     for (const name of GUARDED) {
-      for (const md of [
-        new grpc.Metadata(),
-        (() => {
-          const m = new grpc.Metadata();
-          m.set('authorization', bearer('wrong'));
-          return m;
-        })(),
-      ]) {
+      for (const [md, said] of [
+        [
+          new grpc.Metadata(),
+          `${name} needs the cluster secret as 'authorization: Bearer <secret>', and none was given.`,
+        ],
+        [
+          (() => {
+            const m = new grpc.Metadata();
+            m.set('authorization', bearer('wrong'));
+            return m;
+          })(),
+          `The cluster secret given to ${name} is wrong: it is not this cluster's (compare cluster.secret on a member).`,
+        ],
+      ] as const) {
         const out = await call(client, name, [json({ a: 1 })], md);
         expect(out.code, name).toBe(grpc.status.UNAUTHENTICATED);
-        expect(out.details).toBe(
-          `${name} needs the cluster secret as 'authorization: Bearer <secret>', and none was given.`,
-        );
+        expect(out.details).toBe(said);
         expect(out.responses).toEqual([]);
       }
     }

@@ -39,7 +39,7 @@ describe('server flags', () => {
 
   it('--session-ttl takes a duration in d, h, m, s, ms or bare milliseconds', () => {
     const ttl = (v: string) =>
-      parseServerFlags(['--id', 's', '--port', '1', '--session-ttl', v]).sessionTtlMs;
+      parseServerFlags(['--id', 's', '--port', '1', `--session-ttl=${v}`]).sessionTtlMs;
     expect(ttl('30d')).toBe(30 * 86_400_000);
     expect(ttl('12h')).toBe(12 * 3_600_000);
     expect(ttl('90m')).toBe(90 * 60_000);
@@ -69,7 +69,7 @@ describe('server flags', () => {
       /--write-rate must be a whole number from 1 to 1000000, not '0'/,
     );
     expect(() => parseServerFlags([...base, '--write-burst', 'x'])).toThrow(/--write-burst must be/);
-    expect(() => parseServerFlags([...base, '--login-failures-per-minute', '-1'])).toThrow(
+    expect(() => parseServerFlags([...base, '--login-failures-per-minute=-1'])).toThrow(
       /--login-failures-per-minute must be/,
     );
     expect(() => parseServerFlags([...base, '--scrypt-n', '512'])).toThrow(/--scrypt-n must be/);
