@@ -117,6 +117,28 @@ export interface TimeoutNow extends Envelope {
   type: 'TimeoutNow';
 }
 
+/**
+ * Follower read (etcd's MsgReadIndex): a follower or learner asks its leader for a read index. The
+ * leader answers only after a quorum round that started after the request arrived confirms it still
+ * leads. `requestIds` are the asker's own ids (unique per host incarnation), echoed in the response.
+ */
+export interface ReadIndexRequest extends Envelope {
+  type: 'ReadIndexRequest';
+  requestIds: string[];
+}
+
+/**
+ * The leader's answer (etcd's MsgReadIndexResp). `ok`: the reads may be served once the asker has
+ * applied through `index` (the leader's commit index when its confirming round started). Not `ok`: the
+ * receiver is not (or no longer) the leader; the asker refuses the reads and its client retries.
+ */
+export interface ReadIndexResponse extends Envelope {
+  type: 'ReadIndexResponse';
+  requestIds: string[];
+  ok: boolean;
+  index: number;
+}
+
 export type RaftMessage =
   | RequestVote
   | RequestVoteResponse
@@ -124,7 +146,9 @@ export type RaftMessage =
   | AppendEntriesResponse
   | InstallSnapshot
   | InstallSnapshotResponse
-  | TimeoutNow;
+  | TimeoutNow
+  | ReadIndexRequest
+  | ReadIndexResponse;
 
 // ---------------------------------------------------------------------------------------------------
 // Requests from the host into the replica machine.
@@ -148,7 +172,11 @@ export type HostEvent =
   | { type: 'persisted'; index: number; term: number; seq?: number }
   /** The state machine has applied through `index`. */
   | { type: 'applied'; index: number }
-  /** A linearizable read: confirm leadership, then report the index the read must wait for. */
+  /**
+   * A linearizable read: the leader confirms its leadership with a quorum round; a follower or learner
+   * asks its leader for the index (ReadIndexRequest). Either way `readReady` reports the index the read
+   * must wait for, or `readRejected` says it cannot be served here now.
+   */
   | { type: 'readIndex'; requestId: string }
   /** Leadership transfer (empty `to`: the most up-to-date voter). */
   | { type: 'transferLeadership'; to: NodeId | null }

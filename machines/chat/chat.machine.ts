@@ -1,7 +1,8 @@
 // The chat actor: routes client calls by the replica's role. Routing is structural (one state per
 // situation), so the diagram shows it:
 //   leader     - writes go to the replica's `propose` (the replication path), reads through ReadIndex;
-//   follower   - the whole call is forwarded to the known leader;
+//   follower   - writes are forwarded to the known leader; reads are served here through ReadIndex (the
+//                replica asks the leader for the read index and waits until it has applied up to it);
 //   leaderless - calls are buffered for a short `leaderWait`, then refused with UNAVAILABLE.
 // It learns roles from the replica's `roleChanged` effects, which the host relays as events.
 
@@ -20,9 +21,9 @@ export type ChatEvent =
 export type ChatEffect =
   /** Leader: hand the write to the replica (propose) and answer once applied. */
   | { type: 'propose'; requestId: string }
-  /** Leader: serve the read after ReadIndex confirms leadership. */
+  /** Leader or follower: serve the read here once ReadIndex allows it (never forwarded). */
   | { type: 'readIndex'; requestId: string }
-  /** Follower: forward the whole call to the leader. */
+  /** Follower: forward the whole write to the leader. */
   | { type: 'forward'; requestId: string; leaderId: NodeId }
   /** No leader within leaderWait: answer UNAVAILABLE (the client retries). */
   | { type: 'unavailable'; requestId: string };
@@ -99,11 +100,16 @@ export const chatMachine = setup({
       for (const b of context.buffered) enqueue.emit(route(b.request));
       enqueue.assign({ buffered: [] });
     }),
+    /** A leader is known elsewhere: buffered writes go to it, buffered reads are served here. */
     forwardBuffered: enqueueActions(({ context, enqueue }) => {
       const leaderId = context.leaderId;
       if (leaderId === null) return;
       for (const b of context.buffered) {
-        enqueue.emit({ type: 'forward', requestId: b.request.requestId, leaderId });
+        enqueue.emit(
+          b.request.kind === 'read'
+            ? { type: 'readIndex', requestId: b.request.requestId }
+            : { type: 'forward', requestId: b.request.requestId, leaderId },
+        );
       }
       enqueue.assign({ buffered: [] });
     }),
@@ -134,7 +140,7 @@ export const chatMachine = setup({
     follower: {
       entry: 'forwardBuffered',
       on: {
-        request: { actions: 'forward' },
+        request: [{ guard: 'isWrite', actions: 'forward' }, { actions: 'readIndex' }],
         roleChanged: [
           { guard: 'isLeader', target: 'leader', actions: 'setLeader' },
           { guard: 'knowsLeader', actions: 'setLeader' },

@@ -23,5 +23,7 @@ export const candidate = replicaSetup.createStateConfig({
     TimeoutNow: [...termRule],
     AppendEntriesResponse: [...termRule],
     InstallSnapshotResponse: [...termRule],
+    ReadIndexRequest: [...termRule, staleRule, { actions: 'refuseReadIndex' }],
+    ReadIndexResponse: [...termRule],
   },
 });

@@ -11,9 +11,11 @@ import type {
   NodeId,
   Proposal,
   RaftMessage,
+  ReadIndexResponse,
   RequestVote,
   SnapshotMeta,
 } from '../protocol.js';
+import type { ReadRequest } from '../replication/progress.js';
 import type { ReplicationEvent } from '../replication/replication.machine.js';
 import {
   isSingleServerChange,
@@ -124,6 +126,9 @@ export function answerStale(c: ReplicaContext, e: ReplicaMachineEvent): Step {
       break;
     case 'RequestVote':
       send(s, voteResponse(c, e, false, c.term));
+      break;
+    case 'ReadIndexRequest':
+      send(s, readIndexRefusal(c, e.from, e.requestIds), false);
       break;
   }
   return s;
@@ -446,6 +451,102 @@ export function appendProposals(c: ReplicaContext, proposals: Proposal[]): Step 
   return s;
 }
 
+// ---------------------------------------------------------------------------------------------------
+// ReadIndex (thesis §6.4), on the leader for its own reads and for followers' (etcd's MsgReadIndex).
+
+function readIndexRefusal(c: ReplicaContext, to: NodeId, requestIds: string[]): ReadIndexResponse {
+  return { type: 'ReadIndexResponse', from: c.id, to, term: c.term, requestIds, ok: false, index: 0 };
+}
+
+/** Leader: queue a read (its own, or a follower's ReadIndexRequest) for the next quorum round. */
+export function startReads(c: ReplicaContext, e: ReplicaMachineEvent): Step {
+  const s = step();
+  let requests: ReadRequest[] = [];
+  if (e.type === 'readIndex') requests = [{ requestId: e.requestId, from: c.id }];
+  else if (e.type === 'ReadIndexRequest')
+    requests = e.requestIds.map((requestId) => ({ requestId, from: e.from }));
+  if (requests.length === 0) return s;
+  s.patch.pendingReads = [...c.pendingReads, ...requests];
+  for (const r of requests) s.toReplication.push({ type: 'readIndex', requestId: r.requestId, from: r.from });
+  return s;
+}
+
+/** Answer reads: own ones as effects, followers' as one ReadIndexResponse per follower. */
+function answerReads(c: ReplicaContext, s: Step, requests: ReadRequest[], ok: boolean, index: number): void {
+  const remote = new Map<NodeId, string[]>();
+  for (const r of requests) {
+    if (r.from === c.id) {
+      s.effects.push(
+        ok
+          ? { type: 'readReady', requestId: r.requestId, index }
+          : { type: 'readRejected', requestId: r.requestId, reason: 'leadership lost', leaderId: null },
+      );
+    } else {
+      const ids = remote.get(r.from) ?? [];
+      ids.push(r.requestId);
+      remote.set(r.from, ids);
+    }
+  }
+  for (const [to, requestIds] of remote) {
+    // Nothing of ours has to be durable for it: a read index is about what is committed already.
+    send(
+      s,
+      ok ? { ...readIndexRefusal(c, to, requestIds), ok: true, index } : readIndexRefusal(c, to, requestIds),
+      false,
+    );
+  }
+}
+
+/** Follower or learner: ask the leader for a read index, or refuse the read when none is known. */
+export function askLeaderForRead(c: ReplicaContext, e: ReplicaMachineEvent): Step {
+  const s = step();
+  if (e.type !== 'readIndex') return s;
+  if (c.leaderId === null) {
+    s.effects.push({
+      type: 'readRejected',
+      requestId: e.requestId,
+      reason: 'no leader known',
+      leaderId: null,
+    });
+    return s;
+  }
+  send(
+    s,
+    { type: 'ReadIndexRequest', from: c.id, to: c.leaderId, term: c.term, requestIds: [e.requestId] },
+    false,
+  );
+  return s;
+}
+
+/** Not a leader: a follower's ReadIndexRequest cannot be confirmed here. */
+export function refuseReadIndex(c: ReplicaContext, e: ReplicaMachineEvent): Step {
+  const s = step();
+  if (e.type === 'ReadIndexRequest') send(s, readIndexRefusal(c, e.from, e.requestIds), false);
+  return s;
+}
+
+/**
+ * Follower or learner: the leader of our term answered. The reads may be served once this replica has
+ * applied through `index` (the host waits for that); a refusal refuses them here (the client retries).
+ */
+export function readIndexAnswered(c: ReplicaContext, e: ReplicaMachineEvent): Step {
+  const s = step();
+  if (e.type !== 'ReadIndexResponse') return s;
+  for (const requestId of e.requestIds) {
+    s.effects.push(
+      e.ok
+        ? { type: 'readReady', requestId, index: e.index }
+        : {
+            type: 'readRejected',
+            requestId,
+            reason: 'the leader refused the read index',
+            leaderId: c.leaderId,
+          },
+    );
+  }
+  return s;
+}
+
 export function replicationOutput(c: ReplicaContext, e: ReplicaMachineEvent): Step {
   const s = step();
   if (e.type !== 'replication.output') return s;
@@ -457,14 +558,15 @@ export function replicationOutput(c: ReplicaContext, e: ReplicaMachineEvent): St
     s.effects.push({ type: 'commit', index: out.commitIndex });
   }
   if (out.reads.length > 0) {
-    const done = new Set<string>();
+    const pending = [...c.pendingReads];
     for (const r of out.reads) {
-      for (const requestId of r.requestIds) {
-        done.add(requestId);
-        s.effects.push({ type: 'readReady', requestId, index: r.index });
+      answerReads(c, s, r.requests, true, r.index);
+      for (const q of r.requests) {
+        const i = pending.findIndex((p) => p.requestId === q.requestId && p.from === q.from);
+        if (i >= 0) pending.splice(i, 1);
       }
     }
-    s.patch.pendingReads = c.pendingReads.filter((id) => !done.has(id));
+    s.patch.pendingReads = pending;
   }
   return s;
 }
@@ -472,9 +574,8 @@ export function replicationOutput(c: ReplicaContext, e: ReplicaMachineEvent): St
 /** Leaving leadership: reads not yet confirmed can no longer be (the replication actor is gone). */
 export function leaveLeadership(c: ReplicaContext, e: ReplicaMachineEvent): Step {
   const s = step();
-  for (const requestId of c.pendingReads) {
-    s.effects.push({ type: 'readRejected', requestId, reason: 'leadership lost', leaderId: null });
-  }
+  // Own reads are refused here; followers get a refusal so they need not wait for a timeout.
+  answerReads(c, s, c.pendingReads, false, 0);
   if (c.transfer) {
     // Deposed by a higher term while transferring: the target (or someone) took over.
     const ok = 'term' in e && e.term > c.term;

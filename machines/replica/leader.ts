@@ -65,6 +65,9 @@ export const leader = replicaSetup.createStateConfig({
     InstallSnapshotResponse: [...termRule, { guard: 'isStale' }, { actions: 'forwardToReplication' }],
     persisted: { actions: 'forwardPersisted' },
     readIndex: { actions: 'startRead' },
+    // A follower's read: confirmed by the same quorum round as the leader's own (batched with them).
+    ReadIndexRequest: [...termRule, staleRule, { actions: 'startRead' }],
+    ReadIndexResponse: [...termRule],
     'replication.output': { actions: 'replicationOutput' },
     'replication.quorumLost': { target: 'follower' },
   },

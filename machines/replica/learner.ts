@@ -25,5 +25,9 @@ export const learner = replicaSetup.createStateConfig({
     RequestVoteResponse: [...termRule],
     AppendEntriesResponse: [...termRule],
     InstallSnapshotResponse: [...termRule],
+    // Follower reads: ask the known leader for a read index; its answer readies (or refuses) the read.
+    readIndex: { actions: 'askLeaderForRead' },
+    ReadIndexResponse: [...termRule, { guard: 'isStale' }, { actions: 'readIndexAnswered' }],
+    ReadIndexRequest: [...termRule, staleRule, { actions: 'refuseReadIndex' }],
   },
 });

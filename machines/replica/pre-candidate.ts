@@ -24,5 +24,7 @@ export const preCandidate = replicaSetup.createStateConfig({
     ],
     AppendEntriesResponse: [...termRule],
     InstallSnapshotResponse: [...termRule],
+    ReadIndexRequest: [...termRule, staleRule, { actions: 'refuseReadIndex' }],
+    ReadIndexResponse: [...termRule],
   },
 });

@@ -10,6 +10,7 @@ import {
   answerPreVote,
   answerStale,
   appendProposals,
+  askLeaderForRead,
   becomeLeader,
   canGrantVote,
   electionTally,
@@ -22,13 +23,16 @@ import {
   leaveLeadership,
   mustAdoptTerm,
   notePersisted,
+  readIndexAnswered,
   recordVote,
+  refuseReadIndex,
   rejectProposals,
   rejectVote,
   replicationOutput,
   snapshotInstalled,
   startElection,
   startPreVote,
+  startReads,
   voteInLease,
 } from './handlers.js';
 import { drawElectionTimeout, isVoter, tally } from './rules.js';
@@ -172,6 +176,16 @@ export const replicaSetup = setup({
         leaderId: context.leaderId,
       });
     }),
+    // Follower reads (a follower or learner asks its leader; see handlers.ts).
+    askLeaderForRead: enqueueActions(({ context, event, enqueue }) =>
+      apply(enqueue, askLeaderForRead(context, event)),
+    ),
+    refuseReadIndex: enqueueActions(({ context, event, enqueue }) =>
+      apply(enqueue, refuseReadIndex(context, event)),
+    ),
+    readIndexAnswered: enqueueActions(({ context, event, enqueue }) =>
+      apply(enqueue, readIndexAnswered(context, event)),
+    ),
     refuseTransfer: enqueueActions(({ event, enqueue }) => {
       if (event.type === 'transferLeadership')
         enqueue.emit({ type: 'transferFinished', to: event.to, ok: false });
@@ -219,11 +233,7 @@ export const replicaSetup = setup({
         lastIndex: Math.max(context.termStartIndex, context.log.lastIndex()),
       });
     }),
-    startRead: enqueueActions(({ context, event, enqueue }) => {
-      if (event.type !== 'readIndex') return;
-      enqueue.assign({ pendingReads: [...context.pendingReads, event.requestId] });
-      enqueue.sendTo('replication', { type: 'readIndex', requestId: event.requestId });
-    }),
+    startRead: enqueueActions(({ context, event, enqueue }) => apply(enqueue, startReads(context, event))),
     startTransfer: enqueueActions(({ event, enqueue }) => {
       if (event.type !== 'transferLeadership') return;
       enqueue.assign({ transfer: { to: event.to } });

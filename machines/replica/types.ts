@@ -10,6 +10,7 @@ import type {
   Role,
   Timing,
 } from '../protocol.js';
+import type { ReadRequest } from '../replication/progress.js';
 
 export interface ReplicaContext {
   id: NodeId;
@@ -53,8 +54,8 @@ export interface ReplicaContext {
   // Leader.
   /** Index of the noop this leader appended; an entry of its term is committed once commit reaches it. */
   termStartIndex: number;
-  /** ReadIndex requests handed to the replication actor and not yet answered. */
-  pendingReads: string[];
+  /** ReadIndex requests (own and followers') handed to the replication actor and not yet answered. */
+  pendingReads: ReadRequest[];
   /** Leadership transfer in progress (target may be null until the replication actor picks one). */
   transfer: { to: NodeId | null } | null;
 
@@ -76,7 +77,7 @@ export type ReplicationReport =
       /** New commit index, when it advanced. */
       commitIndex: number | null;
       /** ReadIndex rounds confirmed by a quorum. */
-      reads: { requestIds: string[]; index: number }[];
+      reads: { requests: ReadRequest[]; index: number }[];
     }
   /** Check-quorum failed: this leader has not heard from a quorum within an election timeout. */
   | { type: 'replication.quorumLost' }

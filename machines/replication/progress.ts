@@ -53,10 +53,16 @@ export interface ReplicationInput {
   maxInflight?: number;
 }
 
+/** One ReadIndex request: `from` is the replica that asked (the leader itself for its own reads). */
+export interface ReadRequest {
+  requestId: string;
+  from: NodeId;
+}
+
 export interface ReadRound {
   round: number;
   index: number;
-  requestIds: string[];
+  requests: ReadRequest[];
   acks: NodeId[];
 }
 
@@ -76,7 +82,7 @@ export interface ReplicationContext {
   /** Latest ReadIndex round started (stamped on every AppendEntries, echoed in responses). */
   readRound: number;
   /** Reads waiting for the next round (or for this term's first commit). */
-  readQueue: string[];
+  readQueue: ReadRequest[];
   readInflight: ReadRound | null;
   transfer: { to: NodeId; ready: boolean } | null;
 }
@@ -85,7 +91,7 @@ export interface Output {
   messages: RaftMessage[];
   snapshots: NodeId[];
   commitIndex: number | null;
-  reads: { requestIds: string[]; index: number }[];
+  reads: { requests: ReadRequest[]; index: number }[];
   transferReady: NodeId | null;
 }
 
@@ -366,8 +372,12 @@ export function onConfig(c: ReplicationContext, config: ClusterConfig, out: Outp
   checkRead(c, out);
 }
 
-export function onReadIndex(c: ReplicationContext, requestId: string, out: Output): void {
-  c.readQueue.push(requestId);
+/**
+ * A read from this leader or from a follower: both wait for the same kind of round, and every read
+ * queued before a round starts is confirmed by it (one heartbeat round for a whole batch).
+ */
+export function onReadIndex(c: ReplicationContext, request: ReadRequest, out: Output): void {
+  c.readQueue.push(request);
   maybeStartRead(c, out);
 }
 
@@ -378,7 +388,7 @@ export function onReadIndex(c: ReplicationContext, requestId: string, out: Outpu
 export function maybeStartRead(c: ReplicationContext, out: Output): void {
   if (c.readInflight || c.readQueue.length === 0 || c.commitIndex < c.termStartIndex) return;
   c.readRound++;
-  c.readInflight = { round: c.readRound, index: c.commitIndex, requestIds: c.readQueue, acks: [] };
+  c.readInflight = { round: c.readRound, index: c.commitIndex, requests: c.readQueue, acks: [] };
   c.readQueue = [];
   if (isVoter(c.config, c.id)) c.readInflight.acks.push(c.id);
   if (checkRead(c, out)) return;
@@ -398,7 +408,7 @@ function checkRead(c: ReplicationContext, out: Output): boolean {
   const ids = voters(c.config);
   const acks = r.acks.filter((id) => ids.includes(id)).length;
   if (ids.length === 0 || acks < quorum(ids.length)) return false;
-  out.reads.push({ requestIds: r.requestIds, index: r.index });
+  out.reads.push({ requests: r.requests, index: r.index });
   c.readInflight = null;
   maybeStartRead(c, out);
   return true;

@@ -37,7 +37,8 @@ export type ReplicationEvent =
   | { type: 'selfPersisted'; index: number }
   /** The effective configuration changed. */
   | { type: 'config'; config: ClusterConfig }
-  | { type: 'readIndex'; requestId: string }
+  /** A read to confirm: `from` is the replica that asked (this leader, or a follower's ReadIndexRequest). */
+  | { type: 'readIndex'; requestId: string; from: NodeId }
   | { type: 'transfer'; to: NodeId | null }
   | { type: 'transferAbort' }
   | AppendEntriesResponse
@@ -121,7 +122,7 @@ export const replicationMachine = setup({
     ),
     readIndex: enqueueActions(({ context, event, enqueue }) =>
       runStep(context, event, enqueue, (c, out, e) => {
-        if (e.type === 'readIndex') onReadIndex(c, e.requestId, out);
+        if (e.type === 'readIndex') onReadIndex(c, { requestId: e.requestId, from: e.from }, out);
       }),
     ),
     appendResponse: enqueueActions(({ context, event, enqueue }) =>

@@ -35,12 +35,14 @@ const ABOUT: Record<string, { title: string; text: string }> = {
     text: [
       'Routes each client call by what the replica says its role is (`roleChanged`). In **leader**, writes',
       'go to the replica’s `propose` (the replication path) and reads to `readIndex`. In **follower**,',
-      'the whole call is forwarded to the known leader. In **leaderless**, calls wait (`buffer`); each',
+      'writes are forwarded to the known leader and reads still go to `readIndex`: the replica asks the',
+      'leader for a read index and serves once it has applied through it (follower reads, see',
+      'docs/design/follower-reads.md). In **leaderless**, calls wait (`buffer`); each',
       '`leaderWait` refuses with UNAVAILABLE the calls that have waited a full period, and a leader that',
       'appears in time gets the waiting calls (`routeBuffered` / `forwardBuffered` on entry). The',
       'model-based tests (test/model/chat.model.test.ts) walk every shortest and simple path of this chart',
-      'and check that propose happens only in leader, forward only in follower, UNAVAILABLE only after',
-      'leaderWait.',
+      'and check that propose happens only in leader, forward only in follower and only for writes (a',
+      'read is never forwarded), UNAVAILABLE only after leaderWait.',
     ].join('\n'),
   },
 };

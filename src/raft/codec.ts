@@ -92,6 +92,13 @@ export function encode(m: RaftMessage): WireMessage {
       };
     case 'TimeoutNow':
       return { ...env, timeout_now: {} };
+    case 'ReadIndexRequest':
+      return { ...env, read_index_request: { request_ids: m.requestIds } };
+    case 'ReadIndexResponse':
+      return {
+        ...env,
+        read_index_response: { request_ids: m.requestIds, ok: m.ok, index: m.index },
+      };
   }
 }
 
@@ -121,6 +128,19 @@ function str(o: Record<string, unknown>, key: string): string {
   if (typeof v !== 'string') throw new CodecError(`${key} is not a string`);
   return v;
 }
+
+/** A list of request ids: bounded, so one message cannot make the receiver hold an unbounded batch. */
+function strings(o: Record<string, unknown>, key: string): string[] {
+  const v = o[key] ?? [];
+  if (!Array.isArray(v) || v.length > MAX_READ_IDS) throw new CodecError(`${key} is not a list of ids`);
+  return v.map((x) => {
+    if (typeof x !== 'string' || x.length === 0 || x.length > 128)
+      throw new CodecError(`${key} holds a bad id`);
+    return x;
+  });
+}
+
+const MAX_READ_IDS = 10_000;
 
 function configFromWire(v: unknown): ClusterConfig {
   if (v === null || v === undefined) return { members: [] };
@@ -227,6 +247,16 @@ export function decode(raw: unknown): RaftMessage {
       };
     case 'timeout_now':
       return { type: 'TimeoutNow', ...env };
+    case 'read_index_request':
+      return { type: 'ReadIndexRequest', ...env, requestIds: strings(b, 'request_ids') };
+    case 'read_index_response':
+      return {
+        type: 'ReadIndexResponse',
+        ...env,
+        requestIds: strings(b, 'request_ids'),
+        ok: bool(b, 'ok'),
+        index: uint(b, 'index'),
+      };
     default:
       throw new CodecError(`unknown message body ${body}`);
   }
@@ -240,5 +270,6 @@ export function approxSize(m: RaftMessage): number {
     return n;
   }
   if (m.type === 'InstallSnapshot') return 64 + (m.chunk.length * 3) / 4 + m.config.members.length * 48;
+  if (m.type === 'ReadIndexRequest' || m.type === 'ReadIndexResponse') return 64 + m.requestIds.length * 24;
   return 64;
 }

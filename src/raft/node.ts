@@ -15,8 +15,9 @@
 //        ProposalRejectedError {reason} for a refused config change, ProposalDroppedError when the
 //        entry was overwritten by another leader's.
 //   readIndex(): Promise<void>         resolves when the local state machine may serve a linearizable
-//                                      read (leadership confirmed by a quorum, applied >= read index);
-//                                      rejects with NotLeaderError
+//                                      read (leadership confirmed by a quorum round of the leader, asked
+//                                      by a follower or learner; applied >= read index); rejects with
+//                                      ReadNotServedError (see read-tracker.ts)
 //   transferLeadership(to: NodeId | null): Promise<void>   resolves when this leader handed over
 //   isMember(): boolean                listed (voter or learner) in its current configuration
 //   status(): RaftStatus               { id, role, term, leaderId, commitIndex, lastApplied,
@@ -42,6 +43,7 @@
 // catches up with the learnt one as soon as the entries are applied. After a restart the replica
 // starts from max(applied, persisted commit), clamped to the recovered log, and applies up to it.
 
+import { randomBytes } from 'node:crypto';
 import { type Actor, type InspectionEvent, createActor } from 'xstate';
 import type {
   ClusterConfig,
@@ -58,7 +60,10 @@ import type {
 import { replicaMachine } from '../../machines/replica/replica.machine.js';
 import { lastConfigAtOrBefore } from '../../machines/replica/rules.js';
 import type { ApplyOutcome, Clock, LogStore, SnapshotStore, StateMachine, Transport } from './interfaces.js';
+import { ReadNotServedError, ReadTracker } from './read-tracker.js';
 import { SnapshotSender } from './snapshot-sender.js';
+
+export { ReadNotServedError };
 
 export interface RaftLogger {
   debug(obj: object, msg?: string): void;
@@ -97,6 +102,13 @@ export interface RaftNodeOptions {
   snapshotRetransmitMs?: number;
   /** Called when the actor fails (an exception in the machine): the host is dead after that. */
   onError?: (error: unknown) => void;
+  /**
+   * Names this process incarnation in read request ids, so that a restarted replica never takes a
+   * read index meant for its previous life (default: random). The simulator passes its restart count.
+   */
+  incarnation?: string;
+  /** A read not served within this long fails (ms; default 5 election timeouts). */
+  readTimeoutMs?: number;
 }
 
 export interface RaftStatus {
@@ -165,12 +177,6 @@ interface PendingProposal {
   term?: number;
 }
 
-interface PendingRead {
-  resolve: () => void;
-  reject: (e: Error) => void;
-  index: number | null;
-}
-
 const APPLY_BATCH = 1024;
 
 export class RaftNode {
@@ -184,7 +190,7 @@ export class RaftNode {
   private batchScheduled = false;
   private proposals = new Map<string, PendingProposal>();
   private byIndex = new Map<number, string>();
-  private reads = new Map<string, PendingRead>();
+  private readonly reads: ReadTracker;
   private transfers: { resolve: () => void; reject: (e: Error) => void }[] = [];
 
   private persistCount = 0;
@@ -210,6 +216,12 @@ export class RaftNode {
   constructor(opts: RaftNodeOptions) {
     this.opts = opts;
     this.defer = opts.defer ?? ((fn) => setImmediate(fn));
+    this.reads = new ReadTracker({
+      prefix: `${opts.id}:${opts.incarnation ?? randomBytes(6).toString('base64url')}`,
+      clock: opts.clock,
+      timeoutMs: opts.readTimeoutMs ?? 5 * opts.timing.electionMaxMs,
+      request: (requestId) => this._actor?.send({ type: 'readIndex', requestId }),
+    });
   }
 
   get id(): NodeId {
@@ -248,6 +260,7 @@ export class RaftNode {
       maxInflight: this.opts.maxInflight,
     };
     this.role = { role: 'follower', term: input.hardState.term, leaderId: null };
+    this.reads.appliedTo(this.lastApplied);
     const actor = createActor(replicaMachine, {
       input,
       clock: this.opts.clock,
@@ -316,15 +329,8 @@ export class RaftNode {
   }
 
   readIndex(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (this.stopped || !this._actor) {
-        reject(new NodeStoppedError());
-        return;
-      }
-      const requestId = `${this.opts.id}:r${++this.seq}`;
-      this.reads.set(requestId, { resolve, reject, index: null });
-      this._actor.send({ type: 'readIndex', requestId });
-    });
+    if (this.stopped || !this._actor) return Promise.reject(new NodeStoppedError());
+    return this.reads.read();
   }
 
   transferLeadership(to: NodeId | null): Promise<void> {
@@ -451,24 +457,17 @@ export class RaftNode {
         p.reject(notLeader ? new NotLeaderError(e.leaderId, e.reason) : new ProposalRejectedError(e.reason));
         break;
       }
-      case 'readReady': {
-        const r = this.reads.get(e.requestId);
-        if (!r) break;
-        r.index = e.index;
-        this.resolveReads();
+      case 'readReady':
+        this.reads.ready(e.requestId, e.index);
         break;
-      }
-      case 'readRejected': {
-        const r = this.reads.get(e.requestId);
-        if (!r) break;
-        this.reads.delete(e.requestId);
-        r.reject(new NotLeaderError(e.leaderId, e.reason));
+      case 'readRejected':
+        this.reads.rejected(e.requestId, e.reason, e.leaderId);
         break;
-      }
       case 'roleChanged':
         if (e.role !== 'leader') this.sender?.cancelAll();
         if (e.role !== 'leader' && !this.isMember()) this.dropOrphanedProposals();
         this.role = { role: e.role, term: e.term, leaderId: e.leaderId };
+        this.reads.roleChanged(e.role, e.term, e.leaderId);
         this.opts.logger?.info({ role: e.role, term: e.term, leader: e.leaderId }, 'role changed');
         for (const cb of this.roleListeners) this.safely(() => cb(this.role));
         break;
@@ -589,17 +588,8 @@ export class RaftNode {
     }
     this._actor?.send({ type: 'applied', index: this.lastApplied });
     for (const cb of this.appliedListeners) this.safely(() => cb(outcomes));
-    this.resolveReads();
+    this.reads.appliedTo(this.lastApplied);
     if (this.lastApplied < Math.min(this.commitIndex, this.durableIndex)) this.scheduleApply();
-  }
-
-  private resolveReads(): void {
-    for (const [id, r] of this.reads) {
-      if (r.index !== null && r.index <= this.lastApplied) {
-        this.reads.delete(id);
-        r.resolve();
-      }
-    }
   }
 
   private sendSnapshot(to: NodeId, term: number): void {
@@ -668,7 +658,7 @@ export class RaftNode {
     this.opts.logger?.info({ index: meta.index, ms: Date.now() - started }, 'snapshot installed');
     this._actor?.send({ type: 'snapshotInstalled', meta });
     for (const cb of this.installedListeners) this.safely(() => cb(meta));
-    this.resolveReads();
+    this.reads.appliedTo(this.lastApplied);
     this.scheduleApply();
   }
 
@@ -722,8 +712,7 @@ export class RaftNode {
     for (const p of this.proposals.values()) p.reject(err);
     this.proposals.clear();
     this.byIndex.clear();
-    for (const r of this.reads.values()) r.reject(err);
-    this.reads.clear();
+    this.reads.failAll(err);
     for (const t of this.transfers) t.reject(err);
     this.transfers = [];
     for (const p of this.batch) this.proposals.get(p.requestId)?.reject(err);

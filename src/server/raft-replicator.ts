@@ -11,6 +11,7 @@ import {
   ProposalDroppedError,
   ProposalRejectedError,
   type RaftNode,
+  ReadNotServedError,
 } from '../raft/node.js';
 
 /** What the replicator needs of RaftNode (a fake in unit tests). */
@@ -20,6 +21,12 @@ const DEADLINE = 'the deadline ran out before the request could be served.';
 
 /** Maps a RaftNode rejection to the ChatError a client sees. Unknown errors pass through (INTERNAL). */
 export function raftError(err: unknown): unknown {
+  if (err instanceof ReadNotServedError) {
+    return new ChatError(
+      status.UNAVAILABLE,
+      'this replica could not confirm the read with the leader; retry.',
+    );
+  }
   if (err instanceof NotLeaderError) {
     return new ChatError(
       status.UNAVAILABLE,

@@ -1,7 +1,9 @@
 // The ChatRouter of a Raft replica, built on the `chat` machine (machines/chat/chat.machine.ts): the
 // machine decides by role where each call goes, this host carries it out.
 //   leader     -> the local ChatService (its writes go through RaftReplicator, its reads through ReadIndex)
-//   follower   -> the whole call is forwarded to the leader's ChatService (deadline, token and key kept)
+//   follower   -> reads: the local ChatService, through ReadIndex (the replica asks the leader for the read
+//                 index and serves once applied through it); writes are forwarded to the leader's
+//                 ChatService (deadline, token and key kept)
 //   leaderless -> the call waits up to the machine's leaderWait for a leader, then gets UNAVAILABLE
 // Subscribe never comes here: every replica streams from its own applied state.
 import { type Actor, createActor } from 'xstate';
@@ -37,6 +39,8 @@ export interface RaftChatRouterOptions {
   leaderWaitMs: number;
   /** Subscribes to the replica's role changes (RaftNode.onRoleChange); subscribe before node.start(). */
   onRoleChange: (cb: (r: RoleChange) => void) => () => void;
+  /** Told of every call this replica forwards to the leader (the forwarded-calls metric). */
+  onForward?: (method: ChatMethod) => void;
   logger?: Logger;
 }
 
@@ -126,6 +130,7 @@ export class RaftChatRouter implements ChatRouter {
           p.reject(new ChatError(status.UNAVAILABLE, 'the leader has no known address yet; retry.'));
           return;
         }
+        this.opts.onForward?.(req.method);
         this.opts.forwarder
           .call(address, {
             service: 'chat',

@@ -240,6 +240,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       // A call waits about one election for a leader to emerge before it is refused.
       leaderWaitMs: opts.timing.electionMaxMs,
       onRoleChange: (cb) => node.onRoleChange(cb),
+      onForward: (method) => obs.metrics.observeForward(method),
       logger,
     });
     cleanup.push(() => router.stop());

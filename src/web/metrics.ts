@@ -67,6 +67,7 @@ export class ReplicaMetrics {
   readonly registry: R = new Registry();
   private readonly now: () => number;
   private readonly rpcTotal;
+  private readonly forwardedTotal;
   private readonly rpcSeconds;
   private readonly subscribers;
   private readonly appendSeconds;
@@ -170,6 +171,11 @@ export class ReplicaMetrics {
       'Client RPC latency, by method and code.',
       ['method', 'code'],
     );
+    this.forwardedTotal = r.counter(
+      'qc_chat_forwarded_total',
+      'Client calls this replica forwarded to the leader instead of serving them, by method.',
+      ['method'],
+    );
     this.subscribers = r.gauge('qc_chat_subscribers', 'Open Subscribe streams on this replica.');
     this.subscribers.set(undefined, 0);
   }
@@ -195,6 +201,11 @@ export class ReplicaMetrics {
     const labels = { method, code: codeName(code) };
     this.rpcTotal.inc(labels);
     this.rpcSeconds.observe(labels, seconds);
+  }
+
+  /** Count one client call forwarded to the leader (reads are served where they arrive; writes are not). */
+  observeForward(method: string): void {
+    this.forwardedTotal.inc({ method });
   }
 
   /**

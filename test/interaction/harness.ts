@@ -16,6 +16,7 @@ import type {
 } from '../../machines/protocol.js';
 import { replicaMachine } from '../../machines/replica/replica.machine.js';
 import { MemoryLogStore } from '../../src/raft/memory-log-store.js';
+import { ReadTracker } from '../../src/raft/read-tracker.js';
 
 export interface NodeSpec {
   id: NodeId;
@@ -49,6 +50,15 @@ export class HarnessNode {
   readRejected: string[] = [];
   proposalsRejected: { requestId: string; reason: string }[] = [];
   errors: unknown[] = [];
+  /**
+   * Linearizable reads through the production ReadTracker (src/raft/read-tracker.ts), fed with this
+   * host's effects and applied index like RaftNode: see read().
+   */
+  reads!: ReadTracker;
+  /** Request ids of the reads started with read(), and of those that may now be served. */
+  readsStarted: string[] = [];
+  readsServed: string[] = [];
+  readsFailed: string[] = [];
   /** The latest snapshot: what was applied through its index (sent whole, as one chunk). */
   snapshot: { meta: SnapshotMeta; applied: Entry[] } | null = null;
   private persistCount = 0;
@@ -67,6 +77,17 @@ export class HarnessNode {
     this.durableSeq = 0;
     this.waiting = [];
     const c = this.cluster;
+    this.reads?.failAll(new Error('restarted'));
+    this.reads = new ReadTracker({
+      prefix: this.id,
+      clock: c.clock,
+      timeoutMs: 60_000,
+      request: (requestId) => {
+        this.readsStarted.push(requestId);
+        this.actor.send({ type: 'readIndex', requestId });
+      },
+    });
+    this.reads.appliedTo(this.appliedIndex());
     this.actor = createActor(replicaMachine, {
       clock: c.clock,
       input: {
@@ -88,6 +109,25 @@ export class HarnessNode {
 
   stop(): void {
     this.actor.stop();
+  }
+
+  /**
+   * Start a linearizable read as the real host does; returns its request id. The id lands in
+   * readsServed once the read may be served (index known and applied through it), in readsFailed when
+   * it is refused. Both happen in promise callbacks: `await settled()` before looking.
+   */
+  read(): string {
+    const before = this.readsStarted.length;
+    this.reads.read().then(
+      () => this.readsServed.push(id),
+      () => this.readsFailed.push(id),
+    );
+    const id = this.readsStarted[before];
+    return id;
+  }
+
+  appliedIndex(): number {
+    return this.applied.length > 0 ? this.applied[this.applied.length - 1].index : 0;
   }
 
   send(event: ReplicaEvent): void {
@@ -150,9 +190,14 @@ export class HarnessNode {
         break;
       case 'readReady':
         this.readReady.push({ requestId: e.requestId, index: e.index });
+        this.reads.ready(e.requestId, e.index);
         break;
       case 'readRejected':
         this.readRejected.push(e.requestId);
+        this.reads.rejected(e.requestId, e.reason, e.leaderId);
+        break;
+      case 'roleChanged':
+        this.reads.roleChanged(e.role, e.term, e.leaderId);
         break;
       case 'proposalRejected':
         this.proposalsRejected.push({ requestId: e.requestId, reason: e.reason });
@@ -184,6 +229,7 @@ export class HarnessNode {
         this.store.resetToSnapshot(meta);
         this.commitIndex = Math.max(this.commitIndex, meta.index);
         this.actor.send({ type: 'snapshotInstalled', meta });
+        this.reads.appliedTo(meta.index);
         break;
       }
     }
@@ -222,6 +268,7 @@ export class HarnessNode {
     const entries = this.store.entries(last + 1, upTo, Number.MAX_SAFE_INTEGER);
     this.applied.push(...entries);
     this.actor.send({ type: 'applied', index: upTo });
+    this.reads.appliedTo(upTo);
   }
 }
 
@@ -392,6 +439,11 @@ export class Cluster {
   }
 }
 
+/** Let promise callbacks (read resolutions) run: a few microtask turns, no clock involved. */
+export async function settled(): Promise<void> {
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+}
+
 export const to =
   (id: NodeId): Filter =>
   (m) =>
@@ -428,6 +480,10 @@ export function format(m: RaftMessage): string {
       return `${head} snapshot=${m.lastIncludedIndex} installed=${m.installed}`;
     case 'TimeoutNow':
       return head;
+    case 'ReadIndexRequest':
+      return `${head} reads=[${m.requestIds.join(',')}]`;
+    case 'ReadIndexResponse':
+      return `${head} reads=[${m.requestIds.join(',')}] ${m.ok ? `index=${m.index}` : 'refused'}`;
   }
 }
 

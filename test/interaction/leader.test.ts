@@ -81,7 +81,7 @@ describe('ReadIndex', () => {
     expect(c.node('n1').readRejected).toEqual(['r1']);
   });
 
-  it('a follower rejects reads and proposals, naming the leader', () => {
+  it('a follower refuses proposals naming the leader, but asks the leader for a read index', () => {
     c = three();
     electN1(c);
     c.node('n2').send({ type: 'readIndex', requestId: 'r' });
@@ -90,9 +90,16 @@ describe('ReadIndex', () => {
       .node('n2')
       .effects.filter((e) => e.type === 'readRejected' || e.type === 'proposalRejected');
     expect(refusals).toEqual([
-      { type: 'readRejected', requestId: 'r', reason: 'not the leader', leaderId: 'n1' },
       { type: 'proposalRejected', requestId: 'p', reason: 'not the leader', leaderId: 'n1' },
     ]);
+    expect(c.pending()).toEqual(['n2->n1 ReadIndexRequest term=1 reads=[r]']);
+  });
+
+  it('a candidate refuses reads: it knows no leader to ask', () => {
+    c = three();
+    c.tickUntil(() => c.node('n1').role() === 'preCandidate');
+    c.node('n1').send({ type: 'readIndex', requestId: 'r' });
+    expect(c.node('n1').readRejected).toEqual(['r']);
   });
 });
 

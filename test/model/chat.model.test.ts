@@ -1,7 +1,7 @@
 // Model-based tests of the chat routing actor: every shortest and simple path, replayed on the real
 // actor under a SimulatedClock. The routing rules are checked on every edge of the graph, and the
-// paths must show each route: leader -> propose/readIndex, follower -> forward, leaderless -> wait,
-// then unavailable.
+// paths must show each route: leader -> propose/readIndex, follower -> forward writes and readIndex
+// for reads (follower reads, served locally), leaderless -> wait, then unavailable.
 
 import {
   type StatePath,
@@ -39,7 +39,9 @@ const effects = (list: readonly { type: string }[]) => list.map((e) => e.type).j
 function checkRouting(r: ChatReplay, event: ChatModelEvent, from: string): void {
   const to = valueString(r.actor.getSnapshot().value);
   for (const e of r.emitted) {
-    if (e.type === 'propose' || e.type === 'readIndex') expect(to).toBe('leader');
+    if (e.type === 'propose') expect(to).toBe('leader');
+    // Reads are served here (ReadIndex) wherever a leader is known: as leader or as follower.
+    if (e.type === 'readIndex') expect(['leader', 'follower']).toContain(to);
     if (e.type === 'forward') expect(to).toBe('follower');
     if (e.type === 'unavailable') expect([from, event.type]).toEqual(['leaderless', 'leaderWait']);
   }
@@ -89,13 +91,14 @@ describe('chat actor, model-based', () => {
     expect(afterEventTypes(chatMachine.root)).toEqual([LEADER_WAIT_EVENT]);
   });
 
-  it('routing holds on every edge: propose only in leader, forward only in follower, unavailable only after leaderWait', () => {
+  it('routing holds on every edge: propose only in leader, forward (writes only) only in follower, reads never forwarded, unavailable only after leaderWait', () => {
     const edges = adjacencyMapToArray(getAdjacencyMap(chatModelLogic, options));
     for (const t of edges) {
       const from = valueString(t.state.chat.value);
       const to = valueString(t.nextState.chat.value);
       for (const e of t.nextState.emitted) {
-        if (e.type === 'propose' || e.type === 'readIndex') expect(to).toBe('leader');
+        if (e.type === 'propose') expect(to).toBe('leader');
+        if (e.type === 'readIndex') expect(['leader', 'follower']).toContain(to);
         if (e.type === 'forward') {
           expect(to).toBe('follower');
           expect(e.leaderId).toBe('n2');
@@ -110,6 +113,12 @@ describe('chat actor, model-based', () => {
         const routed = t.nextState.emitted.some((e) => e.type === 'propose' || e.type === 'forward');
         expect(routed || to === 'leaderless').toBe(true);
         if (to === 'leaderless') expect(t.nextState.emitted).toEqual([]);
+      }
+      // A read is never forwarded: it is served here (ReadIndex) or waits for a leader.
+      if (t.event.type === 'read') {
+        expect(t.nextState.emitted.map((e) => e.type)).not.toContain('forward');
+        const served = t.nextState.emitted.some((e) => e.type === 'readIndex');
+        expect(served || to === 'leaderless').toBe(true);
       }
     }
     expect(edges.length).toBeGreaterThan(0);
@@ -129,6 +138,7 @@ describe('chat actor, model-based', () => {
     const leaderWrite = route('leader, leader n1, emitted [propose] on write');
     const leaderRead = route('leader, leader n1, emitted [readIndex] on read');
     const followerWrite = route('follower, leader n2, emitted [forward] on write');
+    const followerRead = route('follower, leader n2, emitted [readIndex] on read');
     const refused = route('leaderless, no leader, emitted [unavailable] on leaderWait');
     const flushed = route('leader, leader n1, emitted [propose] on roleChanged(leader)');
     const handedOn = route('follower, leader n2, emitted [forward] on roleChanged(follower, leader known)');
@@ -136,13 +146,16 @@ describe('chat actor, model-based', () => {
     expect(followerWrite).toBe(
       'roleChanged(follower, leader known) => follower []; write => follower [forward]',
     );
+    expect(followerRead).toBe(
+      'roleChanged(follower, leader known) => follower []; read => follower [readIndex]',
+    );
     expect(refused).toBe(
       'write => leaderless []; leaderWait => leaderless []; leaderWait => leaderless [unavailable]',
     );
     expect(flushed).toBe('write => leaderless []; roleChanged(leader) => leader [propose]');
     console.log(
       `chat model: ${paths.length} shortest paths replayed in ${Math.round(performance.now() - t0)} ms\n` +
-        `  ${[leaderWrite, leaderRead, followerWrite, refused, flushed, handedOn].join('\n  ')}`,
+        `  ${[leaderWrite, leaderRead, followerWrite, followerRead, refused, flushed, handedOn].join('\n  ')}`,
     );
   });
 

@@ -139,6 +139,10 @@ export const EVENT_KINDS = [
   'configDemotesMe',
   'configPromotesMe',
   'peerAdvances',
+  'readIndex',
+  'ReadIndexRequest(current term)',
+  'ReadIndexRequest(higher term)',
+  'ReadIndexResponse(current term)',
 ] as const;
 export type EventKind = (typeof EVENT_KINDS)[number];
 
@@ -300,6 +304,26 @@ export function concretize(snap: AnyMachineSnapshot, env: Env, ev: ModelEvent): 
       };
     case 'TimeoutNow':
       return { env, event: { type: 'TimeoutNow', from: p, to: ME, term: c.term } };
+    case 'readIndex':
+      return { env, event: { type: 'readIndex', requestId: 'read' } };
+    case 'ReadIndexRequest(current term)':
+    case 'ReadIndexRequest(higher term)': {
+      const term = ev.type === 'ReadIndexRequest(current term)' ? c.term : c.term + 1;
+      return { env, event: { type: 'ReadIndexRequest', from: p, to: ME, term, requestIds: [`${p}:1`] } };
+    }
+    case 'ReadIndexResponse(current term)':
+      return {
+        env,
+        event: {
+          type: 'ReadIndexResponse',
+          from: p,
+          to: ME,
+          term: c.term,
+          requestIds: ['read'],
+          ok: true,
+          index: 1,
+        },
+      };
     case 'propose':
       return {
         env,
@@ -347,6 +371,9 @@ export function enabledEvents(snap: AnyMachineSnapshot, env: Env): ModelEvent[] 
       add('RequestVote(higher term)');
       add('RequestVote(higher term, transfer)');
       add('AppendEntries(higher term)');
+      // Follower reads: a request of our term joins a round; a higher term deposes us (Figure 2).
+      add('ReadIndexRequest(current term)');
+      add('ReadIndexRequest(higher term)');
       if (rel !== 'equal') add('AppendEntriesResponse(success)');
       continue;
     }
@@ -367,9 +394,15 @@ export function enabledEvents(snap: AnyMachineSnapshot, env: Env): ModelEvent[] 
     }
     if (role === 'preCandidate' && peer === 'n2' && c.term >= 1) add('TimeoutNow');
     if (role === 'learner' && c.leaderId === peer) add('configPromotesMe');
+    // The leader answers a follower read; a non-leader refuses a request.
+    if ((role === 'follower' || role === 'learner') && c.leaderId === peer)
+      add('ReadIndexResponse(current term)');
+    if (c.term >= 1 && peer === 'n2') add('ReadIndexRequest(current term)');
     // A peer gets at most one step ahead of us (keeps the concrete logs short).
     if (rel !== 'behind' && c.term >= 1) add('peerAdvances');
   }
+  // A client read arrives in every state (served, asked of the leader, or refused).
+  out.push({ type: 'readIndex' });
   if (role === 'leader') {
     out.push({ type: 'checkQuorumFails' }, { type: 'propose' });
     if (value === 'leader.active') out.push({ type: 'transferLeadership', peer: 'n2' });

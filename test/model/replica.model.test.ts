@@ -128,6 +128,24 @@ describe('replica machine, model-based', () => {
     );
   });
 
+  it('reads never move the role: on every edge, a read, a follower read request of our term or its answer keeps the state', () => {
+    const edges = adjacencyMapToArray(getAdjacencyMap(replicaModelLogic, fine));
+    const reads = edges.filter((e) =>
+      ['readIndex', 'ReadIndexRequest(current term)', 'ReadIndexResponse(current term)'].includes(
+        e.event.type,
+      ),
+    );
+    expect(reads.length).toBeGreaterThan(0);
+    for (const e of reads) {
+      expect(e.nextState.moves, serializeModelEvent(e.event)).toEqual([]);
+      expect(serializeModelState(e.nextState)).toBe(serializeModelState(e.state));
+    }
+    // A follower read request of a higher term deposes a leader (Figure 2), like any higher-term message.
+    const deposed = edges.filter((e) => e.event.type === 'ReadIndexRequest(higher term)');
+    expect(deposed.length).toBeGreaterThan(0);
+    for (const e of deposed) expect(e.nextState.moves).toEqual(['leader->follower']);
+  });
+
   it('every simple path (coarse abstraction) replays on the real actor', () => {
     const t0 = performance.now();
     const graph = graphMoves(coarse);

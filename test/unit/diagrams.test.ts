@@ -61,10 +61,11 @@ describe('diagrams', () => {
     expect(dot).toContain('lhead=cluster_leader');
   });
 
-  it('the chat diagram shows the routing: propose only in leader, forward in follower, wait when leaderless', () => {
+  it('the chat diagram shows the routing: propose only in leader, writes forwarded and reads served in follower, wait when leaderless', () => {
     const mmd = toMermaid(chartOf(chatMachine, 'loops'));
     expect(mmd).toContain('leader --> leader: request [isWrite] / propose');
-    expect(mmd).toContain('follower --> follower: request / forward');
+    expect(mmd).toContain('follower --> follower: request [isWrite] / forward');
+    expect(mmd).toContain('follower --> follower: request / readIndex');
     expect(mmd).toContain('leaderless --> leaderless: request / buffer');
     expect(mmd).toContain('leaderless --> leaderless: after leaderWait / expireBuffered (reenter)');
     expect(mmd.match(/\/ propose/g)).toHaveLength(1);

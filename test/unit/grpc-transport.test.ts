@@ -84,6 +84,9 @@ function everyType(from: string, to: string): RaftMessage[] {
     },
     { type: 'InstallSnapshotResponse', ...env, lastIncludedIndex: 100, nextOffset: 65542, installed: true },
     { type: 'TimeoutNow', ...env },
+    { type: 'ReadIndexRequest', ...env, requestIds: ['b:Zm9v:1', 'b:Zm9v:2'] },
+    { type: 'ReadIndexResponse', ...env, requestIds: ['b:Zm9v:1'], ok: true, index: 42 },
+    { type: 'ReadIndexResponse', ...env, requestIds: ['b:Zm9v:2'], ok: false, index: 0 },
   ];
 }
 
@@ -114,6 +117,14 @@ describe('codec', () => {
       readRound: 0,
     });
     expect(() => decode({ ...gap, body: 'append_entries' })).toThrow(/consecutive/);
+    const env = { from: 'a', to: 'b', term: 1, body: 'read_index_request' };
+    expect(() => decode({ ...env, read_index_request: { request_ids: [''] } })).toThrow(/bad id/);
+    expect(() => decode({ ...env, read_index_request: { request_ids: ['x'.repeat(129)] } })).toThrow(
+      /bad id/,
+    );
+    expect(() =>
+      decode({ ...env, read_index_request: { request_ids: Array.from({ length: 10_001 }, () => 'x') } }),
+    ).toThrow(/list of ids/);
   });
 });
 

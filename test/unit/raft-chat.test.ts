@@ -1,5 +1,5 @@
-// The chat actor routes by role: leader -> propose / ReadIndex, follower -> forward, leaderless ->
-// buffer for leaderWait, then UNAVAILABLE.
+// The chat actor routes by role: leader -> propose / ReadIndex, follower -> forward writes and serve
+// reads here through ReadIndex, leaderless -> buffer for leaderWait, then UNAVAILABLE.
 
 import { describe, expect, it } from 'vitest';
 import { SimulatedClock, createActor } from 'xstate';
@@ -30,16 +30,30 @@ describe('chat actor', () => {
     expect(errors).toEqual([]);
   });
 
-  it('as follower: the whole call is forwarded to the known leader, and follows leader changes', () => {
+  it('as follower: writes are forwarded to the known leader, reads stay here (ReadIndex), and it follows leader changes', () => {
     const { actor, out } = start();
     actor.send({ type: 'roleChanged', role: 'follower', term: 1, leaderId: 'n2' });
     expect(actor.getSnapshot().value).toBe('follower');
     actor.send({ type: 'request', request: { requestId: 'a', kind: 'write' } });
     actor.send({ type: 'roleChanged', role: 'follower', term: 2, leaderId: 'n3' });
     actor.send({ type: 'request', request: { requestId: 'b', kind: 'read' } });
+    actor.send({ type: 'request', request: { requestId: 'c', kind: 'write' } });
     expect(out).toEqual([
       { type: 'forward', requestId: 'a', leaderId: 'n2' },
-      { type: 'forward', requestId: 'b', leaderId: 'n3' },
+      { type: 'readIndex', requestId: 'b' },
+      { type: 'forward', requestId: 'c', leaderId: 'n3' },
+    ]);
+  });
+
+  it('leaderless: buffered reads are served here once a leader is known elsewhere, buffered writes go to it', () => {
+    const { actor, out } = start();
+    actor.send({ type: 'request', request: { requestId: 'r', kind: 'read' } });
+    actor.send({ type: 'request', request: { requestId: 'w', kind: 'write' } });
+    expect(out).toEqual([]);
+    actor.send({ type: 'roleChanged', role: 'follower', term: 1, leaderId: 'n2' });
+    expect(out).toEqual([
+      { type: 'readIndex', requestId: 'r' },
+      { type: 'forward', requestId: 'w', leaderId: 'n2' },
     ]);
   });
 

@@ -6,7 +6,7 @@ import { SimulatedClock } from 'xstate';
 import type { ClusterConfig, Entry } from '../../machines/protocol.js';
 import type { ApplyOutcome, StateMachine } from '../../src/raft/interfaces.js';
 import { MemoryLogStore } from '../../src/raft/memory-log-store.js';
-import { NotLeaderError, RaftNode } from '../../src/raft/node.js';
+import { RaftNode, ReadNotServedError } from '../../src/raft/node.js';
 import { InProcessNet } from './in-process-net.js';
 
 class ListMachine implements StateMachine {
@@ -132,14 +132,29 @@ describe('RaftNode', () => {
     expect(env.stores[0].flushCount - flushesBefore).toBe(1);
   });
 
-  it('a follower refuses proposals and reads with NotLeaderError naming the leader', async () => {
+  it('a follower refuses proposals with NotLeaderError naming the leader', async () => {
     env = cluster(3);
     runUntil(() => env.nodes[0].status().role === 'leader' && env.nodes[1].status().leaderId === 'n1');
     await expect(settle(env.nodes[1].propose('command', 'x'))).rejects.toMatchObject({
       name: 'NotLeaderError',
       leaderId: 'n1',
     });
-    await expect(settle(env.nodes[1].readIndex())).rejects.toBeInstanceOf(NotLeaderError);
+  });
+
+  it('readIndex on a follower resolves once it has applied the write the leader acknowledged', async () => {
+    env = cluster(3);
+    runUntil(() => env.nodes[0].status().role === 'leader' && env.nodes[1].status().leaderId === 'n1');
+    const w = await settle(env.nodes[0].propose('command', 'w'));
+    await settle(env.nodes[1].readIndex());
+    expect(env.nodes[1].status().role).toBe('follower');
+    expect(env.nodes[1].status().lastApplied).toBeGreaterThanOrEqual(w.index);
+  });
+
+  it('readIndex on a candidate fails with ReadNotServedError (no leader to ask)', async () => {
+    env = cluster(3);
+    env.net.rewrite = () => null;
+    runUntil(() => env.nodes[1].status().role === 'candidate');
+    await expect(settle(env.nodes[1].readIndex())).rejects.toBeInstanceOf(ReadNotServedError);
   });
 
   it('a leader removed from the configuration refuses its pending proposals once it steps down', async () => {

@@ -1,5 +1,5 @@
-// RaftChatRouter: the chat machine's routing carried out. Leader: the local ChatService; follower: the
-// whole call forwarded to the leader's address with token, key and deadline; leaderless: wait, then
+// RaftChatRouter: the chat machine's routing carried out. Leader: the local ChatService; follower: reads
+// served locally (ReadIndex), writes forwarded to the leader's address with token, key and deadline; leaderless: wait, then
 // UNAVAILABLE. Fakes stand in for ChatService, the forwarder and the RaftNode's role feed.
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -22,7 +22,7 @@ afterEach(() => {
   for (const r of routers.splice(0)) r.stop();
 });
 
-function rig(opts: { hold?: boolean; leaderWaitMs?: number } = {}): Rig {
+function rig(opts: { hold?: boolean; leaderWaitMs?: number; counted?: string[] } = {}): Rig {
   let listener: (r: RoleChange) => void = () => {};
   const served: ChatRequest['method'][] = [];
   const forwarded: [string, ForwardCall][] = [];
@@ -48,6 +48,7 @@ function rig(opts: { hold?: boolean; leaderWaitMs?: number } = {}): Rig {
       listener = cb;
       return () => {};
     },
+    onForward: (method) => opts.counted?.push(method),
   });
   routers.push(router);
   return {
@@ -108,6 +109,19 @@ describe('RaftChatRouter', () => {
         },
       ],
     ]);
+  });
+
+  it('as a follower, serves reads here (ReadIndex) and forwards only writes, counting each forward', async () => {
+    const counted: string[] = [];
+    const r = rig({ counted });
+    r.role({ role: 'follower', term: 1, leaderId: 'n2' });
+    for (const method of ['ListChats', 'ListUsers', 'GetSettings'] as const) {
+      await expect(r.router.handle(call({ method, request: {} }))).resolves.toEqual({ servedBy: 'local' });
+    }
+    await expect(r.router.handle(call())).resolves.toEqual({ servedBy: 'h:2' });
+    expect(r.served).toEqual(['ListChats', 'ListUsers', 'GetSettings']);
+    expect(r.forwarded.map(([, c]) => c.method)).toEqual(['SendMessage']);
+    expect(counted).toEqual(['SendMessage']);
   });
 
   it('never forwards a call a second time', async () => {

@@ -1,5 +1,5 @@
 // One simulated client: invokes appends (unique values) and linearizable reads (through readIndex)
-// on random replicas, one at a time; retries refusals and timeouts elsewhere with the same request
+// on random replicas (followers serve reads themselves, after the leader's read index), one at a time; retries refusals and timeouts elsewhere with the same request
 // identity (client, seq), so the state machine applies a retried append once; and records every
 // operation with its virtual invocation and response times in the simulation's history.
 
@@ -112,6 +112,8 @@ export function startClient(sim: Simulation, name: string, rng: Prng): void {
             retryLater(op, n, `${id} restarted during the read`);
             return;
           }
+          // Served from this replica's own state (a follower does not forward: ReadIndex).
+          if (done(op) && host.status().role !== 'leader') sim.stats.followerReads++;
           succeed(op, id, sm.read(op.key));
         },
         (e) => retryLater(op, n, `${id}: ${errorText(e)}`, e),

@@ -13,6 +13,7 @@ export const raftNodeFactory: ReplicaFactory = (deps): ReplicaHost => {
     clock: deps.clock,
     timing: deps.timing,
     seed: deps.seed,
+    incarnation: `i${deps.incarnation ?? 1}`,
     defer: deps.defer,
     onError: deps.onError,
     ...(deps.snapshots

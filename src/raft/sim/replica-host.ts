@@ -33,6 +33,8 @@ export interface ReplicaDeps {
   clock: Clock;
   timing: Timing;
   seed: number;
+  /** How many times this node was started (1 on the first start): names its read request ids. */
+  incarnation?: number;
   defer: (fn: () => void) => void;
   /** The host reports an internal error (an actor that failed): the simulator fails the run. */
   onError: (error: unknown) => void;

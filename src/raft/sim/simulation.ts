@@ -94,6 +94,8 @@ export interface SimStats {
   appendsAcked: number;
   appendsUnacked: number;
   readsOk: number;
+  /** Reads served by a replica that was not the leader when it served (follower reads, ReadIndex). */
+  followerReads: number;
   faults: number;
   transfers: number;
   configChanges: number;
@@ -173,6 +175,7 @@ export class Simulation {
     appendsAcked: 0,
     appendsUnacked: 0,
     readsOk: 0,
+    followerReads: 0,
     faults: 0,
     transfers: 0,
     configChanges: 0,
@@ -591,6 +594,7 @@ export class Simulation {
       }),
       timing: this.timing,
       seed: this.rng.nextU32(),
+      incarnation: s.incarnation,
       defer: this.queue.deferFor(id),
       onError: (e) => this.fail(`${id}: host error: ${errorText(e)}`),
       ...(snaps && this.options.snapshots

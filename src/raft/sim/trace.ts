@@ -73,5 +73,9 @@ export function formatMessage(m: RaftMessage): string {
       return `${head} snap=${m.lastIncludedIndex} next=${m.nextOffset}${m.installed ? ' installed' : ''}`;
     case 'TimeoutNow':
       return head;
+    case 'ReadIndexRequest':
+      return `${head} reads=${m.requestIds.join(',')}`;
+    case 'ReadIndexResponse':
+      return `${head} reads=${m.requestIds.join(',')} ${m.ok ? `index=${m.index}` : 'refused'}`;
   }
 }
