@@ -2,7 +2,7 @@
 // server flags, command-line parsing, percentiles and the status table.
 import * as net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { parseBenchArgs, summarize } from '../../src/bench/main.js';
+import { benchWriteLimits, parseBenchArgs, summarize } from '../../src/bench/main.js';
 import { median, percentile } from '../../src/bench/rpc.js';
 import {
   type ClusterStatus,
@@ -126,6 +126,24 @@ describe('bench', () => {
       parseBenchArgs(['--server-arg', '--log-level', '--server-arg', 'info', '--clients', '2']),
     ).toMatchObject({ serverArgs: ['--log-level', 'info'], clients: 2 });
     expect(() => parseBenchArgs(['--server-arg'])).toThrow('--server-arg needs a value');
+  });
+
+  it('takes the read phase chat sizes as a comma-separated list', () => {
+    expect(parseBenchArgs([]).readChatSizes).toEqual([1000, 100_000]);
+    expect(parseBenchArgs(['--read-chat-sizes', '50,200']).readChatSizes).toEqual([50, 200]);
+    expect(() => parseBenchArgs(['--read-chat-sizes', '50,x'])).toThrow(
+      '--read-chat-sizes must be a comma-separated list of integers from 1 to 1000000',
+    );
+    expect(() => parseBenchArgs(['--read-chat-sizes', '0'])).toThrow('--read-chat-sizes must be');
+    expect(() => parseBenchArgs(['--read-chat-sizes'])).toThrow('--read-chat-sizes needs a value');
+  });
+
+  it('lifts the per-user write limits where the server has them, unless the caller set them', () => {
+    const has = () => true;
+    expect(benchWriteLimits([], has)).toEqual(['--write-rate', '1000000', '--write-burst', '1000000']);
+    expect(benchWriteLimits(['--write-rate', '20'], has)).toEqual([]);
+    expect(benchWriteLimits(['--write-burst=40'], has)).toEqual([]);
+    expect(benchWriteLimits([], () => false)).toEqual([]);
   });
 
   it('computes nearest-rank percentiles', () => {
