@@ -365,6 +365,7 @@ async function readPhase(
     const seeded: SeededChat = await seedChat(addresses, pairs[i], size, {
       concurrency: o.clients,
       messageBytes: o.messageBytes,
+      onProgress: (n) => console.log(`  seeding the chat of ${size}: ${n} written`),
     });
     const seed = {
       ms: round(seeded.seedMs),

@@ -56,7 +56,7 @@ export async function seedChat(
   addresses: string[],
   pair: Party[],
   size: number,
-  opts: { concurrency: number; messageBytes: number },
+  opts: { concurrency: number; messageBytes: number; onProgress?: (written: number) => void },
 ): Promise<SeededChat> {
   const t0 = performance.now();
   const errors: Record<string, number> = {};
@@ -66,6 +66,8 @@ export async function seedChat(
     () => new ChatCaller(addresses, { attemptMs: 5000, totalMs: 60_000 }),
   );
   let next = 0;
+  // A seed of 100,000 messages takes minutes on a busy machine: say how far it got every 10 s.
+  const progress = setInterval(() => opts.onProgress?.(ids.length), 10_000);
   const sendOne = async (i: number, caller: ChatCaller): Promise<void> => {
     const from = pair[i % 2];
     const head = `seed ${i} `;
@@ -107,6 +109,7 @@ export async function seedChat(
       );
     }
   } finally {
+    clearInterval(progress);
     for (const c of callers) c.close();
   }
   return { size, chatId: pair[0].chatId, parties: pair, ids, seedMs: performance.now() - t0, errors };
