@@ -360,9 +360,11 @@ async function readPhase(
   console.log(
     `reads: GetMessages at ${o.clients} clients, ${o.seconds} s per figure, on chats of ${o.readChatSizes.join(', ')} messages`,
   );
-  const chats: ChatReads[] = [];
+  // Seed every chat first, then measure them back to back, so that the chats are compared under the
+  // same conditions (on a shared machine the load moves during a long seed).
+  const seededChats: { seeded: SeededChat; seed: ChatReads['seed'] }[] = [];
   for (const [i, size] of o.readChatSizes.entries()) {
-    const seeded: SeededChat = await seedChat(addresses, pairs[i], size, {
+    const seeded = await seedChat(addresses, pairs[i], size, {
       concurrency: o.clients,
       messageBytes: o.messageBytes,
       onProgress: (n) => console.log(`  seeding the chat of ${size}: ${n} written`),
@@ -376,6 +378,12 @@ async function readPhase(
     console.log(
       `  chat of ${size} messages: seeded ${seed.messages} in ${(seed.ms / 1000).toFixed(1)} s (${seed.perSecond} messages/s, not measured); errors ${JSON.stringify(seed.errors)}`,
     );
+    seededChats.push({ seeded, seed });
+  }
+  const chats: ChatReads[] = [];
+  for (const { seeded, seed } of seededChats) {
+    const size = seeded.size;
+    console.log(`  chat of ${size} messages:`);
     const leader = await cluster.waitForLeader();
     const leaderOnly = await measureReads(seeded, o.clients, [leader.address], o.seconds, summarize);
     console.log(`    leader only (${leader.node_id}): ${describe(leaderOnly, 'reads')}`);
@@ -491,17 +499,32 @@ export async function main(argv: string[]): Promise<number> {
     const reads = await readPhase(cluster, o, load, parties);
 
     const trials: FailoverTrial[] = [];
+    // A trial that fails ends the trials, but not the run: the figures above still reach the file.
+    let failoverError: string | undefined;
     for (let t = 0; t < o.failoverTrials; t++) {
-      const trial = await failoverTrial(cluster, parties, o);
+      let trial: FailoverTrial;
+      try {
+        trial = await failoverTrial(cluster, parties, o);
+      } catch (err) {
+        failoverError = `trial ${t + 1}: ${err instanceof Error ? err.message : String(err)}`;
+        console.log(`failover ${failoverError}`);
+        break;
+      }
       trials.push(trial);
       console.log(
         `failover ${t + 1}/${o.failoverTrials}: killed ${trial.killed}, next write acknowledged after ${trial.gapMs} ms (new leader ${trial.newLeader})`,
       );
     }
     const gaps = trials.map((t) => t.gapMs);
-    const failover = trials.length
-      ? { trials, medianMs: round(median(gaps)), maxMs: round(Math.max(...gaps)) }
-      : undefined;
+    const failover =
+      trials.length || failoverError
+        ? {
+            trials,
+            medianMs: trials.length ? round(median(gaps)) : undefined,
+            maxMs: trials.length ? round(Math.max(...gaps)) : undefined,
+            error: failoverError,
+          }
+        : undefined;
     if (failover) console.log(`failover: median ${failover.medianMs} ms, max ${failover.maxMs} ms`);
 
     const results = {
@@ -512,7 +535,7 @@ export async function main(argv: string[]): Promise<number> {
       single,
       reads,
       failover,
-      clean: reads.clean && Object.keys(load.errors).length === 0,
+      clean: reads.clean && Object.keys(load.errors).length === 0 && failoverError === undefined,
     };
     fs.writeFileSync(resolve(o.out), `${JSON.stringify(results, null, 2)}\n`);
     console.log(`results written to ${resolve(o.out)}`);
