@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { type CommandSpec, parseFlags } from '../cli-flags.js';
 import { LocalCluster, bootCluster, serverMissingReason, waitFor } from '../server/local-cluster.js';
 import { UserError } from '../user-error.js';
+import { type PhaseFigures, type SeededChat, measureMixed, measureReads, seedChat } from './reads.js';
 import {
   ChatCaller,
   type Party,
@@ -28,13 +29,15 @@ export interface BenchOptions {
   out: string;
   keep: boolean;
   serverArgs: string[];
+  /** Sizes of the chats the read phase seeds and reads (messages each). */
+  readChatSizes: number[];
 }
 
 export const benchCommand: CommandSpec = {
   name: 'bench',
   synopsis: [
     'bench [--clients 64] [--seconds 10] [--message-bytes 100] [--failover-trials 5] [--single-seconds 5]',
-    '      [--size 5] [--out FILE] [--keep] [--server-arg FLAG]...',
+    '      [--size 5] [--read-chat-sizes 1000,100000] [--out FILE] [--keep] [--server-arg FLAG]...',
   ],
   about:
     'Starts a local cluster in a temp dir, drives it with concurrent clients in a closed loop, and ' +
@@ -48,6 +51,11 @@ export const benchCommand: CommandSpec = {
     size: { value: 'N', default: '5', help: 'replicas (1 to 9)' },
     out: { value: 'FILE', default: 'bench-results.json', help: 'where the results go (JSON)' },
     keep: { type: 'boolean', help: 'keep the temp dir (data and logs) afterwards' },
+    'read-chat-sizes': {
+      value: 'N,N',
+      default: '1000,100000',
+      help: 'messages in each chat the read phase seeds and reads (1 to 1000000 each)',
+    },
     'server-arg': {
       value: 'FLAG',
       multiple: true,
@@ -80,7 +88,16 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     out: String(v.out),
     keep: v.keep === true,
     serverArgs: (v['server-arg'] as string[] | undefined) ?? [],
+    readChatSizes: chatSizes(String(v['read-chat-sizes'])),
   };
+}
+
+function chatSizes(value: string): number[] {
+  const sizes = value.split(',').map((x) => Number(x.trim()));
+  if (sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 1_000_000)) {
+    throw new UserError('--read-chat-sizes must be a comma-separated list of integers from 1 to 1000000');
+  }
+  return sizes;
 }
 
 export interface LatencySummary {
@@ -253,10 +270,165 @@ async function failoverTrial(
   }
 }
 
+/**
+ * Server flags the bench adds unless the caller set them: it seeds chats of 100,000 messages from two
+ * users and its clients write faster than 20/s each, and it signs up and logs in every client, so it
+ * lifts the per-user write limits and lowers scrypt's cost. It measures the replicated path, not the
+ * limiter or the password hash.
+ */
+export function benchServerArgs(serverArgs: string[]): string[] {
+  const given = (flag: string) => serverArgs.some((a) => a === flag || a.startsWith(`${flag}=`));
+  const out: string[] = [];
+  if (!given('--write-rate') && !given('--write-burst')) {
+    out.push('--write-rate', '1000000', '--write-burst', '1000000');
+  }
+  if (!given('--scrypt-n')) out.push('--scrypt-n', '16384');
+  return out;
+}
+
+interface ChatReads {
+  size: number;
+  seed: { ms: number; messages: number; perSecond: number; errors: Record<string, number> };
+  leaderOnly: PhaseFigures;
+  spread: PhaseFigures;
+  /** spread reads/s over leader-only reads/s. */
+  spreadOverLeader: number;
+}
+
+interface ReadResults {
+  clients: number;
+  replicas: number;
+  chats: ChatReads[];
+  mixed: PhaseFigures & { writeShare: number };
+  ratios: {
+    /** p50 of the largest chat over p50 of the smallest, leader only and spread (target ≤ 1.5). */
+    p50LargestOverSmallest?: { leaderOnly: number; spread: number; sizes: [number, number] };
+    /** Follower-spread read throughput over leader-only, per chat size (target ≥ 2). */
+    spreadOverLeader: Record<string, number>;
+    /** Mixed ops/s over the write-only writes/s of the same run (target ≥ 3). */
+    mixedOverWriteOnly: number;
+  };
+  clean: boolean;
+}
+
+function ratio(a: number, b: number): number {
+  return b > 0 ? round(a / b) : 0;
+}
+
+function describe(f: PhaseFigures, unit: string): string {
+  return (
+    `${f.perSecond} ${unit}/s (${f.ok} in ${(f.elapsedMs / 1000).toFixed(1)} s); ` +
+    `p50 ${f.latency.p50} ms, p99 ${f.latency.p99} ms, max ${f.latency.max} ms; errors ${JSON.stringify(f.errors)}`
+  );
+}
+
+/**
+ * Seeds one chat per size (timed apart), measures GetMessages on the leader only and spread over every
+ * replica, then the 90/10 mixed workload on the load parties' chats, spread over every replica.
+ */
+async function readPhase(
+  cluster: LocalCluster,
+  o: BenchOptions,
+  writeOnly: LoadResult,
+  parties: Party[],
+): Promise<ReadResults> {
+  const addresses = cluster.addresses();
+  const setup = new ChatCaller(addresses, { attemptMs: 5000, totalMs: 60_000 });
+  const pairs = await makeParties(setup, `r${Date.now().toString(36)}`, o.readChatSizes.length, {
+    concurrency: 2,
+  });
+  setup.close();
+  console.log(
+    `reads: GetMessages at ${o.clients} clients, ${o.seconds} s per figure, on chats of ${o.readChatSizes.join(', ')} messages`,
+  );
+  // Seed every chat first, then measure them back to back, so that the chats are compared under the
+  // same conditions (on a shared machine the load moves during a long seed).
+  const seededChats: { seeded: SeededChat; seed: ChatReads['seed'] }[] = [];
+  for (const [i, size] of o.readChatSizes.entries()) {
+    const seeded = await seedChat(addresses, pairs[i], size, {
+      concurrency: o.clients,
+      messageBytes: o.messageBytes,
+      onProgress: (n) => console.log(`  seeding the chat of ${size}: ${n} written`),
+    });
+    const seed = {
+      ms: round(seeded.seedMs),
+      messages: seeded.ids.length,
+      perSecond: round(seeded.ids.length / (seeded.seedMs / 1000)),
+      errors: seeded.errors,
+    };
+    console.log(
+      `  chat of ${size} messages: seeded ${seed.messages} in ${(seed.ms / 1000).toFixed(1)} s (${seed.perSecond} messages/s, not measured); errors ${JSON.stringify(seed.errors)}`,
+    );
+    seededChats.push({ seeded, seed });
+  }
+  const chats: ChatReads[] = [];
+  for (const { seeded, seed } of seededChats) {
+    const size = seeded.size;
+    console.log(`  chat of ${size} messages:`);
+    const leader = await cluster.waitForLeader();
+    const leaderOnly = await measureReads(seeded, o.clients, [leader.address], o.seconds, summarize);
+    console.log(`    leader only (${leader.node_id}): ${describe(leaderOnly, 'reads')}`);
+    const spread = await measureReads(seeded, o.clients, addresses, o.seconds, summarize);
+    console.log(`    spread over ${addresses.length} replicas: ${describe(spread, 'reads')}`);
+    chats.push({
+      size,
+      seed,
+      leaderOnly,
+      spread,
+      spreadOverLeader: ratio(spread.perSecond, leaderOnly.perSecond),
+    });
+  }
+
+  const mixedFigures = await measureMixed(parties, addresses, o.seconds, o.messageBytes, summarize);
+  const mixed = { ...mixedFigures, writeShare: 0.1 };
+  console.log(
+    `mixed 90% GetMessages / 10% SendMessage: ${parties.length} clients spread over ${addresses.length} replicas, ${o.seconds} s`,
+  );
+  console.log(
+    `  ${describe(mixed, 'ops')}; ${JSON.stringify(mixed.byKind)}; write-only was ${writeOnly.perSecond} writes/s`,
+  );
+
+  const bySize = [...chats].sort((a, b) => a.size - b.size);
+  const small = bySize[0];
+  const large = bySize[bySize.length - 1];
+  const ratios: ReadResults['ratios'] = {
+    spreadOverLeader: Object.fromEntries(chats.map((c) => [String(c.size), c.spreadOverLeader])),
+    mixedOverWriteOnly: ratio(mixed.perSecond, writeOnly.perSecond),
+  };
+  if (small && large && small !== large) {
+    ratios.p50LargestOverSmallest = {
+      leaderOnly: ratio(large.leaderOnly.latency.p50, small.leaderOnly.latency.p50),
+      spread: ratio(large.spread.latency.p50, small.spread.latency.p50),
+      sizes: [large.size, small.size],
+    };
+    console.log(
+      `ratio p50(${large.size})/p50(${small.size}): leader only ${ratios.p50LargestOverSmallest.leaderOnly}, spread ${ratios.p50LargestOverSmallest.spread} (target <= 1.5)`,
+    );
+  }
+  for (const c of chats) {
+    console.log(
+      `ratio spread/leader-only read throughput, chat of ${c.size}: ${c.spreadOverLeader} (target >= 2)`,
+    );
+  }
+  console.log(`ratio mixed ops/s / write-only writes/s: ${ratios.mixedOverWriteOnly} (target >= 3)`);
+
+  const phases = [...chats.flatMap((c) => [c.leaderOnly, c.spread]), mixed];
+  const clean =
+    phases.every((f) => Object.keys(f.errors).length === 0) &&
+    chats.every((c) => Object.keys(c.seed.errors).length === 0 && c.seed.messages === c.size);
+  if (!clean) console.log('reads: THERE WERE ERRORS (counted by code above)');
+  return { clients: o.clients, replicas: addresses.length, chats, mixed, ratios, clean };
+}
+
 export async function main(argv: string[]): Promise<number> {
   const o = parseBenchArgs(argv);
   const missing = serverMissingReason();
   if (missing) throw new UserError(missing);
+  const raised = benchServerArgs(o.serverArgs);
+  if (raised.length) {
+    o.serverArgs = [...o.serverArgs, ...raised];
+    console.log(`write limits lifted and scrypt's cost lowered for seeding and load (${raised.join(' ')})`);
+  }
   const root = fs.mkdtempSync(join(os.tmpdir(), 'qc-bench-'));
   // Quiet servers unless a --server-arg asks for a log level (the flag may appear only once).
   const logLevel = o.serverArgs.includes('--log-level') ? undefined : 'warn';
@@ -305,18 +477,35 @@ export async function main(argv: string[]): Promise<number> {
       );
     }
 
+    const reads = await readPhase(cluster, o, load, parties);
+
     const trials: FailoverTrial[] = [];
+    // A trial that fails ends the trials, but not the run: the figures above still reach the file.
+    let failoverError: string | undefined;
     for (let t = 0; t < o.failoverTrials; t++) {
-      const trial = await failoverTrial(cluster, parties, o);
+      let trial: FailoverTrial;
+      try {
+        trial = await failoverTrial(cluster, parties, o);
+      } catch (err) {
+        failoverError = `trial ${t + 1}: ${err instanceof Error ? err.message : String(err)}`;
+        console.log(`failover ${failoverError}`);
+        break;
+      }
       trials.push(trial);
       console.log(
         `failover ${t + 1}/${o.failoverTrials}: killed ${trial.killed}, next write acknowledged after ${trial.gapMs} ms (new leader ${trial.newLeader})`,
       );
     }
     const gaps = trials.map((t) => t.gapMs);
-    const failover = trials.length
-      ? { trials, medianMs: round(median(gaps)), maxMs: round(Math.max(...gaps)) }
-      : undefined;
+    const failover =
+      trials.length || failoverError
+        ? {
+            trials,
+            medianMs: trials.length ? round(median(gaps)) : undefined,
+            maxMs: trials.length ? round(Math.max(...gaps)) : undefined,
+            error: failoverError,
+          }
+        : undefined;
     if (failover) console.log(`failover: median ${failover.medianMs} ms, max ${failover.maxMs} ms`);
 
     const results = {
@@ -325,10 +514,13 @@ export async function main(argv: string[]): Promise<number> {
       options: { ...o, keep: undefined },
       load,
       single,
+      reads,
       failover,
+      clean: reads.clean && Object.keys(load.errors).length === 0 && failoverError === undefined,
     };
     fs.writeFileSync(resolve(o.out), `${JSON.stringify(results, null, 2)}\n`);
     console.log(`results written to ${resolve(o.out)}`);
+    if (!results.clean) console.log('THIS RUN HAD ERRORS: see the errors above and in the results file.');
     return 0;
   } finally {
     process.off('SIGINT', onSignal);

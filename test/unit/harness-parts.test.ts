@@ -2,7 +2,7 @@
 // server flags, command-line parsing, percentiles and the status table.
 import * as net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { parseBenchArgs, summarize } from '../../src/bench/main.js';
+import { benchServerArgs, parseBenchArgs, summarize } from '../../src/bench/main.js';
 import { median, percentile } from '../../src/bench/rpc.js';
 import {
   type ClusterStatus,
@@ -167,6 +167,29 @@ describe('bench', () => {
       parseBenchArgs(['--server-arg', '--log-level', '--server-arg', 'info', '--clients', '2']),
     ).toMatchObject({ serverArgs: ['--log-level', 'info'], clients: 2 });
     expect(() => parseBenchArgs(['--server-arg'])).toThrow('--server-arg needs a value');
+  });
+
+  it('takes the read phase chat sizes as a comma-separated list', () => {
+    expect(parseBenchArgs([]).readChatSizes).toEqual([1000, 100_000]);
+    expect(parseBenchArgs(['--read-chat-sizes', '50,200']).readChatSizes).toEqual([50, 200]);
+    expect(() => parseBenchArgs(['--read-chat-sizes', '50,x'])).toThrow(
+      '--read-chat-sizes must be a comma-separated list of integers from 1 to 1000000',
+    );
+    expect(() => parseBenchArgs(['--read-chat-sizes', '0'])).toThrow('--read-chat-sizes must be');
+    expect(() => parseBenchArgs(['--read-chat-sizes'])).toThrow('--read-chat-sizes needs a value');
+  });
+
+  it('lifts the per-user write limits and lowers the scrypt cost, unless the caller set them', () => {
+    expect(benchServerArgs([])).toEqual([
+      '--write-rate',
+      '1000000',
+      '--write-burst',
+      '1000000',
+      '--scrypt-n',
+      '16384',
+    ]);
+    expect(benchServerArgs(['--write-rate', '20'])).toEqual(['--scrypt-n', '16384']);
+    expect(benchServerArgs(['--write-burst=40', '--scrypt-n=131072'])).toEqual([]);
   });
 
   it('computes nearest-rank percentiles', () => {
