@@ -3,7 +3,7 @@
 //     its forwarded-calls counter stays at zero for reads (it counts the writes it forwards);
 //   - a read right after a write acknowledged by another replica sees that write;
 //   - a leader paused (SIGSTOP) while a new one is elected never serves a stale read when it resumes.
-// The reads used are the ones that exist today: ListChats, ListUsers, GetSettings.
+// The reads: GetMessages (history), ListChats, ListUsers, GetSettings.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChatCaller, grpcCode, newKey } from '../../src/bench/rpc.js';
 import { type Harness, startCluster, waitFor } from './harness.js';
@@ -44,8 +44,13 @@ async function followerAndLeader() {
   return { lead, follower };
 }
 
-const READS = ['ListChats', 'ListUsers', 'GetSettings'] as const;
-const request = (method: (typeof READS)[number]) => (method === 'ListUsers' ? { pattern: 'bob*' } : {});
+const READS = ['GetMessages', 'ListChats', 'ListUsers', 'GetSettings'] as const;
+const request = (method: (typeof READS)[number]) =>
+  method === 'ListUsers'
+    ? { pattern: 'bob*' }
+    : method === 'GetMessages'
+      ? { chat_id: chatId, limit: 10 }
+      : {};
 
 describe('follower reads (5 replicas)', () => {
   beforeAll(async () => {
@@ -132,6 +137,18 @@ describe('follower reads (5 replicas)', () => {
           expect(got.value.view_limit, `round ${i}: read at ${reader} after the write at ${writer}`).toBe(
             limit,
           );
+          // A message sent through one replica is in the history page another serves at once.
+          const sent = await caller.call<{ message_id: number }>(
+            'SendMessage',
+            { chat_id: chatId, content: `round ${i}` },
+            { token, key: newKey(), only: writer },
+          );
+          const page = await caller.call<{ messages: { message_id: number }[] }>(
+            'GetMessages',
+            { chat_id: chatId, limit: 5 },
+            { token, only: h.get(reader).address },
+          );
+          expect(page.value.messages.map((m) => m.message_id)).toContain(sent.value.message_id);
           // A new chat started through one replica is listed at once by another.
           if (i % 5 === 0) {
             const other = `carol${i}${Date.now().toString(36)}`;
