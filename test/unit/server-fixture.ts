@@ -2,14 +2,14 @@
 // calls that also capture the response headers and trailers (for the x-leader / x-members hints).
 import * as grpc from '@grpc/grpc-js';
 import { services } from '../../src/proto.js';
-import { type RunningReplica, startReplica } from '../../src/server/replica.js';
+import { type ReplicaOptions, type RunningReplica, startReplica } from '../../src/server/replica.js';
 
 export const SECRET = 'test-cluster-secret';
 
 export type RunningNode = RunningReplica;
 
 /** A bootstrapped one-member cluster, returned once it leads and has applied its first entries. */
-export async function startTestNode(): Promise<RunningNode> {
+export async function startTestNode(overrides: Partial<ReplicaOptions> = {}): Promise<RunningNode> {
   const node = await startReplica({
     id: 'n1',
     host: '127.0.0.1',
@@ -19,6 +19,7 @@ export async function startTestNode(): Promise<RunningNode> {
     clusterSecret: SECRET,
     timing: { heartbeatMs: 20, electionMinMs: 60, electionMaxMs: 120 },
     scryptCost: { N: 1024, r: 8, p: 1 },
+    ...overrides,
   });
   await waitFor(() => {
     const s = node.node.status();
