@@ -225,7 +225,9 @@ describe('bin/quorum-chat server (single node)', () => {
     const port = await freePort();
     const bad = run(['server', '--id', 'x', '--port', String(port), '--no-such-flag', '1']);
     expect(await withTimeout(bad.exit, 15_000, 'bad flag exit')).not.toBe(0);
-    expect(bad.stderr.trim().split('\n')).toEqual(['quorum-chat: unknown flag --no-such-flag']);
+    expect(bad.stderr.trim().split('\n')).toEqual([
+      "quorum-chat: server: unknown flag --no-such-flag; see 'quorum-chat server --help'",
+    ]);
 
     const f = mkdtempSync(join(dir, 'foreign-'));
     writeFileSync(join(f, 'notes.txt'), 'not a replica');
