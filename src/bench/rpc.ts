@@ -120,6 +120,14 @@ export class ChatCaller {
       } catch (err) {
         lastErr = err;
         const code = grpcCode(err);
+        // A rate limit or a full password-hash queue says when to come back (retry-after-ms): wait that
+        // long and try again with the same key, if it fits in the call's time.
+        const after = retryAfterMs(err);
+        if (code === grpc.status.RESOURCE_EXHAUSTED && after !== undefined) {
+          if (performance.now() + after >= deadline) throw err;
+          await new Promise((r) => setTimeout(r, after));
+          continue;
+        }
         if (opts.only || code === undefined || !retryableCodes.has(code)) throw err;
         // The hint led us to a dead or stale replica: forget it and rotate.
         if (this.leaderHint === address) this.leaderHint = undefined;
@@ -135,6 +143,14 @@ export class ChatCaller {
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
   }
+}
+
+/** The server's `retry-after-ms` trailer of a refused call, if it carries one. */
+function retryAfterMs(err: unknown): number | undefined {
+  const md = (err as { metadata?: grpc.Metadata }).metadata;
+  const v = md instanceof grpc.Metadata ? md.get('retry-after-ms')[0] : undefined;
+  const n = Number(v);
+  return v !== undefined && Number.isFinite(n) && n >= 0 ? n : undefined;
 }
 
 /** A fresh idempotency key (≤ 64 characters). */
