@@ -88,14 +88,27 @@ describe('cluster view', () => {
 
   it('transfers leadership from the page, with the cluster secret (development mode)', async () => {
     const { harness, urls } = cluster;
-    const before = await harness.waitForLeader({ timeoutMs: 20_000 });
-    await page.goto(`${urls.get(harness.ids().find((id) => id !== before.node_id)!)}/cluster`);
-    await page.waitForSelector(
-      `.card[data-id="${before.node_id}"][data-role="leader"] button.transfer:not([disabled])`,
-      {
-        timeout: 20_000,
-      },
-    );
+    // The leader may still change right after start-up on a busy machine: find the leader, open another
+    // replica's page, and wait for that leader's card; if leadership moved meanwhile, look again
+    // (bounded: three tries).
+    let before = await harness.waitForLeader({ timeoutMs: 20_000 });
+    for (let attempt = 1; ; attempt++) {
+      await page.goto(`${urls.get(harness.ids().find((id) => id !== before.node_id)!)}/cluster`);
+      const shown = await page
+        .waitForSelector(
+          `.card[data-id="${before.node_id}"][data-role="leader"] button.transfer:not([disabled])`,
+          { timeout: 20_000 },
+        )
+        .then(
+          () => true,
+          (err: unknown) => {
+            if (attempt >= 3) throw err;
+            return false;
+          },
+        );
+      if (shown) break;
+      before = await harness.waitForLeader({ timeoutMs: 20_000 });
+    }
     const button = page.locator(`.card[data-id="${before.node_id}"] button.transfer`);
     await page.fill('#secret', 'not-the-secret');
     await button.click();
