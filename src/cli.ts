@@ -14,6 +14,9 @@ const usage = `usage:
   quorum-chat member remove --id ID --server HOST:PORT [--cluster-secret-file FILE]
   quorum-chat transfer [--to ID] --server HOST:PORT [--cluster-secret-file FILE]
   quorum-chat bench [--clients 64] [--seconds 10] [--failover-trials 5] [--out FILE]
+  quorum-chat certs --out DIR --hosts NAME[,NAME...]
+
+TLS: servers take --tls-cert-file, --tls-key-file and --tls-ca-file; clients and tools --tls-ca-file.
 
 'quorum-chat COMMAND --help' describes every flag of a command.`;
 
@@ -27,6 +30,7 @@ const commands: Record<string, () => Promise<Main>> = {
   member: async () => (await import('./client/admin.js')).memberMain,
   transfer: async () => (await import('./client/admin.js')).transferMain,
   bench: async () => (await import('./bench/main.js')).main,
+  certs: async () => (await import('./tls/certs.js')).main,
 };
 
 async function run(): Promise<void> {
