@@ -204,6 +204,8 @@ export interface ReplicaSpec {
   dataDir: string;
   /** --peers on start (the first replica bootstraps without). */
   peers: string[];
+  /** Certificates for this replica other than the cluster's (tests of a peer from another CA). */
+  tlsDir?: string;
 }
 
 /** A replica this launcher manages: its spec, its current process (if any), its log files. */
@@ -310,7 +312,7 @@ export class LocalCluster {
   /** Define a replica (not started). Ports are free ports unless given. */
   async define(
     id: string,
-    opts: { port?: number; httpPort?: number | 'default'; peers?: string[] } = {},
+    opts: { port?: number; httpPort?: number | 'default'; peers?: string[]; tlsDir?: string } = {},
   ): Promise<Replica> {
     if (this.replicas.has(id)) throw new Error(`replica ${id} is already defined`);
     const port = opts.port ?? (await freePort(this.host));
@@ -322,6 +324,7 @@ export class LocalCluster {
       httpPort,
       dataDir: join(this.opts.root, id),
       peers: opts.peers ?? [],
+      ...(opts.tlsDir ? { tlsDir: opts.tlsDir } : {}),
     };
     const replica = new Replica(
       spec,
@@ -357,10 +360,8 @@ export class LocalCluster {
     if (r.alive) throw new Error(`replica ${id} is already running (pid ${r.pid})`);
     const [cmd, ...prefix] = this.opts.command ?? [launcherPath];
     const spec = opts.peers ? { ...r.spec, peers: opts.peers } : r.spec;
-    const extra = [
-      ...(this.opts.serverArgs ?? []),
-      ...(this.opts.tlsDir ? tlsServerArgs(this.opts.tlsDir, id) : []),
-    ];
+    const tlsDir = r.spec.tlsDir ?? this.opts.tlsDir;
+    const extra = [...(this.opts.serverArgs ?? []), ...(tlsDir ? tlsServerArgs(tlsDir, id) : [])];
     const args = [...prefix, ...serverArgs(spec, extra, this.opts.logLevel)];
     const out = fs.openSync(r.stdoutPath, 'a');
     const err = fs.openSync(r.stderrPath, 'a');

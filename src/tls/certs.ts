@@ -124,15 +124,7 @@ export function makeCerts(dir: string, names: string[], days = 825): CertsResult
       const csr = `${h.cert}.csr`;
       const ext = `${h.cert}.ext`;
       try {
-        openssl([
-          'req',
-          '-new',
-          ...newKey(h.key),
-          '-out',
-          csr,
-          '-subj',
-          `/CN=${h.name}`,
-        ]);
+        openssl(['req', '-new', ...newKey(h.key), '-out', csr, '-subj', `/CN=${h.name}`]);
         fs.writeFileSync(
           ext,
           [
