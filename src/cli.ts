@@ -2,6 +2,9 @@
 // so that `client` does not pay for the server's start-up and vice versa. Each parses its flags with
 // cli-flags.ts, which answers --help and -h by throwing HelpRequested: printed here, exit 0.
 import { HelpRequested } from './cli-flags.js';
+import { silenceIpServerNameWarning } from './tls/quiet-warnings.js';
+
+silenceIpServerNameWarning();
 
 const usage = `usage:
   quorum-chat server --id ID --port PORT [--host 127.0.0.1] [--data-dir DIR] [--peers HOST:PORT,...]

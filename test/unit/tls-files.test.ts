@@ -5,9 +5,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../src/server/local-cluster.js';
 import { main as serverMain } from '../../src/server/main.js';
 import { describeCerts, makeCerts } from '../../src/tls/certs.js';
 import { clientChannelCredentials } from '../../src/tls/credentials.js';
+import { silenceIpServerNameWarning } from '../../src/tls/quiet-warnings.js';
 import { loadReplicaTls } from '../../src/tls/tls-files.js';
 import { UserError } from '../../src/user-error.js';
 
@@ -171,6 +173,27 @@ describe('quorum-chat certs', () => {
       expect(m).toBe('certs: openssl was not found on PATH; install it (apt-get install openssl)');
     } finally {
       process.env.PATH = path;
+    }
+  });
+});
+
+describe('the IP server-name warning', () => {
+  it('is silenced (DEP0123 only): every other warning still reaches the process', async () => {
+    const original = process.emitWarning;
+    const seen: string[] = [];
+    const onWarning = (w: Error & { code?: string }) => seen.push(w.code ?? w.message);
+    process.on('warning', onWarning);
+    try {
+      silenceIpServerNameWarning();
+      process.emitWarning('ip as servername', { type: 'DeprecationWarning', code: 'DEP0123' });
+      process.emitWarning('ip as servername', 'DeprecationWarning', 'DEP0123');
+      process.emitWarning('something else', { type: 'DeprecationWarning', code: 'DEP9999' });
+      await waitFor(() => seen.length > 0, { timeoutMs: 2000, what: 'the other warning' });
+      await new Promise((r) => setImmediate(r));
+      expect(seen).toEqual(['DEP9999']);
+    } finally {
+      process.emitWarning = original;
+      process.off('warning', onWarning);
     }
   });
 });
