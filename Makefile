@@ -34,28 +34,33 @@ $(BUILD_STAMP): $(BUILD_INPUTS) node_modules/.package-lock.json
 build: $(BUILD_STAMP)
 
 # QC_DEV=1: the /cluster page gets its development controls (stop, pause, transfer; need the secret).
+# TLS=1: TLS and mutual TLS, with certificates made on the first run in data/certs (quorum-chat certs);
+# the client targets then verify the servers with TLS_CA.
+TLS ?=
+TLS_CA ?= $(or $(DATA_DIR),data)/certs/ca.crt
+TLS_FLAG = $(if $(TLS),--tls-ca-file $(TLS_CA),)
 run: build
-	QC_DEV=1 $(BIN) cluster --size $(SIZE) --base-port $(BASE_PORT) $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
+	QC_DEV=1 $(BIN) cluster --size $(SIZE) --base-port $(BASE_PORT) $(if $(DATA_DIR),--data-dir $(DATA_DIR),) $(if $(TLS),--tls,)
 
 run-server: build
 	$(BIN) server --id $(SERVER_ID) --port $(PORT) --host $(HOST) $(if $(PEERS),--peers $(PEERS),) $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 
 run-client: build
-	$(BIN) client --server $(SERVER)
+	$(BIN) client --server $(SERVER) $(TLS_FLAG)
 
 status: build
-	$(BIN) status --server $(SERVER)
+	$(BIN) status --server $(SERVER) $(TLS_FLAG)
 
 # Membership and leadership (need the cluster secret: data/cluster.secret by default, or SECRET_FILE=...).
 SECRET_FILE ?= data/cluster.secret
 member-add: build
-	$(BIN) member add --id $(ID) --address $(ADDRESS) --server $(SERVER) --cluster-secret-file $(SECRET_FILE)
+	$(BIN) member add --id $(ID) --address $(ADDRESS) --server $(SERVER) --cluster-secret-file $(SECRET_FILE) $(TLS_FLAG)
 
 member-remove: build
-	$(BIN) member remove --id $(ID) --server $(SERVER) --cluster-secret-file $(SECRET_FILE)
+	$(BIN) member remove --id $(ID) --server $(SERVER) --cluster-secret-file $(SECRET_FILE) $(TLS_FLAG)
 
 transfer: build
-	$(BIN) transfer $(if $(TO),--to $(TO),) --server $(SERVER) --cluster-secret-file $(SECRET_FILE)
+	$(BIN) transfer $(if $(TO),--to $(TO),) --server $(SERVER) --cluster-secret-file $(SECRET_FILE) $(TLS_FLAG)
 
 typecheck: install
 	npx tsc -p tsconfig.check.json

@@ -2,18 +2,25 @@
 // so that `client` does not pay for the server's start-up and vice versa. Each parses its flags with
 // cli-flags.ts, which answers --help and -h by throwing HelpRequested: printed here, exit 0.
 import { HelpRequested } from './cli-flags.js';
+import { silenceIpServerNameWarning } from './tls/quiet-warnings.js';
+
+silenceIpServerNameWarning();
 
 const usage = `usage:
   quorum-chat server --id ID --port PORT [--host 127.0.0.1] [--data-dir DIR] [--peers HOST:PORT,...]
                      [--http-port PORT] [--heartbeat-ms 50] [--election-timeout-ms 150-300]
                      [--cluster-secret-file FILE] [--log-level info] [--session-ttl 30d]
-  quorum-chat client --server HOST:PORT[,HOST:PORT...]
-  quorum-chat status --server HOST:PORT
-  quorum-chat cluster [--size 5] [--base-port 5555] [--data-dir DIR]
+                     [--tls-cert-file FILE --tls-key-file FILE [--tls-ca-file FILE]]
+  quorum-chat client --server HOST:PORT[,HOST:PORT...] [--tls-ca-file FILE]
+  quorum-chat status --server HOST:PORT [--tls-ca-file FILE]
+  quorum-chat cluster [--size 5] [--base-port 5555] [--data-dir DIR] [--tls]
   quorum-chat member add --id ID --address HOST:PORT --server HOST:PORT [--cluster-secret-file FILE]
   quorum-chat member remove --id ID --server HOST:PORT [--cluster-secret-file FILE]
   quorum-chat transfer [--to ID] --server HOST:PORT [--cluster-secret-file FILE]
-  quorum-chat bench [--clients 64] [--seconds 10] [--failover-trials 5] [--out FILE]
+  quorum-chat bench [--clients 64] [--seconds 10] [--failover-trials 5] [--out FILE] [--tls]
+  quorum-chat certs --out DIR --hosts NAME[,NAME...]
+
+TLS: servers take --tls-cert-file, --tls-key-file and --tls-ca-file; clients and tools --tls-ca-file.
 
 'quorum-chat COMMAND --help' describes every flag of a command.`;
 
@@ -27,6 +34,7 @@ const commands: Record<string, () => Promise<Main>> = {
   member: async () => (await import('./client/admin.js')).memberMain,
   transfer: async () => (await import('./client/admin.js')).transferMain,
   bench: async () => (await import('./bench/main.js')).main,
+  certs: async () => (await import('./tls/certs.js')).main,
 };
 
 async function run(): Promise<void> {

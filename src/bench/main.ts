@@ -4,8 +4,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { join, resolve } from 'node:path';
+import type * as grpc from '@grpc/grpc-js';
 import { type CommandSpec, parseFlags } from '../cli-flags.js';
 import { LocalCluster, bootCluster, serverMissingReason, waitFor } from '../server/local-cluster.js';
+import { makeCerts } from '../tls/certs.js';
 import { UserError } from '../user-error.js';
 import { type PhaseFigures, type SeededChat, measureMixed, measureReads, seedChat } from './reads.js';
 import {
@@ -20,6 +22,10 @@ import {
 } from './rpc.js';
 
 export interface BenchOptions {
+  /** Run the bench cluster over TLS and mutual TLS (certificates made in its temp dir). */
+  tls: boolean;
+  /** How the bench's clients dial the cluster (set once the cluster is defined). */
+  credentials?: grpc.ChannelCredentials;
   clients: number;
   seconds: number;
   messageBytes: number;
@@ -51,6 +57,10 @@ export const benchCommand: CommandSpec = {
     size: { value: 'N', default: '5', help: 'replicas (1 to 9)' },
     out: { value: 'FILE', default: 'bench-results.json', help: 'where the results go (JSON)' },
     keep: { type: 'boolean', help: 'keep the temp dir (data and logs) afterwards' },
+    tls: {
+      type: 'boolean',
+      help: 'run the cluster over TLS and mutual TLS (certificates from `certs` in the temp dir)',
+    },
     'read-chat-sizes': {
       value: 'N,N',
       default: '1000,100000',
@@ -79,6 +89,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     return n;
   };
   return {
+    tls: v.tls === true,
     clients: int('clients', 1, 4096),
     seconds: int('seconds', 1, 3600),
     messageBytes: int('message-bytes', 16, 4096),
@@ -146,12 +157,14 @@ class Load {
     private readonly parties: Party[],
     private readonly addresses: string[],
     private readonly messageBytes: number,
+    private readonly credentials?: grpc.ChannelCredentials,
   ) {}
 
   start(): void {
     this.running = true;
     this.callers = this.parties.map(
-      () => new ChatCaller(this.addresses, { attemptMs: 2000, totalMs: 10_000 }),
+      () =>
+        new ChatCaller(this.addresses, { attemptMs: 2000, totalMs: 10_000, credentials: this.credentials }),
     );
     this.loops = this.parties.map((p, i) => this.loop(p, this.callers[i], i));
   }
@@ -190,7 +203,7 @@ async function timedLoad(
   o: BenchOptions,
   seconds: number,
 ): Promise<LoadResult> {
-  const load = new Load(parties, addresses, o.messageBytes);
+  const load = new Load(parties, addresses, o.messageBytes, o.credentials);
   const t0 = performance.now();
   load.start();
   await new Promise((r) => setTimeout(r, seconds * 1000));
@@ -221,7 +234,7 @@ async function failoverTrial(
   parties: Party[],
   o: BenchOptions,
 ): Promise<FailoverTrial> {
-  const load = new Load(parties, cluster.addresses(), o.messageBytes);
+  const load = new Load(parties, cluster.addresses(), o.messageBytes, o.credentials);
   load.start();
   try {
     // Warm up: writes flowing before the kill.
@@ -333,7 +346,7 @@ async function readPhase(
   parties: Party[],
 ): Promise<ReadResults> {
   const addresses = cluster.addresses();
-  const setup = new ChatCaller(addresses, { attemptMs: 5000, totalMs: 60_000 });
+  const setup = new ChatCaller(addresses, { attemptMs: 5000, totalMs: 60_000, credentials: o.credentials });
   const pairs = await makeParties(setup, `r${Date.now().toString(36)}`, o.readChatSizes.length, {
     concurrency: 2,
   });
@@ -349,6 +362,7 @@ async function readPhase(
       concurrency: o.clients,
       messageBytes: o.messageBytes,
       onProgress: (n) => console.log(`  seeding the chat of ${size}: ${n} written`),
+      credentials: o.credentials,
     });
     const seed = {
       ms: round(seeded.seedMs),
@@ -366,9 +380,16 @@ async function readPhase(
     const size = seeded.size;
     console.log(`  chat of ${size} messages:`);
     const leader = await cluster.waitForLeader();
-    const leaderOnly = await measureReads(seeded, o.clients, [leader.address], o.seconds, summarize);
+    const leaderOnly = await measureReads(
+      seeded,
+      o.clients,
+      [leader.address],
+      o.seconds,
+      summarize,
+      o.credentials,
+    );
     console.log(`    leader only (${leader.node_id}): ${describe(leaderOnly, 'reads')}`);
-    const spread = await measureReads(seeded, o.clients, addresses, o.seconds, summarize);
+    const spread = await measureReads(seeded, o.clients, addresses, o.seconds, summarize, o.credentials);
     console.log(`    spread over ${addresses.length} replicas: ${describe(spread, 'reads')}`);
     chats.push({
       size,
@@ -379,7 +400,14 @@ async function readPhase(
     });
   }
 
-  const mixedFigures = await measureMixed(parties, addresses, o.seconds, o.messageBytes, summarize);
+  const mixedFigures = await measureMixed(
+    parties,
+    addresses,
+    o.seconds,
+    o.messageBytes,
+    summarize,
+    o.credentials,
+  );
   const mixed = { ...mixedFigures, writeShare: 0.1 };
   console.log(
     `mixed 90% GetMessages / 10% SendMessage: ${parties.length} clients spread over ${addresses.length} replicas, ${o.seconds} s`,
@@ -432,8 +460,11 @@ export async function main(argv: string[]): Promise<number> {
   const root = fs.mkdtempSync(join(os.tmpdir(), 'qc-bench-'));
   // Quiet servers unless a --server-arg asks for a log level (the flag may appear only once).
   const logLevel = o.serverArgs.includes('--log-level') ? undefined : 'warn';
-  const cluster = new LocalCluster({ root, logLevel, serverArgs: o.serverArgs });
   const ids = Array.from({ length: o.size }, (_, i) => `server${i + 1}`);
+  const tlsDir = o.tls ? join(root, 'certs') : undefined;
+  if (tlsDir) makeCerts(tlsDir, ids);
+  const cluster = new LocalCluster({ root, logLevel, serverArgs: o.serverArgs, tlsDir });
+  o.credentials = cluster.credentials();
   const onSignal = () => {
     void cluster.stopAll().then(() => process.exit(130));
   };
@@ -454,7 +485,11 @@ export async function main(argv: string[]): Promise<number> {
       throw new UserError(`the bench cluster did not form: ${msg} (run with --keep to inspect ${root})`);
     }
 
-    const setup = new ChatCaller(cluster.addresses(), { attemptMs: 5000, totalMs: 60_000 });
+    const setup = new ChatCaller(cluster.addresses(), {
+      attemptMs: 5000,
+      totalMs: 60_000,
+      credentials: o.credentials,
+    });
     const pairs = await makeParties(setup, `b${Date.now().toString(36)}`, Math.ceil(o.clients / 2), {
       concurrency: 8,
     });
@@ -511,7 +546,7 @@ export async function main(argv: string[]): Promise<number> {
     const results = {
       at: new Date().toISOString(),
       machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
-      options: { ...o, keep: undefined },
+      options: { ...o, keep: undefined, credentials: undefined },
       load,
       single,
       reads,

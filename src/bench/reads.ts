@@ -56,14 +56,19 @@ export async function seedChat(
   addresses: string[],
   pair: Party[],
   size: number,
-  opts: { concurrency: number; messageBytes: number; onProgress?: (written: number) => void },
+  opts: {
+    concurrency: number;
+    messageBytes: number;
+    onProgress?: (written: number) => void;
+    credentials?: grpc.ChannelCredentials;
+  },
 ): Promise<SeededChat> {
   const t0 = performance.now();
   const errors: Record<string, number> = {};
   const ids: number[] = [];
   const callers = Array.from(
     { length: Math.max(1, Math.ceil(opts.concurrency / 8)) },
-    () => new ChatCaller(addresses, { attemptMs: 5000, totalMs: 60_000 }),
+    () => new ChatCaller(addresses, { attemptMs: 5000, totalMs: 60_000, credentials: opts.credentials }),
   );
   let next = 0;
   // A seed of 100,000 messages takes minutes on a busy machine: say how far it got every 10 s.
@@ -176,11 +181,16 @@ async function closedLoop(
   };
 }
 
-function makeClients(parties: Party[], n: number, addresses: string[]): Client[] {
+function makeClients(
+  parties: Party[],
+  n: number,
+  addresses: string[],
+  credentials?: grpc.ChannelCredentials,
+): Client[] {
   return Array.from({ length: n }, (_, i) => ({
     party: parties[i % parties.length],
     address: addresses[i % addresses.length],
-    caller: new ChatCaller(addresses, { attemptMs: 5000 }),
+    caller: new ChatCaller(addresses, { attemptMs: 5000, credentials }),
   }));
 }
 
@@ -195,9 +205,10 @@ export async function measureReads(
   addresses: string[],
   seconds: number,
   summarize: Summarize,
+  credentials?: grpc.ChannelCredentials,
 ): Promise<PhaseFigures> {
   const limit = Math.min(PAGE_LIMIT, chat.ids.length);
-  const cs = makeClients(chat.parties, clients, addresses);
+  const cs = makeClients(chat.parties, clients, addresses, credentials);
   try {
     return await closedLoop(
       cs,
@@ -231,8 +242,9 @@ export async function measureMixed(
   seconds: number,
   messageBytes: number,
   summarize: Summarize,
+  credentials?: grpc.ChannelCredentials,
 ): Promise<PhaseFigures> {
-  const cs = makeClients(parties, parties.length, addresses);
+  const cs = makeClients(parties, parties.length, addresses, credentials);
   let seq = 0;
   try {
     return await closedLoop(

@@ -56,7 +56,13 @@ export class ChatCaller {
 
   constructor(
     addresses: string[],
-    private readonly defaults: { attemptMs?: number; totalMs?: number; backoffMs?: number } = {},
+    private readonly defaults: {
+      attemptMs?: number;
+      totalMs?: number;
+      backoffMs?: number;
+      /** How replicas are dialled (default plaintext; TLS with a CA, tls/credentials.ts). */
+      credentials?: grpc.ChannelCredentials;
+    } = {},
   ) {
     if (addresses.length === 0) throw new Error('ChatCaller needs at least one address');
     this.members = [...addresses];
@@ -68,7 +74,7 @@ export class ChatCaller {
     if (!c) {
       const Ctor = services().ChatService;
       // A local subchannel pool gives each logical client its own connection, as separate users have.
-      c = new Ctor(address, grpc.credentials.createInsecure(), {
+      c = new Ctor(address, this.defaults.credentials ?? grpc.credentials.createInsecure(), {
         ...fastReconnect,
         'grpc.use_local_subchannel_pool': 1,
       });

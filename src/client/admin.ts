@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { type CommandSpec, type FlagValues, HelpRequested, parseFlags, usageOf } from '../cli-flags.js';
 import { SECRET_RULE, secretPath } from '../raft/cluster-secret.js';
+import { TLS_CA_FLAG, clientChannelCredentials } from '../tls/credentials.js';
 import { UserError } from '../user-error.js';
 import { ClusterClient } from './cluster-client.js';
 import { toClientError } from './errors.js';
@@ -19,6 +20,7 @@ const common = {
     value: 'DIR',
     help: 'the data dir of a replica on this machine: the secret is cluster.secret in its parent',
   },
+  ...TLS_CA_FLAG,
 } as const;
 
 const secretNote = `The cluster secret is --cluster-secret-file, or else ${SECRET_RULE}.`;
@@ -133,7 +135,8 @@ async function withClient(
     values['cluster-secret-file'] as string | undefined,
     values['data-dir'] as string | undefined,
   );
-  const client = new ClusterClient(servers, { secret });
+  const credentials = clientChannelCredentials(values['tls-ca-file'] as string | undefined);
+  const client = new ClusterClient(servers, { secret, credentials });
   try {
     // The leader and term before the change, so the last line can say what moved (best effort).
     let before: ClusterStatus | undefined;

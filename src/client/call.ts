@@ -46,11 +46,22 @@ export function unaryAttempt<Res>(
 export function transportWording(err: ChatClientError, address: string): ChatClientError {
   if (
     err.code !== grpc.status.UNAVAILABLE ||
-    !/No connection established|Connection dropped|ECONN|ETIMEDOUT|EHOSTUNREACH/.test(err.message)
+    !/No connection established|Connection dropped|ECONN|ETIMEDOUT|EHOSTUNREACH|certificate|SSL/.test(
+      err.message,
+    )
   ) {
     return err;
   }
   const errno = /\b(E[A-Z]{3,})\b/.exec(err.message)?.[1];
-  const why = errno === 'ECONNREFUSED' ? 'connection refused' : (errno ?? 'connection lost');
+  // A TLS failure (a certificate the CA does not vouch for, a plaintext server) says so.
+  const tls =
+    /Last error: (?:Error: )?([^(\n]*?(?:certificate|SSL|TLS|handshake|wrong version)[^(\n]*?)\s*(?:\(|Resolution|$)/i.exec(
+      err.message,
+    )?.[1];
+  const why = tls
+    ? `TLS: ${tls.replace(/\.$/, '')}`
+    : errno === 'ECONNREFUSED'
+      ? 'connection refused'
+      : (errno ?? 'connection lost');
   return new ChatClientError(err.code, `Could not reach ${address} (${why}).`);
 }

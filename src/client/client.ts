@@ -27,6 +27,8 @@ export interface ChatClientOptions {
   /** Hard cap on attempts per operation, whatever the deadline. Default 50. */
   maxAttempts?: number;
   backoff?: BackoffOptions;
+  /** How replicas are dialled: plaintext by default, TLS with a CA (tls/credentials.ts). */
+  credentials?: grpc.ChannelCredentials;
   /** A token from an earlier login (e.g. the web gateway's session). */
   token?: string;
   /** Injected for deterministic tests. Defaults: Math.random, Date.now, setTimeout, randomUUID. */
@@ -87,7 +89,7 @@ export class ChatClient {
 
   constructor(addresses: string[], opts: ChatClientOptions = {}) {
     this.now = opts.now ?? Date.now;
-    this.members = new Members(addresses, { now: this.now });
+    this.members = new Members(addresses, { now: this.now, credentials: opts.credentials });
     this.authToken = opts.token;
     this.deadlineMs = opts.deadlineMs ?? 5000;
     this.attemptTimeoutMs = opts.attemptTimeoutMs ?? 2000;

@@ -9,6 +9,8 @@ import { Members } from './members.js';
 import type { ClusterStatus } from './types.js';
 
 export interface ClusterClientOptions {
+  /** How replicas are dialled: plaintext by default, TLS with a CA (tls/credentials.ts). */
+  credentials?: grpc.ChannelCredentials;
   /** The cluster secret (contents of cluster.secret), needed for membership changes. */
   secret?: string;
   /** Budget of one membership change, retries included (ms). AddMember waits for the learner to catch
@@ -30,7 +32,7 @@ export class ClusterClient {
   constructor(addresses: string[], opts: ClusterClientOptions = {}) {
     this.opts = opts;
     this.now = opts.now ?? Date.now;
-    this.members = new Members(addresses, { now: this.now });
+    this.members = new Members(addresses, { now: this.now, credentials: opts.credentials });
   }
 
   /** GetStatus on one replica (default: the first address), with no retry: a status table must show a

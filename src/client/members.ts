@@ -27,6 +27,8 @@ export interface MembersOptions {
   /** How long an address that just failed is skipped as leader (ms). */
   leaderCooldownMs?: number;
   now?: () => number;
+  /** How replicas are dialled: plaintext by default, TLS with a CA (tls/credentials.ts). */
+  credentials?: grpc.ChannelCredentials;
 }
 
 export class Members {
@@ -38,12 +40,14 @@ export class Members {
   private readonly clusterStubs = new Map<string, grpc.Client>();
   private readonly cooldownMs: number;
   private readonly now: () => number;
+  private readonly credentials: grpc.ChannelCredentials;
 
   constructor(addresses: string[], opts: MembersOptions = {}) {
     this.list = dedupe(addresses);
     if (this.list.length === 0) throw new Error('at least one server address is needed');
     this.cooldownMs = opts.leaderCooldownMs ?? 1000;
     this.now = opts.now ?? Date.now;
+    this.credentials = opts.credentials ?? grpc.credentials.createInsecure();
   }
 
   /** The current member list (voting members once a server has told us). */
@@ -99,12 +103,12 @@ export class Members {
 
   /** The ChatService stub for an address (created once, reused). */
   chatStub(address: string): grpc.Client {
-    return stub(this.chatStubs, 'ChatService', address);
+    return stub(this.chatStubs, 'ChatService', address, this.credentials);
   }
 
   /** The ClusterService stub for an address (created once, reused). */
   clusterStub(address: string): grpc.Client {
-    return stub(this.clusterStubs, 'ClusterService', address);
+    return stub(this.clusterStubs, 'ClusterService', address, this.credentials);
   }
 
   /** Closes every channel. */
@@ -132,11 +136,16 @@ function dedupe(list: string[]): string[] {
   return [...new Set(list.map((s) => s.trim()).filter((s) => s.length > 0))];
 }
 
-function stub(cache: Map<string, grpc.Client>, service: string, address: string): grpc.Client {
+function stub(
+  cache: Map<string, grpc.Client>,
+  service: string,
+  address: string,
+  credentials: grpc.ChannelCredentials,
+): grpc.Client {
   let c = cache.get(address);
   if (!c) {
     const Ctor = services()[service];
-    c = new Ctor(address, grpc.credentials.createInsecure(), channelOptions);
+    c = new Ctor(address, credentials, channelOptions);
     cache.set(address, c);
   }
   return c;

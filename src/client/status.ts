@@ -1,6 +1,7 @@
 // `quorum-chat status --server HOST:PORT`: asks that replica for its ClusterStatus, then every member it
 // lists, and prints one row per member, marking the ones that do not answer.
 import { type CommandSpec, parseFlags } from '../cli-flags.js';
+import { TLS_CA_FLAG, clientChannelCredentials } from '../tls/credentials.js';
 import { UserError } from '../user-error.js';
 import { ClusterClient } from './cluster-client.js';
 import { toClientError } from './errors.js';
@@ -125,18 +126,20 @@ export function formatStatus(rows: StatusRow[]): string {
 
 export const statusCommand: CommandSpec = {
   name: 'status',
-  synopsis: ['status --server HOST:PORT'],
+  synopsis: ['status --server HOST:PORT [--tls-ca-file FILE]'],
   about:
     'Asks that replica for its ClusterStatus, then every member it lists, and prints one row per member: ' +
     'role, term, commit and applied index, lag, p99 fsync and event-loop lag (last minute), state digest.',
-  flags: { server: { short: 's', value: 'HOST:PORT', help: 'any replica (required)' } },
+  flags: { server: { short: 's', value: 'HOST:PORT', help: 'any replica (required)' }, ...TLS_CA_FLAG },
 };
 
 export async function main(argv: string[]): Promise<number> {
-  const values = parseFlags(statusCommand, argv) as { server?: string };
+  const values = parseFlags(statusCommand, argv) as { server?: string; 'tls-ca-file'?: string };
   const [server] = parseAddressList(values.server ?? '');
   if (!server) throw new UserError('status: --server HOST:PORT is required');
-  const client = new ClusterClient([server]);
+  const client = new ClusterClient([server], {
+    credentials: clientChannelCredentials(values['tls-ca-file']),
+  });
   try {
     const rows = await collectStatus(server, client);
     console.log(formatStatus(rows));

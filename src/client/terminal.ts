@@ -5,6 +5,7 @@
 // order and exits at end of input, which is what the tests and scripts use.
 import * as readline from 'node:readline';
 import { type CommandSpec, parseFlags } from '../cli-flags.js';
+import { TLS_CA_FLAG, clientChannelCredentials } from '../tls/credentials.js';
 import { UserError } from '../user-error.js';
 import {
   type Chat,
@@ -613,16 +614,17 @@ export async function runTerminal(opts: TerminalOptions): Promise<number> {
 
 export const clientCommand: CommandSpec = {
   name: 'client',
-  synopsis: ['client --server HOST:PORT[,HOST:PORT...]'],
+  synopsis: ['client --server HOST:PORT[,HOST:PORT...] [--tls-ca-file FILE]'],
   about: 'The interactive terminal client. It fails over between the replicas it knows.',
   flags: {
     server: { short: 's', value: 'HOST:PORT,...', help: 'one or more replicas (required)' },
+    ...TLS_CA_FLAG,
   },
   notes: `once running, type these ${help}`,
 };
 
 export async function main(argv: string[]): Promise<number> {
-  const values = parseFlags(clientCommand, argv) as { server?: string };
+  const values = parseFlags(clientCommand, argv) as { server?: string; 'tls-ca-file'?: string };
   const addresses = parseAddressList(values.server ?? '');
   if (addresses.length === 0) throw new UserError('client: --server HOST:PORT[,HOST:PORT...] is required');
   for (const a of addresses) {
@@ -630,5 +632,11 @@ export async function main(argv: string[]): Promise<number> {
       throw new UserError(`client: '${a}' is not HOST:PORT`);
     }
   }
-  return runTerminal({ addresses, input: process.stdin, output: process.stdout });
+  const credentials = clientChannelCredentials(values['tls-ca-file']);
+  return runTerminal({
+    addresses,
+    input: process.stdin,
+    output: process.stdout,
+    clientOptions: { credentials },
+  });
 }

@@ -41,6 +41,8 @@ export interface GrpcTransportOptions {
   retryMinMs?: number;
   retryMaxMs?: number;
   logger?: Logger;
+  /** How peers are dialled (default plaintext); with mutual TLS, this replica's certificate and the CA. */
+  credentials?: grpc.ChannelCredentials;
   /** Extra grpc-js channel options for the per-peer clients. */
   channelOptions?: grpc.ChannelOptions;
   /** Relay calls in flight per peer before further relays to it are dropped (default 32). */
@@ -280,7 +282,7 @@ export class GrpcTransport implements Transport {
 
   private newPeer(id: NodeId, address: string, fromConfig: boolean): Peer {
     const Client = services().RaftService;
-    const client = new Client(address, grpc.credentials.createInsecure(), {
+    const client = new Client(address, this.opts.credentials ?? grpc.credentials.createInsecure(), {
       // grpc-js backs off up to 120 s by default; a replica that restarts must be reachable again
       // well within an election timeout or two.
       'grpc.initial_reconnect_backoff_ms': 100,

@@ -30,6 +30,10 @@ export interface ServerConfig {
   writeBurst: number;
   /** scrypt's N for new password hashes (a power of two); OWASP's 2^17 unless lowered (tests). */
   scryptN: number;
+  /** TLS files (read and checked by tls/tls-files.ts before anything binds). */
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  tlsCaFile?: string;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -78,6 +82,12 @@ export const SERVER_FLAGS = {
     default: '131072',
     help: "scrypt's cost N for new password hashes (a power of two; OWASP's 2^17)",
   },
+  'tls-cert-file': { value: 'FILE', help: 'serve gRPC and HTTP over TLS with this certificate (PEM)' },
+  'tls-key-file': { value: 'FILE', help: 'the private key of --tls-cert-file (PEM)' },
+  'tls-ca-file': {
+    value: 'FILE',
+    help: "the CA peers' certificates must chain to: replicas talk mutual TLS (needs the two above)",
+  },
 } satisfies CommandSpec['flags'];
 
 export const serverCommand: CommandSpec = {
@@ -85,7 +95,8 @@ export const serverCommand: CommandSpec = {
   synopsis: [
     'server --id ID --port PORT [--host 127.0.0.1] [--data-dir DIR] [--peers HOST:PORT,...]',
     '       [--http-port PORT] [--heartbeat-ms 50] [--election-timeout-ms 150-300]',
-    '       [--cluster-secret-file FILE] [--log-level info] [...]',
+    '       [--cluster-secret-file FILE] [--log-level info]',
+    '       [--tls-cert-file FILE --tls-key-file FILE [--tls-ca-file FILE]] [...]',
   ],
   about:
     'Runs one Raft replica. An empty data dir without --peers bootstraps a new one-member cluster; an ' +
@@ -211,6 +222,11 @@ export function parseServerFlags(argv: string[]): ServerConfig {
   if ((scryptN & (scryptN - 1)) !== 0) {
     throw new UserError(`--scrypt-n must be a power of two, like 131072, not '${scryptN}'`);
   }
+  const tlsFile = (name: 'tls-cert-file' | 'tls-key-file' | 'tls-ca-file') => {
+    const f = str(name);
+    if (f === '') throw new UserError(`--${name} must not be empty`);
+    return f;
+  };
 
   return {
     id,
@@ -231,5 +247,8 @@ export function parseServerFlags(argv: string[]): ServerConfig {
     writeRate,
     writeBurst,
     scryptN,
+    tlsCertFile: tlsFile('tls-cert-file'),
+    tlsKeyFile: tlsFile('tls-key-file'),
+    tlsCaFile: tlsFile('tls-ca-file'),
   };
 }

@@ -41,7 +41,11 @@ export class LeaderForwarder {
   private readonly channels = new Map<string, { chat: grpc.Client; cluster: grpc.Client }>();
   private closed = false;
 
-  constructor(private readonly selfAddress: () => string) {}
+  /** `credentials`: how the leader is dialled (plaintext by default; the replica's mutual TLS). */
+  constructor(
+    private readonly selfAddress: () => string,
+    private readonly credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+  ) {}
 
   call(address: string, c: ForwardCall): Promise<unknown> {
     if (this.closed) {
@@ -96,8 +100,8 @@ export class LeaderForwarder {
       'grpc.max_reconnect_backoff_ms': 1000,
     };
     s = {
-      chat: new ChatService(address, grpc.credentials.createInsecure(), options),
-      cluster: new ClusterService(address, grpc.credentials.createInsecure(), options),
+      chat: new ChatService(address, this.credentials, options),
+      cluster: new ClusterService(address, this.credentials, options),
     };
     this.channels.set(address, s);
     return s;

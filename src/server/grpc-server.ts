@@ -7,6 +7,9 @@ import type { Logger } from '../logger.js';
 import { loadProtos } from '../proto.js';
 import { RAFT_SERVICE_PREFIX } from '../raft/raft-service.js';
 import { type GuardedService, secretGate } from '../raft/secret-guard.js';
+import { serverCredentials } from '../tls/credentials.js';
+import { peerCertificateGate } from '../tls/peer-certificate-gate.js';
+import type { ReplicaTls } from '../tls/tls-files.js';
 import { UserError } from '../user-error.js';
 import { MAX_REQUEST_BYTES, chatServiceDefinition } from './chat-handlers.js';
 import { clusterMethodNeedsSecret } from './cluster-handlers.js';
@@ -22,6 +25,8 @@ export interface GrpcServerParts {
   /** For the topology hints on refused ClusterService calls. */
   topology?: Topology;
   logger?: Logger;
+  /** With a CA: RaftService calls need a peer certificate chaining to it (mutual TLS). */
+  tls?: ReplicaTls;
 }
 
 export interface BuiltServer {
@@ -50,7 +55,16 @@ export function buildGrpcServer(parts: GrpcServerParts): BuiltServer {
     'grpc.max_receive_message_length': 16 << 20,
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 5000,
-    interceptors: [gate],
+    interceptors: [
+      parts.tls?.ca
+        ? peerCertificateGate({
+            peersOnly: (path) => path.startsWith(RAFT_SERVICE_PREFIX),
+            onRefused: (path, peer, reason) =>
+              logger?.warn({ path, peer, reason }, `a peer's call was refused: ${reason}`),
+            inner: gate,
+          })
+        : gate,
+    ],
   });
   server.addService(chatServiceDefinition(), parts.chat);
   server.addService(parts.cluster.definition, parts.cluster.implementation);
@@ -65,11 +79,14 @@ export function buildGrpcServer(parts: GrpcServerParts): BuiltServer {
   return { server, health };
 }
 
-/** Binds host:port; a port in use (or any bind failure) is a one-line UserError. Returns the bound port. */
-export function listen(server: grpc.Server, host: string, port: number): Promise<number> {
+/**
+ * Binds host:port, over TLS when `tls` is given; a port in use (or any bind failure) is a one-line
+ * UserError. Returns the bound port.
+ */
+export function listen(server: grpc.Server, host: string, port: number, tls?: ReplicaTls): Promise<number> {
   const target = host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
   return new Promise((resolve, reject) => {
-    server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (err, bound) => {
+    server.bindAsync(target, serverCredentials(tls), (err, bound) => {
       if (err) {
         const inUse = /EADDRINUSE|address already in use/i.test(err.message);
         reject(

@@ -17,6 +17,8 @@ export interface JoinOptions {
   address: string;
   peers: string[];
   secret: string;
+  /** How peers are dialled (plaintext by default; the replica's mutual TLS). */
+  credentials?: grpc.ChannelCredentials;
   logger?: Logger;
   /** How long to look for any peer that answers (ms). Default 30 s. */
   reachMs?: number;
@@ -34,7 +36,11 @@ export async function joinCluster(opts: JoinOptions): Promise<ClusterStatus> {
   const start = Date.now();
   const reachBy = start + (opts.reachMs ?? 30_000);
   const doneBy = start + (opts.totalMs ?? 300_000);
-  const client = new ClusterClient(peers, { secret: opts.secret, statusTimeoutMs: 1000 });
+  const { credentials } = opts;
+  const client = new ClusterClient(peers, { secret: opts.secret, statusTimeoutMs: 1000, credentials });
+  // The last reason a peer did not answer: with TLS, a certificate the peer does not accept (or one
+  // we do not) shows here, and goes into the log and the final error.
+  let lastFailure = '';
   try {
     // 1. Someone must answer at all; otherwise the peer list is wrong or the cluster is down.
     let reached: string | undefined;
@@ -45,14 +51,18 @@ export async function joinCluster(opts: JoinOptions): Promise<ClusterStatus> {
           await client.getStatus(p);
           reached = p;
           break;
-        } catch {
+        } catch (err) {
           // try the next one
+          const why = (err as Error).message;
+          if (why !== lastFailure)
+            opts.logger?.warn({ peer: p, reason: why }, `peer ${p} did not answer: ${why}`);
+          lastFailure = why;
         }
       }
       if (reached) break;
       if (Date.now() >= reachBy) {
         throw new UserError(
-          `cannot join: none of the peers ${peers.join(',')} answered within ${Math.round((reachBy - start) / 1000)} s`,
+          `cannot join: none of the peers ${peers.join(',')} answered within ${Math.round((reachBy - start) / 1000)} s${lastFailure ? ` (last: ${lastFailure})` : ''}`,
         );
       }
       await sleep(
@@ -66,7 +76,12 @@ export async function joinCluster(opts: JoinOptions): Promise<ClusterStatus> {
       if (opts.cancelled?.()) throw new UserError('the join was cancelled');
       const left = doneBy - Date.now();
       if (left <= 0) break;
-      const c = new ClusterClient(peers, { secret: opts.secret, deadlineMs: left, statusTimeoutMs: 1000 });
+      const c = new ClusterClient(peers, {
+        secret: opts.secret,
+        deadlineMs: left,
+        statusTimeoutMs: 1000,
+        credentials,
+      });
       try {
         const st = await c.addMember(opts.id, opts.address);
         opts.logger?.info({ leader: st.leader_id, term: st.term }, 'joined the cluster as a voter');

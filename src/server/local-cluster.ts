@@ -11,6 +11,8 @@ import * as grpc from '@grpc/grpc-js';
 import { type CommandSpec, parseFlags } from '../cli-flags.js';
 import { restrictUmask } from '../private-files.js';
 import { services } from '../proto.js';
+import { makeCerts } from '../tls/certs.js';
+import { clientChannelCredentials } from '../tls/credentials.js';
 import { UserError } from '../user-error.js';
 import { type LauncherReply, isLauncherRequest } from './launcher-link.js';
 
@@ -202,6 +204,8 @@ export interface ReplicaSpec {
   dataDir: string;
   /** --peers on start (the first replica bootstraps without). */
   peers: string[];
+  /** Certificates for this replica other than the cluster's (tests of a peer from another CA). */
+  tlsDir?: string;
 }
 
 /** A replica this launcher manages: its spec, its current process (if any), its log files. */
@@ -249,6 +253,24 @@ export interface LocalClusterOptions {
   onRestartRequest?: (id: string, by: string) => void;
   /** Told whenever a replica's process exits, whoever stopped it. */
   onExit?: (id: string, exit: { code: number | null; signal: NodeJS.Signals | null }) => void;
+  /**
+   * Run over TLS and mutual TLS with the certificates in this directory, as `quorum-chat certs` makes
+   * them: `ca.crt`, and `<id>.crt` / `<id>.key` for each replica. The launcher's own clients verify
+   * the replicas against ca.crt.
+   */
+  tlsDir?: string;
+}
+
+/** The server flags of replica `id` for the certificates in `dir` (`quorum-chat certs` layout). */
+export function tlsServerArgs(dir: string, id: string): string[] {
+  return [
+    '--tls-cert-file',
+    join(dir, `${id}.crt`),
+    '--tls-key-file',
+    join(dir, `${id}.key`),
+    '--tls-ca-file',
+    join(dir, 'ca.crt'),
+  ];
 }
 
 interface Observed {
@@ -274,6 +296,7 @@ export class LocalCluster {
   readonly monotonicViolations: string[] = [];
   private readonly observed = new Map<string, Observed>();
   private readonly clients = new Map<string, grpc.Client>();
+  private channelCredentials: grpc.ChannelCredentials | undefined;
   /** Replicas being restarted on a replica's request (one restart at a time per replica). */
   private readonly restarting = new Set<string>();
   private readonly host: string;
@@ -289,7 +312,7 @@ export class LocalCluster {
   /** Define a replica (not started). Ports are free ports unless given. */
   async define(
     id: string,
-    opts: { port?: number; httpPort?: number | 'default'; peers?: string[] } = {},
+    opts: { port?: number; httpPort?: number | 'default'; peers?: string[]; tlsDir?: string } = {},
   ): Promise<Replica> {
     if (this.replicas.has(id)) throw new Error(`replica ${id} is already defined`);
     const port = opts.port ?? (await freePort(this.host));
@@ -301,6 +324,7 @@ export class LocalCluster {
       httpPort,
       dataDir: join(this.opts.root, id),
       peers: opts.peers ?? [],
+      ...(opts.tlsDir ? { tlsDir: opts.tlsDir } : {}),
     };
     const replica = new Replica(
       spec,
@@ -336,7 +360,9 @@ export class LocalCluster {
     if (r.alive) throw new Error(`replica ${id} is already running (pid ${r.pid})`);
     const [cmd, ...prefix] = this.opts.command ?? [launcherPath];
     const spec = opts.peers ? { ...r.spec, peers: opts.peers } : r.spec;
-    const args = [...prefix, ...serverArgs(spec, this.opts.serverArgs, this.opts.logLevel)];
+    const tlsDir = r.spec.tlsDir ?? this.opts.tlsDir;
+    const extra = [...(this.opts.serverArgs ?? []), ...(tlsDir ? tlsServerArgs(tlsDir, id) : [])];
+    const args = [...prefix, ...serverArgs(spec, extra, this.opts.logLevel)];
     const out = fs.openSync(r.stdoutPath, 'a');
     const err = fs.openSync(r.stderrPath, 'a');
     fs.writeSync(
@@ -450,13 +476,21 @@ export class LocalCluster {
     return this.start(id);
   }
 
+  /** How this launcher's clients dial the replicas: verifying them against the CA with TLS. */
+  credentials(): grpc.ChannelCredentials {
+    this.channelCredentials ??= clientChannelCredentials(
+      this.opts.tlsDir ? join(this.opts.tlsDir, 'ca.crt') : undefined,
+    );
+    return this.channelCredentials;
+  }
+
   /** A ClusterService client for a replica (cached; closed by close()). */
   clusterClient(id: string): grpc.Client {
     const r = this.get(id);
     let c = this.clients.get(r.address);
     if (!c) {
       const Ctor = services().ClusterService;
-      c = new Ctor(r.address, grpc.credentials.createInsecure(), fastReconnect);
+      c = new Ctor(r.address, this.credentials(), fastReconnect);
       this.clients.set(r.address, c);
     }
     return c;
@@ -681,6 +715,8 @@ export interface ClusterCliOptions {
   basePort: number;
   dataDir: string;
   host: string;
+  /** TLS and mutual TLS with certificates in DATA-DIR/certs. */
+  tls: boolean;
 }
 
 export const clusterCommand: CommandSpec = {
@@ -698,6 +734,10 @@ export const clusterCommand: CommandSpec = {
       help: 'parent of the data dirs, the logs and cluster.secret',
     },
     host: { value: 'HOST', default: '127.0.0.1', help: 'address to bind' },
+    tls: {
+      type: 'boolean',
+      help: 'TLS and mutual TLS, with certificates from `quorum-chat certs` in DATA-DIR/certs (made on the first run)',
+    },
   },
 };
 
@@ -714,6 +754,7 @@ export function parseClusterArgs(argv: string[]): ClusterCliOptions {
     basePort: int('base-port', 1, 64_535 - 10),
     dataDir: v['data-dir'],
     host: v.host,
+    tls: (v as Record<string, unknown>).tls === true,
   };
 }
 
@@ -739,6 +780,21 @@ export function formatStatusTable(
   return [header, ...body].map((row) => row.map((c, i) => c.padEnd(widths[i])).join('  ')).join('\n');
 }
 
+/**
+ * The certificates of a TLS local cluster: made on the first run (a CA and one per replica), and for
+ * a replica added since; the existing ones are kept.
+ */
+function ensureCerts(dir: string, ids: string[]): string {
+  const missing = ids.filter((id) => !fs.existsSync(join(dir, `${id}.crt`)));
+  if (missing.length > 0) {
+    const made = makeCerts(dir, missing);
+    console.log(
+      `made TLS certificates for ${missing.join(', ')} in ${dir}${made.newCa ? ' (and a new CA)' : ''}`,
+    );
+  }
+  return dir;
+}
+
 function nonEmptyDir(dir: string): boolean {
   try {
     return fs.readdirSync(dir).length > 0;
@@ -753,10 +809,13 @@ export async function main(argv: string[]): Promise<number> {
   // The root holds the cluster secret and the replicas' logs: private, as the replicas' data dirs are.
   restrictUmask();
   const root = resolve(o.dataDir);
+  const ids = Array.from({ length: o.size }, (_, i) => `server${i + 1}`);
+  const tlsDir = o.tls ? ensureCerts(join(root, 'certs'), ids) : undefined;
   let stopping = false;
   const cluster = new LocalCluster({
     root,
     host: o.host,
+    tlsDir,
     // The /cluster page's restart and start buttons reach this launcher through the replicas.
     supervise: true,
     // If a replica exits while the cluster runs, say so (the others go on: the cluster tolerates it).
@@ -769,7 +828,6 @@ export async function main(argv: string[]): Promise<number> {
     // when it is up, or any live one): that is the relay, not the page the button was on.
     onRestartRequest: (id, by) => console.log(describeRestartRequest(id, cluster.get(id).alive, by)),
   });
-  const ids = Array.from({ length: o.size }, (_, i) => `server${i + 1}`);
   for (const [i, id] of ids.entries()) {
     const port = o.basePort + i;
     if (!(await portIsFree(port, o.host))) throw new UserError(`port ${port} is in use`);
@@ -818,12 +876,18 @@ export async function main(argv: string[]): Promise<number> {
 
   const all = await cluster.statuses();
   console.log(formatStatusTable(ids.map((id) => ({ id, address: cluster.get(id).address, s: all.get(id) }))));
-  console.log('\nweb UI:');
+  const scheme = tlsDir ? 'https' : 'http';
+  console.log(
+    `\nweb UI${tlsDir ? ` (its certificates are signed by ${join(tlsDir, 'ca.crt')}, which the browser does not know: trust it, or accept the warning)` : ''}:`,
+  );
   for (const id of ids) {
     const r = cluster.get(id);
-    console.log(`  ${id}: http://${o.host}:${r.spec.port + 1000}/  (pid ${r.pid}, log ${r.stderrPath})`);
+    console.log(`  ${id}: ${scheme}://${o.host}:${r.spec.port + 1000}/  (pid ${r.pid}, log ${r.stderrPath})`);
   }
-  console.log(`\nclient:\n  make run-client SERVER=${cluster.addresses().join(',')}`);
+  console.log(
+    `\nclient:\n  make run-client SERVER=${cluster.addresses().join(',')}${tlsDir ? ' TLS=1' : ''}`,
+  );
+  if (tlsDir) console.log(`  (or any tool with --tls-ca-file ${join(tlsDir, 'ca.crt')})`);
   console.log('\nCtrl-C stops the cluster.');
 
   await stopped;

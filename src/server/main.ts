@@ -8,6 +8,8 @@ import type { Logger } from '../logger.js';
 import { createReplicaLogger } from '../observability/logging.js';
 import { octal, restrictUmask, tightenPath, tightenTree } from '../private-files.js';
 import { loadClusterSecret, secretPath } from '../raft/cluster-secret.js';
+import { peerChannelCredentials } from '../tls/credentials.js';
+import { loadReplicaTls } from '../tls/tls-files.js';
 import { discardFreshDataDir, prepareDataDir } from './data-dir.js';
 import { parseServerFlags } from './flags.js';
 import { joinCluster } from './join.js';
@@ -19,6 +21,12 @@ const FRESH_FILES = [DB_FILE, `${DB_FILE}-wal`, `${DB_FILE}-shm`];
 
 export async function main(argv: string[]): Promise<number> {
   const config = parseServerFlags(argv);
+  // Read and checked before anything is created or bound: a bad TLS file is one line naming it.
+  const tls = loadReplicaTls({
+    certFile: config.tlsCertFile,
+    keyFile: config.tlsKeyFile,
+    caFile: config.tlsCaFile,
+  });
   // Everything this process creates from here on (data dir, SQLite files, snapshots, the cluster
   // secret) is private to its user, whatever umask the shell had (issue 13, finding 4).
   restrictUmask();
@@ -69,6 +77,7 @@ export async function main(argv: string[]): Promise<number> {
       },
       scryptCost: { N: config.scryptN, r: 8, p: 1 },
       slowFsyncMs: config.slowFsyncMs,
+      tls,
       logger,
       // The /cluster page's stop control: the same graceful stop as SIGTERM.
       onStop: () => process.kill(process.pid, 'SIGTERM'),
@@ -104,6 +113,7 @@ export async function main(argv: string[]): Promise<number> {
       address: replica.address,
       peers: config.peers,
       secret: clusterSecret,
+      credentials: peerChannelCredentials(tls),
       logger,
       cancelled: () => stopping,
     });
@@ -127,7 +137,10 @@ export async function main(argv: string[]): Promise<number> {
   // A replica removed from the cluster says so and exits 0, as etcd does (removal-watch.ts): it has no
   // part to play any more, and staying up would keep a "candidate" in every status table. To serve
   // again it must be added back (member add) from an empty data dir.
-  const statusClient = new ClusterClient([replica.address], { statusTimeoutMs: 1000 });
+  const statusClient = new ClusterClient([replica.address], {
+    statusTimeoutMs: 1000,
+    credentials: peerChannelCredentials(tls),
+  });
   let watch: RemovalWatch | undefined;
   const removed = new Promise<void>((resolve) => {
     watch = new RemovalWatch({

@@ -44,9 +44,11 @@ import { RaftNode } from '../raft/node.js';
 import { FileSnapshotStore } from '../raft/snapshot-store.js';
 import { Snapshotter } from '../raft/snapshotter.js';
 import { DataDirError, SqliteLogStore } from '../raft/sqlite-log-store.js';
+import { peerChannelCredentials } from '../tls/credentials.js';
+import type { ReplicaTls } from '../tls/tls-files.js';
 import { UserError } from '../user-error.js';
 import { chatApiFromClient } from '../web/client-api.js';
-import { type HttpServer, startHttpServer } from '../web/http-server.js';
+import { type HttpServer, httpUrlForOffset, startHttpServer } from '../web/http-server.js';
 import { ChatHandlers } from './chat-handlers.js';
 import { clusterService } from './cluster-handlers.js';
 import { LeaderForwarder } from './forwarder.js';
@@ -97,6 +99,8 @@ export interface ReplicaOptions {
   hashQueueLength?: number;
   /** An fsync longer than this (ms) logs a warning and counts in /metrics (default 100). */
   slowFsyncMs?: number;
+  /** Serve gRPC and HTTP over TLS; with a CA, talk mutual TLS to peers (tls/). Plaintext without. */
+  tls?: ReplicaTls;
 }
 
 export interface RunningReplica {
@@ -201,10 +205,14 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
     const mode: StartMode = !empty ? 'restart' : opts.peers.length > 0 ? 'join' : 'bootstrap';
 
     let address = `${opts.host}:${opts.port}`;
+    // Everything this replica dials (peers' Raft streams, the leader it forwards to, its own web
+    // gateway) goes with these: plaintext, or TLS presenting its certificate (mutual TLS with a CA).
+    const credentials = peerChannelCredentials(opts.tls);
     const transport = new GrpcTransport({
       selfId: opts.id,
       selfAddress: address,
       secret: opts.clusterSecret,
+      credentials,
       logger,
     });
     // Inspector, /metrics, /cluster and gRPC health (src/observability/replica-observability.ts).
@@ -214,6 +222,8 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       onStop: opts.onStop,
       launcher: opts.launcher,
       slowFsyncMs: opts.slowFsyncMs,
+      // The /cluster page reads every member's HTTP server: https when they serve TLS.
+      ...(opts.tls ? { httpUrlFor: httpUrlForOffset(1000, 'https') } : {}),
       logger,
     });
     const seed = randomBytes(4).readInt32LE(0);
@@ -325,7 +335,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       'Longest event-loop delay since start.',
       () => lag.worstSinceStartMs() / 1000,
     );
-    const forwarder = new LeaderForwarder(() => address);
+    const forwarder = new LeaderForwarder(() => address, credentials);
     cleanup.push(() => forwarder.close());
     const membership = new Membership({
       node,
@@ -377,9 +387,10 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       secret: opts.clusterSecret,
       topology: membership,
       logger,
+      tls: opts.tls,
     });
     cleanup.push(() => server.forceShutdown());
-    const port = await listen(server, opts.host, opts.port);
+    const port = await listen(server, opts.host, opts.port, opts.tls);
     address = `${opts.host}:${port}`;
     transport.setSelfAddress(address);
 
@@ -407,8 +418,8 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
     let api: ReturnType<typeof chatApiFromClient> | undefined;
     if (opts.httpPort !== undefined) {
       // The gateway is a client like any other: this replica first, then the rest (x-members refreshes it).
-      root = new ChatClient([address, ...opts.peers.filter((p) => p !== address)]);
-      api = chatApiFromClient(root);
+      root = new ChatClient([address, ...opts.peers.filter((p) => p !== address)], { credentials });
+      api = chatApiFromClient(root, { clientOptions: { credentials } });
       cleanup.push(
         () => root?.close(),
         () => api?.close(),
@@ -418,6 +429,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
         port: opts.httpPort,
         gateway: api,
         logger: logger ?? pino({ level: 'silent' }),
+        tls: opts.tls,
         extraRoutes: obs.routes(),
         // /cluster reads every member's feed, learners included: their hosts go into the CSP.
         pageHosts: () => node.status().config.members.map((m) => m.address),

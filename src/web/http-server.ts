@@ -1,6 +1,7 @@
 // The replica's HTTP server (API.md §3), on node:http: the web client at `/`, its JSON/SSE gateway under
 // `/api/`, `/healthz`, and whatever others hang off it through `extraRoutes` (`/metrics`, `/cluster`).
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../logger.js';
 import { UserError } from '../user-error.js';
@@ -39,6 +40,8 @@ export interface HttpServerOptions {
    * gateway's voting members: /cluster reads every member, learners included. Goes into the CSP.
    */
   pageHosts?: () => string[];
+  /** Serve https with this certificate and key (the replica's --tls-cert-file/--tls-key-file). */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
 /** The bounds on what one client can hold of the HTTP server (issue 13, finding 10). */
@@ -97,7 +100,7 @@ export function contentSecurityPolicy(hosts: Iterable<string>): string {
 export interface HttpServer {
   readonly server: Server;
   readonly port: number;
-  /** `http://host:port` */
+  /** `http://host:port` (https with TLS) */
   readonly url: string;
   /** Adds or replaces a route after start (same matching as `extraRoutes`). */
   addRoute(path: string, handler: RouteHandler): void;
@@ -109,14 +112,17 @@ export interface HttpServer {
  * started with a non-default --http-port can pass its own offset (httpPort - grpcPort), which holds
  * when a cluster is launched with one scheme, as `quorum-chat cluster` does.
  */
-export function httpUrlForOffset(offset: number): (grpcAddress: string) => string | undefined {
+export function httpUrlForOffset(
+  offset: number,
+  scheme: 'http' | 'https' = 'http',
+): (grpcAddress: string) => string | undefined {
   return (grpcAddress) => {
     const m = /^(.*):(\d+)$/.exec(grpcAddress);
     if (!m) return undefined;
     const port = Number(m[2]) + offset;
     if (port < 1 || port > 65535) return undefined;
     const host = m[1].includes(':') && !m[1].startsWith('[') ? `[${m[1]}]` : m[1];
-    return `http://${host}:${port}`;
+    return `${scheme}://${host}:${port}`;
   };
 }
 
@@ -130,7 +136,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   const gateway = new Gateway({
     api: opts.gateway,
     logger,
-    httpUrlFor: opts.httpUrlFor ?? defaultHttpUrlFor,
+    httpUrlFor: opts.httpUrlFor ?? (opts.tls ? httpUrlForOffset(1000, 'https') : defaultHttpUrlFor),
     keepaliveMs: opts.keepaliveMs,
     maxStreamsPerToken: limits.maxStreamsPerToken,
   });
@@ -183,20 +189,22 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     res.end('not found\n');
   };
 
-  const server = createServer(
-    {
-      headersTimeout: limits.headersTimeoutMs,
-      requestTimeout: limits.requestTimeoutMs,
-      connectionsCheckingInterval: limits.checkIntervalMs,
-    },
-    (req, res) => {
-      handle(req, res).catch((err: unknown) => {
-        logger.warn({ err, url: req.url }, 'http handler failed');
-        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
-        res.end();
-      });
-    },
-  );
+  const serverOptions = {
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    connectionsCheckingInterval: limits.checkIntervalMs,
+  };
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    handle(req, res).catch((err: unknown) => {
+      logger.warn({ err, url: req.url }, 'http handler failed');
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end();
+    });
+  };
+  // https.Server is an http.Server underneath (same timeouts, limits, events).
+  const server: Server = opts.tls
+    ? createHttpsServer({ ...serverOptions, cert: opts.tls.cert, key: opts.tls.key }, onRequest)
+    : createServer(serverOptions, onRequest);
   server.maxConnections = limits.maxConnections;
   // Dropped connections are said in the log, at most once a minute: a flood must not flood the log too.
   let lastDropLog = 0;
@@ -231,7 +239,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   return {
     server,
     port,
-    url: `http://${hostPart}:${port}`,
+    url: `${opts.tls ? 'https' : 'http'}://${hostPart}:${port}`,
     addRoute: (path, handler) => {
       routes.set(path, handler);
     },

@@ -14,6 +14,7 @@ const SUBCOMMANDS = [
   'member add',
   'member remove',
   'transfer',
+  'certs',
 ];
 
 function run(args: string[]) {

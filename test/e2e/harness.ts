@@ -19,6 +19,7 @@ import {
   serverMissingReason,
   waitFor,
 } from '../../src/server/local-cluster.js';
+import { makeCerts } from '../../src/tls/certs.js';
 import { Workload, type WorkloadOptions } from './support/workload.js';
 
 export { type ClusterStatus, serverMissingReason, waitFor, Workload, type WorkloadOptions };
@@ -36,18 +37,21 @@ export interface HarnessOptions {
   bootOnly?: boolean;
   serverArgs?: string[];
   logLevel?: string;
+  /** Run over TLS and mutual TLS, with `quorum-chat certs` certificates made in `<root>/certs`. */
+  tls?: boolean;
 }
 
 export class Harness extends LocalCluster {
   constructor(
     readonly root: string,
-    opts: { serverArgs?: string[]; logLevel?: string; supervise?: boolean } = {},
+    opts: { serverArgs?: string[]; logLevel?: string; supervise?: boolean; tlsDir?: string } = {},
   ) {
     super({
       root,
       serverArgs: opts.serverArgs ?? testTimers,
       logLevel: opts.logLevel ?? 'info',
       supervise: opts.supervise,
+      tlsDir: opts.tlsDir,
     });
   }
 
@@ -76,7 +80,7 @@ export class Harness extends LocalCluster {
 
   /** A workload against every replica's address (forwarding makes any replica a valid entry point). */
   workload(opts: WorkloadOptions = {}): Workload {
-    return new Workload(() => this.addresses(), opts);
+    return new Workload(() => this.addresses(), { credentials: this.credentials(), ...opts });
   }
 
   /** Statuses and log tails of every replica, for a failing test's message. */
@@ -110,8 +114,16 @@ export class Harness extends LocalCluster {
 /** A fresh temp root with `size` replicas defined (server1..serverN) on free ports. */
 export async function defineCluster(opts: HarnessOptions = {}): Promise<Harness> {
   const root = fs.mkdtempSync(join(os.tmpdir(), 'qc-e2e-'));
-  const h = new Harness(root, opts);
   const size = opts.size ?? 5;
+  let tlsDir: string | undefined;
+  if (opts.tls) {
+    tlsDir = join(root, 'certs');
+    makeCerts(
+      tlsDir,
+      Array.from({ length: size }, (_, i) => `server${i + 1}`),
+    );
+  }
+  const h = new Harness(root, { ...opts, tlsDir });
   let first: Replica | undefined;
   for (let i = 1; i <= size; i++) {
     const r = await h.define(`server${i}`, { peers: first ? [first.address] : [] });

@@ -93,7 +93,14 @@ describe('server flags', () => {
 
 describe('quorum-chat cluster arguments', () => {
   it('defaults to 5 replicas from port 5555 in ./data', () => {
-    expect(parseClusterArgs([])).toEqual({ size: 5, basePort: 5555, dataDir: './data', host: '127.0.0.1' });
+    expect(parseClusterArgs([])).toEqual({
+      size: 5,
+      basePort: 5555,
+      dataDir: './data',
+      host: '127.0.0.1',
+      tls: false,
+    });
+    expect(parseClusterArgs(['--tls']).tls).toBe(true);
     expect(parseClusterArgs(['--size', '3', '--base-port', '7000', '--data-dir', 'd'])).toMatchObject({
       size: 3,
       basePort: 7000,
@@ -171,6 +178,8 @@ describe('bench', () => {
 
   it('takes the read phase chat sizes as a comma-separated list', () => {
     expect(parseBenchArgs([]).readChatSizes).toEqual([1000, 100_000]);
+    expect(parseBenchArgs([]).tls).toBe(false);
+    expect(parseBenchArgs(['--tls']).tls).toBe(true);
     expect(parseBenchArgs(['--read-chat-sizes', '50,200']).readChatSizes).toEqual([50, 200]);
     expect(() => parseBenchArgs(['--read-chat-sizes', '50,x'])).toThrow(
       '--read-chat-sizes must be a comma-separated list of integers from 1 to 1000000',

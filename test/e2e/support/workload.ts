@@ -3,6 +3,7 @@
 // reading its chat now and then. It records what was ACKNOWLEDGED, checks every read against what was
 // acknowledged before it started (a stale read is a violation), and at the end verifies that every
 // acknowledged message is present exactly once and nothing appears twice or out of nowhere.
+import type * as grpc from '@grpc/grpc-js';
 import { ChatCaller, type Party, codeName, grpcCode, makeParties, newKey } from '../../../src/bench/rpc.js';
 import { ChatClient } from '../../../src/client/client.js';
 
@@ -51,6 +52,8 @@ export interface WorkloadOptions {
    * caller) or 'chatclient' (src/client ChatClient, the library the bundled clients use).
    */
   client?: 'caller' | 'chatclient';
+  /** How the clients dial the replicas (default plaintext; TLS with the cluster's CA). */
+  credentials?: grpc.ChannelCredentials;
 }
 
 /** What a workload client needs: a send (retried inside with one idempotency key) and a history read
@@ -61,8 +64,13 @@ interface Driver {
   close(): void;
 }
 
-function callerDriver(addresses: string[], attemptMs: number, totalMs: number): Driver {
-  const caller = new ChatCaller(addresses, { attemptMs, totalMs });
+function callerDriver(
+  addresses: string[],
+  attemptMs: number,
+  totalMs: number,
+  credentials?: grpc.ChannelCredentials,
+): Driver {
+  const caller = new ChatCaller(addresses, { attemptMs, totalMs, credentials });
   return {
     send: async (p, content) =>
       (
@@ -84,8 +92,19 @@ function callerDriver(addresses: string[], attemptMs: number, totalMs: number): 
   };
 }
 
-function chatClientDriver(addresses: string[], token: string, attemptMs: number, totalMs: number): Driver {
-  const client = new ChatClient(addresses, { token, attemptTimeoutMs: attemptMs, deadlineMs: totalMs });
+function chatClientDriver(
+  addresses: string[],
+  token: string,
+  attemptMs: number,
+  totalMs: number,
+  credentials?: grpc.ChannelCredentials,
+): Driver {
+  const client = new ChatClient(addresses, {
+    token,
+    attemptTimeoutMs: attemptMs,
+    deadlineMs: totalMs,
+    credentials,
+  });
   return {
     send: (p, content) => client.sendMessage(p.chatId, content),
     read: (p) => client.getMessages(p.chatId, { limit: PAGE }),
@@ -122,7 +141,11 @@ export class Workload {
   /** Sign up two users per chat, log them in, start the chats. */
   async setup(): Promise<void> {
     const k = Math.max(2, (this.opts.clients ?? 8) + ((this.opts.clients ?? 8) % 2));
-    const admin = new ChatCaller(this.addresses(), { attemptMs: 3000, totalMs: 30_000 });
+    const admin = new ChatCaller(this.addresses(), {
+      attemptMs: 3000,
+      totalMs: 30_000,
+      credentials: this.opts.credentials,
+    });
     try {
       const pairs = await makeParties(admin, `w${this.runId}`, k / 2, { viewLimit: 1000 });
       this.parties = pairs.flat();
@@ -154,8 +177,8 @@ export class Workload {
     const totalMs = this.opts.totalMs ?? 20_000;
     this.drivers = this.parties.map((p) =>
       this.opts.client === 'chatclient'
-        ? chatClientDriver(this.addresses(), p.token, attemptMs, totalMs)
-        : callerDriver(this.addresses(), attemptMs, totalMs),
+        ? chatClientDriver(this.addresses(), p.token, attemptMs, totalMs, this.opts.credentials)
+        : callerDriver(this.addresses(), attemptMs, totalMs, this.opts.credentials),
     );
     this.loops = this.parties.map((_, i) => this.loop(i));
   }
@@ -264,7 +287,11 @@ export class Workload {
 
   /** Read every chat from both sides (fresh callers) and check the acknowledged set against it. */
   async verify(): Promise<VerifyResult> {
-    const caller = new ChatCaller(this.addresses(), { attemptMs: 3000, totalMs: 30_000 });
+    const caller = new ChatCaller(this.addresses(), {
+      attemptMs: 3000,
+      totalMs: 30_000,
+      credentials: this.opts.credentials,
+    });
     const counts = new Map<string, number>();
     const ids = new Map<string, number>();
     try {
