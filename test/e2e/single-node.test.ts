@@ -85,6 +85,8 @@ function rpc<T>(stub: grpc.Client, method: string, req: unknown, token?: string)
 }
 
 /** Polls GetStatus until the server answers (bounded in count and time). */
+/** Polls GetStatus until the lone replica has elected itself: it starts as a follower and becomes leader
+ * after one election timeout, so the first answer may still say "follower". */
 async function waitServing(address: string, proc: Proc): Promise<Record<string, unknown>> {
   const stub = new (services().ClusterService)(address, grpc.credentials.createInsecure());
   try {
@@ -92,12 +94,14 @@ async function waitServing(address: string, proc: Proc): Promise<Record<string, 
     for (let i = 0; i < 400 && Date.now() < end; i++) {
       if (proc.child.exitCode !== null) throw new Error(`server exited early: ${proc.stderr}`);
       try {
-        return await rpc<Record<string, unknown>>(stub, 'GetStatus', {});
+        const status = await rpc<Record<string, unknown>>(stub, 'GetStatus', {});
+        if (status.role === 'leader') return status;
       } catch {
-        await new Promise((r) => setTimeout(r, 50));
+        // not serving yet
       }
+      await new Promise((r) => setTimeout(r, 50));
     }
-    throw new Error(`server on ${address} did not start: ${proc.stderr}`);
+    throw new Error(`server on ${address} did not start and lead: ${proc.stderr}`);
   } finally {
     stub.close();
   }
