@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { InspectionEvent } from 'xstate';
 import { plainEvent } from '../diagrams/plain-names.js';
+import type { ChartStates } from './charts.js';
 
 /** What a card shows about one replica (also the JSON of /cluster/status). */
 export interface ReplicaView {
@@ -24,6 +25,8 @@ export interface ReplicaView {
   loopLagP99Ms?: number;
   /** p99 of the last 1000 log fsyncs (ms). */
   fsyncP99Ms?: number;
+  /** Active states of the replica, replication and chat machines (the chart dialog, src/web/charts.ts). */
+  charts?: ChartStates;
 }
 
 export interface FeedEntry {
