@@ -61,7 +61,7 @@ function emitState(
   internal: Chart['internal'],
 ): void {
   if (s.children.length === 0) {
-    out.push(`${indent}${id(s.path)} [label=${quote(s.key)}, class="state"];`);
+    out.push(`${indent}${id(s.path)} [label=${quote(s.key)}];`);
     const notes = notesOf(s, internal);
     if (notes.length > 0) {
       out.push(

@@ -26,11 +26,11 @@ function nodeLabel(s: ChartState, loops: OverviewEdge[]): string {
 function emit(out: string[], s: ChartState, shown: Set<string>, loops: OverviewEdge[], indent: string): void {
   const children = s.children.filter((c) => shown.has(c.path));
   if (children.length === 0) {
-    out.push(`${indent}${id(s.path)} [label=${nodeLabel(s, loops)}, class="state"];`);
+    out.push(`${indent}${id(s.path)} [label=${nodeLabel(s, loops)}];`);
     return;
   }
   out.push(`${indent}subgraph cluster_${id(s.path)} {`);
-  out.push(`${indent}  label=${quote(s.key)}; labelloc=b; style=rounded; color="#555555"; class="state";`);
+  out.push(`${indent}  label=${quote(s.key)}; labelloc=b; style=rounded; color="#555555";`);
   for (const c of children) emit(out, c, shown, loops, `${indent}  `);
   out.push(`${indent}}`);
 }
@@ -48,7 +48,7 @@ export function toOverviewDot(ov: Overview): string {
   for (const s of ov.states.filter((x) => !x.path.includes('.'))) emit(out, s, shown, loops, '  ');
   if (ov.any) {
     out.push(
-      `  ${ANY_NODE} [label=${quote(ov.any.label)}, shape=box, style="dashed,rounded", fontsize=14, class="any"];`,
+      `  ${ANY_NODE} [label=${quote(ov.any.label)}, shape=box, style="dashed,rounded", fontsize=14];`,
     );
   }
   for (const e of ov.edges.filter((x) => x.source !== x.target)) {

@@ -57,9 +57,22 @@ describe('chart dialog', () => {
 
   it('opens a replica’s charts with the active state lit, as /cluster/status names it, and readable', async () => {
     const { harness, urls } = cluster;
-    const leader = await harness.waitForLeader({ timeoutMs: 20_000 });
-    await page.goto(`${urls.get(leader.node_id)}/cluster`);
-    await page.waitForSelector(`.card[data-id="${leader.node_id}"][data-role="leader"]`, { timeout: 20_000 });
+    await harness.waitForLeader({ timeoutMs: 20_000 });
+    await page.goto(`${urls.get(harness.ids()[0]!)}/cluster`);
+    // The leader as the page shows it (leadership can move on a loaded machine after a gRPC look).
+    const leaderId = String(
+      await (
+        await page.waitForFunction(
+          () => {
+            const lead = document.querySelectorAll<HTMLElement>('.card[data-up="true"][data-role="leader"]');
+            return lead.length === 1 ? lead[0]!.dataset.id : null;
+          },
+          undefined,
+          { timeout: 30_000 },
+        )
+      ).jsonValue(),
+    );
+    const leader = { node_id: leaderId };
     // A click on the replica (its chart thumbnail) opens the dialog.
     await page.click(`.card[data-id="${leader.node_id}"] .chart`);
     await page.waitForSelector(`#charts[open][data-replica="${leader.node_id}"]`, { timeout: 5000 });

@@ -291,7 +291,7 @@ function light() {
   if (c.lit !== state) {
     c.lit = state;
     const g = svg.querySelector('g.node.active');
-    if (g && !visible(g)) g.scrollIntoView({ block: 'center', inline: 'center' });
+    if (g && !visible(g)) g.scrollIntoView({ block: 'nearest', inline: 'nearest' });
   }
   ui.note.textContent =
     state === null
