@@ -131,39 +131,52 @@ describe('chart dialog', () => {
 
   it('animates a transition as it fires: a leadership transfer to the replica whose charts are open', async () => {
     const { harness, urls } = cluster;
-    const leader = await harness.waitForLeader({ timeoutMs: 20_000 });
-    const target = harness.ids().find((id) => id !== leader.node_id)!;
-    await page.goto(`${urls.get(target)}/cluster`);
-    await page.waitForSelector(`.card[data-id="${target}"][data-up="true"]`, { timeout: 20_000 });
-    await page.click(`.card[data-id="${target}"] button.charts-open`);
-    await page.waitForSelector(`#charts[open][data-replica="${target}"][data-level="overview"] svg g.active`);
-    expect(await litState(page)).toBe('follower');
-
     const secret = readFileSync(join(harness.root, 'cluster.secret'), 'utf8').trim();
-    const res = await fetch(`${urls.get(leader.node_id)}/cluster/control`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ action: 'transfer', to: target }),
-    });
-    expect(res.status, await res.clone().text()).toBe(200);
-    // The edge that won it fires (candidate → leader), and the lit state follows.
+    // Open a follower's charts, then ask the leader to hand over to it. On a loaded machine leadership
+    // can move between finding the leader and asking it: then look again (bounded: three tries).
+    let target = '';
+    for (let attempt = 1; ; attempt++) {
+      const leader = await harness.waitForLeader({ timeoutMs: 20_000 });
+      target = harness.ids().find((id) => id !== leader.node_id)!;
+      await page.goto(`${urls.get(target)}/cluster`);
+      await page.waitForSelector(`.card[data-id="${target}"][data-up="true"]`, { timeout: 20_000 });
+      await page.click(`.card[data-id="${target}"] button.charts-open`);
+      await page.waitForSelector(
+        `#charts[open][data-replica="${target}"][data-level="overview"] svg g.active`,
+      );
+      const res = await fetch(`${urls.get(leader.node_id)}/cluster/control`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ action: 'transfer', to: target }),
+      });
+      if (res.status === 200) break;
+      if (attempt >= 3) throw new Error(`the transfer to ${target} failed: ${await res.text()}`);
+    }
+    // The edge that won it fired (candidate → leader; the dialog keeps the last edges it animated).
     await page.waitForFunction(
-      () =>
-        Array.from(document.querySelectorAll('#charts g.edge.firing')).some((g) =>
-          g.classList.contains('to-leader'),
-        ),
+      () => (document.querySelector('#charts')?.getAttribute('data-fired') ?? '').includes('->leader'),
       undefined,
       { timeout: 10_000 },
     );
     await screenshot(page, 'chart-dialog.png');
-    await page.waitForFunction(
-      () => document.querySelector('#charts')?.getAttribute('data-state') === 'leader.active',
-      undefined,
-      {
-        timeout: 10_000,
+    // The lit state follows the replica: what it reports now (on a loaded machine it may already have
+    // moved on from leader.active; the feed below keeps the record).
+    await waitFor(
+      async () => {
+        const s = await statusOf(urls.get(target)!);
+        return (await page.getAttribute('#charts', 'data-state')) === s.state ? true : undefined;
       },
+      { timeoutMs: 10_000, what: `the dialog to light the state ${target} reports` },
     );
     // The dialog's feed says it in plain words.
+    await page.waitForFunction(
+      () =>
+        Array.from(document.querySelectorAll('#charts .charts-feed .text')).some((t) =>
+          /^candidate → leader\.active \(/.test(t.textContent ?? ''),
+        ),
+      undefined,
+      { timeout: 10_000 },
+    );
     const feed = await page.locator('#charts .charts-feed .text').allTextContents();
     expect(
       feed.some((t) => /^candidate → leader\.active \(/.test(t)),

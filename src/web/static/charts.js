@@ -183,6 +183,7 @@ export function openCharts(member) {
   ui.title.textContent = `${member.id}: state charts`;
   ui.state.textContent = 'connecting…';
   ui.feed.replaceChildren();
+  ui.dialog.dataset.fired = '';
   if (!ui.dialog.open) ui.dialog.showModal();
   connect(cur);
   show({});
@@ -349,7 +350,9 @@ function fire(from, to, cause, higherTerm) {
     clearTimeout(g.firingTimer);
     g.firingTimer = setTimeout(() => g.classList.remove('firing'), FIRE_MS);
   }
-  ui.dialog.dataset.fired = edges.map(titleOf).join(' ');
+  // The last edges fired since the dialog opened, newest last (for a test or a curious reader).
+  const log = [...(ui.dialog.dataset.fired ?? '').split(' | ').filter(Boolean), ...edges.map(titleOf)];
+  ui.dialog.dataset.fired = log.slice(-20).join(' | ');
 }
 
 /**
