@@ -1,18 +1,36 @@
 // Chart -> Graphviz DOT (rendered to SVG with @viz-js/viz, no browser). Compound states are clusters;
 // edges to or from a compound state attach to its start point and are clipped at the cluster border.
 
-import { type Chart, type ChartState, allStates, edgeLabel, edgesOf, noteLines } from './chart.js';
+import {
+  type Chart,
+  type ChartEdge,
+  type ChartState,
+  allStates,
+  edgeLabel,
+  edgesOf,
+  noteLines,
+} from './chart.js';
+import type { Overview } from './overview.js';
 
-function id(path: string): string {
+export function id(path: string): string {
   return path === '' ? 'root' : path.replace(/\./g, '_');
 }
 
-function quote(text: string): string {
+/**
+ * SVG classes of an edge, for the page that animates fired transitions: `from-<state id>` (`from-any`
+ * for the overview's "any role"), `to-<state id>`, and `on-<event type or timer name>` per trigger.
+ */
+export function edgeClass(source: string | null, target: string, triggers: string[]): string {
+  const on = triggers.map((t) => `on-${t.startsWith('after ') ? t.slice(6) : t}`);
+  return [`from-${source === null ? 'any' : id(source)}`, `to-${id(target)}`, ...new Set(on)].join(' ');
+}
+
+export function quote(text: string): string {
   return `"${text.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
 /** Break a label into lines of about `width` characters (at spaces), joined by DOT's `\n`. */
-function wrap(text: string, width = 34): string {
+export function wrap(text: string, width = 34): string {
   const out: string[] = [];
   let line = '';
   for (const word of text.split(' ')) {
@@ -44,7 +62,7 @@ function emitState(
 ): void {
   if (s.children.length === 0) {
     out.push(`${indent}${id(s.path)} [label=${quote(s.key)}];`);
-    const notes = noteLines(s, internal);
+    const notes = notesOf(s, internal);
     if (notes.length > 0) {
       out.push(
         `${indent}${id(s.path)}__note [shape=note, style=filled, fillcolor="#fff8dc", fontsize=9, label="${noteLabel(notes)}"];`,
@@ -61,7 +79,7 @@ function emitState(
   out.push(`${inner}label=${quote(label)}; style=rounded; color="#555555";`);
   out.push(`${inner}${id(s.path)}__start [shape=point, width=0.12];`);
   emitBody(out, s, inner, compound, internal);
-  const notes = noteLines(s, internal);
+  const notes = notesOf(s, internal);
   if (notes.length > 0) {
     out.push(
       `${inner}${id(s.path)}__note [shape=note, style=filled, fillcolor="#fff8dc", fontsize=9, label="${noteLabel(notes)}"];`,
@@ -85,6 +103,17 @@ function emitBody(
     for (const c of parent.children)
       out.push(`${indent}${id(parent.path)}__start -> ${endpoint(c.path, compound)};`);
   }
+}
+
+/**
+ * A state's note: its internal handlers and, with `notes`, its transitions back to itself (re-entering
+ * it), marked ↻. Drawn as loops, those nest on the node and other edges cross their labels.
+ */
+function notesOf(s: ChartState, internal: Chart['internal']): string[] {
+  const lines = noteLines(s, internal);
+  if (internal !== 'notes') return lines;
+  const loops = edgesOf(s, internal).filter((e) => e.target === e.source);
+  return [...lines, ...loops.map((e) => `↻ ${edgeLabel(e)}`)];
 }
 
 /** A state as an edge end: its node, or for a compound state its start point (clipped at the cluster). */
@@ -120,12 +149,25 @@ export function toDot(chart: Chart): string {
     );
   }
   for (const s of states) {
-    for (const e of edgesOf(s, chart.internal)) {
-      const from = endpoint(e.source, compound);
-      const to = endpoint(e.target, compound);
-      out.push(`  ${from} -> ${to} [label="${wrap(edgeLabel(e))}"${clip(e.source, e.target, compound)}];`);
-    }
+    const edges = edgesOf(s, chart.internal);
+    for (const e of edges.filter((x) => x.target !== x.source)) out.push(edgeLine(e, [e], compound));
+    // With `loops` (the chat chart), a state's transitions back to itself are one loop with a line each.
+    const loops = edges.filter((e) => e.target === e.source);
+    if (chart.internal === 'loops' && loops.length > 0) out.push(edgeLine(loops[0], loops, compound));
   }
   out.push('}');
   return `${out.join('\n')}\n`;
+}
+
+/** One DOT edge standing for `merged` (one label line per edge, each wrapped), classed for the page. */
+function edgeLine(e: ChartEdge, merged: ChartEdge[], compound: Set<string>): string {
+  const label = merged.map((m) => wrap(edgeLabel(m))).join('\\n');
+  const cls = edgeClass(
+    e.source,
+    e.target,
+    merged.flatMap((m) => m.triggers),
+  );
+  const from = endpoint(e.source, compound);
+  const to = endpoint(e.target, compound);
+  return `  ${from} -> ${to} [label="${label}", class="${cls}"${clip(e.source, e.target, compound)}];`;
 }

@@ -8,6 +8,8 @@ import { replicationMachine } from '../../machines/replication/replication.machi
 import { type Chart, chartOf } from './chart.js';
 import { toDot } from './dot.js';
 import { toMermaid } from './mermaid.js';
+import { toOverviewDot } from './overview-dot.js';
+import { OVERVIEWS, overviewOf } from './overview.js';
 import { readme } from './readme.js';
 
 export const MACHINES: { name: string; machine: AnyStateMachine; internal: Chart['internal'] }[] = [
@@ -36,6 +38,12 @@ export async function generateDiagrams(): Promise<Map<string, string>> {
     const dot = toDot(chart);
     files.set(`${name}.dot`, dot);
     files.set(`${name}.svg`, await renderSvg(dot));
+    const spec = OVERVIEWS[name];
+    if (spec) {
+      const overview = toOverviewDot(overviewOf(chart, spec));
+      files.set(`${name}.overview.dot`, overview);
+      files.set(`${name}.overview.svg`, await renderSvg(overview));
+    }
   }
   files.set('README.md', readme(mermaid));
   return files;

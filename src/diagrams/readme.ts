@@ -57,12 +57,31 @@ export function readme(diagrams: { name: string; text: string }[]): string {
     'timer; `always` is an eventless transition; `(reenter)` re-enters the state (re-arming its timers).',
     'Each machine also has an SVG (Graphviz, rendered without a browser) and its DOT source.',
     '',
+    'Two levels, both generated from the machines:',
+    '',
+    '- **Overview** (`<machine>.overview.svg`): the roles and the main transitions, in plain words, for',
+    '  learning what the machine does. States below the roles fold into them, self-transitions become',
+    '  ↻ lines inside their state, and a rule that holds in every role is drawn once: "a message with a',
+    '  higher term" is one edge from *any role* to follower. What is grouped, renamed or left out is data',
+    '  next to the generator (`OVERVIEWS` in src/diagrams/overview.ts); event and timer names come from',
+    '  src/diagrams/plain-names.ts, the same words as the inspector feed.',
+    '- **Reference** (`<machine>.svg`, and the Mermaid below): every transition with its event, guard and',
+    "  actions. In the SVG, transitions that re-enter their state are listed in the state's note (↻)",
+    '  rather than drawn as nested loops, so no label overlaps another and no edge runs through a label',
+    '  (test/unit/diagram-overview.test.ts checks both in the SVGs).',
+    '',
+    'The /cluster page shows both for a replica (click its card), with its active states lit.',
+    '',
   ];
   for (const d of diagrams) {
     const about = ABOUT[d.name];
     out.push(`## ${about ? about.title : d.name}`, '');
     if (about) out.push(about.text, '');
-    out.push(`SVG: [${d.name}.svg](${d.name}.svg) · Mermaid source: [${d.name}.mmd](${d.name}.mmd)`, '');
+    out.push(`![${d.name} overview](${d.name}.overview.svg)`, '');
+    out.push(
+      `Overview: [${d.name}.overview.svg](${d.name}.overview.svg) · Reference SVG: [${d.name}.svg](${d.name}.svg) · Mermaid source: [${d.name}.mmd](${d.name}.mmd)`,
+      '',
+    );
     out.push('```mermaid', d.text.trimEnd(), '```', '');
   }
   return out.join('\n');

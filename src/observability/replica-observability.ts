@@ -13,6 +13,7 @@ import type { InspectionEvent } from 'xstate';
 import type { Transport } from '../raft/interfaces.js';
 import type { RaftNode } from '../raft/node.js';
 import type { Launcher } from '../server/launcher-link.js';
+import { chartRoutes, chartStatesOf } from '../web/charts.js';
 import { clusterRoutes, devFromEnv } from '../web/cluster-view.js';
 import { type Routes, defaultHttpUrlFor } from '../web/http-server.js';
 import { ReplicaInspector, type ReplicaView, viewOfNode } from '../web/inspector.js';
@@ -114,6 +115,7 @@ export class ReplicaObservability {
       ...viewOfNode(this.requireNode()),
       loopLagP99Ms: h.event_loop_lag_p99_ms,
       fsyncP99Ms: h.fsync_p99_ms,
+      charts: chartStatesOf(this.requireNode()),
     };
   }
 
@@ -152,6 +154,7 @@ export class ReplicaObservability {
         restart: this.opts.launcher ? (id) => this.opts.launcher!.restart(id) : undefined,
         pause: transport ? (ms) => transport.pause(ms) : undefined,
       }),
+      ...chartRoutes(),
       '/metrics': this.metrics.route,
     };
   }

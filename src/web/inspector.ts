@@ -5,6 +5,8 @@
 // (`follower → preCandidate (xstate.after.electionTimeout)`) streamed over Server-Sent Events.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { InspectionEvent } from 'xstate';
+import { plainEvent } from '../diagrams/plain-names.js';
+import type { ChartStates } from './charts.js';
 
 /** What a card shows about one replica (also the JSON of /cluster/status). */
 export interface ReplicaView {
@@ -23,6 +25,8 @@ export interface ReplicaView {
   loopLagP99Ms?: number;
   /** p99 of the last 1000 log fsyncs (ms). */
   fsyncP99Ms?: number;
+  /** Active states of the replica, replication and chat machines (the chart dialog, src/web/charts.ts). */
+  charts?: ChartStates;
 }
 
 export interface FeedEntry {
@@ -63,13 +67,17 @@ export function describeCause(type: string): string {
   return type;
 }
 
-/** One feed line: `candidate → leader (RequestVoteResponse)`; without a state change, what changed. */
+/**
+ * One feed line: `candidate → leader (vote reply)`; without a state change, what changed. The cause is
+ * in plain words (src/diagrams/plain-names.ts); `cause` itself keeps the event type.
+ */
 export function formatTransition(e: Omit<FeedEntry, 'text' | 'seq' | 'at'>, prev?: { term: number }): string {
-  if (e.from !== e.to) return `${e.from} → ${e.to} (${e.cause})`;
+  const cause = plainEvent(e.cause);
+  if (e.from !== e.to) return `${e.from} → ${e.to} (${cause})`;
   const what: string[] = [];
   if (prev && prev.term !== e.term) what.push(`term ${e.term}`);
   what.push(`leader ${e.leaderId ?? 'unknown'}`);
-  return `${e.to}: ${what.join(', ')} (${e.cause})`;
+  return `${e.to}: ${what.join(', ')} (${cause})`;
 }
 
 /** One Server-Sent Events frame. A data line may not hold a newline, so each line gets its own. */

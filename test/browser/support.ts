@@ -124,6 +124,19 @@ export async function waitMessages(page: Page, want: string[], timeout = WAIT_MS
     });
 }
 
+/**
+ * A 1400×900 page that records its uncaught errors, and the scripts, styles, images or connections
+ * the server's Content-Security-Policy blocked (Chromium reports them on the console), into `errors`.
+ */
+export async function pageWithErrors(browser: Browser, errors: string[]): Promise<Page> {
+  const page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => {
+    if (/Content Security Policy/i.test(m.text())) errors.push(m.text());
+  });
+  return page;
+}
+
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(screenshotDir, { recursive: true });
   await page.screenshot({ path: join(screenshotDir, name) });

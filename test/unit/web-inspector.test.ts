@@ -41,13 +41,13 @@ describe('feed formatting', () => {
     const base = { term: 3, leaderId: null, commitIndex: 0, appliedIndex: 0 };
     expect(
       formatTransition({ ...base, from: 'candidate', to: 'leader.active', cause: 'RequestVoteResponse' }),
-    ).toBe('candidate → leader.active (RequestVoteResponse)');
+    ).toBe('candidate → leader.active (vote reply)');
     expect(
       formatTransition(
         { ...base, from: 'follower', to: 'follower', cause: 'AppendEntries', leaderId: 'n2', term: 4 },
         { term: 3 },
       ),
-    ).toBe('follower: term 4, leader n2 (AppendEntries)');
+    ).toBe('follower: term 4, leader n2 (append entries)');
   });
 
   it('frames SSE with one data line per line of JSON', () => {
@@ -118,9 +118,9 @@ describe('inspector on real replicas', () => {
     sim.runUntil(() => sim!.nodes[0].status().role === 'leader');
     sim.runUntil(() => sim!.nodes[1].status().leaderId === 'n1');
 
-    expect(seen).toContain('follower → preCandidate (xstate.after.electionTimeout)');
-    expect(seen).toContain('preCandidate → candidate (RequestVoteResponse)');
-    expect(seen).toContain('candidate → leader.active (RequestVoteResponse)');
+    expect(seen).toContain('follower → preCandidate (election timeout)');
+    expect(seen).toContain('preCandidate → candidate (vote reply)');
+    expect(seen).toContain('candidate → leader.active (vote reply)');
     const won = sim.inspectors[0].recent().find((e) => e.to === 'leader.active')!;
     expect(won.term).toBe(sim.nodes[0].status().term);
     expect(won.leaderId).toBe('n1');
@@ -146,8 +146,8 @@ describe('inspector on real replicas', () => {
     const off = sim.inspectors[1].subscribe((e) => seen.push(e.text));
     sim.nodes[0].transferLeadership('n3').catch(() => {});
     sim.runUntil(() => sim!.nodes[1].status().leaderId === 'n3');
-    expect(seen).toContain('follower: leader n3 (AppendEntries)');
-    expect(seen.some((t) => /^follower: term \d+, leader unknown \(RequestVote\)$/.test(t))).toBe(true);
+    expect(seen).toContain('follower: leader n3 (append entries)');
+    expect(seen.some((t) => /^follower: term \d+, leader unknown \(vote request\)$/.test(t))).toBe(true);
     off();
     sim.inspectors[1].subscribe(() => {});
     const last = sim.inspectors[1].recent().at(-1)!;
@@ -267,7 +267,9 @@ describe('/cluster routes', () => {
       'xstate.after.electionTimeout.replica.follower',
     );
     const t = await sse.until('transition');
-    expect(JSON.parse(t.data!).text).toBe('follower → preCandidate (xstate.after.electionTimeout)');
+    expect(JSON.parse(t.data!).text).toBe('follower → preCandidate (election timeout)');
+    // The event type itself stays in `cause` (the chart dialog matches edges by it).
+    expect(JSON.parse(t.data!).cause).toBe('xstate.after.electionTimeout');
     expect(t.id).toBe(String(JSON.parse(t.data!).seq));
     ac.abort();
     const deadline = Date.now() + 3000;

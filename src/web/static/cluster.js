@@ -2,6 +2,8 @@
 // (its inspector), so a card shows what the replica itself says, and a dead replica's card goes grey
 // while the others carry on. Members and their HTTP URLs come from /cluster/status of any member.
 
+import { feedText, openCharts } from './charts.js';
+
 const FEED_MAX = 100;
 const STALE_MS = 3000;
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -75,9 +77,16 @@ function addMember(id, http) {
   const chart = el('div', 'chart');
   const feed = el('ol', 'feed');
   card.append(head, where, facts, buttons, chart, feed);
-  // The chart is small in a card; a click gives it the whole row.
-  chart.title = 'click to enlarge';
-  chart.addEventListener('click', () => card.classList.toggle('zoomed'));
+  // Clicking a replica (not one of its buttons or its feed) opens its state charts (charts.js).
+  const open = () => openCharts(members.get(id) ?? { id, http });
+  chart.title = 'click for the state charts';
+  const chartsButton = el('button', 'charts-open', 'Charts');
+  chartsButton.type = 'button';
+  chartsButton.addEventListener('click', open);
+  head.append(chartsButton);
+  card.addEventListener('click', (e) => {
+    if (!e.target.closest('button, input, select, a, .feed')) open();
+  });
   const cards = $('#cards');
   const after = [...cards.children].find(
     (c) => c.dataset.id.localeCompare(id, undefined, { numeric: true }) > 0,
@@ -160,7 +169,7 @@ function addFeed(m, f) {
   else if (f.to === 'candidate' || f.to === 'preCandidate') li.className = 'election';
   const t = new Date(f.at);
   const time = `${t.toTimeString().slice(0, 8)}.${String(t.getMilliseconds()).padStart(3, '0')}`;
-  li.append(el('time', '', time), el('span', 'text', f.text), el('span', 'term', `t${f.term}`));
+  li.append(el('time', '', time), feedText(f.text), el('span', 'term', `t${f.term}`));
   list.prepend(li);
   while (list.children.length > FEED_MAX) list.lastElementChild.remove();
 }
