@@ -14,6 +14,8 @@ const usage = `usage:
   quorum-chat member remove --id ID --server HOST:PORT [--cluster-secret-file FILE]
   quorum-chat transfer [--to ID] --server HOST:PORT [--cluster-secret-file FILE]
   quorum-chat bench [--clients 64] [--seconds 10] [--failover-trials 5] [--out FILE]
+  quorum-chat backup --server HOST:PORT --out FILE [--cluster-secret-file FILE]
+  quorum-chat restore --from FILE --id ID --port PORT [--data-dir DIR] [--no-start]
 
 'quorum-chat COMMAND --help' describes every flag of a command.`;
 
@@ -27,6 +29,8 @@ const commands: Record<string, () => Promise<Main>> = {
   member: async () => (await import('./client/admin.js')).memberMain,
   transfer: async () => (await import('./client/admin.js')).transferMain,
   bench: async () => (await import('./bench/main.js')).main,
+  backup: async () => (await import('./client/backup.js')).main,
+  restore: async () => (await import('./server/restore.js')).main,
 };
 
 async function run(): Promise<void> {

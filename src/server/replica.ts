@@ -47,6 +47,7 @@ import { DataDirError, SqliteLogStore } from '../raft/sqlite-log-store.js';
 import { UserError } from '../user-error.js';
 import { chatApiFromClient } from '../web/client-api.js';
 import { type HttpServer, startHttpServer } from '../web/http-server.js';
+import { BackupSource } from './backup-source.js';
 import { ChatHandlers } from './chat-handlers.js';
 import { clusterService } from './cluster-handlers.js';
 import { LeaderForwarder } from './forwarder.js';
@@ -122,7 +123,7 @@ const realClock: Clock = {
 };
 
 /** Opens the replica's database in WAL mode with synchronous=FULL (one fsync per commit). */
-function openDatabase(dataDir: string): Database.Database {
+export function openDatabase(dataDir: string): Database.Database {
   const file = dataDir === ':memory:' ? ':memory:' : join(dataDir, DB_FILE);
   let db: Database.Database | undefined;
   try {
@@ -143,9 +144,9 @@ function openDatabase(dataDir: string): Database.Database {
 }
 
 /** The Raft and chat stores on one database; a corrupt or foreign file is a one-line UserError. */
-function openStores(
+export function openStores(
   db: Database.Database,
-  opts: ReplicaOptions,
+  opts: Pick<ReplicaOptions, 'id' | 'clusterSecret' | 'dataDir'>,
 ): { logStore: SqliteLogStore; store: ChatStore } {
   try {
     const logStore = new SqliteLogStore({
@@ -365,6 +366,10 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
           chat.closeStreams('this replica was removed from the cluster; resubscribe elsewhere.');
       }),
     );
+    // ClusterService.Backup copies the chat tables next to the snapshots (not for an in-memory replica).
+    const backups = dbFile
+      ? new BackupSource({ dbFile, dir: join(opts.dataDir, SNAPSHOT_DIR), logger })
+      : undefined;
     const { server, health } = buildGrpcServer({
       chat: obs.instrumentService(chat.implementation()),
       cluster: clusterService({
@@ -372,6 +377,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
         secret: opts.clusterSecret,
         topology: membership,
         health: () => obs.health(),
+        backup: backups ? () => backups.take() : undefined,
       }),
       extra: (s) => transport.attach(s),
       secret: opts.clusterSecret,

@@ -14,6 +14,8 @@ const SUBCOMMANDS = [
   'member add',
   'member remove',
   'transfer',
+  'backup',
+  'restore',
 ];
 
 function run(args: string[]) {
