@@ -113,7 +113,9 @@ describe('backup file format', () => {
   });
 
   it('says which file it cannot open', async () => {
-    expect(await reason(join(dir, 'missing.qcb'))).toMatch(/cannot read the backup .*missing\.qcb \(ENOENT\)/);
+    expect(await reason(join(dir, 'missing.qcb'))).toMatch(
+      /cannot read the backup .*missing\.qcb \(ENOENT\)/,
+    );
   });
 
   it('abort removes the partial file', async () => {
