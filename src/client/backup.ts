@@ -42,7 +42,8 @@ export interface BackupResult {
   stateDigest: string;
 }
 
-interface Chunk {
+/** cluster.proto's BackupChunk, as the client decodes it. */
+export interface BackupChunk {
   data: Buffer;
   offset: number;
   done: boolean;
@@ -81,12 +82,12 @@ export async function fetchBackup(opts: {
     const md = new grpc.Metadata();
     md.set('authorization', `Bearer ${opts.secret}`);
     const call = (
-      client as unknown as { Backup(req: object, md: grpc.Metadata): grpc.ClientReadableStream<Chunk> }
+      client as unknown as { Backup(req: object, md: grpc.Metadata): grpc.ClientReadableStream<BackupChunk> }
     ).Backup({}, md);
     const onAbort = () => call.cancel();
     opts.signal?.addEventListener('abort', onAbort);
     let total: number | undefined;
-    let last: Chunk | undefined;
+    let last: BackupChunk | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
         let failed = false;
@@ -103,7 +104,7 @@ export async function fetchBackup(opts: {
         });
         // One chunk at a time: the stream is paused while a chunk is written, so memory stays flat.
         let writing = Promise.resolve();
-        call.on('data', (chunk: Chunk) => {
+        call.on('data', (chunk: BackupChunk) => {
           call.pause();
           writing = writing
             .then(async () => {

@@ -13,21 +13,19 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, expect, it } from 'vitest';
 import { ChatCaller, PARTY_PASSWORD } from '../../src/bench/rpc.js';
+import type { BackupChunk as Chunk } from '../../src/client/backup.js';
 import { launcherPath } from '../../src/server/local-cluster.js';
 import { Harness, Status, codeOf, startCluster, testTimers } from './harness.js';
 import { describeWithServer, expectHealthyEnd, withReport } from './support/checks.js';
 
-interface Chunk {
-  data: Buffer;
-  offset: number;
-  done: boolean;
-  last_applied: number;
-  state_digest: string;
-}
-
 function run(args: string[]) {
   const r = spawnSync(launcherPath, args, { encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** `quorum-chat backup` of one replica into `out`. */
+function backupCli(address: string, out: string, secretFile: string) {
+  return run(['backup', '--server', address, '--out', out, '--cluster-secret-file', secretFile]);
 }
 
 /** A raw Backup call: every chunk, or the error it ended with. */
@@ -92,15 +90,7 @@ describeWithServer('backup under load, restore into a new cluster', () => {
         expect(none.details).toMatch(/none was given/);
         const wrongFile = join(work, 'wrong.secret');
         fs.writeFileSync(wrongFile, 'not-the-secret\n');
-        const wrong = run([
-          'backup',
-          '--server',
-          c.get(follower).address,
-          '--out',
-          file,
-          '--cluster-secret-file',
-          wrongFile,
-        ]);
+        const wrong = backupCli(c.get(follower).address, file, wrongFile);
         expect(wrong.code).not.toBe(0);
         expect(wrong.stderr.trim().split('\n').at(-1)).toMatch(
           /^quorum-chat: backup: UNAUTHENTICATED: The cluster secret given to Backup is wrong/,
@@ -123,15 +113,7 @@ describeWithServer('backup under load, restore into a new cluster', () => {
 
         // The backup itself, through the CLI, of the follower, while the workload keeps writing.
         const acksAtBackup = w.acked.length;
-        const b = run([
-          'backup',
-          '--server',
-          c.get(follower).address,
-          '--out',
-          file,
-          '--cluster-secret-file',
-          secretFile,
-        ]);
+        const b = backupCli(c.get(follower).address, file, secretFile);
         expect(b.code, b.stderr).toBe(0);
         const lastApplied = Number(/^last_applied: (\d+)$/m.exec(b.stdout)?.[1]);
         const digest = /^state_digest: ([0-9a-f]{64})$/m.exec(b.stdout)?.[1];
