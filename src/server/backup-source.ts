@@ -66,7 +66,7 @@ export class BackupSource {
         metaAt: (index) => ({ index, term: 0, config: { members: [] } }),
       });
       if (!copied) throw new Error('the database has no applied index');
-      const state = copyState(file);
+      const state = await copyState(file);
       if (state.lastApplied !== copied.meta.index) {
         throw new Error(`the copy reads index ${state.lastApplied}, not ${copied.meta.index}`);
       }

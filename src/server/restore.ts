@@ -107,7 +107,7 @@ export async function restoreDataDir(opts: {
     mkdirPrivate(snapshots);
     const copy = join(snapshots, 'snapshot.db.restoring');
     await extractPayload(opts.from, header, copy);
-    checkCopy(opts.from, copy, header);
+    await checkCopy(opts.from, copy, header);
 
     const address = `${opts.host}:${opts.port}`;
     // The new cluster: its own history starts at term 1, after the copy's index, with this replica as
@@ -161,10 +161,10 @@ function refuseExisting(target: string): void {
 }
 
 /** The extracted copy must be a sound database whose index and digest are the header's. */
-function checkCopy(from: string, copy: string, header: BackupHeader): void {
-  let state: ReturnType<typeof copyState>;
+async function checkCopy(from: string, copy: string, header: BackupHeader): Promise<void> {
+  let state: Awaited<ReturnType<typeof copyState>>;
   try {
-    state = copyState(copy);
+    state = await copyState(copy, { check: true });
   } catch (err) {
     throw new BackupFileError(`${from}: the backup's chat state is unreadable (${(err as Error).message})`);
   }

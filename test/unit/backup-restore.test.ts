@@ -103,6 +103,19 @@ describe('BackupSource', () => {
     await copy.close();
   });
 
+  it('computes the digest in steps exactly as GetStatus does in one piece', async () => {
+    const { s } = await populated(40);
+    let pauses = 0;
+    const stepped = await s.store.stateDigestInSteps({
+      rowsPerStep: 7,
+      pause: async () => {
+        pauses++;
+      },
+    });
+    expect(pauses).toBeGreaterThan(5);
+    expect(stepped).toBe(s.store.stateDigest());
+  });
+
   it('runs one backup at a time, and removes copies a crash left behind', async () => {
     const { dbFile } = await populated(5);
     const snapshots = join(dir, 'snapshots');
