@@ -22,7 +22,7 @@ export function progressBar(bytes: number, total: number | undefined): string {
 
 export class Progress {
   private readonly tty: boolean;
-  private lastDraw = 0;
+  private lastDraw = Number.NEGATIVE_INFINITY;
   private lastQuarter = -1;
   private drawn = false;
 
