@@ -166,7 +166,7 @@ export async function verifyBackupFile(path: string): Promise<BackupHeader> {
     fh = await fs.promises.open(path, 'r');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    throw new BackupFileError(`cannot read the backup ${path} (${code})`);
+    throw new BackupFileError(`cannot open the file (${code})`);
   }
   try {
     const { size } = await fh.stat();

@@ -112,10 +112,8 @@ describe('backup file format', () => {
     expect(await reason(file)).toBe('the backup has format version 2; this quorum-chat reads version 1');
   });
 
-  it('says which file it cannot open', async () => {
-    expect(await reason(join(dir, 'missing.qcb'))).toMatch(
-      /cannot read the backup .*missing\.qcb \(ENOENT\)/,
-    );
+  it('says why it cannot open a file', async () => {
+    expect(await reason(join(dir, 'missing.qcb'))).toBe('cannot open the file (ENOENT)');
   });
 
   it('abort removes the partial file', async () => {
