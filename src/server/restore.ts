@@ -24,6 +24,7 @@ import { fsyncPath, restoreSnapshot } from '../raft/snapshot-store.js';
 import { UserError } from '../user-error.js';
 import { prepareDataDir } from './data-dir.js';
 import { SERVER_FLAGS, parseServerFlags } from './flags.js';
+import { portIsFree } from './local-cluster.js';
 import { DB_FILE, SNAPSHOT_DIR, openDatabase, openStores } from './replica.js';
 
 const { peers: _peers, ...serverFlagsButPeers } = SERVER_FLAGS;
@@ -232,6 +233,11 @@ export async function main(argv: string[]): Promise<number> {
   // The server's own checks (id, port, host, timers...), so restore accepts exactly what it will run.
   const config = parseServerFlags(serverArgv);
   restrictUmask();
+  // The port goes into the new cluster's configuration: if it is taken now, the server could not
+  // start and the data dir would name an address it cannot serve. Say so before building anything.
+  if (!v['no-start'] && !(await portIsFree(config.port, config.host))) {
+    throw new UserError(`restore: port ${config.port} on ${config.host} is in use; choose another --port`);
+  }
   const r = await restoreDataDir({
     from,
     id: config.id,
