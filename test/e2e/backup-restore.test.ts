@@ -139,6 +139,24 @@ describeWithServer('backup under load, restore into a new cluster', () => {
         );
         expect(fs.existsSync(join(work, 'from-cut'))).toBe(false);
 
+        // A port in use (here: a replica's) is refused before anything is built.
+        const busy = run([
+          'restore',
+          '--from',
+          file,
+          '--id',
+          'r8',
+          '--port',
+          String(c.get(follower).spec.port),
+          '--data-dir',
+          join(work, 'busy', 'r8'),
+        ]);
+        expect(busy.code).not.toBe(0);
+        expect(busy.stderr).toMatch(
+          /^quorum-chat: restore: port \d+ on 127\.0\.0\.1 is in use; choose another --port\n$/,
+        );
+        expect(fs.existsSync(join(work, 'busy'))).toBe(false);
+
         // Restore into a new cluster (its own temp root, so its own new cluster secret).
         restored = new Harness(fs.mkdtempSync(join(os.tmpdir(), 'qc-restored-')), { serverArgs: testTimers });
         const r2 = restored;
