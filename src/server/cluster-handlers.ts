@@ -1,6 +1,7 @@
 // ClusterService over gRPC. GetStatus is open and local (no forwarding). Every other method (the
-// membership changes, and any added later) needs the cluster secret as `authorization: Bearer <secret>`;
-// the ClusterControl (membership.ts) carries them out on the leader or forwards them to it.
+// membership changes, Backup, and any added later) needs the cluster secret as `authorization: Bearer
+// <secret>`; the ClusterControl (membership.ts) carries the changes out on the leader or forwards them
+// to it, and Backup streams this replica's own copy (backup-source.ts), never forwarded.
 //
 // The secret is checked from the metadata before the request is decoded (guardService), and on a
 // replica's server before it is even read (the gate in grpc-server.ts, with clusterMethodNeedsSecret).
