@@ -19,6 +19,8 @@ const usage = `usage:
   quorum-chat transfer [--to ID] --server HOST:PORT [--cluster-secret-file FILE]
   quorum-chat bench [--clients 64] [--seconds 10] [--failover-trials 5] [--out FILE] [--tls]
   quorum-chat certs --out DIR --hosts NAME[,NAME...]
+  quorum-chat backup --server HOST:PORT --out FILE [--cluster-secret-file FILE] [--tls-ca-file FILE]
+  quorum-chat restore --from FILE --id ID --port PORT [--data-dir DIR] [--no-start]
 
 TLS: servers take --tls-cert-file, --tls-key-file and --tls-ca-file; clients and tools --tls-ca-file.
 
@@ -35,6 +37,8 @@ const commands: Record<string, () => Promise<Main>> = {
   transfer: async () => (await import('./client/admin.js')).transferMain,
   bench: async () => (await import('./bench/main.js')).main,
   certs: async () => (await import('./tls/certs.js')).main,
+  backup: async () => (await import('./client/backup.js')).main,
+  restore: async () => (await import('./server/restore.js')).main,
 };
 
 async function run(): Promise<void> {

@@ -185,13 +185,16 @@ export interface Party {
   chatId: string;
 }
 
+/** The password of every user makeParties signs up. */
+export const PARTY_PASSWORD = 'password-for-bench';
+
 export async function makeParties(
   caller: ChatCaller,
   prefix: string,
   pairs: number,
   opts: { viewLimit?: number; concurrency?: number } = {},
 ): Promise<Party[][]> {
-  const password = 'password-for-bench';
+  const password = PARTY_PASSWORD;
   const makeOne = async (i: number): Promise<Party[]> => {
     const names = [`${prefix}a${i}`, `${prefix}b${i}`];
     const tokens: string[] = [];

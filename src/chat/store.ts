@@ -745,37 +745,60 @@ export class ChatStore implements StateMachine {
   stateDigest(): string {
     const index = this.appliedIndex();
     if (this.digestCache?.index === index) return this.digestCache.digest;
-    const h = createHash('sha256');
-    const line = (v: unknown[]) => h.update(`${JSON.stringify(v)}\n`);
-    for (const u of this.db
-      .prepare(
-        'SELECT u.username, u.nickname, s.view_limit FROM users u LEFT JOIN settings s ON s.user_id = u.id ORDER BY u.id',
-      )
-      .raw()
-      .iterate() as Iterable<unknown[]>) {
-      line(['u', ...u]);
-    }
-    for (const c of this.db
-      .prepare(
-        `SELECT c.id, a.username, b.username, c.created_at, c.last_activity_at FROM chats c
-         JOIN users a ON a.id = c.user_a JOIN users b ON b.id = c.user_b ORDER BY c.seq`,
-      )
-      .raw()
-      .iterate() as Iterable<unknown[]>) {
-      line(['c', ...c]);
-    }
-    for (const m of this.db
-      .prepare(
-        `SELECT m.id, m.chat_id, u.username, m.content, m.sent_at, m.read, m.edited_at FROM messages m
-         JOIN users u ON u.id = m.sender_id ORDER BY m.id`,
-      )
-      .raw()
-      .iterate() as Iterable<unknown[]>) {
-      line(['m', ...m]);
-    }
-    const digest = h.digest('hex');
+    const steps = this.digestSteps();
+    let step = steps.next();
+    while (!step.done) step = steps.next();
+    const digest = step.value as string;
     this.digestCache = { index, digest };
     return digest;
+  }
+
+  /**
+   * The same digest, computed a few thousand rows per event-loop turn: for a database nobody writes
+   * meanwhile (a backup's copy), where a large state must not hold the event loop in one piece.
+   */
+  async stateDigestInSteps(
+    opts: { rowsPerStep?: number; pause?: () => Promise<void> } = {},
+  ): Promise<string> {
+    const pause = opts.pause ?? (() => new Promise<void>((r) => setImmediate(r)));
+    const steps = this.digestSteps(opts.rowsPerStep);
+    let step = steps.next();
+    while (!step.done) {
+      await pause();
+      step = steps.next();
+    }
+    return step.value as string;
+  }
+
+  /** stateDigest's work, yielding every `rowsPerStep` rows; returns the hex digest. */
+  private *digestSteps(rowsPerStep = 5000): Generator<void, string> {
+    const every = Math.max(1, rowsPerStep);
+    const h = createHash('sha256');
+    let rows = 0;
+    const line = (v: unknown[]) => h.update(`${JSON.stringify(v)}\n`);
+    const queries: [string, string][] = [
+      [
+        'u',
+        'SELECT u.username, u.nickname, s.view_limit FROM users u LEFT JOIN settings s ON s.user_id = u.id ORDER BY u.id',
+      ],
+      [
+        'c',
+        `SELECT c.id, a.username, b.username, c.created_at, c.last_activity_at FROM chats c
+         JOIN users a ON a.id = c.user_a JOIN users b ON b.id = c.user_b ORDER BY c.seq`,
+      ],
+      [
+        'm',
+        `SELECT m.id, m.chat_id, u.username, m.content, m.sent_at, m.read, m.edited_at FROM messages m
+         JOIN users u ON u.id = m.sender_id ORDER BY m.id`,
+      ],
+    ];
+    for (const [tag, sql] of queries) {
+      for (const r of this.db.prepare(sql).raw().iterate() as Iterable<unknown[]>) {
+        line([tag, ...r]);
+        if (++rows % every === 0) yield;
+      }
+    }
+    return h.digest('hex');
   }
 
   /** A consistent copy of the database (online backup API): the basis of snapshots. */

@@ -47,9 +47,7 @@ export function toOverviewDot(ov: Overview): string {
   const loops = ov.edges.filter((e) => e.source === e.target);
   for (const s of ov.states.filter((x) => !x.path.includes('.'))) emit(out, s, shown, loops, '  ');
   if (ov.any) {
-    out.push(
-      `  ${ANY_NODE} [label=${quote(ov.any.label)}, shape=box, style="dashed,rounded", fontsize=14];`,
-    );
+    out.push(`  ${ANY_NODE} [label=${quote(ov.any.label)}, shape=box, style="dashed,rounded", fontsize=14];`);
   }
   for (const e of ov.edges.filter((x) => x.source !== x.target)) {
     const from = e.source === null ? ANY_NODE : id(e.source);

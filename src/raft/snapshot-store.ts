@@ -24,7 +24,8 @@ export const RAFT_TABLES: ReadonlySet<string> = new Set(['raft_meta', 'hard_stat
 
 const NONE: SnapshotMeta = { index: 0, term: 0, config: { members: [] } };
 
-function fsyncPath(path: string): void {
+/** fsync a file or a directory (after a rename into it). */
+export function fsyncPath(path: string): void {
   const fd = fs.openSync(path, 'r');
   try {
     fs.fsyncSync(fd);
@@ -195,119 +196,23 @@ export class FileSnapshotStore implements SnapshotStore {
   }
 
   /**
-   * Take a snapshot in the background, without holding the event loop for long: a second connection
-   * to the replica's database file opens a read transaction (in WAL mode it sees one fixed snapshot
-   * of the database while the main connection keeps applying), reads the applied index in that same
-   * transaction, and copies the chat tables into the new file a few thousand rows at a time, yielding
-   * between steps. The copy is therefore consistent with exactly the applied index it reports.
-   *
-   * `metaAt(index)` supplies the term and configuration of that index (from the log); returning
-   * undefined abandons the take. Resolves with the new latest snapshot, or undefined when nothing was
-   * installed (abandoned, or a newer snapshot arrived meanwhile, e.g. one received from the leader).
+   * Take a snapshot in the background, without holding the event loop for long (copyInSteps), then
+   * make it the latest. Resolves with the new latest snapshot, or undefined when nothing was installed
+   * (abandoned, or a newer snapshot arrived meanwhile, e.g. one received from the leader).
    */
   async takeInSteps(dbFile: string, opts: StepOptions): Promise<SnapshotMeta | undefined> {
     if (this.taking) throw new Error('a snapshot is already being taken');
     if (this.closed) return undefined;
     this.taking = true;
-    const rows = Math.max(1, opts.rowsPerStep ?? 500);
-    const budget = opts.budgetMs ?? 4;
-    const now = opts.now ?? (() => performance.now());
-    const pause = opts.pause ?? (() => new Promise<void>((r) => setImmediate(r)));
-    let reader: Database.Database | undefined;
-    let inTx = false;
     try {
-      fs.rmSync(this.takingFile, { force: true });
-      reader = new Database(dbFile, { fileMustExist: true });
-      const { tables, indexes } = chatSchema(reader);
-      createSnapshotFile(this.takingFile, tables, indexes);
-      reader.prepare('ATTACH DATABASE ? AS snap').run(this.takingFile);
-      reader.pragma('snap.journal_mode = OFF');
-      reader.pragma('snap.synchronous = OFF');
-      reader.exec('BEGIN');
-      inTx = true;
-      // The first read pins the WAL snapshot: every later read in this transaction sees this state.
-      const index = reader.prepare('SELECT idx FROM main.applied WHERE id = 1').pluck().get() as
-        | number
-        | undefined;
-      const meta = index === undefined || index <= this.meta.index ? undefined : opts.metaAt(index);
-      if (!meta || meta.index !== index) {
-        reader.exec('ROLLBACK');
-        inTx = false;
-        return undefined;
-      }
-      const began = now();
-      let stepStart = began;
-      let maxStepMs = 0;
-      let steps = 1;
-      const stepMs: number[] = [];
-      const stepCpuMs: number[] = [];
-      let cpuStart = process.cpuUsage();
-      const endStep = (spent: number) => {
-        maxStepMs = Math.max(maxStepMs, spent);
-        stepMs.push(spent);
-        const cpu = process.cpuUsage(cpuStart);
-        stepCpuMs.push((cpu.user + cpu.system) / 1000);
-      };
-      const maybePause = async () => {
-        const spent = now() - stepStart;
-        if (spent < budget) return;
-        endStep(spent);
-        steps++;
-        await pause();
-        stepStart = now();
-        cpuStart = process.cpuUsage();
-      };
-      for (const t of tables) {
-        const q = quote(t.name);
-        if (/WITHOUT\s+ROWID/i.test(t.sql)) {
-          reader.exec(`INSERT INTO snap.${q} SELECT * FROM main.${q}`);
-          await maybePause();
-          continue;
-        }
-        const bound = reader.prepare(
-          `SELECT rowid FROM main.${q} WHERE rowid > ? ORDER BY rowid LIMIT 1 OFFSET ${rows - 1}`,
-        );
-        const some = reader.prepare(
-          `INSERT INTO snap.${q} SELECT * FROM main.${q} WHERE rowid > ? AND rowid <= ? ORDER BY rowid`,
-        );
-        const rest = reader.prepare(
-          `INSERT INTO snap.${q} SELECT * FROM main.${q} WHERE rowid > ? ORDER BY rowid`,
-        );
-        let after: number | bigint = Number.MIN_SAFE_INTEGER;
-        for (let guard = 0; guard < 1e9; guard++) {
-          const end = bound.pluck().get(after) as number | bigint | undefined;
-          if (end === undefined) {
-            rest.run(after);
-            break;
-          }
-          some.run(after, end);
-          after = end;
-          await maybePause();
-          if (this.closed) throw new Error('the snapshot store closed during a take');
-        }
-      }
-      copySequences(
-        reader,
-        'main',
-        'snap',
-        tables.map((t) => t.name),
-      );
-      reader
-        .prepare('INSERT INTO snap.snapshot_info (idx, term, config) VALUES (?, ?, ?)')
-        .run(meta.index, meta.term, JSON.stringify(meta.config));
-      reader.exec('COMMIT');
-      inTx = false;
-      reader.exec('DETACH DATABASE snap');
-      reader.close();
-      reader = undefined;
-      endStep(now() - stepStart);
-      // fsync on the thread pool: a large file must not hold the event loop.
-      const fh = await fs.promises.open(this.takingFile, 'r');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+      const copied = await copyInSteps(dbFile, this.takingFile, {
+        ...opts,
+        // Only a copy newer than the latest snapshot is worth taking.
+        metaAt: (index) => (index <= this.meta.index ? undefined : opts.metaAt(index)),
+        cancelled: () => this.closed,
+      });
+      if (!copied) return undefined;
+      const { meta } = copied;
       // A snapshot installed meanwhile (received from the leader) is newer: it wins.
       if (this.closed || meta.index <= this.meta.index) {
         fs.rmSync(this.takingFile, { force: true });
@@ -318,15 +223,8 @@ export class FileSnapshotStore implements SnapshotStore {
       const got = readInfo(this.file, false);
       if (!got) throw new Error(`snapshot file ${this.file} is unreadable after install`);
       this.adopt(got);
-      this.lastTake = { totalMs: now() - began, maxStepMs, steps, bytes: this.size, stepMs, stepCpuMs };
+      this.lastTake = { ...copied.stats, bytes: this.size };
       return got;
-    } catch (err) {
-      if (reader?.open) {
-        if (inTx) reader.exec('ROLLBACK');
-        reader.close();
-      }
-      fs.rmSync(this.takingFile, { force: true });
-      throw err;
     } finally {
       this.taking = false;
     }
@@ -414,6 +312,153 @@ export interface StepOptions {
   /** How to yield between steps (default: setImmediate). */
   pause?: () => Promise<void>;
   now?: () => number;
+}
+
+export interface CopyOptions extends StepOptions {
+  /** Checked between steps: true abandons the copy (it throws, and the file is removed). */
+  cancelled?: () => boolean;
+}
+
+/** What copyInSteps produced: the metadata it recorded, and how long it held the event loop. */
+export interface CopyResult {
+  meta: SnapshotMeta;
+  stats: {
+    totalMs: number;
+    maxStepMs: number;
+    steps: number;
+    /** Wall time of each step, and the CPU time this process used in it (wall minus CPU is time the
+     *  process was not running at all: a loaded machine, not the copy). */
+    stepMs: number[];
+    stepCpuMs: number[];
+  };
+}
+
+/**
+ * Copy the non-Raft tables of the database file `dbFile` into a new snapshot file `outFile` (fsynced,
+ * not installed anywhere), without holding the event loop for long: a second connection to the file
+ * opens a read transaction (in WAL mode it sees one fixed snapshot of the database while the main
+ * connection keeps applying), reads the applied index in that same transaction, and copies the tables
+ * a few hundred rows at a time, yielding between steps. The copy is therefore consistent with exactly
+ * the applied index it reports.
+ *
+ * `metaAt(index)` supplies the term and configuration recorded for that index; returning undefined
+ * abandons the copy (resolves undefined, no file left). Snapshots (takeInSteps) and backups use it.
+ */
+export async function copyInSteps(
+  dbFile: string,
+  outFile: string,
+  opts: CopyOptions,
+): Promise<CopyResult | undefined> {
+  const rows = Math.max(1, opts.rowsPerStep ?? 500);
+  const budget = opts.budgetMs ?? 4;
+  const now = opts.now ?? (() => performance.now());
+  const pause = opts.pause ?? (() => new Promise<void>((r) => setImmediate(r)));
+  let reader: Database.Database | undefined;
+  let inTx = false;
+  try {
+    fs.rmSync(outFile, { force: true });
+    reader = new Database(dbFile, { fileMustExist: true });
+    const { tables, indexes } = chatSchema(reader);
+    createSnapshotFile(outFile, tables, indexes);
+    reader.prepare('ATTACH DATABASE ? AS snap').run(outFile);
+    reader.pragma('snap.journal_mode = OFF');
+    reader.pragma('snap.synchronous = OFF');
+    reader.exec('BEGIN');
+    inTx = true;
+    // The first read pins the WAL snapshot: every later read in this transaction sees this state.
+    const index = reader.prepare('SELECT idx FROM main.applied WHERE id = 1').pluck().get() as
+      | number
+      | undefined;
+    const meta = index === undefined ? undefined : opts.metaAt(index);
+    if (!meta || meta.index !== index) {
+      reader.exec('ROLLBACK');
+      inTx = false;
+      reader.close();
+      fs.rmSync(outFile, { force: true });
+      return undefined;
+    }
+    const began = now();
+    let stepStart = began;
+    let maxStepMs = 0;
+    let steps = 1;
+    const stepMs: number[] = [];
+    const stepCpuMs: number[] = [];
+    let cpuStart = process.cpuUsage();
+    const endStep = (spent: number) => {
+      maxStepMs = Math.max(maxStepMs, spent);
+      stepMs.push(spent);
+      const cpu = process.cpuUsage(cpuStart);
+      stepCpuMs.push((cpu.user + cpu.system) / 1000);
+    };
+    const maybePause = async () => {
+      const spent = now() - stepStart;
+      if (spent < budget) return;
+      endStep(spent);
+      steps++;
+      await pause();
+      stepStart = now();
+      cpuStart = process.cpuUsage();
+      if (opts.cancelled?.()) throw new Error('the copy was cancelled (the store closed)');
+    };
+    for (const t of tables) {
+      const q = quote(t.name);
+      if (/WITHOUT\s+ROWID/i.test(t.sql)) {
+        reader.exec(`INSERT INTO snap.${q} SELECT * FROM main.${q}`);
+        await maybePause();
+        continue;
+      }
+      const bound = reader.prepare(
+        `SELECT rowid FROM main.${q} WHERE rowid > ? ORDER BY rowid LIMIT 1 OFFSET ${rows - 1}`,
+      );
+      const some = reader.prepare(
+        `INSERT INTO snap.${q} SELECT * FROM main.${q} WHERE rowid > ? AND rowid <= ? ORDER BY rowid`,
+      );
+      const rest = reader.prepare(
+        `INSERT INTO snap.${q} SELECT * FROM main.${q} WHERE rowid > ? ORDER BY rowid`,
+      );
+      let after: number | bigint = Number.MIN_SAFE_INTEGER;
+      for (let guard = 0; guard < 1e9; guard++) {
+        const end = bound.pluck().get(after) as number | bigint | undefined;
+        if (end === undefined) {
+          rest.run(after);
+          break;
+        }
+        some.run(after, end);
+        after = end;
+        await maybePause();
+      }
+    }
+    copySequences(
+      reader,
+      'main',
+      'snap',
+      tables.map((t) => t.name),
+    );
+    reader
+      .prepare('INSERT INTO snap.snapshot_info (idx, term, config) VALUES (?, ?, ?)')
+      .run(meta.index, meta.term, JSON.stringify(meta.config));
+    reader.exec('COMMIT');
+    inTx = false;
+    reader.exec('DETACH DATABASE snap');
+    reader.close();
+    reader = undefined;
+    endStep(now() - stepStart);
+    // fsync on the thread pool: a large file must not hold the event loop.
+    const fh = await fs.promises.open(outFile, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    return { meta, stats: { totalMs: now() - began, maxStepMs, steps, stepMs, stepCpuMs } };
+  } catch (err) {
+    if (reader?.open) {
+      if (inTx) reader.exec('ROLLBACK');
+      reader.close();
+    }
+    fs.rmSync(outFile, { force: true });
+    throw err;
+  }
 }
 
 function quote(name: string): string {

@@ -1,6 +1,7 @@
 // ClusterService over gRPC. GetStatus is open and local (no forwarding). Every other method (the
-// membership changes, and any added later) needs the cluster secret as `authorization: Bearer <secret>`;
-// the ClusterControl (membership.ts) carries them out on the leader or forwards them to it.
+// membership changes, Backup, and any added later) needs the cluster secret as `authorization: Bearer
+// <secret>`; the ClusterControl (membership.ts) carries the changes out on the leader or forwards them
+// to it, and Backup streams this replica's own copy (backup-source.ts), never forwarded.
 //
 // The secret is checked from the metadata before the request is decoded (guardService), and on a
 // replica's server before it is even read (the gate in grpc-server.ts, with clusterMethodNeedsSecret).
@@ -9,6 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ChatError } from '../chat/errors.js';
 import { services } from '../proto.js';
 import { type GuardedService, guardService } from '../raft/secret-guard.js';
+import type { BackupCopy } from './backup-source.js';
 import { MAX_REQUEST_BYTES } from './chat-handlers.js';
 import { wasForwarded } from './forwarder.js';
 import { type Topology, deadlineOf, toStatus, topologyMetadata } from './metadata.js';
@@ -70,6 +72,11 @@ export interface ClusterControl {
   transferLeadership?(toId: string, ctx: ControlContext): Promise<ClusterStatus>;
 }
 
+/** Largest `data` of one BackupChunk. */
+export const BACKUP_CHUNK_BYTES = 64 * 1024;
+/** Initial metadata of a Backup stream: the copy's total size in bytes (for a progress bar). */
+export const BACKUP_BYTES_HEADER = 'x-backup-bytes';
+
 /** ClusterService's definition and implementation, guarded by the cluster secret. */
 export function clusterService(opts: {
   control: ClusterControl;
@@ -77,6 +84,8 @@ export function clusterService(opts: {
   topology: Topology;
   /** This replica's health fields of ClusterStatus (fsync p99, slow fsyncs, event-loop lag), for GetStatus. */
   health?: () => Pick<ClusterStatus, 'fsync_p99_ms' | 'slow_fsyncs' | 'event_loop_lag_p99_ms'>;
+  /** Makes a copy of the chat state for Backup (backup-source.ts); without it Backup is UNIMPLEMENTED. */
+  backup?: () => Promise<BackupCopy>;
 }): GuardedService {
   return guardService(services().ClusterService.service, clusterHandlers(opts), {
     secret: opts.secret,
@@ -91,6 +100,7 @@ function clusterHandlers(opts: {
   control: ClusterControl;
   topology: Topology;
   health?: () => Pick<ClusterStatus, 'fsync_p99_ms' | 'slow_fsyncs' | 'event_loop_lag_p99_ms'>;
+  backup?: () => Promise<BackupCopy>;
 }): grpc.UntypedServiceImplementation {
   const { control, topology, health } = opts;
   const respond = (
@@ -133,5 +143,67 @@ function clusterHandlers(opts: {
     TransferLeadership: guarded('TransferLeadership', (req, ctx) =>
       control.transferLeadership?.(String(req.to_id ?? ''), ctx),
     ),
+    Backup: (call: grpc.ServerWritableStream<unknown, unknown>) => {
+      void streamBackup(call, opts.backup, topology);
+    },
   };
+}
+
+/**
+ * Backup: make the copy, then stream it in chunks of at most 64 KiB, waiting for the client to drain
+ * (a slow client holds one open file, not the copy in memory). Every chunk carries the copy's index
+ * and digest; the last one has done = true.
+ */
+async function streamBackup(
+  call: grpc.ServerWritableStream<unknown, unknown>,
+  backup: (() => Promise<BackupCopy>) | undefined,
+  topology: Topology,
+): Promise<void> {
+  let cancelled = false;
+  call.on('cancelled', () => {
+    cancelled = true;
+  });
+  let copy: BackupCopy | undefined;
+  try {
+    if (!backup) throw new ChatError(grpc.status.UNIMPLEMENTED, 'This replica cannot make backups.');
+    copy = await backup();
+    const md = topologyMetadata(topology);
+    md.set(BACKUP_BYTES_HEADER, String(copy.size));
+    call.sendMetadata(md);
+    let offset = 0;
+    for (let guard = 0; guard <= copy.size / BACKUP_CHUNK_BYTES + 1 && !cancelled; guard++) {
+      const data = await copy.read(offset, BACKUP_CHUNK_BYTES);
+      if (data.length === 0 && offset < copy.size) throw new Error('the backup copy ended early');
+      const done = offset + data.length >= copy.size;
+      const more = call.write({
+        data,
+        offset,
+        done,
+        last_applied: copy.lastApplied,
+        state_digest: copy.stateDigest,
+      });
+      offset += data.length;
+      if (done) break;
+      if (!more) await drained(call, () => cancelled);
+    }
+    if (!cancelled) call.end(topologyMetadata(topology));
+  } catch (err) {
+    if (!cancelled) call.emit('error', toStatus(err, topologyMetadata(topology)));
+  } finally {
+    await copy?.close();
+  }
+}
+
+/** Resolves when the stream wants more data, or is cancelled. */
+function drained(call: grpc.ServerWritableStream<unknown, unknown>, cancelled: () => boolean): Promise<void> {
+  if (cancelled()) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      call.off('drain', done);
+      call.off('cancelled', done);
+      resolve();
+    };
+    call.on('drain', done);
+    call.on('cancelled', done);
+  });
 }

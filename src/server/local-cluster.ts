@@ -354,15 +354,21 @@ export class LocalCluster {
     return [...this.replicas.values()].filter((r) => r.alive && (includePaused || !r.paused));
   }
 
-  /** Spawn the replica's process (with its spec's --peers) and stream its output to its log files. */
-  start(id: string, opts: { peers?: string[] } = {}): Replica {
+  /**
+   * Spawn the replica's process (with its spec's --peers) and stream its output to its log files.
+   * With `restoreFrom`, it runs `restore --from FILE` with the same flags instead of `server`: the data
+   * dir is built from that backup, then served (the spec must have no --peers).
+   */
+  start(id: string, opts: { peers?: string[]; restoreFrom?: string } = {}): Replica {
     const r = this.get(id);
     if (r.alive) throw new Error(`replica ${id} is already running (pid ${r.pid})`);
     const [cmd, ...prefix] = this.opts.command ?? [launcherPath];
     const spec = opts.peers ? { ...r.spec, peers: opts.peers } : r.spec;
     const tlsDir = r.spec.tlsDir ?? this.opts.tlsDir;
     const extra = [...(this.opts.serverArgs ?? []), ...(tlsDir ? tlsServerArgs(tlsDir, id) : [])];
-    const args = [...prefix, ...serverArgs(spec, extra, this.opts.logLevel)];
+    const command = serverArgs(spec, extra, this.opts.logLevel);
+    if (opts.restoreFrom) command.splice(0, 1, 'restore', '--from', opts.restoreFrom);
+    const args = [...prefix, ...command];
     const out = fs.openSync(r.stdoutPath, 'a');
     const err = fs.openSync(r.stderrPath, 'a');
     fs.writeSync(

@@ -49,6 +49,7 @@ import type { ReplicaTls } from '../tls/tls-files.js';
 import { UserError } from '../user-error.js';
 import { chatApiFromClient } from '../web/client-api.js';
 import { type HttpServer, httpUrlForOffset, startHttpServer } from '../web/http-server.js';
+import { BackupSource } from './backup-source.js';
 import { ChatHandlers } from './chat-handlers.js';
 import { clusterService } from './cluster-handlers.js';
 import { LeaderForwarder } from './forwarder.js';
@@ -126,7 +127,7 @@ const realClock: Clock = {
 };
 
 /** Opens the replica's database in WAL mode with synchronous=FULL (one fsync per commit). */
-function openDatabase(dataDir: string): Database.Database {
+export function openDatabase(dataDir: string): Database.Database {
   const file = dataDir === ':memory:' ? ':memory:' : join(dataDir, DB_FILE);
   let db: Database.Database | undefined;
   try {
@@ -147,9 +148,9 @@ function openDatabase(dataDir: string): Database.Database {
 }
 
 /** The Raft and chat stores on one database; a corrupt or foreign file is a one-line UserError. */
-function openStores(
+export function openStores(
   db: Database.Database,
-  opts: ReplicaOptions,
+  opts: Pick<ReplicaOptions, 'id' | 'clusterSecret' | 'dataDir'>,
 ): { logStore: SqliteLogStore; store: ChatStore } {
   try {
     const logStore = new SqliteLogStore({
@@ -375,6 +376,10 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
           chat.closeStreams('this replica was removed from the cluster; resubscribe elsewhere.');
       }),
     );
+    // ClusterService.Backup copies the chat tables next to the snapshots (not for an in-memory replica).
+    const backups = dbFile
+      ? new BackupSource({ dbFile, dir: join(opts.dataDir, SNAPSHOT_DIR), logger })
+      : undefined;
     const { server, health } = buildGrpcServer({
       chat: obs.instrumentService(chat.implementation()),
       cluster: clusterService({
@@ -382,6 +387,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
         secret: opts.clusterSecret,
         topology: membership,
         health: () => obs.health(),
+        backup: backups ? () => backups.take() : undefined,
       }),
       extra: (s) => transport.attach(s),
       secret: opts.clusterSecret,

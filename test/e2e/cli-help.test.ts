@@ -15,6 +15,8 @@ const SUBCOMMANDS = [
   'member remove',
   'transfer',
   'certs',
+  'backup',
+  'restore',
 ];
 
 function run(args: string[]) {
