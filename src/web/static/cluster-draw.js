@@ -224,6 +224,7 @@ export function drawNetwork(svg, state, now) {
     g.classList.toggle('down', p.down);
     g.classList.toggle('cut', p.cut);
     g.dataset.broken = String(p.broken);
+    g.dataset.drops = String((p.ab?.dropsPerSecond ?? 0) + (p.ba?.dropsPerSecond ?? 0));
     const rate = (l) => (l ? Math.round(l.perSecond) : 0);
     const idle = rate(p.ab) === 0 && rate(p.ba) === 0;
     g.querySelector('.rate').textContent = p.down || idle ? '' : `${rate(p.ab)}→ ←${rate(p.ba)}`;

@@ -180,6 +180,7 @@ function drawCard(m, r) {
   if (!r) return;
   const c = m.card;
   c.dataset.role = r.up ? r.role : 'unreachable';
+  c.classList.toggle('leader', r.up && r.role === 'leader');
   c.dataset.state = r.state;
   c.dataset.term = String(r.term);
   c.querySelector('.role').textContent = r.up ? r.role : 'unreachable';
