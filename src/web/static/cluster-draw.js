@@ -22,6 +22,16 @@ export function termColour(term, dark = false) {
   return `hsl(${hue} 65% ${dark ? 45 : 62}%)`;
 }
 
+/**
+ * Everything but the cards, from one view state: what a replay calls for each recorded moment.
+ * `els`: { network: <svg>, strips: <div>, legend?: <div> }; `strips`: { back, cellPx }.
+ */
+export function drawView(els, state, { now = state.at, strips = {} } = {}) {
+  drawNetwork(els.network, state, now);
+  drawStrips(els.strips, state, strips);
+  if (els.legend) drawLegend(els.legend);
+}
+
 // ---- log strips ----------------------------------------------------------------------------------
 
 /**
