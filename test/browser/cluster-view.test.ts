@@ -498,7 +498,8 @@ describe('cluster view', () => {
     await screenshot(page, 'cluster-view.png');
 
     // The killed replica's card is greyed out, and the new leader's feed tells how it won.
-    expect(await page.locator(`.card[data-id="${leaderId}"]`).getAttribute('data-up')).toBe('false');
+    // (Its stream's end reaches the page on its own time; on a loaded machine the election can be quicker.)
+    await page.waitForSelector(`.card[data-id="${leaderId}"][data-up="false"]`, { timeout: 5000 });
     const feed = await newCard.locator('.feed .text').allTextContents();
     expect(
       feed.some((t) => /^candidate → leader\.active \(/.test(t)),
@@ -530,7 +531,7 @@ describe('cluster view', () => {
     expect(why).toMatch(
       new RegExp(`^Term ${newTerm}: server\\d+ started an election because its election timeout fired`),
     );
-    expect(await page.locator('#timeline').getAttribute('data-live')).toBe('false');
+    await page.waitForSelector('#timeline[data-live="false"]', { timeout: 2000 });
     // Back then, when the timeout fired, nobody had the new term yet: every replica is drawn as it was,
     // at an older term (with pre-vote, the term moves only once the pre-vote is won).
     const terms = await page.$$eval('#network g.node', (gs) =>
@@ -540,7 +541,7 @@ describe('cluster view', () => {
     for (const t of terms) expect(t).toBeLessThan(newTerm);
     expect(Number(await newCard.getAttribute('data-term'))).toBeLessThan(newTerm);
     await page.click('#live');
-    expect(await page.locator('#timeline').getAttribute('data-live')).toBe('true');
+    await page.waitForSelector('#timeline[data-live="true"]', { timeout: 2000 });
     expect(pageErrors).toEqual([]);
   });
 });

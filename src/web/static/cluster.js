@@ -454,6 +454,7 @@ function explain(term, at) {
 function travel(t) {
   cursor = t === null || t >= history.last ? null : Math.max(history.first, t);
   document.body.classList.toggle('past', cursor !== null);
+  $('#timeline').dataset.live = String(cursor === null);
   if (cursor === null) {
     for (const m of members.values()) drawCard(m, live.replicas[m.id]);
     summarize();
