@@ -412,33 +412,35 @@ let lastDraw = 0;
 const FPS = 30;
 function draw() {
   const now = Date.now();
-  if (now - lastDraw < 1000 / FPS - 2) {
-    requestAnimationFrame(draw);
-    return;
-  }
+  if (now - lastDraw >= 1000 / FPS - 2) paint(now);
+  requestAnimationFrame(draw);
+}
+
+/** Draw the frame shown now (live, or scrubbed back); `all` redraws the strips, cards and timeline too. */
+function paint(now, all = now - lastStrips >= 100) {
   lastDraw = now;
   if (cursor === null) expireMessages(live, now);
   const frame = frameNow();
   // The strips change with the status ticks: ten redraws a second are plenty; the messages move on
   // every frame.
-  if (now - lastStrips < 100) drawNetwork($('#network'), frame, frame.at);
-  else {
-    lastStrips = now;
-    drawView({ network: $('#network'), strips: $('#strips') }, frame, { now: frame.at, strips });
-    if (cursor !== null) for (const m of members.values()) drawCard(m, frame.replicas[m.id]);
-    drawTimeline($('#timeline'), {
-      first: history.first,
-      last: history.last,
-      cursor,
-      feed: live.feed,
-      onTerm: explain,
-    });
-    const newest = Math.max(0, ...Object.values(frame.replicas).map((r) => r.lastLogIndex));
-    const scroll = $('#strip-scroll');
-    scroll.max = String(Math.max(0, newest));
-    scroll.value = String(Math.max(0, newest - strips.back));
+  if (!all) {
+    drawNetwork($('#network'), frame, frame.at);
+    return;
   }
-  requestAnimationFrame(draw);
+  lastStrips = now;
+  drawView({ network: $('#network'), strips: $('#strips') }, frame, { now: frame.at, strips });
+  if (cursor !== null) for (const m of members.values()) drawCard(m, frame.replicas[m.id]);
+  drawTimeline($('#timeline'), {
+    first: history.first,
+    last: history.last,
+    cursor,
+    feed: live.feed,
+    onTerm: explain,
+  });
+  const newest = Math.max(0, ...Object.values(frame.replicas).map((r) => r.lastLogIndex));
+  const scroll = $('#strip-scroll');
+  scroll.max = String(Math.max(0, newest));
+  scroll.value = String(Math.max(0, newest - strips.back));
 }
 
 /** Scrub to a term change and say why it happened. */
@@ -454,11 +456,12 @@ function explain(term, at) {
 function travel(t) {
   cursor = t === null || t >= history.last ? null : Math.max(history.first, t);
   document.body.classList.toggle('past', cursor !== null);
-  $('#timeline').dataset.live = String(cursor === null);
   if (cursor === null) {
     for (const m of members.values()) drawCard(m, live.replicas[m.id]);
     summarize();
   }
+  // At once, not at the next tick: what the timeline says and what is drawn change together.
+  paint(Date.now(), true);
 }
 
 $('#scrub').addEventListener('input', (e) => travel(Number(e.target.value)));
