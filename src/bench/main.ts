@@ -18,6 +18,7 @@ import {
   newKey,
   percentile,
 } from './rpc.js';
+import { openViewers } from './viewer.js';
 
 export interface BenchOptions {
   clients: number;
@@ -31,13 +32,15 @@ export interface BenchOptions {
   serverArgs: string[];
   /** Sizes of the chats the read phase seeds and reads (messages each). */
   readChatSizes: number[];
+  /** Length of each phase of the /cluster viewer's cost measurement (0: skip it). */
+  viewerSeconds: number;
 }
 
 export const benchCommand: CommandSpec = {
   name: 'bench',
   synopsis: [
     'bench [--clients 64] [--seconds 10] [--message-bytes 100] [--failover-trials 5] [--single-seconds 5]',
-    '      [--size 5] [--read-chat-sizes 1000,100000] [--out FILE] [--keep] [--server-arg FLAG]...',
+    '      [--size 5] [--read-chat-sizes 1000,100000] [--viewer-seconds 0] [--out FILE] [--keep] [--server-arg FLAG]...',
   ],
   about:
     'Starts a local cluster in a temp dir, drives it with concurrent clients in a closed loop, and ' +
@@ -51,6 +54,11 @@ export const benchCommand: CommandSpec = {
     size: { value: 'N', default: '5', help: 'replicas (1 to 9)' },
     out: { value: 'FILE', default: 'bench-results.json', help: 'where the results go (JSON)' },
     keep: { type: 'boolean', help: 'keep the temp dir (data and logs) afterwards' },
+    'viewer-seconds': {
+      value: 'S',
+      default: '0',
+      help: "the /cluster viewer's cost: phases of S s without and with a viewer on every replica (0 to 600)",
+    },
     'read-chat-sizes': {
       value: 'N,N',
       default: '1000,100000',
@@ -89,6 +97,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     keep: v.keep === true,
     serverArgs: (v['server-arg'] as string[] | undefined) ?? [],
     readChatSizes: chatSizes(String(v['read-chat-sizes'])),
+    viewerSeconds: int('viewer-seconds', 0, 600),
   };
 }
 
@@ -205,6 +214,49 @@ async function timedLoad(
     elapsedMs: round(elapsedMs),
     latency: summarize(load.latencies),
     perSecond: round(inWindow / (elapsedMs / 1000)),
+  };
+}
+
+/**
+ * The /cluster viewer's cost on write throughput: load phases without and with a viewer on every
+ * replica, alternated (without, with, without, with) so that drift over the run (a growing log, a warm
+ * cache) falls on both sides alike.
+ */
+async function viewerCost(cluster: LocalCluster, parties: Party[], o: BenchOptions) {
+  const bases = cluster.ids().map((id) => {
+    const { host, port, httpPort } = cluster.get(id).spec;
+    return `http://${host}:${httpPort ?? port + 1000}`;
+  });
+  const without: LoadResult[] = [];
+  const withViewer: LoadResult[] = [];
+  let frames: Record<string, number> = {};
+  for (let round = 0; round < 2; round++) {
+    without.push(await timedLoad(parties, cluster.addresses(), o, o.viewerSeconds));
+    const viewers = openViewers(bases);
+    // The inspectors switch on as the streams open: let them, then measure.
+    await new Promise((r) => setTimeout(r, 500));
+    try {
+      withViewer.push(await timedLoad(parties, cluster.addresses(), o, o.viewerSeconds));
+    } finally {
+      frames = viewers.frames();
+      viewers.close();
+    }
+  }
+  const rate = (rs: LoadResult[]) =>
+    round(rs.reduce((n, r) => n + r.acked, 0) / (rs.reduce((n, r) => n + r.elapsedMs, 0) / 1000));
+  const a = rate(without);
+  const b = rate(withViewer);
+  const drop = a > 0 ? round((100 * (a - b)) / a) : 0;
+  console.log(
+    `viewer cost: ${a} writes/s without a viewer, ${b} with one on every replica (${drop}% drop; target <= 10%); ` +
+      `the viewer got ${JSON.stringify(frames)}`,
+  );
+  return {
+    withoutPerSecond: a,
+    withPerSecond: b,
+    dropPercent: drop,
+    phases: { without, with: withViewer },
+    frames,
   };
 }
 
@@ -468,6 +520,8 @@ export async function main(argv: string[]): Promise<number> {
         `latency p50 ${load.latency.p50} ms, p99 ${load.latency.p99} ms, max ${load.latency.max} ms; errors ${JSON.stringify(load.errors)}`,
     );
 
+    const viewer = o.viewerSeconds > 0 ? await viewerCost(cluster, parties, o) : undefined;
+
     let single: LoadResult | undefined;
     if (o.singleSeconds > 0) {
       console.log(`single client: ${o.singleSeconds} s`);
@@ -513,6 +567,7 @@ export async function main(argv: string[]): Promise<number> {
       machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
       options: { ...o, keep: undefined },
       load,
+      viewer,
       single,
       reads,
       failover,

@@ -10,6 +10,7 @@ import { statSync } from 'node:fs';
 import type * as grpc from '@grpc/grpc-js';
 import type { HealthImplementation } from 'grpc-health-check';
 import type { InspectionEvent } from 'xstate';
+import type { LogView } from '../../machines/protocol.js';
 import type { Transport } from '../raft/interfaces.js';
 import type { RaftNode } from '../raft/node.js';
 import type { Launcher } from '../server/launcher-link.js';
@@ -50,13 +51,19 @@ export interface ReplicaObservabilityOptions {
 export class ReplicaObservability {
   readonly inspector: ReplicaInspector;
   private node: RaftNode | undefined;
+  private log: Pick<LogView, 'firstIndex' | 'lastIndex' | 'termAt'> | undefined;
   private transport: PausableTransport | undefined;
   private _metrics: ReplicaMetrics | undefined;
   private unbindHealth: (() => void) | undefined;
   private readonly loopLag = new EventLoopLag();
 
   constructor(private readonly opts: ReplicaObservabilityOptions) {
-    this.inspector = new ReplicaInspector({ view: () => this.view() });
+    this.inspector = new ReplicaInspector({
+      view: () => this.view(),
+      tapTraffic: (tap) => {
+        if (this.transport) this.transport.tap = tap;
+      },
+    });
   }
 
   /** RaftNode's `inspect` option: returns at once while no /cluster page is open. */
@@ -68,7 +75,10 @@ export class ReplicaObservability {
     return this.opts.dev ?? devFromEnv();
   }
 
-  /** The transport to give RaftNode; in development mode the page's "pause" cuts it for a while. */
+  /**
+   * The transport to give RaftNode: in development mode the page's "pause" and "cut" drop its messages,
+   * and while a page watches, its tap feeds the messages in flight.
+   */
   wrapTransport(t: Transport): Transport {
     this.transport = new PausableTransport(t);
     return this.transport;
@@ -80,8 +90,13 @@ export class ReplicaObservability {
   }
 
   /** Call once the node exists and before node.start() (the log store's flushes get timed). */
-  attach(parts: { node: RaftNode; logStore?: TimedLogStore; dbFile?: string }): void {
+  attach(parts: {
+    node: RaftNode;
+    logStore?: TimedLogStore & Pick<LogView, 'firstIndex' | 'lastIndex' | 'termAt'>;
+    dbFile?: string;
+  }): void {
     this.node = parts.node;
+    this.log = parts.logStore;
     const dbFile = parts.dbFile;
     this._metrics = new ReplicaMetrics({
       node: parts.node,
@@ -110,8 +125,10 @@ export class ReplicaObservability {
   /** The /cluster card: the node's state plus its event-loop lag and fsync p99. */
   private view(): ReplicaView {
     const h = this.health();
+    const t = this.transport;
     return {
-      ...viewOfNode(this.requireNode()),
+      ...viewOfNode(this.requireNode(), this.log),
+      ...(t ? { faults: { cut: t.cutPeers(), pausedMs: t.remainingMs() } } : {}),
       loopLagP99Ms: h.event_loop_lag_p99_ms,
       fsyncP99Ms: h.fsync_p99_ms,
     };
@@ -151,6 +168,7 @@ export class ReplicaObservability {
         onStop: this.opts.onStop,
         restart: this.opts.launcher ? (id) => this.opts.launcher!.restart(id) : undefined,
         pause: transport ? (ms) => transport.pause(ms) : undefined,
+        links: transport ? { cut: (peer) => transport.cut(peer), heal: () => transport.heal() } : undefined,
       }),
       '/metrics': this.metrics.route,
     };

@@ -1,6 +1,6 @@
 // The /cluster routes of one replica (API.md §3): the page, its chart, this replica's status as JSON
 // (with every member's HTTP URL, so the page can open one feed per member), the inspector's event
-// stream, and in development mode the controls (stop, pause, transfer leadership, and restart or start
+// stream, and in development mode the controls (stop, pause, cut a link or heal them, transfer leadership, and restart or start
 // a replica when a launcher supervises the replicas), which need the cluster secret. Wiring: `{ ...clusterRoutes(opts), '/metrics': metrics.route }` as extraRoutes.
 import { timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -30,6 +30,8 @@ export interface ClusterViewOptions {
   onStop?: () => void;
   /** Cut this replica off for `ms` (PausableTransport.pause). Without it, no pause control. */
   pause?: (ms: number) => void;
+  /** Cut the link to a peer (both directions, dropped at this replica's transport), heal them all. */
+  links?: { cut: (peer: string) => void; heal: () => void };
   /** Ask the launcher to kill -9 and start the replica `id` again, or start it if it is down
    *  (src/server/launcher-link.ts). Without it, no restart control. */
   restart?: (id: string) => Promise<string>;
@@ -102,6 +104,7 @@ export function clusterRoutes(opts: ClusterViewOptions): Routes {
       ? [
           'transfer',
           ...(opts.pause ? ['pause'] : []),
+          ...(opts.links ? ['cut', 'heal'] : []),
           ...(opts.onStop ? ['stop'] : []),
           ...(opts.restart ? ['restart'] : []),
         ]
@@ -153,7 +156,7 @@ export function clusterRoutes(opts: ClusterViewOptions): Routes {
             : "The cluster secret given is wrong: it is not this cluster's (compare cluster.secret on a member).",
       });
     const raw = await readBody(req);
-    let body: { action?: unknown; seconds?: unknown; to?: unknown; id?: unknown };
+    let body: { action?: unknown; seconds?: unknown; to?: unknown; id?: unknown; peer?: unknown };
     try {
       body = raw ? JSON.parse(raw) : {};
     } catch {
@@ -181,6 +184,22 @@ export function clusterRoutes(opts: ClusterViewOptions): Routes {
       } catch (err) {
         return json(res, 409, { error: `The launcher refused: ${(err as Error).message}` });
       }
+    }
+    if (action === 'cut') {
+      const peer = typeof body.peer === 'string' ? body.peer : '';
+      if (peer === opts.node.id)
+        return json(res, 400, { error: 'A replica has no link to itself; choose another peer.' });
+      if (!opts.node.status().config.members.some((m) => m.id === peer))
+        return json(res, 404, { error: `There is no member '${peer}' to cut the link to.` });
+      opts.links?.cut(peer);
+      return json(res, 200, {
+        ok: true,
+        message: `The link ${opts.node.id} ↔ ${peer} is cut at ${opts.node.id}.`,
+      });
+    }
+    if (action === 'heal') {
+      opts.links?.heal();
+      return json(res, 200, { ok: true, message: `${opts.node.id}'s links are healed.` });
     }
     if (action === 'pause') {
       const max = opts.maxPauseSeconds ?? 60;

@@ -3,13 +3,24 @@
 // returns at its first instruction, which is what "costs nothing" means here. With a viewer connected
 // it turns the root actor's @xstate.snapshot events into a short feed of transitions
 // (`follower → preCandidate (xstate.after.electionTimeout)`) streamed over Server-Sent Events.
+// A view also carries the log as term runs and the leader's match indexes (the log strip), and while a
+// viewer is connected the transport's tap feeds a TrafficSampler whose frames go out as `traffic`
+// events (messages in flight); with no viewer the tap is removed and the sampler forgotten.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { InspectionEvent } from 'xstate';
+import type { LogView } from '../../machines/protocol.js';
+import type { TransportTap } from '../observability/pausable-transport.js';
+import { TrafficSampler } from '../observability/traffic-sampler.js';
+import { type TermRun, termRuns } from './log-runs.js';
+import { peerMatches } from './metrics.js';
 
 /** What a card shows about one replica (also the JSON of /cluster/status). */
 export interface ReplicaView {
   id: string;
-  /** Raft role as RaftNode reports it (preCandidate counts as follower). */
+  /**
+   * The role the page shows: GetStatus's role, except that a replica in its pre-vote round is
+   * `pre-candidate` (GetStatus reports it as `candidate`; the contract's roles stay as they are).
+   */
   role: string;
   /** The machine's active state, dotted (`leader.active`). */
   state: string;
@@ -19,6 +30,14 @@ export interface ReplicaView {
   lastApplied: number;
   lastLogIndex: number;
   snapshotIndex: number;
+  /** First index still in the log (snapshotIndex + 1). */
+  firstIndex?: number;
+  /** The log as term runs, oldest first (the newest 256 terms at most). */
+  runs?: TermRun[];
+  /** The leader's match index for each follower (leader only). */
+  match?: Record<string, number>;
+  /** Development faults in force here: peers whose links are cut, and ms left of a pause. */
+  faults?: { cut: string[]; pausedMs: number };
   /** p99 event-loop delay over the last 10 s (ms): what delays the election timers. */
   loopLagP99Ms?: number;
   /** p99 of the last 1000 log fsyncs (ms). */
@@ -98,6 +117,10 @@ export interface InspectorOptions {
   maxViewers?: number;
   /** How often a connected page gets the replica's indexes (ms). */
   statusMs?: number;
+  /** Installs (or with null removes) the transport's tap: called as viewers come and go. */
+  tapTraffic?: (tap: TransportTap | null) => void;
+  /** How often a connected page gets a traffic frame (ms). */
+  trafficMs?: number;
 }
 
 type Listener = (e: FeedEntry) => void;
@@ -112,6 +135,8 @@ export class ReplicaInspector {
   private seq = 0;
   private last: { state: string; term: number; leaderId: string | null } | null = null;
   private on = false;
+  private readonly sampler = new TrafficSampler();
+  private trafficTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(opts: InspectorOptions) {
     this.opts = opts;
@@ -212,6 +237,7 @@ export class ReplicaInspector {
 
   /** Ends every event stream (server shutdown). */
   closeStreams(): void {
+    clearInterval(this.trafficTimer);
     for (const res of this.streams) res.end();
     this.streams.clear();
   }
@@ -219,6 +245,7 @@ export class ReplicaInspector {
   private setWatching(on: boolean): void {
     if (on === this.on) return;
     this.on = on;
+    this.watchTraffic(on);
     if (!on) return;
     // Pick up where the replica is now; the gap while nobody watched is marked, not guessed.
     const v = this.opts.view();
@@ -242,6 +269,26 @@ export class ReplicaInspector {
     }
   }
 
+  /** The tap and the ticker that sends its frames, only while watched. */
+  private watchTraffic(on: boolean): void {
+    const tap = this.opts.tapTraffic;
+    if (!tap) return;
+    clearInterval(this.trafficTimer);
+    this.trafficTimer = undefined;
+    this.sampler.reset();
+    if (!on) {
+      tap(null);
+      return;
+    }
+    tap((m, dropped) => this.sampler.record(this.now(), m, dropped));
+    this.trafficTimer = setInterval(() => {
+      const frame = this.sampler.flush(this.now());
+      const text = sseFrame('traffic', frame);
+      for (const res of this.streams) res.write(text);
+    }, this.opts.trafficMs ?? 250);
+    this.trafficTimer.unref?.();
+  }
+
   private push(e: FeedEntry): void {
     this.feed.push(e);
     if (this.feed.length > this.capacity) this.feed.splice(0, this.feed.length - this.capacity);
@@ -261,11 +308,22 @@ export interface InspectableNode {
     lastLogIndex: number;
     snapshotIndex: number;
   };
-  readonly actor: { getSnapshot(): { value: unknown } };
+  readonly actor: { getSnapshot(): { value: unknown; children?: Record<string, unknown> } };
 }
 
-/** The view of a RaftNode (before start, the actor is missing: state is then `stopped`). */
-export function viewOfNode(node: InspectableNode): ReplicaView {
+/** GetStatus's role, with the pre-vote round named (the machine state says it; the role does not). */
+export function inspectorRole(role: string, state: string): string {
+  return state === 'preCandidate' || state.startsWith('preCandidate.') ? 'pre-candidate' : role;
+}
+
+/**
+ * The view of a RaftNode (before start, the actor is missing: state is then `stopped`). With the log,
+ * it carries the log strip's term runs and, on a leader, the followers' match indexes.
+ */
+export function viewOfNode(
+  node: InspectableNode,
+  log?: Pick<LogView, 'firstIndex' | 'lastIndex' | 'termAt'>,
+): ReplicaView {
   const s = node.status();
   let state = 'stopped';
   try {
@@ -273,9 +331,18 @@ export function viewOfNode(node: InspectableNode): ReplicaView {
   } catch {
     // Not started yet.
   }
+  const extra: Partial<ReplicaView> = {};
+  if (log) {
+    extra.firstIndex = log.firstIndex();
+    extra.runs = termRuns(log);
+  }
+  if (s.role === 'leader') {
+    const m = peerMatches(node);
+    if (m.size > 0) extra.match = Object.fromEntries(m);
+  }
   return {
     id: s.id,
-    role: s.role,
+    role: inspectorRole(s.role, state),
     state,
     term: s.term,
     leaderId: s.leaderId,
@@ -283,5 +350,6 @@ export function viewOfNode(node: InspectableNode): ReplicaView {
     lastApplied: s.lastApplied,
     lastLogIndex: s.lastLogIndex,
     snapshotIndex: s.snapshotIndex,
+    ...extra,
   };
 }

@@ -53,7 +53,7 @@ export interface ReplicaMetricsOptions {
  * replica actor that exists only while it leads. RaftNode exposes no progress API, so it is read from
  * the child's snapshot: `peers[id].match`.
  */
-export function peerMatches(node: MetricsNode): Map<NodeId, number> {
+export function peerMatches(node: Pick<MetricsNode, 'actor'>): Map<NodeId, number> {
   const out = new Map<NodeId, number>();
   let child: unknown;
   try {

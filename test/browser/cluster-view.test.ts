@@ -1,6 +1,8 @@
 // The live cluster view against 5 real replicas: /cluster shows 5 cards with exactly one leader (the
-// one the replicas themselves name), and after kill -9 of the leader a new leader shows within 2 s,
-// with the election in its feed and the active state highlighted in its chart.
+// one the replicas themselves name), the log strips show each replica's commit index as GetStatus
+// does, a cut link is drawn broken and its heal drawn too, and after kill -9 of the leader a new leader
+// and its term show within 2 s (cards, strips and network), with the election in its feed, the active
+// state highlighted in its chart, and its term change on the timeline saying why it happened.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -186,6 +188,112 @@ describe('cluster view', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('shows on the log strips the commit index that GetStatus reports, on every replica', async () => {
+    const { harness, urls } = cluster;
+    const lead = await harness.waitForLeader({ timeoutMs: 20_000 });
+    await page.goto(`${urls.get(lead.node_id)}/cluster`);
+    await page.waitForFunction(
+      () => document.querySelectorAll('#strips .strip[data-up="true"]').length === 5,
+      undefined,
+      {
+        timeout: 20_000,
+      },
+    );
+    // The cluster is idle, so both settle; compare them as they are at the same moment.
+    const agreed = await waitFor(
+      async () => {
+        const shown = await page.$$eval('#strips .strip', (rows) =>
+          rows.map(
+            (r) => [(r as HTMLElement).dataset.id, Number((r as HTMLElement).dataset.commit)] as const,
+          ),
+        );
+        const said = await Promise.all(
+          harness.ids().map(async (id) => [id, (await harness.status(id))?.commit_index] as const),
+        );
+        return JSON.stringify(shown) === JSON.stringify(said) ? shown : undefined;
+      },
+      { timeoutMs: 15_000, what: 'the strips and GetStatus to show the same commit indexes' },
+    );
+    expect(agreed).toHaveLength(5);
+    for (const [, commit] of agreed) expect(commit).toBeGreaterThan(0);
+    // The leader's row is marked, and each follower's row shows the match index the leader sees.
+    const status = await harness.status(lead.node_id);
+    expect(await page.locator(`#strips .strip[data-id="${lead.node_id}"]`).getAttribute('data-role')).toBe(
+      'leader',
+    );
+    await page.waitForFunction(
+      (last) =>
+        Array.from(document.querySelectorAll<HTMLElement>('#strips .strip[data-role="follower"]')).every(
+          (r) => Number(r.dataset.match) === last,
+        ),
+      status?.last_log_index,
+      { timeout: 10_000 },
+    );
+    expect(
+      await page.locator(`#strips .strip[data-id="${lead.node_id}"] .strip-marks`).textContent(),
+    ).toContain(`commit ${status?.commit_index}`);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('draws a cut link as broken (its messages dropped), and the heal', async () => {
+    const { harness, urls } = cluster;
+    const lead = await harness.waitForLeader({ timeoutMs: 20_000 });
+    const other = harness.ids().find((id) => id !== lead.node_id)!;
+    await page.goto(`${urls.get(other)}/cluster`);
+    await page.fill('#secret', readFileSync(join(harness.root, 'cluster.secret'), 'utf8').trim());
+    await page.waitForFunction(() => document.querySelectorAll('#network g.link').length === 10, undefined, {
+      timeout: 20_000,
+    });
+    const [a, b] = [lead.node_id, other].sort((x, y) => x.localeCompare(y, undefined, { numeric: true }));
+    const link = `#network g.link[data-a="${a}"][data-b="${b}"]`;
+    // Heartbeats flow on the link, and it is whole.
+    await page.waitForSelector(`${link}[data-broken="false"] .rate:text-matches("[1-9]")`, {
+      timeout: 10_000,
+    });
+    await page.selectOption('#cut-a', a);
+    await page.selectOption('#cut-b', b);
+    await page.click('#cut');
+    await page.waitForFunction(
+      ([x, y]) => document.querySelector('#dev-notice')?.textContent === `The link ${x} ↔ ${y} is cut.`,
+      [a, b],
+      { timeout: 10_000 },
+    );
+    await page.waitForSelector(`${link}.broken`, { timeout: 5000 });
+    // Broken by the traffic too, not only by the fault: the leader's transport drops its heartbeats.
+    await page.waitForFunction(
+      (sel) => document.querySelector(`${sel} title`)?.textContent?.includes('cut'),
+      link,
+      {
+        timeout: 5000,
+      },
+    );
+    const faults = await (await fetch(`${urls.get(lead.node_id)}/cluster/status`)).json();
+    expect(faults.faults.cut).toEqual([other]);
+    const drops = await waitFor(
+      async () => {
+        const n = await page.$eval(link, (g) => Number((g as HTMLElement).dataset.drops));
+        return n > 0 ? n : undefined;
+      },
+      { timeoutMs: 5000, what: 'dropped messages counted on the cut link' },
+    );
+    expect(drops).toBeGreaterThan(0);
+    // Only that link: the others are whole.
+    expect(await page.$$eval('#network g.link.broken', (gs) => gs.length)).toBe(1);
+
+    await page.click('#heal');
+    await page.waitForFunction(
+      () => document.querySelector('#dev-notice')?.textContent?.startsWith('All links healed'),
+      undefined,
+      { timeout: 10_000 },
+    );
+    await page.waitForSelector(`${link}[data-broken="false"]`, { timeout: 5000 });
+    expect(await page.$$eval('#network g.link.broken', (gs) => gs.length)).toBe(0);
+    const healed = await (await fetch(`${urls.get(lead.node_id)}/cluster/status`)).json();
+    expect(healed.faults.cut).toEqual([]);
+    await harness.waitForConvergence({ timeoutMs: 30_000 });
+    expect(pageErrors).toEqual([]);
+  });
+
   it('shows 5 replicas with one leader, and a new leader within 2 s after the leader is killed', async () => {
     const { harness, urls } = cluster;
     const first = await harness.waitForLeader({ timeoutMs: 20_000 });
@@ -227,18 +335,30 @@ describe('cluster view', () => {
     expect(await follower.locator('.chart g.node.active > title').allTextContents()).toEqual([state]);
     expect(['follower', 'preCandidate']).toContain(state);
 
+    const oldTerm = Number(await leaderCard.getAttribute('data-term'));
     const killedAt = Date.now();
     await cluster.kill(leaderId);
     const left = Math.max(1, 2000 - (Date.now() - killedAt));
+    // The new leader and its (higher) term, on its card, its log strip and its node in the network.
     await page
       .waitForFunction(
-        (old) => {
+        ([old, term]) => {
           const lead = Array.from(
             document.querySelectorAll<HTMLElement>('.card[data-up="true"][data-role="leader"]'),
           );
-          return lead.length === 1 && lead[0].dataset.id !== old;
+          if (lead.length !== 1 || lead[0].dataset.id === old) return false;
+          const id = lead[0].dataset.id;
+          const t = Number(lead[0].dataset.term);
+          const node = document.querySelector<HTMLElement>(`#network g.node[data-id="${id}"]`);
+          const strip = document.querySelector<HTMLElement>(`#strips .strip[data-id="${id}"]`);
+          return (
+            t > term &&
+            node?.dataset.role === 'leader' &&
+            Number(node.dataset.term) === t &&
+            strip?.dataset.role === 'leader'
+          );
         },
-        leaderId,
+        [leaderId, oldTerm] as const,
         { timeout: left },
       )
       .catch(async (err: Error) => {
@@ -280,6 +400,24 @@ describe('cluster view', () => {
     );
     expect(agreed).not.toBe(leaderId);
     expect(await page.locator('#summary').getAttribute('data-leaders')).toBe('1');
+
+    // Time travel: the timeline marks the new term; clicking it says why, and scrubs back to then.
+    const newTerm = Number(await newCard.getAttribute('data-term'));
+    const mark = page.locator(`#timeline .term-mark[data-term="${newTerm}"]`);
+    await mark.waitFor({ timeout: 5000 });
+    await mark.click();
+    const why = (await page.locator('#why').textContent()) ?? '';
+    expect(why).toMatch(
+      new RegExp(`^Term ${newTerm}: server\\d+ started an election because its election timeout fired`),
+    );
+    expect(await page.locator('#timeline').getAttribute('data-live')).toBe('false');
+    // Back then, when the timeout fired, nobody led the new term yet: the winner is not drawn leading.
+    expect(await page.locator(`#network g.node[data-id="${newLeader}"]`).getAttribute('data-role')).not.toBe(
+      'leader',
+    );
+    expect(await newCard.getAttribute('data-role')).not.toBe('leader');
+    await page.click('#live');
+    expect(await page.locator('#timeline').getAttribute('data-live')).toBe('true');
     expect(pageErrors).toEqual([]);
   });
 });

@@ -1,8 +1,26 @@
-// The live cluster view: one card per member, each fed by that member's own /cluster/events stream
-// (its inspector), so a card shows what the replica itself says, and a dead replica's card goes grey
-// while the others carry on. Members and their HTTP URLs come from /cluster/status of any member.
+// The live cluster view: the live data source and the controls. Each member's own /cluster/events
+// stream (its inspector) feeds one view state (cluster-model.js), so what the page shows of a replica is
+// what the replica itself says, and a dead replica goes grey while the others carry on. Members and
+// their HTTP URLs come from /cluster/status of any member. Everything drawn is drawn from the view
+// state by cluster-draw.js (and the cards here): live, the current state; scrubbed back on the
+// timeline, a frame the History kept. A replay feeds recorded states into the same functions.
+
+import { drawLegend, drawNetwork, drawStrips, drawTimeline } from './cluster-draw.js';
+import {
+  History,
+  applyDown,
+  applyStatus,
+  applyTraffic,
+  applyTransition,
+  emptyState,
+  expireMessages,
+  removeReplica,
+  whyElection,
+} from './cluster-model.js';
 
 const FEED_MAX = 100;
+/** A frame for the timeline this often (ms). */
+const FRAME_MS = 250;
 const STALE_MS = 3000;
 const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -11,6 +29,13 @@ const members = new Map();
 let chartText = null;
 let controls = [];
 const known = new Set([location.origin]);
+/** The live view state, and the frames of the last minutes. */
+const live = emptyState(Date.now());
+const history = new History();
+/** null: live; else the time scrubbed to. */
+let cursor = null;
+/** Log strips: entries scrolled back from the newest, and the cell width. */
+const strips = { back: 0, cellPx: 8 };
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -32,6 +57,7 @@ async function refreshMembers() {
       const s = await getJson(`${base}/cluster/status`);
       controls = s.controls ?? [];
       $('#dev').hidden = controls.length === 0;
+      drawCutChoices();
       const ids = new Set();
       for (const m of s.members) {
         if (!m.http) continue;
@@ -87,6 +113,7 @@ function addMember(id, http) {
   members.set(id, m);
   if (chartText) drawChart(m);
   drawControls(m);
+  drawCutChoices();
   connect(m);
 }
 
@@ -97,6 +124,8 @@ function removeMember(id) {
   clearTimeout(m.retry);
   m.card.remove();
   members.delete(id);
+  removeReplica(live, id);
+  drawCutChoices();
 }
 
 function connect(m) {
@@ -111,6 +140,7 @@ function connect(m) {
   });
   es.addEventListener('status', (e) => setView(m, JSON.parse(e.data)));
   es.addEventListener('transition', (e) => addFeed(m, JSON.parse(e.data)));
+  es.addEventListener('traffic', (e) => applyTraffic(live, m.id, JSON.parse(e.data), Date.now()));
   es.onerror = () => {
     setUp(m, false);
     // A refused connection or an error status closes the stream for good: reopen it ourselves.
@@ -126,7 +156,10 @@ function setUp(m, up) {
   m.up = up;
   m.card.dataset.up = String(up);
   m.card.classList.toggle('down', !up);
-  if (!up) m.card.querySelector('.role').textContent = 'unreachable';
+  if (!up) {
+    m.card.querySelector('.role').textContent = 'unreachable';
+    applyDown(live, m.id, Date.now());
+  }
   // A card's buttons depend on which members are up (a down one is started through a live one).
   for (const x of members.values()) drawControls(x);
   summarize();
@@ -135,29 +168,39 @@ function setUp(m, up) {
 function setView(m, v) {
   m.view = v;
   m.lastSeen = Date.now();
+  applyStatus(live, v, Date.now());
   setUp(m, true);
-  const c = m.card;
-  c.dataset.role = v.role;
-  c.dataset.state = v.state;
-  c.dataset.term = String(v.term);
-  c.querySelector('.role').textContent = v.role;
-  c.querySelector('.state').textContent = v.state;
-  c.querySelector('.term').textContent = String(v.term);
-  c.querySelector('.leader').textContent = v.leaderId ?? 'none';
-  c.querySelector('.commit').textContent = String(v.commitIndex);
-  c.querySelector('.applied').textContent = String(v.lastApplied);
-  c.querySelector('.loop').textContent = v.loopLagP99Ms === undefined ? '–' : String(v.loopLagP99Ms);
-  c.querySelector('.fsync').textContent = v.fsyncP99Ms === undefined ? '–' : String(v.fsyncP99Ms);
-  highlight(m, v.state);
+  if (cursor === null) drawCard(m, live.replicas[m.id]);
   drawControls(m);
   summarize();
 }
 
+/** A card's facts from a replica of the view state (live, or a frame of the timeline). */
+function drawCard(m, r) {
+  if (!r) return;
+  const c = m.card;
+  c.dataset.role = r.up ? r.role : 'unreachable';
+  c.classList.toggle('leader', r.up && r.role === 'leader');
+  c.dataset.state = r.state;
+  c.dataset.term = String(r.term);
+  c.querySelector('.role').textContent = r.up ? r.role : 'unreachable';
+  c.querySelector('.state').textContent = r.state;
+  c.querySelector('.term').textContent = String(r.term);
+  c.querySelector('.leader').textContent = r.leaderId ?? 'none';
+  c.querySelector('.commit').textContent = String(r.commitIndex);
+  c.querySelector('.applied').textContent = String(r.lastApplied);
+  c.querySelector('.loop').textContent = r.loopLagP99Ms === undefined ? '–' : String(r.loopLagP99Ms);
+  c.querySelector('.fsync').textContent = r.fsyncP99Ms === undefined ? '–' : String(r.fsyncP99Ms);
+  highlight(m, r.state);
+}
+
 function addFeed(m, f) {
+  applyTransition(live, m.id, f);
   const list = m.card.querySelector('.feed');
   const li = el('li');
   if (f.to.startsWith('leader') && !f.from.startsWith('leader')) li.className = 'won';
   else if (f.to === 'candidate' || f.to === 'preCandidate') li.className = 'election';
+  li.dataset.term = String(f.term);
   const t = new Date(f.at);
   const time = `${t.toTimeString().slice(0, 8)}.${String(t.getMilliseconds()).padStart(3, '0')}`;
   li.append(el('time', '', time), el('span', 'text', f.text), el('span', 'term', `t${f.term}`));
@@ -266,6 +309,7 @@ async function control(m, body) {
 
 /** The header line, and each card's lag (entries behind the highest commit index any replica reports). */
 function summarize() {
+  if (cursor !== null) return;
   const up = [...members.values()].filter((m) => m.up && m.view);
   const leaders = up.filter((m) => m.view.role === 'leader');
   const top = Math.max(0, ...up.map((m) => m.view.commitIndex));
@@ -285,6 +329,161 @@ function summarize() {
   s.textContent = `${up.length}/${members.size} up · ${who} · term ${term}`;
   s.dataset.leaders = String(leaders.length);
 }
+
+// ---- fault controls: cut a link, heal all ----------------------------------------------------------
+
+function drawCutChoices() {
+  const ids = [...members.keys()].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+  for (const sel of [$('#cut-a'), $('#cut-b')]) {
+    const keep = sel.value;
+    sel.replaceChildren(...ids.map((id) => new Option(id, id)));
+    if (ids.includes(keep)) sel.value = keep;
+  }
+  if ($('#cut-a').value === $('#cut-b').value && ids.length > 1) $('#cut-b').value = ids[1];
+  const on = controls.includes('cut');
+  $('#links').hidden = !on;
+}
+
+/** POST one control to the replica at `m` (no relay); the answer's message, or why it failed. */
+async function post(m, body) {
+  try {
+    const res = await fetch(`${m.http}/cluster/control`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${$('#secret').value}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(5000),
+    });
+    const out = await res.json().catch(() => ({}));
+    return { ok: res.ok, text: out.message ?? out.error ?? `HTTP ${res.status}` };
+  } catch (err) {
+    return { ok: false, text: `${m.id} did not answer: ${err.message}` };
+  }
+}
+
+/** Cut a–b at both ends (each drops the other's messages both ways), so either end alone suffices. */
+async function cutLink() {
+  const notice = $('#dev-notice');
+  if (!$('#secret').value) {
+    notice.textContent = 'Enter the cluster secret first.';
+    return;
+  }
+  const [a, b] = [$('#cut-a').value, $('#cut-b').value];
+  if (a === b) {
+    notice.textContent = 'Choose two different replicas.';
+    return;
+  }
+  const ends = [members.get(a), members.get(b)].filter((m) => m?.up);
+  if (ends.length === 0) {
+    notice.textContent = `${a} and ${b} are both down.`;
+    return;
+  }
+  const out = await Promise.all(ends.map((m) => post(m, { action: 'cut', peer: m.id === a ? b : a })));
+  notice.textContent = out.every((o) => o.ok)
+    ? `The link ${a} ↔ ${b} is cut.`
+    : out.map((o) => o.text).join(' ');
+}
+
+async function healAll() {
+  const notice = $('#dev-notice');
+  if (!$('#secret').value) {
+    notice.textContent = 'Enter the cluster secret first.';
+    return;
+  }
+  const up = [...members.values()].filter((m) => m.up);
+  const out = await Promise.all(up.map((m) => post(m, { action: 'heal' })));
+  notice.textContent = out.every((o) => o.ok)
+    ? `All links healed (${up.length} replicas).`
+    : out.map((o) => o.text).join(' ');
+}
+
+$('#cut').addEventListener('click', cutLink);
+$('#heal').addEventListener('click', healAll);
+
+// ---- drawing: live, or a frame of the timeline ---------------------------------------------------
+
+function frameNow() {
+  if (cursor === null) return { ...live, at: Date.now() };
+  return history.at(cursor, live.feed) ?? { ...live, at: Date.now() };
+}
+
+let lastStrips = 0;
+function draw() {
+  const now = Date.now();
+  if (cursor === null) expireMessages(live, now);
+  const frame = frameNow();
+  drawNetwork($('#network'), frame, frame.at);
+  // The strips change with the status ticks: ten redraws a second are plenty.
+  if (now - lastStrips >= 100) {
+    lastStrips = now;
+    drawStrips($('#strips'), frame, strips);
+    if (cursor !== null) for (const m of members.values()) drawCard(m, frame.replicas[m.id]);
+    drawTimeline($('#timeline'), {
+      first: history.first,
+      last: history.last,
+      cursor,
+      feed: live.feed,
+      onTerm: explain,
+    });
+    const newest = Math.max(0, ...Object.values(frame.replicas).map((r) => r.lastLogIndex));
+    const scroll = $('#strip-scroll');
+    scroll.max = String(Math.max(0, newest));
+    scroll.value = String(Math.max(0, newest - strips.back));
+  }
+  requestAnimationFrame(draw);
+}
+
+/** Scrub to a term change and say why it happened. */
+function explain(term, at) {
+  const why = whyElection(live.feed, term);
+  const box = $('#why');
+  box.hidden = false;
+  box.dataset.term = String(term);
+  box.textContent = why?.text ?? `Term ${term}: its start is older than this page's feed.`;
+  travel(Math.min(history.last, (why?.at ?? at) + 1));
+}
+
+function travel(t) {
+  cursor = t === null || t >= history.last ? null : Math.max(history.first, t);
+  document.body.classList.toggle('past', cursor !== null);
+  if (cursor === null) {
+    for (const m of members.values()) drawCard(m, live.replicas[m.id]);
+    summarize();
+  }
+}
+
+$('#scrub').addEventListener('input', (e) => travel(Number(e.target.value)));
+$('#live').addEventListener('click', () => {
+  $('#why').hidden = true;
+  travel(null);
+});
+$('#strips').addEventListener(
+  'wheel',
+  (e) => {
+    e.preventDefault();
+    const d = (Math.abs(e.deltaX) > Math.abs(e.deltaY) ? e.deltaX : -e.deltaY) / strips.cellPx;
+    strips.back = Math.max(0, Math.round(strips.back - d));
+    lastStrips = 0;
+  },
+  { passive: false },
+);
+$('#strip-scroll').addEventListener('input', (e) => {
+  strips.back = Math.max(0, Number(e.target.max) - Number(e.target.value));
+  lastStrips = 0;
+});
+$('#newest').addEventListener('click', () => {
+  strips.back = 0;
+  lastStrips = 0;
+});
+$('#zoom').addEventListener('change', (e) => {
+  strips.cellPx = Number(e.target.value);
+  lastStrips = 0;
+});
+setInterval(() => {
+  live.at = Date.now();
+  history.record(live);
+}, FRAME_MS);
+drawLegend($('#legend'));
+requestAnimationFrame(draw);
 
 // A replica whose stream went quiet (a stopped process keeps its socket) is shown as unreachable.
 setInterval(() => {
