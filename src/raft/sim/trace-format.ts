@@ -2,7 +2,8 @@
 // JSON Lines. The first line is a header naming the format and its version, every other line one
 // record at a simulated time (ms), in the order things happened, and the last line an `end` record,
 // so a file cut short (a killed run, a partial copy) is refused instead of replayed as if complete.
-// src/web/static/replay-trace.js reads the same format in the browser; keep the two in step.
+// This module imports nothing: the build copies its compiled form next to the web page's files, and the
+// replay page (src/web/static/replay-trace.js) reads traces with this same parseTrace.
 
 export const TRACE_FORMAT = 'quorum-chat-sim-trace';
 export const TRACE_VERSION = 1;
