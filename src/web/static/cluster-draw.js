@@ -22,6 +22,16 @@ export function termColour(term, dark = false) {
   return `hsl(${hue} 65% ${dark ? 45 : 62}%)`;
 }
 
+/**
+ * Everything but the cards, from one view state: what a replay calls for each recorded moment.
+ * `els`: { network: <svg>, strips: <div>, legend?: <div> }; `strips`: { back, cellPx }.
+ */
+export function drawView(els, state, { now = state.at, strips = {} } = {}) {
+  drawNetwork(els.network, state, now);
+  drawStrips(els.strips, state, strips);
+  if (els.legend) drawLegend(els.legend);
+}
+
 // ---- log strips ----------------------------------------------------------------------------------
 
 /**
@@ -36,6 +46,8 @@ export function drawStrips(box, state, { back = 0, cellPx = 8 } = {}) {
   for (const [id, row] of rows) if (!state.replicas[id]) row.remove();
   const leader = Object.values(state.replicas).find((r) => r.up && r.role === 'leader');
   const newest = Math.max(1, ...Object.values(state.replicas).map((r) => r.lastLogIndex));
+  const dark = matchMedia('(prefers-color-scheme: dark)').matches;
+  const todo = [];
   for (const id of ids) {
     let row = rows.get(id);
     if (!row) {
@@ -53,27 +65,37 @@ export function drawStrips(box, state, { back = 0, cellPx = 8 } = {}) {
       const after = [...box.querySelectorAll(':scope > .strip')].find((r) => byId(r.dataset.id, id) > 0);
       box.insertBefore(row, after ?? null);
     }
-    const r = state.replicas[id];
-    const match = leader && leader.id !== id ? leader.match?.[id] : undefined;
-    row.dataset.up = String(r.up);
-    row.dataset.role = r.role;
-    row.dataset.commit = String(r.commitIndex);
-    row.dataset.applied = String(r.lastApplied);
-    row.dataset.last = String(r.lastLogIndex);
-    row.dataset.snapshot = String(r.snapshotIndex);
-    if (match === undefined) delete row.dataset.match;
-    else row.dataset.match = String(match);
+    todo.push(row);
+  }
+  // Read every width before writing anything: one layout per call, not one per row.
+  const widths = todo.map((row) => row.querySelector('canvas').clientWidth);
+  todo.forEach((row, k) => {
+    const r = state.replicas[row.dataset.id];
+    const match = leader && leader.id !== r.id ? leader.match?.[r.id] : undefined;
+    const set = (key, value) => {
+      if (value === undefined) delete row.dataset[key];
+      else if (row.dataset[key] !== String(value)) row.dataset[key] = String(value);
+    };
+    set('up', r.up);
+    set('role', r.role);
+    set('commit', r.commitIndex);
+    set('applied', r.lastApplied);
+    set('last', r.lastLogIndex);
+    set('snapshot', r.snapshotIndex);
+    set('match', match);
     const words = [`commit ${r.commitIndex}`, `applied ${r.lastApplied}`, `last ${r.lastLogIndex}`];
     if (r.snapshotIndex > 0) words.push(`snapshot ${r.snapshotIndex}`);
     if (match !== undefined) words.push(`match ${match}`);
-    row.querySelector('.strip-marks').textContent = words.join(' · ');
-    drawStrip(row.querySelector('canvas'), r, { newest, back, cellPx, match });
-  }
+    const text = words.join(' · ');
+    const marks = row.querySelector('.strip-marks');
+    if (marks.textContent !== text) marks.textContent = text;
+    drawStrip(row.querySelector('canvas'), r, { newest, back, cellPx, match, width: widths[k], dark });
+  });
 }
 
-function drawStrip(canvas, r, { newest, back, cellPx, match }) {
+function drawStrip(canvas, r, { newest, back, cellPx, match, width, dark }) {
   const ratio = window.devicePixelRatio || 1;
-  const cssWidth = Math.max(50, canvas.clientWidth || 400);
+  const cssWidth = Math.max(50, width || 400);
   const cssHeight = 22;
   if (canvas.width !== Math.round(cssWidth * ratio)) canvas.width = Math.round(cssWidth * ratio);
   if (canvas.height !== Math.round(cssHeight * ratio)) canvas.height = Math.round(cssHeight * ratio);
@@ -84,7 +106,6 @@ function drawStrip(canvas, r, { newest, back, cellPx, match }) {
   const end = Math.max(slots, newest - back);
   const start = end - slots + 1;
   const x = (index) => (index - start) * cellPx;
-  const dark = matchMedia('(prefers-color-scheme: dark)').matches;
   // Compacted entries (in the snapshot): grey.
   if (r.snapshotIndex >= start) {
     g.fillStyle = dark ? '#3a404b' : '#d5d9e0';

@@ -5,7 +5,7 @@
 // state by cluster-draw.js (and the cards here): live, the current state; scrubbed back on the
 // timeline, a frame the History kept. A replay feeds recorded states into the same functions.
 
-import { drawLegend, drawNetwork, drawStrips, drawTimeline } from './cluster-draw.js';
+import { drawLegend, drawNetwork, drawTimeline, drawView } from './cluster-draw.js';
 import {
   History,
   applyDown,
@@ -411,11 +411,12 @@ function draw() {
   const now = Date.now();
   if (cursor === null) expireMessages(live, now);
   const frame = frameNow();
-  drawNetwork($('#network'), frame, frame.at);
-  // The strips change with the status ticks: ten redraws a second are plenty.
-  if (now - lastStrips >= 100) {
+  // The strips change with the status ticks: ten redraws a second are plenty; the messages move on
+  // every frame.
+  if (now - lastStrips < 100) drawNetwork($('#network'), frame, frame.at);
+  else {
     lastStrips = now;
-    drawStrips($('#strips'), frame, strips);
+    drawView({ network: $('#network'), strips: $('#strips') }, frame, { now: frame.at, strips });
     if (cursor !== null) for (const m of members.values()) drawCard(m, frame.replicas[m.id]);
     drawTimeline($('#timeline'), {
       first: history.first,
