@@ -61,6 +61,9 @@ describe('simulator trace file', () => {
     const faults = trace.events.filter((e) => e.k === 'fault');
     expect(faults.some((f) => f.what === 'crash' && f.node)).toBe(true);
     for (const f of faults) if (f.what === 'heal') expect(f.cuts).toEqual([]);
+    // A leader reports its followers' match indexes.
+    const leaders = trace.events.filter((e) => e.k === 'status' && e.role === 'leader');
+    expect(leaders.some((l) => l.k === 'status' && Object.keys(l.match ?? {}).length === 4)).toBe(true);
     for (const s of trace.events) {
       if (s.k !== 'status' || s.role === 'down' || s.runs.length === 0) continue;
       expect(s.runs[0]![0]).toBeGreaterThan(s.snap);

@@ -38,6 +38,8 @@ export interface StatusRecord {
   snap: number;
   /** The log after the snapshot as runs of one term: [first index, term], ascending, up to `last`. */
   runs: [number, number][];
+  /** A leader's match index per follower, as it sees them. */
+  match?: Record<string, number>;
 }
 
 export type MessageEvent = 'send' | 'deliver' | 'drop' | 'duplicate';

@@ -40,6 +40,8 @@ const CUTTING = new Set(['partition', 'isolate', 'cut', 'heal']);
 interface NodeTrack {
   /** The machine's state, from the inspector (preCandidate is only visible there). */
   state: string;
+  /** A leader's match index per follower, from its replication actor's snapshots. */
+  match?: Record<string, number>;
   status?: StatusRecord;
 }
 
@@ -148,9 +150,21 @@ export class TraceRecorder {
   }
 
   private inspected(id: string, e: InspectionEvent): void {
-    if (e.type !== '@xstate.snapshot' || e.actorRef.sessionId !== e.rootId) return;
+    if (e.type !== '@xstate.snapshot') return;
     const track = this.nodes.get(id);
     if (!track) return;
+    if (e.actorRef.sessionId !== e.rootId) {
+      // The leader's replication actor: its peers' match indexes (the log strip's match marks).
+      const peers = (e.snapshot as { context?: { peers?: Record<string, { match?: unknown }> } }).context
+        ?.peers;
+      if (peers) {
+        const match: Record<string, number> = {};
+        for (const [peer, p] of Object.entries(peers))
+          if (typeof p?.match === 'number') match[peer] = p.match;
+        track.match = match;
+      }
+      return;
+    }
     const snap = e.snapshot as { value?: unknown; context?: { term?: number } };
     const state = stateName(snap.value);
     if (state === track.state) return;
@@ -205,7 +219,7 @@ export class TraceRecorder {
     const role: TraceRole = top === 'preCandidate' ? 'preCandidate' : st.role;
     const snap = store.snapshot().index;
     const last = store.lastIndex();
-    return {
+    const r: StatusRecord = {
       k: 'status',
       t,
       node: id,
@@ -219,6 +233,8 @@ export class TraceRecorder {
       snap,
       runs: termRuns(track.status, snap, last, (i) => store.termAt(i)),
     };
+    if (role === 'leader' && track.match) r.match = track.match;
+    return r;
   }
 }
 
@@ -278,6 +294,7 @@ function sameStatus(a: StatusRecord, b: StatusRecord): boolean {
     a.applied === b.applied &&
     a.last === b.last &&
     a.snap === b.snap &&
+    JSON.stringify(a.match) === JSON.stringify(b.match) &&
     a.runs.length === b.runs.length &&
     a.runs.every(([f, t], i) => b.runs[i]![0] === f && b.runs[i]![1] === t)
   );

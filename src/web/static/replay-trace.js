@@ -68,6 +68,7 @@ export function buildReplay(trace) {
             lastApplied: e.applied,
             lastLogIndex: e.last,
             snapshotIndex: e.snap,
+            match: e.match,
             runs: e.runs.map(([from, term], i) => ({
               fromIndex: from,
               toIndex: i + 1 < e.runs.length ? e.runs[i + 1][0] - 1 : e.last,
