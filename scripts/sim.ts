@@ -12,6 +12,7 @@
 
 import { fork } from 'node:child_process';
 import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PLANTED_BUGS, type PlantedBug, isPlantedBug } from '../src/raft/sim/planted-bugs.js';
 import {
@@ -205,6 +206,8 @@ async function main(): Promise<number> {
   console.log(
     `sim: ${total.seeds} seeds (${start}..${start + seeds - 1}), ${total.failures.length} failed, ${wall.toFixed(1)} s wall on ${jobs} processes (${cpu.toFixed(1)} s CPU), ${total.steps} simulated events: ${Math.round(total.steps / wall)} events/s wall, ${Math.round(total.steps / Math.max(cpu, 0.001))} events/CPU-s; ${(total.simulatedMs / 1000).toFixed(0)} simulated s`,
   );
+  if (traceAll() || total.failures.length > 0)
+    console.log(`trace files: ${resolve(traceDir())}  (open one on any replica's /cluster/replay page)`);
   return total.failures.length === 0 ? 0 : 1;
 }
 
