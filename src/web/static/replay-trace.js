@@ -33,6 +33,7 @@ const eventWords = {
   'xstate.after.electionTimeout': 'election timeout',
   'xstate.after.heartbeat': 'heartbeat timer',
   persisted: 'log written',
+  'xstate.init': 'start',
 };
 const plain = (e) => eventWords[e] ?? (e.startsWith('xstate.after.') ? `${e.slice(13)} timer` : e);
 const roleWords = { preCandidate: 'pre-candidate' };

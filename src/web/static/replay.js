@@ -84,7 +84,7 @@ function drawCard(card, r, feed) {
   card.classList.toggle('leader', r.up && r.role === 'leader');
   card.querySelector('.role').textContent = r.up ? r.role : 'down';
   card.querySelector('.state').textContent = r.up ? r.state : 'crashed';
-  card.querySelector('.leader').textContent = r.leaderId ?? 'none';
+  card.querySelector('.leader').textContent = r.up ? (r.leaderId ?? 'none') : '–';
   card.querySelector('.term').textContent = String(r.term);
   card.querySelector('.commit').textContent = String(r.commitIndex);
   card.querySelector('.applied').textContent = String(r.lastApplied);
