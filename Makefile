@@ -84,6 +84,8 @@ test-fast: install
 test-e2e: build
 	npx vitest run --project e2e
 
+# A failing seed leaves a trace file (sim-traces/seed-N.jsonl) for /cluster/replay; SEED=42 TRACE=1
+# records that one seed whatever its outcome (see scripts/sim.ts for the other variables).
 sim: install
 	SEEDS=$(SEEDS) npx tsx scripts/sim.ts
 

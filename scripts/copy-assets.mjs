@@ -12,3 +12,8 @@ for (const dir of ['src/web/static']) {
     cpSync(from, to, { recursive: true });
   }
 }
+
+// The trace-file reader is one module for node (make sim, the tests) and the replay page: its compiled
+// form, which imports nothing, is served with the page's files.
+const traceFormat = join(root, 'dist/src/raft/sim/trace-format.js');
+if (existsSync(traceFormat)) cpSync(traceFormat, join(root, 'dist/src/web/static/trace-format.js'));

@@ -121,12 +121,16 @@ export function clusterRoutes(opts: ClusterViewOptions): Routes {
     return chart;
   };
 
-  const page: RouteHandler = async (req, res) => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return notAllowed(res);
-    const body = await readFile(`${staticDir}cluster.html`);
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' });
-    res.end(req.method === 'HEAD' ? undefined : body);
-  };
+  // The live view, and the simulator replay (a trace file opened in the browser; it reads no replica).
+  const pageOf =
+    (file: string): RouteHandler =>
+    async (req, res) => {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return notAllowed(res);
+      const body = await readFile(`${staticDir}${file}`);
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    };
+  const page = pageOf('cluster.html');
 
   const status = (): ClusterStatusJson => ({
     ...opts.view(),
@@ -247,7 +251,12 @@ export function clusterRoutes(opts: ClusterViewOptions): Routes {
     }
   };
 
-  return { '/cluster': page, '/cluster/': page, '/cluster/*': sub };
+  return {
+    '/cluster': page,
+    '/cluster/': page,
+    '/cluster/replay': pageOf('replay.html'),
+    '/cluster/*': sub,
+  };
 }
 
 function notAllowed(res: ServerResponse): void {

@@ -239,6 +239,12 @@ describe('/cluster routes', () => {
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('/cluster.js');
     expect((await fetch(`${url}/cluster.js`)).status).toBe(200);
+    // The simulator replay page: its own page, the same drawings, and no replica data.
+    const replay = await fetch(`${url}/cluster/replay`);
+    expect(replay.status).toBe(200);
+    expect(replay.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await replay.text()).toContain('/replay.js');
+    expect((await fetch(`${url}/replay.js`)).status).toBe(200);
     const chart = await fetch(`${url}/cluster/chart.svg`);
     expect(chart.headers.get('content-type')).toBe('image/svg+xml');
     expect(await chart.text()).toContain('<title>leader_active</title>');

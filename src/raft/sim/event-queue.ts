@@ -22,6 +22,8 @@ export class EventQueue {
   private byOwner = new Map<string, Set<SimEvent>>();
   /** Events run so far. */
   executed = 0;
+  /** Called after each event ran (the trace-file recorder's status snapshots); unset: free. */
+  onStep: ((ev: SimEvent) => void) | undefined;
 
   now(): number {
     return this.time;
@@ -78,6 +80,7 @@ export class EventQueue {
     if (ev.owner !== null) this.byOwner.get(ev.owner)?.delete(ev);
     this.executed++;
     ev.fn();
+    if (this.onStep) this.onStep(ev);
     return ev;
   }
 

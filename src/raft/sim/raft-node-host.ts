@@ -16,6 +16,7 @@ export const raftNodeFactory: ReplicaFactory = (deps): ReplicaHost => {
     incarnation: `i${deps.incarnation ?? 1}`,
     defer: deps.defer,
     onError: deps.onError,
+    ...(deps.inspect ? { inspect: deps.inspect } : {}),
     ...(deps.snapshots
       ? { snapshots: deps.snapshots, snapshotChunkBytes: deps.snapshotChunkBytes, snapshotWindow: 2 }
       : {}),

@@ -1,6 +1,7 @@
 // What the simulator needs from a replica host. RaftNode (src/raft/node.ts) provides it; the adapter
 // in raft-node-host.ts maps one onto the other, and tests can plug in deliberately broken hosts.
 
+import type { InspectionEvent } from 'xstate';
 import type { NodeId, Role, SnapshotMeta, Timing } from '../../../machines/protocol.js';
 import type { ApplyOutcome, Clock, LogStore, SnapshotStore, StateMachine, Transport } from '../interfaces.js';
 
@@ -42,6 +43,8 @@ export interface ReplicaDeps {
   snapshots?: SnapshotStore;
   /** InstallSnapshot chunk size in bytes (small, so a transfer spans many messages and can be cut). */
   snapshotChunkBytes?: number;
+  /** XState inspection of the replica machine (the trace-file recorder: transitions, preCandidate). */
+  inspect?: (event: InspectionEvent) => void;
 }
 
 export type ReplicaFactory = (deps: ReplicaDeps) => ReplicaHost;

@@ -1,10 +1,17 @@
 // One seeded simulation run with the standard schedule, plus formatting for reports. This is what
 // `make sim` and test/sim run.
 
+import { type PlantedBug, withPlantedBug } from './planted-bugs.js';
 import { raftNodeFactory } from './raft-node-host.js';
 import { DEFAULT_SNAPSHOTS, type SimOptions, type SimResult, Simulation } from './simulation.js';
+import type { TraceRecorder } from './trace-recorder.js';
 
-export type RunOptions = Partial<SimOptions>;
+export type RunOptions = Partial<SimOptions> & {
+  /** Records the run as a trace file (trace-recorder.ts); absent: nothing is recorded. */
+  recorder?: TraceRecorder;
+  /** Test-only: break the replicas on purpose (planted-bugs.ts), so that the seed fails. */
+  plantedBug?: PlantedBug;
+};
 
 /**
  * Named option sets for `make sim PROFILE=...`: 'standard' (CI) and 'harsh' (more faults, more load,
@@ -38,8 +45,16 @@ export function snapshotsForSeed(seed: number): SimOptions['snapshots'] {
  * a write and its fsync), then 5 s healed and quiet. With a 150-300 ms election timeout that is ~40-60
  * election timeouts of faults.
  */
-export function runSeed(seed: number, options: RunOptions = {}): Promise<SimResult> {
-  return new Simulation(seed, { factory: options.factory ?? raftNodeFactory, ...options }).run();
+export async function runSeed(seed: number, options: RunOptions = {}): Promise<SimResult> {
+  const { recorder, plantedBug, ...sim } = options;
+  let factory = sim.factory ?? raftNodeFactory;
+  if (plantedBug) factory = withPlantedBug(plantedBug, factory);
+  if (recorder) factory = recorder.wrapFactory(factory);
+  const simulation = new Simulation(seed, { ...sim, factory });
+  recorder?.attach(simulation, plantedBug ? { plantedBug } : {});
+  const result = await simulation.run();
+  recorder?.finish(result);
+  return result;
 }
 
 /** A failed run as a readable report: the seed, what broke, how to replay, the last events. */

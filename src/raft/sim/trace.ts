@@ -15,6 +15,8 @@ export class Trace {
   private ring: (TraceRecord | undefined)[];
   private next = 0;
   total = 0;
+  /** Gets every record as it is added (the trace-file recorder, trace-recorder.ts); unset: free. */
+  tap: ((r: TraceRecord) => void) | undefined;
 
   constructor(
     size: number,
@@ -28,6 +30,7 @@ export class Trace {
     this.ring[this.next] = r;
     this.next = (this.next + 1) % this.ring.length;
     this.total++;
+    if (this.tap) this.tap(r);
     if (this.live) this.live(formatRecord(r));
   }
 
