@@ -108,6 +108,28 @@ describe('follower reads', () => {
     expect(c.delivered.some((l) => l.includes('read=3'))).toBe(false);
   });
 
+  it('64 concurrent reads spread over 5 replicas cost a few requests and rounds, not one of each per read', async () => {
+    c = cluster(5);
+    electN1(c);
+    c.delivered = [];
+    const ids = ['n1', 'n2', 'n3', 'n4', 'n5'];
+    // The reads arrive while the first batch of each replica is in flight (the harness sends a batch
+    // as soon as nothing holds it back), so all but the first of each replica share its second batch.
+    for (let i = 0; i < 64; i++) c.node(ids[i % 5]).read();
+    c.stabilize();
+    await settled();
+    const served = ids.reduce((n, id) => n + c.node(id).readsServed.length, 0);
+    expect(served).toBe(64);
+    const requests = c.delivered.filter((l) => l.includes('ReadIndexRequest'));
+    const rounds = new Set(c.delivered.flatMap((l) => /read=(\d+)/.exec(l)?.[1] ?? []));
+    // Two batches per follower (the first read alone, then everything held behind it)...
+    expect(requests).toHaveLength(8);
+    expect(c.delivered.filter((l) => l.includes('ReadIndexResponse'))).toHaveLength(8);
+    // ...and a handful of quorum rounds on the leader for all 64: batches arriving during a round
+    // share the next one, so fewer rounds than the 10 batches.
+    expect(rounds.size).toBeLessThanOrEqual(5);
+  });
+
   it('a deposed leader (partitioned, stale term) cannot confirm a read index for its follower', async () => {
     // n1 and n2 have a long check-quorum window and election timeout; n3, n4, n5 elect fast.
     c = new Cluster({
