@@ -9,6 +9,7 @@ import { type CommandSpec, parseFlags } from '../cli-flags.js';
 import { LocalCluster, bootCluster, serverMissingReason, waitFor } from '../server/local-cluster.js';
 import { makeCerts } from '../tls/certs.js';
 import { UserError } from '../user-error.js';
+import { totalCpuMs } from './cpu.js';
 import { type PhaseFigures, type SeededChat, measureMixed, measureReads, seedChat } from './reads.js';
 import {
   ChatCaller,
@@ -381,10 +382,21 @@ function ratio(a: number, b: number): number {
 }
 
 function describe(f: PhaseFigures, unit: string): string {
+  const cpu = f.serverCpuMsPerOp !== undefined ? `; replicas' CPU ${f.serverCpuMsPerOp} ms per op` : '';
   return (
     `${f.perSecond} ${unit}/s (${f.ok} in ${(f.elapsedMs / 1000).toFixed(1)} s); ` +
-    `p50 ${f.latency.p50} ms, p99 ${f.latency.p99} ms, max ${f.latency.max} ms; errors ${JSON.stringify(f.errors)}`
+    `p50 ${f.latency.p50} ms, p99 ${f.latency.p99} ms, max ${f.latency.max} ms; errors ${JSON.stringify(f.errors)}${cpu}`
   );
+}
+
+/** Runs a phase and adds the replicas' CPU ms per successful operation (see PhaseFigures). */
+async function withServerCpu(cluster: LocalCluster, run: () => Promise<PhaseFigures>): Promise<PhaseFigures> {
+  const pids = cluster.live(true).flatMap((r) => (r.pid === undefined ? [] : [r.pid]));
+  const before = totalCpuMs(pids);
+  const f = await run();
+  const after = totalCpuMs(pids);
+  if (before === undefined || after === undefined || f.ok === 0) return f;
+  return { ...f, serverCpuMsPerOp: Math.round(((after - before) / f.ok) * 1000) / 1000 };
 }
 
 /**
@@ -432,16 +444,13 @@ async function readPhase(
     const size = seeded.size;
     console.log(`  chat of ${size} messages:`);
     const leader = await cluster.waitForLeader();
-    const leaderOnly = await measureReads(
-      seeded,
-      o.clients,
-      [leader.address],
-      o.seconds,
-      summarize,
-      o.credentials,
+    const leaderOnly = await withServerCpu(cluster, () =>
+      measureReads(seeded, o.clients, [leader.address], o.seconds, summarize, o.credentials),
     );
     console.log(`    leader only (${leader.node_id}): ${describe(leaderOnly, 'reads')}`);
-    const spread = await measureReads(seeded, o.clients, addresses, o.seconds, summarize, o.credentials);
+    const spread = await withServerCpu(cluster, () =>
+      measureReads(seeded, o.clients, addresses, o.seconds, summarize, o.credentials),
+    );
     console.log(`    spread over ${addresses.length} replicas: ${describe(spread, 'reads')}`);
     chats.push({
       size,
@@ -452,13 +461,8 @@ async function readPhase(
     });
   }
 
-  const mixedFigures = await measureMixed(
-    parties,
-    addresses,
-    o.seconds,
-    o.messageBytes,
-    summarize,
-    o.credentials,
+  const mixedFigures = await withServerCpu(cluster, () =>
+    measureMixed(parties, addresses, o.seconds, o.messageBytes, summarize, o.credentials),
   );
   const mixed = { ...mixedFigures, writeShare: 0.1 };
   console.log(

@@ -21,6 +21,11 @@ export interface PhaseFigures {
   errors: Record<string, number>;
   /** Successful operations inside the window by kind (GetMessages, SendMessage). */
   byKind: Record<string, number>;
+  /**
+   * CPU ms the replicas spent (all of them, from the phase's start to the end of its drain) per
+   * successful operation; undefined where /proc cannot be read. Steadier than ops/s on a shared machine.
+   */
+  serverCpuMsPerOp?: number;
 }
 
 export interface SeededChat {

@@ -82,6 +82,16 @@ interface ChatRow {
   user_b: number;
 }
 
+/** A raw row of HISTORY_PAGE_SQL. */
+type HistoryRow = [
+  id: number,
+  senderId: number,
+  content: string,
+  sentAt: number,
+  read: number,
+  editedAt: number,
+];
+
 interface MessageRow {
   id: number;
   chat_id: string;
@@ -709,17 +719,36 @@ export class ChatStore implements StateMachine {
     limit: number,
   ): { messages: Message[]; has_more: boolean } {
     const chat = this.memberChat(chatId, userId);
+    const other = otherOf(chat, userId);
     const rows = this.q.historyPage.all({
       chat: chat.id,
       me: userId,
-      other: otherOf(chat, userId),
+      other,
       before: beforeId === 0 ? Number.MAX_SAFE_INTEGER : beforeId,
       n: limit + 1,
-    }) as MessageRow[];
+    }) as HistoryRow[];
     const has_more = rows.length > limit;
+    const names = new Map<number, string | undefined>([
+      [userId, this.q.usernameById.get(userId) as string | undefined],
+      [other, this.q.usernameById.get(other) as string | undefined],
+    ]);
     // The query returns newest first; the page is the `limit` newest, shown oldest first.
-    const page = rows.slice(0, limit).reverse();
-    return { messages: page.map(toMessage), has_more };
+    const messages: Message[] = [];
+    for (let i = Math.min(rows.length, limit) - 1; i >= 0; i--) {
+      const [id, senderId, content, sentAt, read, editedAt] = rows[i];
+      const sender = names.get(senderId);
+      if (sender === undefined) continue; // as the users join did: no row for a sender without an account
+      messages.push({
+        message_id: id,
+        chat_id: chat.id,
+        sender,
+        content,
+        sent_at: sentAt,
+        read: read === 1,
+        edited_at: editedAt,
+      });
+    }
+    return { messages, has_more };
   }
 
   /** SetTyping's check: `userId` is in the chat; who receives the notice, under which name. */
@@ -860,8 +889,10 @@ const MESSAGE_COLUMNS = `m.id, m.chat_id, u.username AS sender, m.content, m.sen
   FROM messages m JOIN users u ON u.id = m.sender_id`;
 
 // A page of history, newest first: three ordered ranges of the (chat_id, sender_id, read, id) index
-// merged (EXPLAIN: MERGE (UNION ALL)), so SQLite stops after @n rows whatever the chat's size.
-export const HISTORY_PAGE_SQL = `SELECT ${MESSAGE_COLUMNS} JOIN (
+// merged (EXPLAIN: MERGE (UNION ALL)), so SQLite stops after @n rows whatever the chat's size. Raw rows
+// [id, sender_id, content, sent_at, read, edited_at], without the users join: a page has only two
+// senders, whose names history() looks up once (it is the hot read, served on every replica).
+export const HISTORY_PAGE_SQL = `SELECT m.id, m.sender_id, m.content, m.sent_at, m.read, m.edited_at FROM messages m JOIN (
     SELECT id FROM messages WHERE chat_id = @chat AND sender_id = @me AND read = 0 AND id < @before
     UNION ALL
     SELECT id FROM messages WHERE chat_id = @chat AND sender_id = @me AND read = 1 AND id < @before
@@ -968,6 +999,7 @@ function prepareStatements(db: Database.Database) {
     unreadCount: db
       .prepare('SELECT COUNT(*) FROM messages WHERE chat_id = ? AND sender_id = ? AND read = 0')
       .pluck(),
-    historyPage: db.prepare(HISTORY_PAGE_SQL),
+    historyPage: db.prepare(HISTORY_PAGE_SQL).raw(),
+    usernameById: db.prepare('SELECT username FROM users WHERE id = ?').pluck(),
   };
 }

@@ -221,6 +221,7 @@ export class RaftNode {
       clock: opts.clock,
       timeoutMs: opts.readTimeoutMs ?? 5 * opts.timing.electionMaxMs,
       request: (requestId) => this._actor?.send({ type: 'readIndex', requestId }),
+      defer: this.defer,
     });
   }
 

@@ -60,24 +60,86 @@ describe('follower reads', () => {
     expect(c.node('n2').readsServed).toEqual([id]);
   });
 
-  it('reads queued during one round are confirmed together by the next', async () => {
+  it('a read arriving after its batch’s request went out does not join it: it waits for the next batch', async () => {
     c = cluster(3);
     electN1(c);
     const a = c.node('n2').read();
-    c.deliver(); // n1 starts round 1
-    const b = c.node('n2').read();
+    expect(c.deliver()).toEqual([`n2->n1 ReadIndexRequest term=1 reads=[${a}]`]); // n1 starts round 1
+    // b arrives after a's request left: it must get an index learnt after it arrived, so it is held
+    // back, not added to a's batch, and nothing more goes to the leader while a's answer is awaited.
+    expect(c.node('n2').read()).toBeUndefined();
     const own = 'own';
     c.node('n1').send({ type: 'readIndex', requestId: own });
-    c.stabilize();
+    c.tickUntil(() => {
+      c.stabilize();
+      return c.node('n2').readReady.length === 2;
+    });
     await settled();
-    expect(c.node('n2').readsServed.sort()).toEqual([a, b].sort());
+    const [, b] = c.node('n2').readsStarted;
+    expect(b).toBe('n2:2');
+    expect(c.node('n2').readsServed).toEqual([a, b]);
     expect(c.node('n1').readReady.map((r) => r.requestId)).toEqual([own]);
-    // b and the leader's own read were batched into round 2: one response carries it.
-    expect(c.delivered.filter((l) => l.includes('ReadIndexResponse'))).toEqual([
+    // b's request left only once a's answer was in; the leader confirmed it with a later round.
+    const lines = c.delivered.filter((l) => l.includes('ReadIndex'));
+    expect(lines).toEqual([
+      `n2->n1 ReadIndexRequest term=1 reads=[${a}]`,
       `n1->n2 ReadIndexResponse term=1 reads=[${a}] index=1`,
+      `n2->n1 ReadIndexRequest term=1 reads=[${b}]`,
       `n1->n2 ReadIndexResponse term=1 reads=[${b}] index=1`,
     ]);
+    // The leader's own read and b, both queued after round 1 started, share round 2, which the next
+    // heartbeat tick carries (pacing: one round with heartbeats of its own per interval).
     expect(c.delivered.filter((l) => l.includes('read=2')).length).toBeGreaterThan(0);
+    expect(c.delivered.filter((l) => l.includes('read=3'))).toEqual([]);
+  });
+
+  it('reads held back while a batch is in flight share one ReadIndexRequest and one round', async () => {
+    c = cluster(3);
+    electN1(c);
+    const a = c.node('n2').read();
+    c.deliver(); // a's request reaches n1, which starts round 1
+    for (let i = 0; i < 5; i++) expect(c.node('n2').read()).toBeUndefined();
+    c.tickUntil(() => {
+      c.stabilize();
+      return c.node('n2').readReady.length === 2;
+    });
+    await settled();
+    const [, b] = c.node('n2').readsStarted;
+    expect(c.node('n2').readsStarted).toEqual([a, b]);
+    expect(c.node('n2').readsServed).toEqual([a, b, b, b, b, b]);
+    expect(c.delivered.filter((l) => l.includes('ReadIndexRequest'))).toEqual([
+      `n2->n1 ReadIndexRequest term=1 reads=[${a}]`,
+      `n2->n1 ReadIndexRequest term=1 reads=[${b}]`,
+    ]);
+    // Two rounds in all: one per batch, not one per read.
+    expect(c.delivered.some((l) => l.includes('read=2'))).toBe(true);
+    expect(c.delivered.some((l) => l.includes('read=3'))).toBe(false);
+  });
+
+  it('64 concurrent reads spread over 5 replicas cost a few requests and rounds, not one of each per read', async () => {
+    c = cluster(5);
+    electN1(c);
+    c.delivered = [];
+    const ids = ['n1', 'n2', 'n3', 'n4', 'n5'];
+    // The reads arrive while the first batch of each replica is in flight (the harness sends a batch
+    // as soon as nothing holds it back), so all but the first of each replica share its second batch.
+    for (let i = 0; i < 64; i++) c.node(ids[i % 5]).read();
+    // Two batches per replica (the first read alone, then everything held behind it), each answered.
+    c.tickUntil(() => {
+      c.stabilize();
+      return ids.every((id) => c.node(id).readReady.length === 2);
+    });
+    await settled();
+    const served = ids.reduce((n, id) => n + c.node(id).readsServed.length, 0);
+    expect(served).toBe(64);
+    const requests = c.delivered.filter((l) => l.includes('ReadIndexRequest'));
+    const rounds = new Set(c.delivered.flatMap((l) => /read=(\d+)/.exec(l)?.[1] ?? []));
+    // Two batches per follower (the first read alone, then everything held behind it)...
+    expect(requests).toHaveLength(8);
+    expect(c.delivered.filter((l) => l.includes('ReadIndexResponse'))).toHaveLength(8);
+    // ...and a handful of quorum rounds on the leader for all 64: batches arriving during a round
+    // share the next one, which a heartbeat tick carries, so far fewer rounds than the 10 batches.
+    expect(rounds.size).toBeLessThanOrEqual(3);
   });
 
   it('a deposed leader (partitioned, stale term) cannot confirm a read index for its follower', async () => {

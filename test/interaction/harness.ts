@@ -86,6 +86,8 @@ export class HarnessNode {
         this.readsStarted.push(requestId);
         this.actor.send({ type: 'readIndex', requestId });
       },
+      // No turns here: a read's batch goes out at once, unless one in flight holds it back.
+      defer: (fn) => fn(),
     });
     this.reads.appliedTo(this.appliedIndex());
     this.actor = createActor(replicaMachine, {
@@ -112,18 +114,19 @@ export class HarnessNode {
   }
 
   /**
-   * Start a linearizable read as the real host does; returns its request id. The id lands in
-   * readsServed once the read may be served (index known and applied through it), in readsFailed when
-   * it is refused. Both happen in promise callbacks: `await settled()` before looking.
+   * Start a linearizable read as the real host does; returns the request id of its batch, or undefined
+   * while a batch in flight holds it back (it joins the next batch sent: readsStarted[n] where n is
+   * readsStarted's length now). The batch's id lands in readsServed once the read may be served (index
+   * known and applied through it), in readsFailed when it is refused. Both happen in promise callbacks:
+   * `await settled()` before looking.
    */
-  read(): string {
+  read(): string | undefined {
     const before = this.readsStarted.length;
     this.reads.read().then(
-      () => this.readsServed.push(id),
-      () => this.readsFailed.push(id),
+      () => this.readsServed.push(this.readsStarted[before]),
+      () => this.readsFailed.push(this.readsStarted[before]),
     );
-    const id = this.readsStarted[before];
-    return id;
+    return this.readsStarted[before];
   }
 
   appliedIndex(): number {
