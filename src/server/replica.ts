@@ -120,7 +120,15 @@ export interface RunningReplica {
  * Real timers that let input already waiting go first when the loop lagged (src/raft/lag-aware-clock.ts):
  * on a busy machine a late election timer must not beat the heartbeat that arrived during the stall.
  */
-const realClock: Clock = lagAwareClock();
+const realClock: Clock =
+  process.env.QC_TIMERS === 'plain'
+    ? // Diagnostics only (before/after figures of make bench-stability): timers as they fire.
+      {
+        setTimeout: (fn, ms) => setTimeout(fn, ms),
+        clearTimeout: (id) => clearTimeout(id as NodeJS.Timeout),
+        now: () => Date.now(),
+      }
+    : lagAwareClock();
 
 /** Opens the replica's database in WAL mode with synchronous=FULL (one fsync per commit). */
 function openDatabase(dataDir: string): Database.Database {
