@@ -12,7 +12,7 @@ SIZE ?= 5
 BASE_PORT ?= 5555
 
 .PHONY: member-add member-remove transfer
-.PHONY: install build run run-server run-client status test test-fast test-e2e lint format sim bench diagrams typecheck clean
+.PHONY: install build run run-server run-client status test test-fast test-e2e lint format sim bench bench-etcd bench-stability diagrams typecheck clean
 
 # npm ci only when the lock file is newer than the installed tree (or nothing is installed).
 node_modules/.package-lock.json: package.json package-lock.json
@@ -89,8 +89,20 @@ test-e2e: build
 sim: install
 	SEEDS=$(SEEDS) npx tsx scripts/sim.ts
 
+# The four figures of issue 10 (writes/s and p50/p99 at 64 clients spread over all replicas, single-client
+# p50, failover median after kill -9), then the read phase; BENCH_ARGS adds flags (e.g. --skip-reads).
+BENCH_ARGS ?=
 bench: build
-	$(BIN) bench
+	$(BIN) bench $(BENCH_ARGS)
+
+# The same driver against a local 5-member etcd 3.4 (apt-get install etcd-server), then Quorum Chat, in
+# one run, with the ratios.
+bench-etcd: build
+	$(BIN) bench --etcd --skip-reads $(BENCH_ARGS)
+
+# Leader stability: 16 writers for 150 s with two CPU hogs and no faults; term moves should be 0.
+bench-stability: build
+	$(BIN) bench --stability --clients 16 --seconds 150 --hogs 2 --out bench-stability.json $(BENCH_ARGS)
 
 diagrams: install
 	npx tsx scripts/diagrams.ts

@@ -10,6 +10,7 @@ import { LocalCluster, bootCluster, serverMissingReason, waitFor } from '../serv
 import { makeCerts } from '../tls/certs.js';
 import { UserError } from '../user-error.js';
 import { totalCpuMs } from './cpu.js';
+import { EtcdCaller, EtcdCluster, etcdMissingReason } from './etcd.js';
 import { type PhaseFigures, type SeededChat, measureMixed, measureReads, seedChat } from './reads.js';
 import {
   ChatCaller,
@@ -21,6 +22,7 @@ import {
   newKey,
   percentile,
 } from './rpc.js';
+import { LeadershipWatch, startHogs } from './stability.js';
 import { openViewers } from './viewer.js';
 
 export interface BenchOptions {
@@ -41,13 +43,24 @@ export interface BenchOptions {
   readChatSizes: number[];
   /** Length of each phase of the /cluster viewer's cost measurement (0: skip it). */
   viewerSeconds: number;
+  /** Skip the read phase (the four write figures only). */
+  skipReads: boolean;
+  /** Clients stay on one replica each (round robin over all), or follow the leader hint. */
+  clientsOn: 'spread' | 'leader';
+  /** Run the same driver against a local 5-member etcd first, then print ratios. */
+  etcd: boolean;
+  /** Leader stability: steady load with CPU hogs, no faults; count term moves and leader changes. */
+  stability: boolean;
+  /** Busy-loop processes during the stability run. */
+  hogs: number;
 }
 
 export const benchCommand: CommandSpec = {
   name: 'bench',
   synopsis: [
     'bench [--clients 64] [--seconds 10] [--message-bytes 100] [--failover-trials 5] [--single-seconds 5]',
-    '      [--size 5] [--read-chat-sizes 1000,100000] [--viewer-seconds 0] [--out FILE] [--keep] [--server-arg FLAG]...',
+    '      [--size 5] [--read-chat-sizes 1000,100000] [--skip-reads] [--clients-on spread|leader] [--etcd] [--tls]',
+    '      [--stability [--hogs 2]] [--viewer-seconds 0] [--out FILE] [--keep] [--server-arg FLAG]...',
   ],
   about:
     'Starts a local cluster in a temp dir, drives it with concurrent clients in a closed loop, and ' +
@@ -75,6 +88,21 @@ export const benchCommand: CommandSpec = {
       default: '1000,100000',
       help: 'messages in each chat the read phase seeds and reads (1 to 1000000 each)',
     },
+    'skip-reads': { type: 'boolean', help: 'skip the read phase (the four write figures only)' },
+    'clients-on': {
+      value: 'WHERE',
+      default: 'spread',
+      help: 'spread: client i stays on replica i mod N (followers forward); leader: follow x-leader',
+    },
+    etcd: {
+      type: 'boolean',
+      help: 'first run the same driver against a local 5-member etcd 3.4 (/usr/bin/etcd), then print ratios',
+    },
+    stability: {
+      type: 'boolean',
+      help: 'leader stability: --seconds of load by --clients writers with --hogs busy loops, no faults',
+    },
+    hogs: { value: 'N', default: '2', help: 'busy-loop processes during --stability (0 to 16)' },
     'server-arg': {
       value: 'FLAG',
       multiple: true,
@@ -110,7 +138,17 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     serverArgs: (v['server-arg'] as string[] | undefined) ?? [],
     readChatSizes: chatSizes(String(v['read-chat-sizes'])),
     viewerSeconds: int('viewer-seconds', 0, 600),
+    skipReads: v['skip-reads'] === true,
+    clientsOn: clientsOn(String(v['clients-on'])),
+    etcd: v.etcd === true,
+    stability: v.stability === true,
+    hogs: int('hogs', 0, 16),
   };
+}
+
+function clientsOn(value: string): 'spread' | 'leader' {
+  if (value !== 'spread' && value !== 'leader') throw new UserError('--clients-on must be spread or leader');
+  return value;
 }
 
 function chatSizes(value: string): number[] {
@@ -153,6 +191,23 @@ interface LoadResult {
   perSecond: number;
 }
 
+/** One client of the load: a write of `content`, retried as that client retries. */
+export interface Writer {
+  write(content: string): Promise<{ attemptStartedAt: number }>;
+  close(): void;
+}
+
+/** What the load and the failover trials drive: Quorum Chat or etcd. */
+export interface System {
+  name: string;
+  /** `count` fresh clients, client i on replica i mod N ("spread") unless the system says otherwise. */
+  writers(count: number): Writer[];
+  /** kill -9 the leader now; returns its name. */
+  killLeader(): Promise<string>;
+  /** Wait for a leader other than `killed`, restart `killed` and wait until it caught up. */
+  recover(killed: string): Promise<string>;
+}
+
 /** Closed-loop senders: each client sends, waits for the acknowledgement, sends again. */
 class Load {
   readonly latencies: number[] = [];
@@ -161,41 +216,31 @@ class Load {
   readonly acks: { at: number; attemptAt: number }[] = [];
   private running = false;
   private loops: Promise<void>[] = [];
-  private callers: ChatCaller[] = [];
 
   constructor(
-    private readonly parties: Party[],
-    private readonly addresses: string[],
+    private readonly writers: Writer[],
     private readonly messageBytes: number,
     private readonly credentials?: grpc.ChannelCredentials,
   ) {}
 
   start(): void {
     this.running = true;
-    this.callers = this.parties.map(
-      () =>
-        new ChatCaller(this.addresses, { attemptMs: 2000, totalMs: 10_000, credentials: this.credentials }),
-    );
-    this.loops = this.parties.map((p, i) => this.loop(p, this.callers[i], i));
+    this.loops = this.writers.map((w, i) => this.loop(w, i));
   }
 
   async stop(): Promise<void> {
     this.running = false;
     await Promise.all(this.loops);
-    for (const c of this.callers) c.close();
+    for (const w of this.writers) w.close();
   }
 
-  private async loop(p: Party, caller: ChatCaller, i: number): Promise<void> {
+  private async loop(w: Writer, i: number): Promise<void> {
     for (let seq = 0; this.running && seq < 100_000_000; seq++) {
       const head = `${i}:${seq}:`;
       const content = head + 'x'.repeat(Math.max(0, this.messageBytes - head.length));
       const t0 = performance.now();
       try {
-        const r = await caller.call(
-          'SendMessage',
-          { chat_id: p.chatId, content },
-          { token: p.token, key: newKey() },
-        );
+        const r = await w.write(content);
         const t1 = performance.now();
         this.latencies.push(t1 - t0);
         this.acks.push({ at: t1, attemptAt: r.attemptStartedAt });
@@ -207,13 +252,12 @@ class Load {
   }
 }
 
-async function timedLoad(
-  parties: Party[],
-  addresses: string[],
-  o: BenchOptions,
+export async function timedLoad(
+  writers: Writer[],
+  messageBytes: number,
   seconds: number,
 ): Promise<LoadResult> {
-  const load = new Load(parties, addresses, o.messageBytes, o.credentials);
+  const load = new Load(writers, messageBytes);
   const t0 = performance.now();
   load.start();
   await new Promise((r) => setTimeout(r, seconds * 1000));
@@ -237,6 +281,7 @@ async function timedLoad(
  * cache) falls on both sides alike.
  */
 async function viewerCost(cluster: LocalCluster, parties: Party[], o: BenchOptions) {
+  const sys = chatSystem(cluster, parties, o);
   const bases = cluster.ids().map((id) => {
     const { host, port, httpPort } = cluster.get(id).spec;
     return `http://${host}:${httpPort ?? port + 1000}`;
@@ -245,12 +290,12 @@ async function viewerCost(cluster: LocalCluster, parties: Party[], o: BenchOptio
   const withViewer: LoadResult[] = [];
   let frames: Record<string, number> = {};
   for (let round = 0; round < 2; round++) {
-    without.push(await timedLoad(parties, cluster.addresses(), o, o.viewerSeconds));
+    without.push(await timedLoad(sys.writers(o.clients), o.messageBytes, o.viewerSeconds));
     const viewers = openViewers(bases);
     // The inspectors switch on as the streams open: let them, then measure.
     await new Promise((r) => setTimeout(r, 500));
     try {
-      withViewer.push(await timedLoad(parties, cluster.addresses(), o, o.viewerSeconds));
+      withViewer.push(await timedLoad(sys.writers(o.clients), o.messageBytes, o.viewerSeconds));
     } finally {
       frames = viewers.frames();
       viewers.close();
@@ -282,19 +327,14 @@ interface FailoverTrial {
   newLeader: string;
 }
 
-async function failoverTrial(
-  cluster: LocalCluster,
-  parties: Party[],
-  o: BenchOptions,
-): Promise<FailoverTrial> {
-  const load = new Load(parties, cluster.addresses(), o.messageBytes, o.credentials);
+async function failoverTrial(sys: System, o: BenchOptions): Promise<FailoverTrial> {
+  const load = new Load(sys.writers(o.clients), o.messageBytes);
   load.start();
   try {
     // Warm up: writes flowing before the kill.
     await waitFor(() => load.acks.length >= 50, { timeoutMs: 20_000, what: 'writes before the kill' });
-    const lead = await cluster.waitForLeader();
     const killedAt = performance.now();
-    await cluster.kill(lead.node_id, 'SIGKILL');
+    const killed = await sys.killLeader();
     // Scan only what arrived since the last poll: the acknowledgement list grows by thousands a second.
     let scanned = 0;
     const first = await waitFor(
@@ -317,23 +357,131 @@ async function failoverTrial(
     const times = load.acks.map((a) => a.at).sort((a, b) => a - b);
     let longest = 0;
     for (let i = 1; i < times.length; i++) longest = Math.max(longest, times[i] - times[i - 1]);
-    const next = await cluster.waitForLeader({ not: lead.node_id });
-    // Bring the victim back and let it catch up before the next trial.
-    await cluster.restart(lead.node_id);
-    const target = next.commit_index;
-    await waitFor(async () => ((await cluster.status(lead.node_id))?.last_applied ?? -1) >= target, {
-      timeoutMs: 60_000,
-      what: `${lead.node_id} to catch up`,
-    });
+    const newLeader = await sys.recover(killed);
     return {
-      killed: lead.node_id,
+      killed,
       gapMs: round(first.at - killedAt),
       longestAckGapMs: round(longest),
-      newLeader: next.node_id,
+      newLeader,
     };
   } finally {
     await load.stop();
   }
+}
+
+/** Quorum Chat as a System: one chat party per client, SendMessage with a fresh idempotency key. */
+function chatSystem(cluster: LocalCluster, parties: Party[], o: BenchOptions): System {
+  const clientsOnLeader = o.clientsOn === 'leader';
+  return {
+    name: 'quorum-chat',
+    writers: (count) =>
+      parties.slice(0, count).map((p, i) => {
+        const caller = new ChatCaller(cluster.addresses(), {
+          attemptMs: 2000,
+          totalMs: 10_000,
+          credentials: o.credentials,
+          ...(clientsOnLeader ? {} : { pinned: i }),
+        });
+        return {
+          write: async (content: string) =>
+            caller.call('SendMessage', { chat_id: p.chatId, content }, { token: p.token, key: newKey() }),
+          close: () => caller.close(),
+        };
+      }),
+    killLeader: async () => {
+      const lead = await cluster.waitForLeader();
+      await cluster.kill(lead.node_id, 'SIGKILL');
+      return lead.node_id;
+    },
+    recover: async (killed) => {
+      const next = await cluster.waitForLeader({ not: killed });
+      // Bring the victim back and let it catch up before the next trial.
+      await cluster.restart(killed);
+      const target = next.commit_index;
+      await waitFor(async () => ((await cluster.status(killed))?.last_applied ?? -1) >= target, {
+        timeoutMs: 60_000,
+        what: `${killed} to catch up`,
+      });
+      return next.node_id;
+    },
+  };
+}
+
+/** The four figures of issue 10's table, for one system. */
+interface WriteFigures {
+  system: string;
+  load: LoadResult;
+  single?: LoadResult;
+  failover?: { trials: FailoverTrial[]; medianMs?: number; maxMs?: number; error?: string };
+}
+
+async function writeFigures(sys: System, o: BenchOptions): Promise<WriteFigures> {
+  console.log(`[${sys.name}] load: ${o.clients} clients, ${o.seconds} s, ${o.messageBytes}-byte messages`);
+  const load = await timedLoad(sys.writers(o.clients), o.messageBytes, o.seconds);
+  console.log(
+    `  ${load.perSecond} acknowledged writes/s (${load.acked} in ${(load.elapsedMs / 1000).toFixed(1)} s); ` +
+      `latency p50 ${load.latency.p50} ms, p99 ${load.latency.p99} ms, max ${load.latency.max} ms; errors ${JSON.stringify(load.errors)}`,
+  );
+  let single: LoadResult | undefined;
+  if (o.singleSeconds > 0) {
+    console.log(`[${sys.name}] single client: ${o.singleSeconds} s`);
+    single = await timedLoad(sys.writers(1), o.messageBytes, o.singleSeconds);
+    console.log(`  p50 ${single.latency.p50} ms, p99 ${single.latency.p99} ms, ${single.perSecond} writes/s`);
+  }
+  const trials: FailoverTrial[] = [];
+  // A trial that fails ends the trials, but not the run: the figures above still reach the file.
+  let failoverError: string | undefined;
+  for (let t = 0; t < o.failoverTrials; t++) {
+    let trial: FailoverTrial;
+    try {
+      trial = await failoverTrial(sys, o);
+    } catch (err) {
+      failoverError = `trial ${t + 1}: ${err instanceof Error ? err.message : String(err)}`;
+      console.log(`[${sys.name}] failover ${failoverError}`);
+      break;
+    }
+    trials.push(trial);
+    console.log(
+      `[${sys.name}] failover ${t + 1}/${o.failoverTrials}: killed ${trial.killed}, next write acknowledged after ${trial.gapMs} ms (new leader ${trial.newLeader})`,
+    );
+  }
+  const gaps = trials.map((t) => t.gapMs);
+  const failover =
+    trials.length || failoverError
+      ? {
+          trials,
+          medianMs: trials.length ? round(median(gaps)) : undefined,
+          maxMs: trials.length ? round(Math.max(...gaps)) : undefined,
+          error: failoverError,
+        }
+      : undefined;
+  if (failover)
+    console.log(`[${sys.name}] failover: median ${failover.medianMs} ms, max ${failover.maxMs} ms`);
+  return { system: sys.name, load, single, failover };
+}
+
+/** The four figures in one line each, and (given etcd's) the ratios against etcd. */
+export function figuresTable(qc: WriteFigures, etcd?: WriteFigures): string[] {
+  const rows: [string, (f: WriteFigures) => number | undefined, 'higher' | 'lower'][] = [
+    ['writes/s, N clients', (f) => f.load.perSecond, 'higher'],
+    ['p50 ms, N clients', (f) => f.load.latency.p50, 'lower'],
+    ['p99 ms, N clients', (f) => f.load.latency.p99, 'lower'],
+    ['single client p50 ms', (f) => f.single?.latency.p50, 'lower'],
+    ['failover median ms (kill -9 leader)', (f) => f.failover?.medianMs, 'lower'],
+  ];
+  const lines: string[] = [];
+  lines.push(etcd ? 'figure | etcd | quorum-chat | quorum-chat/etcd' : 'figure | quorum-chat');
+  for (const [label, get, better] of rows) {
+    const q = get(qc);
+    if (!etcd) {
+      lines.push(`${label} | ${q ?? '-'}`);
+      continue;
+    }
+    const e = get(etcd);
+    const r = q !== undefined && e !== undefined && e > 0 ? `${ratio(q, e)}x (${better} is better)` : '-';
+    lines.push(`${label} | ${e ?? '-'} | ${q ?? '-'} | ${r}`);
+  }
+  return lines;
 }
 
 /**
@@ -506,7 +654,7 @@ async function readPhase(
 
 export async function main(argv: string[]): Promise<number> {
   const o = parseBenchArgs(argv);
-  const missing = serverMissingReason();
+  const missing = serverMissingReason() ?? (o.etcd ? etcdMissingReason() : undefined);
   if (missing) throw new UserError(missing);
   const raised = benchServerArgs(o.serverArgs);
   if (raised.length) {
@@ -514,6 +662,21 @@ export async function main(argv: string[]): Promise<number> {
     console.log(`write limits lifted and scrypt's cost lowered for seeding and load (${raised.join(' ')})`);
   }
   const root = fs.mkdtempSync(join(os.tmpdir(), 'qc-bench-'));
+  let etcdFigures: WriteFigures | undefined;
+  if (o.etcd) {
+    const etcd = new EtcdCluster(join(root, 'etcd'), o.size);
+    fs.mkdirSync(join(root, 'etcd'));
+    const stopEtcd = () => void etcd.stopAll().then(() => process.exit(130));
+    process.once('SIGINT', stopEtcd);
+    try {
+      console.log(`starting ${o.size} etcd members (pre-vote, heartbeat 30 ms, election 150 ms)...`);
+      await etcd.start();
+      etcdFigures = await writeFigures(etcdSystem(etcd), o);
+    } finally {
+      process.off('SIGINT', stopEtcd);
+      await etcd.stopAll();
+    }
+  }
   // Quiet servers unless a --server-arg asks for a log level (the flag may appear only once).
   const logLevel = o.serverArgs.includes('--log-level') ? undefined : 'warn';
   const ids = Array.from({ length: o.size }, (_, i) => `server${i + 1}`);
@@ -551,66 +714,39 @@ export async function main(argv: string[]): Promise<number> {
     });
     setup.close();
     const parties = pairs.flat().slice(0, o.clients);
-
-    console.log(`load: ${o.clients} clients, ${o.seconds} s, ${o.messageBytes}-byte messages`);
-    const load = await timedLoad(parties, cluster.addresses(), o, o.seconds);
     console.log(
-      `  ${load.perSecond} acknowledged writes/s (${load.acked} in ${(load.elapsedMs / 1000).toFixed(1)} s); ` +
-        `latency p50 ${load.latency.p50} ms, p99 ${load.latency.p99} ms, max ${load.latency.max} ms; errors ${JSON.stringify(load.errors)}`,
+      `clients: ${o.clientsOn === 'spread' ? `client i on replica i mod ${o.size} (followers forward)` : 'following the leader'}`,
     );
-
+    if (o.stability) return await stabilityPhase(cluster, ids, parties, o);
+    const chat = await writeFigures(chatSystem(cluster, parties, o), o);
+    const reads = o.skipReads ? undefined : await readPhase(cluster, o, chat.load, parties);
     const viewer = o.viewerSeconds > 0 ? await viewerCost(cluster, parties, o) : undefined;
 
-    let single: LoadResult | undefined;
-    if (o.singleSeconds > 0) {
-      console.log(`single client: ${o.singleSeconds} s`);
-      single = await timedLoad(parties.slice(0, 1), cluster.addresses(), o, o.singleSeconds);
-      console.log(
-        `  p50 ${single.latency.p50} ms, p99 ${single.latency.p99} ms, ${single.perSecond} writes/s`,
-      );
-    }
-
-    const reads = await readPhase(cluster, o, load, parties);
-
-    const trials: FailoverTrial[] = [];
-    // A trial that fails ends the trials, but not the run: the figures above still reach the file.
-    let failoverError: string | undefined;
-    for (let t = 0; t < o.failoverTrials; t++) {
-      let trial: FailoverTrial;
-      try {
-        trial = await failoverTrial(cluster, parties, o);
-      } catch (err) {
-        failoverError = `trial ${t + 1}: ${err instanceof Error ? err.message : String(err)}`;
-        console.log(`failover ${failoverError}`);
-        break;
-      }
-      trials.push(trial);
-      console.log(
-        `failover ${t + 1}/${o.failoverTrials}: killed ${trial.killed}, next write acknowledged after ${trial.gapMs} ms (new leader ${trial.newLeader})`,
-      );
-    }
-    const gaps = trials.map((t) => t.gapMs);
-    const failover =
-      trials.length || failoverError
-        ? {
-            trials,
-            medianMs: trials.length ? round(median(gaps)) : undefined,
-            maxMs: trials.length ? round(Math.max(...gaps)) : undefined,
-            error: failoverError,
-          }
-        : undefined;
-    if (failover) console.log(`failover: median ${failover.medianMs} ms, max ${failover.maxMs} ms`);
-
+    console.log(
+      `\nthe figures of issue 10 (${o.clients} clients, ${o.messageBytes}-byte messages, same run):`,
+    );
+    for (const line of figuresTable(chat, etcdFigures))
+      console.log(`  ${line.replaceAll('N clients', `${o.clients} clients`)}`);
     const results = {
       at: new Date().toISOString(),
-      machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
+      machine: {
+        cpus: os.cpus().length,
+        model: os.cpus()[0]?.model,
+        node: process.version,
+        loadavg: os.loadavg(),
+      },
       options: { ...o, keep: undefined, credentials: undefined },
-      load,
+      load: chat.load,
       viewer,
-      single,
+      single: chat.single,
       reads,
-      failover,
-      clean: reads.clean && Object.keys(load.errors).length === 0 && failoverError === undefined,
+      failover: chat.failover,
+      etcd: etcdFigures,
+      ratios: etcdFigures ? ratiosAgainst(chat, etcdFigures) : undefined,
+      clean:
+        (reads?.clean ?? true) &&
+        Object.keys(chat.load.errors).length === 0 &&
+        chat.failover?.error === undefined,
     };
     fs.writeFileSync(resolve(o.out), `${JSON.stringify(results, null, 2)}\n`);
     console.log(`results written to ${resolve(o.out)}`);
@@ -623,4 +759,76 @@ export async function main(argv: string[]): Promise<number> {
     if (!o.keep) fs.rmSync(root, { recursive: true, force: true });
     else console.log(`kept ${root}`);
   }
+}
+
+/** Quorum Chat's figures over etcd's (writes/s: higher is better; the latencies: lower is better). */
+function ratiosAgainst(qc: WriteFigures, etcd: WriteFigures) {
+  return {
+    writesPerSecond: ratio(qc.load.perSecond, etcd.load.perSecond),
+    p50: ratio(qc.load.latency.p50, etcd.load.latency.p50),
+    p99: ratio(qc.load.latency.p99, etcd.load.latency.p99),
+    singleP50: ratio(qc.single?.latency.p50 ?? 0, etcd.single?.latency.p50 ?? 0),
+    failoverMedian: ratio(qc.failover?.medianMs ?? 0, etcd.failover?.medianMs ?? 0),
+  };
+}
+
+/**
+ * etcd as a System: client i on member i mod N (etcd clients do not follow a leader hint: --clients-on
+ * leader changes only Quorum Chat's side), KV.Put of key b/<client>:<seq>.
+ */
+function etcdSystem(etcd: EtcdCluster): System {
+  const name = (index: number) => `etcd${index + 1}`;
+  return {
+    name: 'etcd',
+    writers: (count) =>
+      Array.from({ length: count }, (_, i) => {
+        const caller = new EtcdCaller(etcd.addresses(), i);
+        return {
+          write: (content: string) => caller.put(`b/${content.slice(0, 24)}`, content),
+          close: () => caller.close(),
+        };
+      }),
+    killLeader: async () => {
+      const lead = await etcd.waitForLeader();
+      etcd.kill(lead.index);
+      return name(lead.index);
+    },
+    recover: async (killed) => {
+      const index = Number(killed.slice(4)) - 1;
+      const next = await etcd.waitForLeader({ not: index, timeoutMs: 30_000 });
+      await etcd.restart(index);
+      return name(next.index);
+    },
+  };
+}
+
+/** `--stability`: the load with CPU hogs and no faults; term moves and leader changes should be 0. */
+async function stabilityPhase(cluster: LocalCluster, ids: string[], parties: Party[], o: BenchOptions) {
+  console.log(
+    `stability: ${o.clients} writers for ${o.seconds} s with ${o.hogs} CPU hogs, no faults (term moves and leader changes should be 0)`,
+  );
+  const stopHogs = startHogs(o.hogs);
+  let load: LoadResult;
+  let watched: Awaited<ReturnType<LeadershipWatch['stop']>>;
+  try {
+    const watch = new LeadershipWatch(cluster, ids);
+    load = await timedLoad(chatSystem(cluster, parties, o).writers(o.clients), o.messageBytes, o.seconds);
+    watched = await watch.stop();
+  } finally {
+    await stopHogs();
+  }
+  const failed = Object.values(load.errors).reduce((a, b) => a + b, 0);
+  console.log(`  term moves: ${watched.termMoves}`);
+  console.log(`  leader changes: ${watched.leaderChanges} (${watched.leaders.join(' -> ')})`);
+  console.log(`  writes/s: ${load.perSecond}; p50 ${load.latency.p50} ms, p99 ${load.latency.p99} ms`);
+  console.log(`  failed calls: ${failed} ${JSON.stringify(load.errors)}`);
+  const results = {
+    at: new Date().toISOString(),
+    machine: { cpus: os.cpus().length, node: process.version, loadavg: os.loadavg() },
+    options: { ...o, keep: undefined },
+    stability: { ...watched, hogs: o.hogs, seconds: o.seconds, load, failedCalls: failed },
+  };
+  fs.writeFileSync(resolve(o.out), `${JSON.stringify(results, null, 2)}\n`);
+  console.log(`results written to ${resolve(o.out)}`);
+  return 0;
 }

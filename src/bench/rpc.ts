@@ -62,11 +62,19 @@ export class ChatCaller {
       backoffMs?: number;
       /** How replicas are dialled (default plaintext; TLS with a CA, tls/credentials.ts). */
       credentials?: grpc.ChannelCredentials;
+      /**
+       * Stay on members[pinned] (ignore the x-leader hint), moving to the next member only when an
+       * attempt fails: the bench's "spread" shape, where followers forward most writes.
+       */
+      pinned?: number;
     } = {},
   ) {
     if (addresses.length === 0) throw new Error('ChatCaller needs at least one address');
     this.members = [...addresses];
-    this.next = Math.floor(Math.random() * this.members.length);
+    this.next =
+      defaults.pinned !== undefined
+        ? defaults.pinned % this.members.length
+        : Math.floor(Math.random() * this.members.length);
   }
 
   client(address: string): grpc.Client {
@@ -84,6 +92,7 @@ export class ChatCaller {
   }
 
   private pick(): string {
+    if (this.defaults.pinned !== undefined) return this.members[this.next % this.members.length];
     if (this.leaderHint && this.members.includes(this.leaderHint)) return this.leaderHint;
     const a = this.members[this.next % this.members.length];
     this.next++;
@@ -137,6 +146,7 @@ export class ChatCaller {
         if (opts.only || code === undefined || !retryableCodes.has(code)) throw err;
         // The hint led us to a dead or stale replica: forget it and rotate.
         if (this.leaderHint === address) this.leaderHint = undefined;
+        if (this.defaults.pinned !== undefined) this.next++;
         if (performance.now() + backoffMs >= deadline) throw err;
         await new Promise((r) => setTimeout(r, backoffMs / 2 + Math.random() * backoffMs));
       }

@@ -59,6 +59,15 @@ export interface SessionInfo {
 export interface ChatStoreOptions {
   /** Apply the durability pragmas (WAL, synchronous=FULL). Default true. */
   durable?: boolean;
+  /**
+   * Lazy applied index (like etcd's consistent index; default true): the apply transaction commits
+   * with synchronous=NORMAL, so it pays no fsync of its own. In WAL mode its frames become durable
+   * with the next fsync of the file: the Raft log's next flush (same file, synchronous=FULL), or a
+   * checkpoint. A crash before that loses the tail of applies, state and applied index together (one
+   * transaction), and the replica re-applies them from its durable log on restart. False: every
+   * apply transaction is durable before it returns (the old behaviour; for comparison).
+   */
+  lazyApply?: boolean;
 }
 
 interface SessionRow {
@@ -135,6 +144,8 @@ export class ChatStore implements StateMachine {
   private readonly listeners = new Set<AppliedListener>();
   private digestCache: { index: number; digest: string } | undefined;
   private readonly q: ReturnType<typeof prepareStatements>;
+  /** The synchronous level the apply transaction commits with, and the one to put back after it. */
+  private readonly applySync: { lazy: Database.Statement; restore: Database.Statement } | undefined;
 
   /** Opens (and creates) the chat tables in the SQLite file `path`, or in an already open database. */
   constructor(pathOrDb: string | Database.Database, opts: ChatStoreOptions = {}) {
@@ -163,6 +174,7 @@ export class ChatStore implements StateMachine {
       }
       this.db.prepare('INSERT OR IGNORE INTO applied (id, idx) VALUES (1, 0)').run();
       this.q = prepareStatements(this.db);
+      this.applySync = lazyApplyStatements(this.db, opts.lazyApply ?? true);
     } catch (err) {
       if (this.ownsDb) this.db.close();
       throw err;
@@ -217,7 +229,13 @@ export class ChatStore implements StateMachine {
       this.q.setApplied.run(applied);
       batch.lastIndex = applied;
     });
-    run();
+    // The level is per connection and cannot change inside a transaction: set it around this one.
+    this.applySync?.lazy.run();
+    try {
+      run();
+    } finally {
+      this.applySync?.restore.run();
+    }
     if (outcomes.length > 0) {
       for (const listener of this.listeners) {
         try {
@@ -903,6 +921,24 @@ export const HISTORY_PAGE_SQL = `SELECT m.id, m.sender_id, m.content, m.sent_at,
 
 /** The caller's chats with their unread counts and last message (ListChats). */
 export const CHATS_VIEW_SQL = `SELECT ${CHAT_VIEW_COLUMNS} WHERE c.user_a = ? OR c.user_b = ? ORDER BY c.last_activity_at DESC, c.seq DESC`;
+
+/**
+ * The statements that lower `synchronous` to NORMAL around an apply and put the connection's level
+ * back, or none when not lazy or when the file is not in WAL mode (NORMAL without WAL could tear).
+ */
+function lazyApplyStatements(
+  db: Database.Database,
+  lazy: boolean,
+): { lazy: Database.Statement; restore: Database.Statement } | undefined {
+  if (!lazy || db.memory) return undefined;
+  if (String(db.pragma('journal_mode', { simple: true })).toLowerCase() !== 'wal') return undefined;
+  const level = Number(db.pragma('synchronous', { simple: true }));
+  if (level <= 1) return undefined; // already OFF or NORMAL: nothing to lower
+  return {
+    lazy: db.prepare('PRAGMA synchronous = NORMAL'),
+    restore: db.prepare(`PRAGMA synchronous = ${level}`),
+  };
+}
 
 function prepareStatements(db: Database.Database) {
   return {

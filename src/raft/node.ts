@@ -247,6 +247,7 @@ export class RaftNode {
     this.durableCommit = this.commitIndex;
     // Everything the store holds after a restart is durable (a crash lost the rest).
     this.durableIndex = logStore.lastIndex();
+    this.reapplyLost();
     const config = logStore.config();
     const input: ReplicaInput = {
       id: this.opts.id,
@@ -505,17 +506,38 @@ export class RaftNode {
     });
     this.persistCount++;
     if (e.truncateFrom !== undefined) this.durableIndex = Math.min(this.durableIndex, e.truncateFrom - 1);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      // One fsync for every write of this tick (group commit).
-      this.defer(() => this.flush());
-    }
+    this.scheduleFlush();
   }
 
-  /** Stage the commit index: the next flush (of this tick's entries, or a later one) makes it durable. */
+  /** One fsync for every write of this tick (group commit). */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    this.defer(() => this.flush());
+  }
+
+  /**
+   * Stage the commit index; the flush of this tick makes it durable, and only then are the entries
+   * it commits applied (the lazy applied index: see apply()).
+   */
   private writeCommit(index: number): void {
     this.opts.logStore.write({ commit: index });
     this.commitWritten = index;
+    this.scheduleFlush();
+  }
+
+  /**
+   * Lazy applied index (issue 10, docs/design/lazy-applied-index.md): the state machine's apply pays
+   * no fsync, so a crash may roll it back to an older applied index. Re-apply up to the durable commit
+   * before the machine starts, so that no one sees the applied index go back (invariant 8).
+   */
+  private reapplyLost(): void {
+    const target = Math.min(this.commitIndex, this.durableIndex);
+    for (let guard = 0; guard < 1_000_000 && this.lastApplied < target; guard++) {
+      const before = this.lastApplied;
+      this.apply();
+      if (this.lastApplied === before) break;
+    }
   }
 
   private flush(): void {
@@ -551,7 +573,9 @@ export class RaftNode {
   private apply(): void {
     this.applyScheduled = false;
     if (this.stopped) return;
-    const upTo = Math.min(this.commitIndex, this.durableIndex);
+    // Only what a durable commit index covers: an apply is made durable lazily (by the next log
+    // fsync), so after a crash the commit index recovered must cover every entry applied before it.
+    const upTo = Math.min(this.durableCommit, this.durableIndex);
     if (upTo <= this.lastApplied) return;
     const entries = this.opts.logStore.entries(this.lastApplied + 1, upTo, APPLY_BATCH);
     if (entries.length === 0) return;
@@ -590,7 +614,7 @@ export class RaftNode {
     this._actor?.send({ type: 'applied', index: this.lastApplied });
     for (const cb of this.appliedListeners) this.safely(() => cb(outcomes));
     this.reads.appliedTo(this.lastApplied);
-    if (this.lastApplied < Math.min(this.commitIndex, this.durableIndex)) this.scheduleApply();
+    if (this.lastApplied < Math.min(this.durableCommit, this.durableIndex)) this.scheduleApply();
   }
 
   private sendSnapshot(to: NodeId, term: number): void {

@@ -188,6 +188,30 @@ describe('ChatStore', () => {
     expect(st.stateDigest()).toBe(before);
   });
 
+  it('lazy applied index: the apply transaction commits with synchronous=NORMAL (no fsync of its own), then FULL again', () => {
+    const path = join(tempDir(), 'replica.sqlite');
+    const levels = (lazyApply: boolean) => {
+      const db = new Database(path);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      const st = new ChatStore(db, { lazyApply });
+      // A trigger records the connection's level at the moment the apply transaction writes.
+      db.exec('CREATE TEMP TABLE seen (level INTEGER)');
+      db.exec(
+        'CREATE TEMP TRIGGER probe AFTER UPDATE ON applied BEGIN INSERT INTO seen SELECT synchronous FROM pragma_synchronous; END',
+      );
+      const from = st.appliedIndex();
+      st.apply([{ index: from + 1, term: 1, kind: 'noop', data: '' }]);
+      const seen = db.prepare('SELECT level FROM seen').pluck().all();
+      const after = db.pragma('synchronous', { simple: true });
+      st.close();
+      db.close();
+      return { seen, after };
+    };
+    expect(levels(true)).toEqual({ seen: [1], after: 2 });
+    expect(levels(false)).toEqual({ seen: [2], after: 2 });
+  });
+
   it('keeps everything across close and reopen of the file', async () => {
     const path = join(tempDir(), 'chat.sqlite');
     const s = makeStack(path);

@@ -2,7 +2,8 @@
 // server flags, command-line parsing, percentiles and the status table.
 import * as net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { benchServerArgs, parseBenchArgs, summarize } from '../../src/bench/main.js';
+import { encodePut } from '../../src/bench/etcd.js';
+import { benchServerArgs, figuresTable, parseBenchArgs, summarize } from '../../src/bench/main.js';
 import { median, percentile } from '../../src/bench/rpc.js';
 import {
   type ClusterStatus,
@@ -174,6 +175,56 @@ describe('bench', () => {
       parseBenchArgs(['--server-arg', '--log-level', '--server-arg', 'info', '--clients', '2']),
     ).toMatchObject({ serverArgs: ['--log-level', 'info'], clients: 2 });
     expect(() => parseBenchArgs(['--server-arg'])).toThrow('--server-arg needs a value');
+  });
+
+  it('spreads clients over the replicas by default; --etcd, --stability, --hogs, --skip-reads', () => {
+    expect(parseBenchArgs([])).toMatchObject({
+      clientsOn: 'spread',
+      etcd: false,
+      stability: false,
+      hogs: 2,
+      skipReads: false,
+    });
+    expect(
+      parseBenchArgs(['--clients-on', 'leader', '--etcd', '--stability', '--hogs', '0', '--skip-reads']),
+    ).toMatchObject({ clientsOn: 'leader', etcd: true, stability: true, hogs: 0, skipReads: true });
+    expect(() => parseBenchArgs(['--clients-on', 'all'])).toThrow('--clients-on must be spread or leader');
+    expect(() => parseBenchArgs(['--hogs', '17'])).toThrow('--hogs must be an integer from 0 to 16');
+  });
+
+  it('encodes etcd PutRequest{key = 1, value = 2} as protobuf bytes', () => {
+    expect([...encodePut('k', 'v')]).toEqual([0x0a, 1, 0x6b, 0x12, 1, 0x76]);
+    // Lengths past 127 take a two-byte varint.
+    const long = encodePut('a', 'x'.repeat(200));
+    expect([...long.subarray(0, 6)]).toEqual([0x0a, 1, 0x61, 0x12, 0xc8, 0x01]);
+    expect(long.length).toBe(6 + 200);
+  });
+
+  it('prints the four figures with the ratios against etcd', () => {
+    const figures = (perSecond: number, p50: number, p99: number, single: number, failover: number) => ({
+      system: 'x',
+      load: {
+        acked: 1,
+        errors: {},
+        elapsedMs: 1,
+        perSecond,
+        latency: { count: 1, p50, p99, max: p99, mean: p50 },
+      },
+      single: {
+        acked: 1,
+        errors: {},
+        elapsedMs: 1,
+        perSecond: 1,
+        latency: { count: 1, p50: single, p99: single, max: single, mean: single },
+      },
+      failover: { trials: [], medianMs: failover },
+    });
+    const lines = figuresTable(figures(1500, 30, 150, 4, 200), figures(1000, 40, 200, 5, 260));
+    expect(lines[0]).toBe('figure | etcd | quorum-chat | quorum-chat/etcd');
+    expect(lines[1]).toBe('writes/s, N clients | 1000 | 1500 | 1.5x (higher is better)');
+    expect(lines[3]).toBe('p99 ms, N clients | 200 | 150 | 0.75x (lower is better)');
+    expect(lines[5]).toBe('failover median ms (kill -9 leader) | 260 | 200 | 0.77x (lower is better)');
+    expect(figuresTable(figures(1, 2, 3, 4, 5))[1]).toBe('writes/s, N clients | 1');
   });
 
   it('takes the read phase chat sizes as a comma-separated list', () => {

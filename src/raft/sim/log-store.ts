@@ -47,6 +47,11 @@ export interface SimLogStoreOptions {
   onViolation?: (message: string) => void;
   /** Fault injection: when it returns true, an fsync reports success without making anything durable. */
   lie?: () => boolean;
+  /**
+   * The other writes in the same file (the chat tables, applied without an fsync of their own): called
+   * when an fsync is issued, it returns what to call once that fsync has made them durable too.
+   */
+  stageFileWrites?: () => () => void;
 }
 
 export class SimLogStore implements LogStore {
@@ -145,6 +150,7 @@ export class SimLogStore implements LogStore {
   flush(done: () => void): void {
     if (this.closed) return;
     const upTo = this.issued;
+    const fileWrites = this.opts.stageFileWrites?.();
     const at = Math.max(this.opts.queue.now() + Math.max(0, this.opts.fsyncLatency()), this.lastFsyncAt);
     this.lastFsyncAt = at;
     this.opts.queue.after(
@@ -152,7 +158,10 @@ export class SimLogStore implements LogStore {
       'fsync',
       () => {
         if (this.closed) return;
-        if (!this.opts.lie?.()) this.makeDurable(upTo);
+        if (!this.opts.lie?.()) {
+          this.makeDurable(upTo);
+          fileWrites?.();
+        }
         this.opts.disk.fsyncs++;
         done();
       },

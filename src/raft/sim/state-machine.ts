@@ -1,7 +1,9 @@
 // The simulator's replicated state machine: named append-only lists. A command appends one value to
 // one list; it carries the client's identity (client, seq) so a retried request applies once. The
-// SimDatabase is the durable part: apply() commits a whole batch (and the applied index) at once, so
-// a crash keeps exactly the batches applied before it.
+// SimDatabase models the chat database with a lazy applied index (src/chat/store.ts): apply() commits
+// a whole batch (and the applied index) at once but pays no fsync, so the batch becomes durable only
+// with the node's next log fsync; a crash rolls the state back to the last durable one, and the node
+// re-applies the lost tail from its durable log.
 
 import type { Entry, SnapshotMeta } from '../../../machines/protocol.js';
 import type { ApplyOutcome, StateMachine } from '../interfaces.js';
@@ -28,6 +30,61 @@ export class SimDatabase {
   lists = new Map<string, string[]>();
   /** Per client: the last seq applied and its result (clients have one request outstanding). */
   sessions = new Map<string, { seq: number; result: AppendResult }>();
+  /** The durable state (encoded) while applies not yet fsynced exist; undefined: all is durable. */
+  private durable: string | undefined;
+  /** The state last staged for an fsync (encoded), and whether an apply changed it since. */
+  private staged: string | undefined;
+  private dirty = false;
+  private stages = 0;
+  /** Bumped by a crash or a restore: an fsync staged before must not make its state durable after. */
+  private epoch = 0;
+
+  /** An apply is about to commit without an fsync: keep the durable state it may lose. */
+  touched(): void {
+    if (this.durable === undefined) {
+      this.durable = encodeDatabase(this);
+      this.staged = undefined;
+    }
+    this.dirty = true;
+  }
+
+  /** A write that is durable at once (a snapshot restore): it is the durable state now. */
+  synced(): void {
+    this.epoch++;
+    this.durable = undefined;
+    this.staged = undefined;
+    this.dirty = false;
+  }
+
+  /**
+   * An fsync of the node's file is issued: it will make the state as it is now durable. Returns what
+   * to call when that fsync completes.
+   */
+  stage(): () => void {
+    if (this.durable === undefined) return () => undefined;
+    if (this.dirty || this.staged === undefined) this.staged = encodeDatabase(this);
+    this.dirty = false;
+    const text = this.staged;
+    const epoch = this.epoch;
+    const seq = ++this.stages;
+    return () => {
+      if (this.epoch !== epoch) return;
+      if (seq === this.stages && !this.dirty) {
+        this.durable = undefined;
+        this.staged = undefined;
+      } else this.durable = text;
+    };
+  }
+
+  /** A crash: every apply not made durable by an fsync is lost. Returns how many entries were. */
+  crash(): number {
+    const durable = this.durable;
+    const before = this.applied;
+    this.synced();
+    if (durable === undefined) return 0;
+    decodeDatabaseInto(this, durable);
+    return before - this.applied;
+  }
 }
 
 /** The whole durable state as one canonical string (keys sorted): the snapshot's content. */
@@ -83,6 +140,7 @@ export class SimStateMachine implements StateMachine {
       throw new Error(msg);
     }
     decodeDatabaseInto(this.db, snap.text);
+    this.db.synced();
     if (this.db.applied !== meta.index) {
       const msg = `snapshot at ${meta.index} holds a state applied through ${this.db.applied}`;
       this.onViolation?.(msg);
@@ -105,6 +163,7 @@ export class SimStateMachine implements StateMachine {
         throw new Error(msg);
       }
     }
+    if (entries.length > 0) db.touched();
     const outcomes: ApplyOutcome[] = [];
     for (const e of entries) {
       outcomes.push({

@@ -41,7 +41,20 @@ class OracleHost implements ReplicaHost {
     this.running = true;
     this.oracle.hosts.add(this);
     this.d.transport.listen(() => {});
+    this.reapplyLost();
     this.catchUp();
+  }
+
+  /**
+   * The state machine's apply is made durable only by the next log fsync (lazy applied index), so a
+   * crash may roll it back: re-apply the durable log (all of it is committed here) before anyone looks.
+   */
+  private reapplyLost(): void {
+    const store = this.d.logStore;
+    const applied = this.d.stateMachine.appliedIndex();
+    if (store.lastIndex() > applied) {
+      this.d.stateMachine.apply(store.entries(applied + 1, store.lastIndex(), 100_000));
+    }
   }
 
   stop(): void {
