@@ -61,6 +61,7 @@ import { replicaMachine } from '../../machines/replica/replica.machine.js';
 import { lastConfigAtOrBefore } from '../../machines/replica/rules.js';
 import type { ApplyOutcome, Clock, LogStore, SnapshotStore, StateMachine, Transport } from './interfaces.js';
 import { ReadNotServedError, ReadTracker } from './read-tracker.js';
+import { ReadyExecutor } from './ready-executor.js';
 import { SnapshotSender } from './snapshot-sender.js';
 
 export { ReadNotServedError };
@@ -193,19 +194,9 @@ export class RaftNode {
   private readonly reads: ReadTracker;
   private transfers: { resolve: () => void; reject: (e: Error) => void }[] = [];
 
-  private persistCount = 0;
-  private durableSeq = 0;
-  private durableIndex = 0;
-  private flushScheduled = false;
-  private waiting: { seq: number; message: RaftMessage }[] = [];
-
-  /** The highest commit learnt (in memory): applying follows it, once the entries are durable here. */
-  private commitIndex = 0;
-  /** The highest commit written to the log store, and the highest of those a flush made durable. */
-  private commitWritten = 0;
-  private durableCommit = 0;
+  /** Carries out the machine's effects in the durability order (ready-executor.ts); made by start(). */
+  private ready: ReadyExecutor | null = null;
   private lastApplied = 0;
-  private applyScheduled = false;
 
   private role: RoleChange = { role: 'follower', term: 0, leaderId: null };
   private roleListeners = new Set<(r: RoleChange) => void>();
@@ -241,18 +232,14 @@ export class RaftNode {
     this.lastApplied = Math.max(stateMachine.appliedIndex(), snapshotIndex);
     // The persisted commit never exceeds the durable log when written in order; clamp anyway.
     const persistedCommit = Math.min(logStore.commitIndex(), logStore.lastIndex());
-    this.commitIndex = Math.max(this.lastApplied, persistedCommit);
-    this.commitWritten = this.commitIndex;
-    this.durableCommit = this.commitIndex;
-    // Everything the store holds after a restart is durable (a crash lost the rest).
-    this.durableIndex = logStore.lastIndex();
+    const commitIndex = Math.max(this.lastApplied, persistedCommit);
     const config = logStore.config();
     const input: ReplicaInput = {
       id: this.opts.id,
       hardState: logStore.hardState(),
       config,
       appliedIndex: this.lastApplied,
-      commitIndex: this.commitIndex,
+      commitIndex,
       log: logStore,
       timing: this.opts.timing,
       seed: this.opts.seed,
@@ -273,7 +260,20 @@ export class RaftNode {
         this.failAll(new NodeStoppedError());
       },
     });
-    actor.on('*', (e) => this.effect(e as Effect));
+    const ready = new ReadyExecutor(
+      {
+        log: logStore,
+        send: (m) => transport.send(m),
+        defer: this.defer,
+        persisted: (p) => actor.send({ type: 'persisted', ...p }),
+        apply: (upTo) => this.apply(upTo),
+        other: (e) => this.effect(e),
+      },
+      // Everything the store holds after a restart is durable (a crash lost the rest).
+      { durableIndex: logStore.lastIndex(), commitIndex, appliedIndex: this.lastApplied },
+    );
+    this.ready = ready;
+    actor.on('*', (e) => ready.execute([e as Effect]));
     this._actor = actor;
     transport.setPeers(config.members);
     if (this.opts.snapshots) {
@@ -299,13 +299,14 @@ export class RaftNode {
     });
     actor.start();
     // Entries committed before the restart but not applied then.
-    if (this.commitIndex > this.lastApplied) this.scheduleApply();
+    ready.resume();
   }
 
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
     this.sender?.cancelAll();
+    this.ready?.stop();
     this._actor?.stop();
     this.opts.transport.close();
     this.failAll(new NodeStoppedError());
@@ -353,7 +354,7 @@ export class RaftNode {
       term: ctx?.term ?? this.role.term,
       leaderId: ctx?.leaderId ?? null,
       // Not the machine's in-memory commit: only what a restart would recover (invariant 8).
-      commitIndex: Math.max(this.durableCommit, this.lastApplied),
+      commitIndex: Math.max(this.ready?.durableCommit() ?? 0, this.lastApplied),
       lastApplied: this.lastApplied,
       lastLogIndex: logStore.lastIndex(),
       snapshotIndex: logStore.snapshot().index,
@@ -419,27 +420,10 @@ export class RaftNode {
     this._actor.send({ type: 'propose', proposals });
   }
 
-  /** Carry out one effect, in the order emitted. */
+  /** The effects the Ready executor leaves to the host (proposals, reads, roles, config, snapshots). */
   private effect(e: Effect): void {
     if (this.stopped) return;
     switch (e.type) {
-      case 'persist':
-        this.persist(e);
-        break;
-      case 'send':
-        if (e.afterPersist && this.persistCount > this.durableSeq) {
-          this.waiting.push({ seq: this.persistCount, message: e.message });
-        } else {
-          this.opts.transport.send(e.message);
-        }
-        break;
-      case 'commit':
-        if (e.index > this.commitIndex) {
-          this.commitIndex = e.index;
-          this.writeCommit(e.index);
-          this.scheduleApply();
-        }
-        break;
       case 'proposed': {
         const p = this.proposals.get(e.requestId);
         if (p) {
@@ -495,65 +479,11 @@ export class RaftNode {
     }
   }
 
-  private persist(e: Extract<Effect, { type: 'persist' }>): void {
-    const { logStore } = this.opts;
-    logStore.write({
-      ...(e.hardState ? { hardState: e.hardState } : {}),
-      ...(e.truncateFrom !== undefined ? { truncateFrom: e.truncateFrom } : {}),
-      ...(e.entries ? { entries: e.entries } : {}),
-    });
-    this.persistCount++;
-    if (e.truncateFrom !== undefined) this.durableIndex = Math.min(this.durableIndex, e.truncateFrom - 1);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      // One fsync for every write of this tick (group commit).
-      this.defer(() => this.flush());
-    }
-  }
-
-  /** Stage the commit index: the next flush (of this tick's entries, or a later one) makes it durable. */
-  private writeCommit(index: number): void {
-    this.opts.logStore.write({ commit: index });
-    this.commitWritten = index;
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    if (this.stopped) return;
-    const { logStore } = this.opts;
-    const seq = this.persistCount;
-    const commit = this.commitWritten;
-    const index = logStore.lastIndex();
-    const term = logStore.termAt(index) ?? 0;
-    logStore.flush(() => this.flushed(seq, index, term, commit));
-  }
-
-  private flushed(seq: number, index: number, term: number, commit: number): void {
-    if (this.stopped) return;
-    this.durableCommit = Math.max(this.durableCommit, commit);
-    this.durableSeq = Math.max(this.durableSeq, seq);
-    if (index > this.durableIndex && this.opts.logStore.termAt(index) === term) this.durableIndex = index;
-    const ready = this.waiting.filter((w) => w.seq <= this.durableSeq);
-    this.waiting = this.waiting.filter((w) => w.seq > this.durableSeq);
-    for (const w of ready) this.opts.transport.send(w.message);
-    this._actor?.send({ type: 'persisted', index, term, seq });
-    this.scheduleApply();
-  }
-
-  private scheduleApply(): void {
-    if (this.applyScheduled) return;
-    this.applyScheduled = true;
-    this.defer(() => this.apply());
-  }
-
-  /** Apply committed entries that are durable here, in batches, and answer their proposers. */
-  private apply(): void {
-    this.applyScheduled = false;
-    if (this.stopped) return;
-    const upTo = Math.min(this.commitIndex, this.durableIndex);
-    if (upTo <= this.lastApplied) return;
+  /** The executor's apply sink: apply committed, durable entries in a bounded batch, answer proposers. */
+  private apply(upTo: number): number {
+    if (this.stopped || upTo <= this.lastApplied) return this.lastApplied;
     const entries = this.opts.logStore.entries(this.lastApplied + 1, upTo, APPLY_BATCH);
-    if (entries.length === 0) return;
+    if (entries.length === 0) return this.lastApplied;
     let outcomes: ApplyOutcome[];
     try {
       outcomes = this.opts.stateMachine.apply(entries);
@@ -562,7 +492,7 @@ export class RaftNode {
       this.opts.logger?.error({ err, index: entries[0].index }, 'state machine apply failed');
       this.opts.onError?.(err);
       this.stop();
-      return;
+      return this.lastApplied;
     }
     this.lastApplied = entries[entries.length - 1].index;
     for (const o of outcomes) {
@@ -589,7 +519,7 @@ export class RaftNode {
     this._actor?.send({ type: 'applied', index: this.lastApplied });
     for (const cb of this.appliedListeners) this.safely(() => cb(outcomes));
     this.reads.appliedTo(this.lastApplied);
-    if (this.lastApplied < Math.min(this.commitIndex, this.durableIndex)) this.scheduleApply();
+    return this.lastApplied;
   }
 
   private sendSnapshot(to: NodeId, term: number): void {
@@ -643,10 +573,8 @@ export class RaftNode {
     }
     this.opts.logStore.resetToSnapshot(meta);
     this.lastApplied = Math.max(this.lastApplied, meta.index);
-    this.commitIndex = Math.max(this.commitIndex, meta.index);
     // The restore recorded meta.index as applied, durably: a restart starts at least there.
-    this.durableCommit = Math.max(this.durableCommit, meta.index);
-    this.durableIndex = Math.max(this.durableIndex, meta.index);
+    this.ready?.snapshotInstalled(meta.index);
     // Proposals this replica made as an earlier leader: their fate is inside the snapshot, unknown here.
     for (const [index, requestId] of this.byIndex) {
       if (index > meta.index) continue;
@@ -659,7 +587,6 @@ export class RaftNode {
     this._actor?.send({ type: 'snapshotInstalled', meta });
     for (const cb of this.installedListeners) this.safely(() => cb(meta));
     this.reads.appliedTo(this.lastApplied);
-    this.scheduleApply();
   }
 
   /**
@@ -696,7 +623,7 @@ export class RaftNode {
     // What is committed (the removal itself, at least) is applied here and answered as usual.
     const keep = new Set<string>();
     for (const [index, requestId] of this.byIndex) {
-      if (index <= this.commitIndex) keep.add(requestId);
+      if (index <= (this.ready?.commitIndex() ?? 0)) keep.add(requestId);
       else this.byIndex.delete(index);
     }
     for (const [requestId, p] of this.proposals) {
