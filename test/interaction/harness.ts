@@ -267,6 +267,20 @@ export class HarnessNode {
     return upTo;
   }
 
+  /**
+   * The machine keeps its last index and term as data (machines/replica/types.ts): they must always
+   * be the log's, as the executor wrote it. Checked after every delivery round.
+   */
+  checkLastEntry(): void {
+    if (this.actor.getSnapshot().status !== 'active') return;
+    const c = this.ctx();
+    const last = this.store.lastIndex();
+    const seen = `${c.lastIndex}/${c.lastTerm}`;
+    const real = `${last}/${this.store.termAt(last)}`;
+    if (seen !== real)
+      throw new Error(`${this.id}: the machine's last entry ${seen} is not the log's ${real}`);
+  }
+
   /** The commit index this host learnt (in memory). */
   get commitIndex(): number {
     return this.ready.commitIndex();
@@ -383,6 +397,7 @@ export class Cluster {
     }
     this.network = [...keep, ...this.network];
     this.delivered.push(...lines);
+    for (const n of this.nodes.values()) n.checkLastEntry();
     return lines;
   }
 
