@@ -60,11 +60,18 @@ import type {
 import { replicaMachine } from '../../machines/replica/replica.machine.js';
 import { lastConfigAtOrBefore } from '../../machines/replica/rules.js';
 import type { ApplyOutcome, Clock, LogStore, SnapshotStore, StateMachine, Transport } from './interfaces.js';
+import {
+  NotLeaderError,
+  ProposalDroppedError,
+  ProposalRejectedError,
+  ProposalTracker,
+} from './proposal-tracker.js';
 import { ReadNotServedError, ReadTracker } from './read-tracker.js';
 import { ReadyExecutor } from './ready-executor.js';
+import { SnapshotInstaller } from './snapshot-installer.js';
 import { SnapshotSender } from './snapshot-sender.js';
 
-export { ReadNotServedError };
+export { NotLeaderError, ProposalDroppedError, ProposalRejectedError, ReadNotServedError };
 
 export interface RaftLogger {
   debug(obj: object, msg?: string): void;
@@ -130,33 +137,6 @@ export interface RoleChange {
   leaderId: NodeId | null;
 }
 
-/** This replica cannot take the call; retry at `leaderId` (null: none known). */
-export class NotLeaderError extends Error {
-  constructor(
-    readonly leaderId: NodeId | null,
-    readonly reason = 'not the leader',
-  ) {
-    super(`${reason}${leaderId ? ` (leader: ${leaderId})` : ''}`);
-    this.name = 'NotLeaderError';
-  }
-}
-
-/** The leader refused the proposal (e.g. a config change while another is in progress). */
-export class ProposalRejectedError extends Error {
-  constructor(readonly reason: string) {
-    super(reason);
-    this.name = 'ProposalRejectedError';
-  }
-}
-
-/** The proposal was appended but another leader's entry took its index: it was not applied. */
-export class ProposalDroppedError extends Error {
-  constructor(readonly index: number) {
-    super(`proposal at index ${index} was overwritten by another leader`);
-    this.name = 'ProposalDroppedError';
-  }
-}
-
 export class NodeStoppedError extends Error {
   constructor() {
     super('the replica stopped');
@@ -171,13 +151,6 @@ export class TransferFailedError extends Error {
   }
 }
 
-interface PendingProposal {
-  resolve: (o: ApplyOutcome) => void;
-  reject: (e: Error) => void;
-  index?: number;
-  term?: number;
-}
-
 const APPLY_BATCH = 1024;
 
 export class RaftNode {
@@ -186,12 +159,9 @@ export class RaftNode {
   private _actor: Actor<typeof replicaMachine> | null = null;
   private stopped = false;
 
-  private seq = 0;
-  private batch: Proposal[] = [];
-  private batchScheduled = false;
-  private proposals = new Map<string, PendingProposal>();
-  private byIndex = new Map<number, string>();
+  private readonly proposals: ProposalTracker;
   private readonly reads: ReadTracker;
+  private readonly installer: SnapshotInstaller;
   private transfers: { resolve: () => void; reject: (e: Error) => void }[] = [];
 
   /** Carries out the machine's effects in the durability order (ready-executor.ts); made by start(). */
@@ -207,6 +177,24 @@ export class RaftNode {
   constructor(opts: RaftNodeOptions) {
     this.opts = opts;
     this.defer = opts.defer ?? ((fn) => setImmediate(fn));
+    this.proposals = new ProposalTracker({
+      prefix: opts.id,
+      defer: this.defer,
+      submit: (proposals) => {
+        if (!this.stopped) this._actor?.send({ type: 'propose', proposals });
+      },
+    });
+    this.installer = new SnapshotInstaller({
+      id: opts.id,
+      store: opts.snapshots,
+      logStore: opts.logStore,
+      stateMachine: opts.stateMachine,
+      installSnapshot: opts.installSnapshot,
+      send: (m) => {
+        if (!this.stopped) opts.transport.send(m);
+      },
+      logger: opts.logger,
+    });
     this.reads = new ReadTracker({
       prefix: `${opts.id}:${opts.incarnation ?? randomBytes(6).toString('base64url')}`,
       clock: opts.clock,
@@ -227,7 +215,7 @@ export class RaftNode {
   start(): void {
     if (this._actor) return;
     const { logStore, stateMachine, transport } = this.opts;
-    this.recoverSnapshot();
+    this.installer.recover();
     const snapshotIndex = logStore.snapshot().index;
     this.lastApplied = Math.max(stateMachine.appliedIndex(), snapshotIndex);
     // The persisted commit never exceeds the durable log when written in order; clamp anyway.
@@ -313,20 +301,8 @@ export class RaftNode {
   }
 
   propose(kind: 'command' | 'config', data: string): Promise<ApplyOutcome> {
-    return new Promise((resolve, reject) => {
-      if (this.stopped || !this._actor) {
-        reject(new NodeStoppedError());
-        return;
-      }
-      const requestId = `${this.opts.id}:${++this.seq}`;
-      this.proposals.set(requestId, { resolve, reject });
-      this.batch.push({ requestId, kind, data });
-      if (!this.batchScheduled) {
-        this.batchScheduled = true;
-        // Many propose() calls in one tick become one event, one log write and one fsync.
-        this.defer(() => this.flushProposals());
-      }
-    });
+    if (this.stopped || !this._actor) return Promise.reject(new NodeStoppedError());
+    return this.proposals.propose(kind, data);
   }
 
   readIndex(): Promise<void> {
@@ -412,35 +388,16 @@ export class RaftNode {
 
   // -------------------------------------------------------------------------------------------------
 
-  private flushProposals(): void {
-    this.batchScheduled = false;
-    const proposals = this.batch;
-    this.batch = [];
-    if (proposals.length === 0 || this.stopped || !this._actor) return;
-    this._actor.send({ type: 'propose', proposals });
-  }
-
   /** The effects the Ready executor leaves to the host (proposals, reads, roles, config, snapshots). */
   private effect(e: Effect): void {
     if (this.stopped) return;
     switch (e.type) {
-      case 'proposed': {
-        const p = this.proposals.get(e.requestId);
-        if (p) {
-          p.index = e.index;
-          p.term = e.term;
-          this.byIndex.set(e.index, e.requestId);
-        }
+      case 'proposed':
+        this.proposals.proposed(e.requestId, e.index, e.term);
         break;
-      }
-      case 'proposalRejected': {
-        const p = this.proposals.get(e.requestId);
-        if (!p) break;
-        this.proposals.delete(e.requestId);
-        const notLeader = e.reason === 'not the leader' || e.reason === 'leadership transfer in progress';
-        p.reject(notLeader ? new NotLeaderError(e.leaderId, e.reason) : new ProposalRejectedError(e.reason));
+      case 'proposalRejected':
+        this.proposals.rejected(e.requestId, e.reason, e.leaderId);
         break;
-      }
       case 'readReady':
         this.reads.ready(e.requestId, e.index);
         break;
@@ -449,7 +406,8 @@ export class RaftNode {
         break;
       case 'roleChanged':
         if (e.role !== 'leader') this.sender?.cancelAll();
-        if (e.role !== 'leader' && !this.isMember()) this.dropOrphanedProposals();
+        if (e.role !== 'leader' && !this.isMember())
+          this.proposals.dropOrphaned(this.ready?.commitIndex() ?? 0);
         this.role = { role: e.role, term: e.term, leaderId: e.leaderId };
         this.reads.roleChanged(e.role, e.term, e.leaderId);
         this.opts.logger?.info({ role: e.role, term: e.term, leader: e.leaderId }, 'role changed');
@@ -495,27 +453,7 @@ export class RaftNode {
       return this.lastApplied;
     }
     this.lastApplied = entries[entries.length - 1].index;
-    for (const o of outcomes) {
-      const requestId = this.byIndex.get(o.index);
-      if (requestId === undefined) continue;
-      this.byIndex.delete(o.index);
-      const p = this.proposals.get(requestId);
-      if (!p) continue;
-      this.proposals.delete(requestId);
-      if (p.term === o.term) p.resolve(o);
-      else p.reject(new ProposalDroppedError(o.index));
-    }
-    // Proposals whose index was passed without an outcome (noop/config entries carry none).
-    for (const [index, requestId] of this.byIndex) {
-      if (index > this.lastApplied) continue;
-      this.byIndex.delete(index);
-      const p = this.proposals.get(requestId);
-      if (!p) continue;
-      this.proposals.delete(requestId);
-      const e = entries.find((x) => x.index === index);
-      if (e && e.term === p.term) p.resolve({ index, term: e.term, result: undefined });
-      else p.reject(new ProposalDroppedError(index));
-    }
+    this.proposals.applied(entries, outcomes, this.lastApplied);
     this._actor?.send({ type: 'applied', index: this.lastApplied });
     for (const cb of this.appliedListeners) this.safely(() => cb(outcomes));
     this.reads.appliedTo(this.lastApplied);
@@ -530,120 +468,33 @@ export class RaftNode {
     this.sender.start(to, term);
   }
 
-  private restorer(): ((meta: SnapshotMeta) => void) | undefined {
-    const sm = this.opts.stateMachine;
-    return this.opts.installSnapshot ?? (sm.restore ? (meta) => sm.restore?.(meta) : undefined);
-  }
-
-  /**
-   * Receiver side. Installing is three durable steps: the snapshot file is renamed into place (the
-   * commit point, inside the store), the state machine's tables are replaced in one transaction that
-   * also sets its applied index, and the log is reset to the snapshot. A crash between any two of them
-   * is repaired by recoverSnapshot() on the next start.
-   */
+  /** A chunk from the leader; once the snapshot is installed, everything here moves to it. */
   private receiveSnapshotChunk(m: InstallSnapshot): void {
-    const store = this.opts.snapshots;
-    const restore = this.restorer();
-    if (!store || !restore) return;
-    const meta: SnapshotMeta = { index: m.lastIncludedIndex, term: m.lastIncludedTerm, config: m.config };
-    const bytes = Buffer.from(m.chunk, 'base64');
-    const next = store.receive(meta, m.offset, bytes, m.done);
-    const installed = m.done && next === m.offset + bytes.length && store.latest().index === meta.index;
-    if (!installed) {
-      this.opts.transport.send({
-        type: 'InstallSnapshotResponse',
-        from: this.opts.id,
-        to: m.from,
-        term: m.term,
-        lastIncludedIndex: meta.index,
-        nextOffset: next,
-        installed: false,
-      });
-      return;
-    }
-    const started = Date.now();
+    let meta: SnapshotMeta | null;
     try {
-      restore(meta);
+      meta = this.installer.receive(m);
     } catch (err) {
-      // The file is in place; the next start retries the restore (recoverSnapshot).
+      // The file is in place; the next start retries the restore (SnapshotInstaller.recover).
       this.opts.logger?.error({ err }, 'installing a snapshot failed');
       this.opts.onError?.(err);
       this.stop();
       return;
     }
-    this.opts.logStore.resetToSnapshot(meta);
+    if (!meta) return;
     this.lastApplied = Math.max(this.lastApplied, meta.index);
     // The restore recorded meta.index as applied, durably: a restart starts at least there.
     this.ready?.snapshotInstalled(meta.index);
-    // Proposals this replica made as an earlier leader: their fate is inside the snapshot, unknown here.
-    for (const [index, requestId] of this.byIndex) {
-      if (index > meta.index) continue;
-      this.byIndex.delete(index);
-      const p = this.proposals.get(requestId);
-      this.proposals.delete(requestId);
-      p?.reject(new NotLeaderError(m.from, 'snapshot installed while the proposal was pending'));
-    }
-    this.opts.logger?.info({ index: meta.index, ms: Date.now() - started }, 'snapshot installed');
+    this.proposals.snapshotInstalled(meta.index, m.from);
     this._actor?.send({ type: 'snapshotInstalled', meta });
     for (const cb of this.installedListeners) this.safely(() => cb(meta));
     this.reads.appliedTo(this.lastApplied);
   }
 
-  /**
-   * Repair an install interrupted by a crash, before the machine starts:
-   * - the file was renamed in but the tables were not restored: restore them now;
-   * - the tables were restored but the log was not reset: reset it (a log that already holds the
-   *   snapshot's last entry with its term is consistent with it and stays as it is).
-   */
-  private recoverSnapshot(): void {
-    const store = this.opts.snapshots;
-    if (!store) return;
-    const meta = store.latest();
-    if (meta.index === 0) return;
-    const { logStore, stateMachine } = this.opts;
-    if (meta.index > stateMachine.appliedIndex()) {
-      const restore = this.restorer();
-      if (!restore) return;
-      this.opts.logger?.warn({ index: meta.index }, 'finishing a snapshot install interrupted by a crash');
-      restore(meta);
-    }
-    if (meta.index > logStore.snapshot().index && logStore.termAt(meta.index) !== meta.term) {
-      logStore.resetToSnapshot(meta);
-    }
-  }
-
-  /**
-   * A leader removed from the configuration steps down and hears from the cluster no more, so it
-   * would never learn whether its uncommitted proposals committed: refuse them now (outcome unknown).
-   * Clients retry on a member with the same idempotency key, which makes the retry exactly-once.
-   */
-  private dropOrphanedProposals(): void {
-    if (this.proposals.size === 0) return;
-    const err = new NotLeaderError(null, 'this replica was removed from the cluster');
-    // What is committed (the removal itself, at least) is applied here and answered as usual.
-    const keep = new Set<string>();
-    for (const [index, requestId] of this.byIndex) {
-      if (index <= (this.ready?.commitIndex() ?? 0)) keep.add(requestId);
-      else this.byIndex.delete(index);
-    }
-    for (const [requestId, p] of this.proposals) {
-      if (keep.has(requestId)) continue;
-      this.proposals.delete(requestId);
-      p.reject(err);
-    }
-    // Not yet handed to the machine, and already rejected above (propose() registers them first).
-    this.batch = [];
-  }
-
   private failAll(err: Error): void {
-    for (const p of this.proposals.values()) p.reject(err);
-    this.proposals.clear();
-    this.byIndex.clear();
+    this.proposals.failAll(err);
     this.reads.failAll(err);
     for (const t of this.transfers) t.reject(err);
     this.transfers = [];
-    for (const p of this.batch) this.proposals.get(p.requestId)?.reject(err);
-    this.batch = [];
   }
 
   private safely(fn: () => void): void {
