@@ -15,9 +15,9 @@ import type {
   Timing,
 } from '../../machines/protocol.js';
 import { replicaMachine } from '../../machines/replica/replica.machine.js';
-import { MemoryLogStore } from '../../src/raft/memory-log-store.js';
 import { ReadTracker } from '../../src/raft/read-tracker.js';
 import { ReadyExecutor } from '../../src/raft/ready-executor.js';
+import { MemoryLogStore } from '../support/memory-log-store.js';
 
 export interface NodeSpec {
   id: NodeId;
