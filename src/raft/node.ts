@@ -1,5 +1,8 @@
 // RaftNode: the host that drives the pure replica machine with real (or simulated) I/O. Production and
-// the simulator share it, so the simulator tests this wiring, not a copy of it.
+// the simulator share it, so the simulator tests this wiring, not a copy of it. It is a composition of
+// named parts (docs/design/write-path.md): the ReadyExecutor carries out the machine's effects in the
+// durability order, ProposalTracker / ReadTracker answer proposals and reads, SnapshotInstaller and
+// SnapshotSender move snapshots; what stays here is the actor's lifecycle, the apply sink and status.
 //
 // Public API (stable; the server wiring and the simulator depend on it):
 //
@@ -29,10 +32,10 @@
 //                                      behind it, keeping `keep` entries for slightly-behind followers
 //   actor                              the replica actor (for the inspector); pass `inspect` in options
 //
-// Ordering contract (machines/protocol.ts): `persist` effects are written at once and flushed (one
-// fsync per batch, coalesced with `defer`); a `send` with afterPersist waits until every earlier
-// persist is durable; after each flush the machine gets `persisted {index, term, seq}` where `seq`
-// counts the persist effects now durable. Committed entries are applied only once durable here.
+// Ordering contract (machines/protocol.ts), carried out by src/raft/ready-executor.ts, the only copy:
+// `persist` effects are written at once and flushed (one fsync per batch, coalesced with `defer`); a
+// `send` with afterPersist waits until every earlier persist is durable; after each flush the machine
+// gets `persisted {index, term, seq}`. Committed entries are applied only once durable here.
 //
 // The commit index (DESIGN.md invariant 8: never back, even across a restart). A `commit` effect is
 // written to the log store (LogWrite.commit, like etcd's HardState.Commit) and rides the next flush
