@@ -394,6 +394,7 @@ export class RaftNode {
   /** The effects the Ready executor leaves to the host (proposals, reads, roles, config, snapshots). */
   private effect(e: Effect): void {
     if (this.stopped) return;
+    this.reads.effect(e);
     switch (e.type) {
       case 'proposed':
         this.proposals.proposed(e.requestId, e.index, e.term);
@@ -401,18 +402,11 @@ export class RaftNode {
       case 'proposalRejected':
         this.proposals.rejected(e.requestId, e.reason, e.leaderId);
         break;
-      case 'readReady':
-        this.reads.ready(e.requestId, e.index);
-        break;
-      case 'readRejected':
-        this.reads.rejected(e.requestId, e.reason, e.leaderId);
-        break;
       case 'roleChanged':
         if (e.role !== 'leader') this.sender?.cancelAll();
         if (e.role !== 'leader' && !this.isMember())
           this.proposals.dropOrphaned(this.ready?.commitIndex() ?? 0);
         this.role = { role: e.role, term: e.term, leaderId: e.leaderId };
-        this.reads.roleChanged(e.role, e.term, e.leaderId);
         this.opts.logger?.info({ role: e.role, term: e.term, leader: e.leaderId }, 'role changed');
         for (const cb of this.roleListeners) this.safely(() => cb(this.role));
         break;

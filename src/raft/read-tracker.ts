@@ -16,7 +16,7 @@
 // Request ids are `<prefix>:<seq>`, where the prefix names this host incarnation: a restarted replica
 // must never take an answer meant for its previous life (same counter, different read) as its own.
 
-import type { NodeId, Role } from '../../machines/protocol.js';
+import type { Effect, NodeId, Role } from '../../machines/protocol.js';
 import type { Clock } from './interfaces.js';
 
 /** A read this replica cannot serve now; the client retries (here or elsewhere). */
@@ -72,6 +72,13 @@ export class ReadTracker {
       this.reads.set(requestId, { resolve, reject, index: null, timer });
       this.opts.request(requestId);
     });
+  }
+
+  /** The machine's read effects (readReady, readRejected, roleChanged), as every host feeds them. */
+  effect(e: Effect): void {
+    if (e.type === 'readReady') this.ready(e.requestId, e.index);
+    else if (e.type === 'readRejected') this.rejected(e.requestId, e.reason, e.leaderId);
+    else if (e.type === 'roleChanged') this.roleChanged(e.role, e.term, e.leaderId);
   }
 
   /** The machine's `readReady`: serve once applied through `index`. */

@@ -184,17 +184,13 @@ export class HarnessNode {
 
   /** The effects the Ready executor leaves to the host. */
   private effect(e: Effect): void {
+    this.reads.effect(e);
     switch (e.type) {
       case 'readReady':
         this.readReady.push({ requestId: e.requestId, index: e.index });
-        this.reads.ready(e.requestId, e.index);
         break;
       case 'readRejected':
         this.readRejected.push(e.requestId);
-        this.reads.rejected(e.requestId, e.reason, e.leaderId);
-        break;
-      case 'roleChanged':
-        this.reads.roleChanged(e.role, e.term, e.leaderId);
         break;
       case 'proposalRejected':
         this.proposalsRejected.push({ requestId: e.requestId, reason: e.reason });
