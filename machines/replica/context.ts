@@ -1,7 +1,7 @@
 // The replica's initial context, recovered from durable state.
 
 import type { ReplicaInput } from '../protocol.js';
-import { drawElectionTimeout, lastConfigAtOrBefore } from './rules.js';
+import { drawElectionTimeout, lastConfigAtOrBefore, lastTermOf } from './rules.js';
 import type { ReplicaContext } from './types.js';
 
 export function initialContext(input: ReplicaInput): ReplicaContext {
@@ -18,6 +18,8 @@ export function initialContext(input: ReplicaInput): ReplicaContext {
     timing: input.timing,
     maxBatch: input.maxBatch ?? 512,
     maxInflight: input.maxInflight ?? 4,
+    lastIndex: log.lastIndex(),
+    lastTerm: lastTermOf(log),
     term: input.hardState.term,
     votedFor: input.hardState.votedFor,
     commitIndex: commit,

@@ -23,7 +23,6 @@ import {
   isVoter,
   lastConfigAtOrBefore,
   lastConfigIn,
-  lastTermOf,
   parseConfig,
   planAppend,
   tally,
@@ -53,6 +52,16 @@ function persist(
 ): number {
   const seq = (s.patch.persistSeq ?? c.persistSeq) + 1;
   s.patch.persistSeq = seq;
+  // The machine keeps its own last index and term as data: what it decides next (the index of the
+  // next entry, whether a candidate is up to date) never depends on when the host writes.
+  const entries = write.entries ?? [];
+  if (entries.length > 0) {
+    s.patch.lastIndex = entries[entries.length - 1].index;
+    s.patch.lastTerm = entries[entries.length - 1].term;
+  } else if (write.truncateFrom !== undefined) {
+    s.patch.lastIndex = write.truncateFrom - 1;
+    s.patch.lastTerm = c.log.termAt(write.truncateFrom - 1) ?? 0;
+  }
   s.effects.push({ type: 'persist', ...write });
   return seq;
 }
@@ -142,7 +151,7 @@ function voteResponse(c: ReplicaContext, m: RequestVote, granted: boolean, term:
 }
 
 function logUpToDate(c: ReplicaContext, m: RequestVote): boolean {
-  return isUpToDate(m.lastLogIndex, m.lastLogTerm, c.log.lastIndex(), lastTermOf(c.log));
+  return isUpToDate(m.lastLogIndex, m.lastLogTerm, c.lastIndex, c.lastTerm);
 }
 
 /** Figure 2 RequestVote receiver: one vote per term, only for an up-to-date log. */
@@ -200,8 +209,8 @@ export function startPreVote(c: ReplicaContext, _e?: ReplicaMachineEvent): Step 
         from: c.id,
         to: id,
         term: c.term + 1,
-        lastLogIndex: c.log.lastIndex(),
-        lastLogTerm: lastTermOf(c.log),
+        lastLogIndex: c.lastIndex,
+        lastLogTerm: c.lastTerm,
         preVote: true,
         transfer: false,
       },
@@ -223,8 +232,8 @@ export function startElection(c: ReplicaContext, _e?: ReplicaMachineEvent): Step
       from: c.id,
       to: id,
       term,
-      lastLogIndex: c.log.lastIndex(),
-      lastLogTerm: lastTermOf(c.log),
+      lastLogIndex: c.lastIndex,
+      lastLogTerm: c.lastTerm,
       preVote: false,
       transfer: c.campaignTransfer,
     });
@@ -263,7 +272,7 @@ export function handleAppend(c: ReplicaContext, e: ReplicaMachineEvent): Step {
   if (e.type !== 'AppendEntries') return s;
   const m: AppendEntries = e;
   s.patch.leaderId = m.from;
-  const plan = planAppend(c.log, m, c.commitIndex);
+  const plan = planAppend(c.log, m, c.commitIndex, c.lastIndex);
   const respond = (success: boolean, matchIndex: number, conflictIndex: number, conflictTerm: number) =>
     send(s, {
       type: 'AppendEntriesResponse',
@@ -344,9 +353,16 @@ export function handleSnapshotChunk(c: ReplicaContext, e: ReplicaMachineEvent): 
 
 export function snapshotInstalled(c: ReplicaContext, meta: SnapshotMeta): Step {
   const s = step();
-  const found = lastConfigAtOrBefore(c.log, c.log.lastIndex());
+  // The host reset its log to the snapshot (§7): it kept our suffix after it only if our log held the
+  // snapshot's last entry; then our last entry is still there, else the snapshot is our last entry.
+  const kept = c.lastIndex > meta.index && c.log.termAt(c.lastIndex) === c.lastTerm;
+  const last = kept
+    ? { lastIndex: c.lastIndex, lastTerm: c.lastTerm }
+    : { lastIndex: meta.index, lastTerm: meta.term };
+  const found = lastConfigAtOrBefore(c.log, last.lastIndex);
   const config = found && found.index > meta.index ? found : { index: meta.index, config: meta.config };
   s.patch = {
+    ...last,
     commitIndex: Math.max(c.commitIndex, meta.index),
     appliedIndex: Math.max(c.appliedIndex, meta.index),
     durableIndex: Math.max(c.durableIndex, meta.index),
@@ -384,7 +400,7 @@ export function notePersisted(
 
 export function becomeLeader(c: ReplicaContext, _e?: ReplicaMachineEvent): Step {
   const s = step();
-  const index = c.log.lastIndex() + 1;
+  const index = c.lastIndex + 1;
   // A new leader commits an entry of its own term at once (the noop): only then does it know the
   // commit index of earlier terms, which ReadIndex and config changes depend on.
   persist(c, s, { entries: [{ index, term: c.term, kind: 'noop', data: '' }] });
@@ -412,7 +428,7 @@ export function configRefusal(c: ReplicaContext, data: string, batchHasConfig: b
 
 export function appendProposals(c: ReplicaContext, proposals: Proposal[]): Step {
   const s = step();
-  let index = c.log.lastIndex();
+  let index = c.lastIndex;
   const entries: Entry[] = [];
   const accepted: Proposal[] = [];
   const rejected: Effect[] = [];

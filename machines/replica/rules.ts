@@ -87,7 +87,12 @@ export type AppendPlan =
  * Entries at or below our commit index are already known to match (committed entries are in every
  * later leader's log), so they are skipped; that also avoids reading a compacted prefix.
  */
-export function planAppend(log: LogView, m: AppendEntries, commitIndex: number): AppendPlan {
+export function planAppend(
+  log: LogView,
+  m: AppendEntries,
+  commitIndex: number,
+  lastIndex = log.lastIndex(),
+): AppendPlan {
   let prevIndex = m.prevLogIndex;
   let prevTerm = m.prevLogTerm;
   let entries = m.entries;
@@ -100,7 +105,7 @@ export function planAppend(log: LogView, m: AppendEntries, commitIndex: number):
   }
   // Rule 2: reply false if the log has no entry at prevLogIndex whose term matches prevLogTerm.
   if (log.termAt(prevIndex) !== prevTerm) {
-    return { ok: false, ...conflictHint(log, prevIndex, commitIndex) };
+    return { ok: false, ...conflictHint(log, prevIndex, commitIndex, lastIndex) };
   }
   // Rules 3-4: find the first new entry that is missing or conflicts; keep everything before it.
   for (let i = 0; i < entries.length; i++) {
@@ -124,8 +129,8 @@ export function conflictHint(
   log: LogView,
   prevIndex: number,
   commitIndex: number,
+  last = log.lastIndex(),
 ): { conflictIndex: number; conflictTerm: number } {
-  const last = log.lastIndex();
   if (prevIndex > last) return { conflictIndex: last + 1, conflictTerm: 0 };
   const term = log.termAt(prevIndex);
   if (term === undefined) return { conflictIndex: commitIndex + 1, conflictTerm: 0 };

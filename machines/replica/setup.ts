@@ -230,7 +230,7 @@ export const replicaSetup = setup({
     kickReplication: enqueueActions(({ context, enqueue }) => {
       enqueue.sendTo('replication', {
         type: 'appended',
-        lastIndex: Math.max(context.termStartIndex, context.log.lastIndex()),
+        lastIndex: Math.max(context.termStartIndex, context.lastIndex),
       });
     }),
     startRead: enqueueActions(({ context, event, enqueue }) => apply(enqueue, startReads(context, event))),

@@ -14,8 +14,15 @@ import type { ReadRequest } from '../replication/progress.js';
 
 export interface ReplicaContext {
   id: NodeId;
-  /** Read-only view of the host's log (including not-yet-durable entries). */
+  /**
+   * Read-only storage of the log entries (like etcd raft's Storage): read for the terms of entries
+   * (matching, conflicts), the entries to replicate and config scans. Never for the last index or term,
+   * which the machine keeps itself (below).
+   */
   log: LogView;
+  /** Index and term of this replica's last log entry (the snapshot's when the log is empty), as data. */
+  lastIndex: number;
+  lastTerm: number;
   timing: Timing;
   maxBatch: number;
   maxInflight: number;

@@ -1,5 +1,8 @@
 // RaftNode: the host that drives the pure replica machine with real (or simulated) I/O. Production and
-// the simulator share it, so the simulator tests this wiring, not a copy of it.
+// the simulator share it, so the simulator tests this wiring, not a copy of it. It is a composition of
+// named parts (docs/design/write-path.md): the ReadyExecutor carries out the machine's effects in the
+// durability order, ProposalTracker / ReadTracker answer proposals and reads, SnapshotInstaller and
+// SnapshotSender move snapshots; what stays here is the actor's lifecycle, the apply sink and status.
 //
 // Public API (stable; the server wiring and the simulator depend on it):
 //
@@ -29,19 +32,20 @@
 //                                      behind it, keeping `keep` entries for slightly-behind followers
 //   actor                              the replica actor (for the inspector); pass `inspect` in options
 //
-// Ordering contract (machines/protocol.ts): `persist` effects are written at once and flushed (one
-// fsync per batch, coalesced with `defer`); a `send` with afterPersist waits until every earlier
-// persist is durable; after each flush the machine gets `persisted {index, term, seq}` where `seq`
-// counts the persist effects now durable. Committed entries are applied only once durable here.
+// Ordering contract (machines/protocol.ts), carried out by src/raft/ready-executor.ts, the only copy:
+// `persist` effects are written at once and flushed (one fsync per batch, coalesced with `defer`); a
+// `send` with afterPersist waits until every earlier persist is durable; after each flush the machine
+// gets `persisted {index, term, seq}`. Committed entries are applied only once durable here.
 //
 // The commit index (DESIGN.md invariant 8: never back, even across a restart). A `commit` effect is
 // written to the log store (LogWrite.commit, like etcd's HardState.Commit) and rides the next flush
 // of entries or hard state; like etcd (a commit-only change does not need a sync), it never causes an
-// fsync of its own. status().commitIndex reports only what a restart would recover: max(durable
-// commit, applied) -- the applied index is durable on its own (the state machine records it in the
-// apply transaction), so applying need not wait for the commit's fsync, and the reported commit
-// catches up with the learnt one as soon as the entries are applied. After a restart the replica
-// starts from max(applied, persisted commit), clamped to the recovered log, and applies up to it.
+// fsync of its own. Entries are applied only up to the DURABLE commit: the apply transaction pays no
+// fsync either (the lazy applied index, docs/design/lazy-applied-index.md), so after a crash the
+// recovered commit must cover everything applied before it. status().commitIndex reports only what a
+// restart would recover: max(durable commit, applied). After a restart the replica starts from
+// max(applied, persisted commit), clamped to the recovered log, and re-applies up to it before the
+// machine starts (reapplyLost).
 
 import { randomBytes } from 'node:crypto';
 import { type Actor, type InspectionEvent, createActor } from 'xstate';
@@ -60,10 +64,18 @@ import type {
 import { replicaMachine } from '../../machines/replica/replica.machine.js';
 import { lastConfigAtOrBefore } from '../../machines/replica/rules.js';
 import type { ApplyOutcome, Clock, LogStore, SnapshotStore, StateMachine, Transport } from './interfaces.js';
+import {
+  NotLeaderError,
+  ProposalDroppedError,
+  ProposalRejectedError,
+  ProposalTracker,
+} from './proposal-tracker.js';
 import { ReadNotServedError, ReadTracker } from './read-tracker.js';
+import { ReadyExecutor } from './ready-executor.js';
+import { SnapshotInstaller } from './snapshot-installer.js';
 import { SnapshotSender } from './snapshot-sender.js';
 
-export { ReadNotServedError };
+export { NotLeaderError, ProposalDroppedError, ProposalRejectedError, ReadNotServedError };
 
 export interface RaftLogger {
   debug(obj: object, msg?: string): void;
@@ -129,33 +141,6 @@ export interface RoleChange {
   leaderId: NodeId | null;
 }
 
-/** This replica cannot take the call; retry at `leaderId` (null: none known). */
-export class NotLeaderError extends Error {
-  constructor(
-    readonly leaderId: NodeId | null,
-    readonly reason = 'not the leader',
-  ) {
-    super(`${reason}${leaderId ? ` (leader: ${leaderId})` : ''}`);
-    this.name = 'NotLeaderError';
-  }
-}
-
-/** The leader refused the proposal (e.g. a config change while another is in progress). */
-export class ProposalRejectedError extends Error {
-  constructor(readonly reason: string) {
-    super(reason);
-    this.name = 'ProposalRejectedError';
-  }
-}
-
-/** The proposal was appended but another leader's entry took its index: it was not applied. */
-export class ProposalDroppedError extends Error {
-  constructor(readonly index: number) {
-    super(`proposal at index ${index} was overwritten by another leader`);
-    this.name = 'ProposalDroppedError';
-  }
-}
-
 export class NodeStoppedError extends Error {
   constructor() {
     super('the replica stopped');
@@ -170,13 +155,6 @@ export class TransferFailedError extends Error {
   }
 }
 
-interface PendingProposal {
-  resolve: (o: ApplyOutcome) => void;
-  reject: (e: Error) => void;
-  index?: number;
-  term?: number;
-}
-
 const APPLY_BATCH = 1024;
 
 export class RaftNode {
@@ -185,27 +163,14 @@ export class RaftNode {
   private _actor: Actor<typeof replicaMachine> | null = null;
   private stopped = false;
 
-  private seq = 0;
-  private batch: Proposal[] = [];
-  private batchScheduled = false;
-  private proposals = new Map<string, PendingProposal>();
-  private byIndex = new Map<number, string>();
+  private readonly proposals: ProposalTracker;
   private readonly reads: ReadTracker;
+  private readonly installer: SnapshotInstaller;
   private transfers: { resolve: () => void; reject: (e: Error) => void }[] = [];
 
-  private persistCount = 0;
-  private durableSeq = 0;
-  private durableIndex = 0;
-  private flushScheduled = false;
-  private waiting: { seq: number; message: RaftMessage }[] = [];
-
-  /** The highest commit learnt (in memory): applying follows it, once the entries are durable here. */
-  private commitIndex = 0;
-  /** The highest commit written to the log store, and the highest of those a flush made durable. */
-  private commitWritten = 0;
-  private durableCommit = 0;
+  /** Carries out the machine's effects in the durability order (ready-executor.ts); made by start(). */
+  private ready: ReadyExecutor | null = null;
   private lastApplied = 0;
-  private applyScheduled = false;
 
   private role: RoleChange = { role: 'follower', term: 0, leaderId: null };
   private roleListeners = new Set<(r: RoleChange) => void>();
@@ -216,6 +181,24 @@ export class RaftNode {
   constructor(opts: RaftNodeOptions) {
     this.opts = opts;
     this.defer = opts.defer ?? ((fn) => setImmediate(fn));
+    this.proposals = new ProposalTracker({
+      prefix: opts.id,
+      defer: this.defer,
+      submit: (proposals) => {
+        if (!this.stopped) this._actor?.send({ type: 'propose', proposals });
+      },
+    });
+    this.installer = new SnapshotInstaller({
+      id: opts.id,
+      store: opts.snapshots,
+      logStore: opts.logStore,
+      stateMachine: opts.stateMachine,
+      installSnapshot: opts.installSnapshot,
+      send: (m) => {
+        if (!this.stopped) opts.transport.send(m);
+      },
+      logger: opts.logger,
+    });
     this.reads = new ReadTracker({
       prefix: `${opts.id}:${opts.incarnation ?? randomBytes(6).toString('base64url')}`,
       clock: opts.clock,
@@ -237,24 +220,20 @@ export class RaftNode {
   start(): void {
     if (this._actor) return;
     const { logStore, stateMachine, transport } = this.opts;
-    this.recoverSnapshot();
+    this.installer.recover();
     const snapshotIndex = logStore.snapshot().index;
     this.lastApplied = Math.max(stateMachine.appliedIndex(), snapshotIndex);
     // The persisted commit never exceeds the durable log when written in order; clamp anyway.
     const persistedCommit = Math.min(logStore.commitIndex(), logStore.lastIndex());
-    this.commitIndex = Math.max(this.lastApplied, persistedCommit);
-    this.commitWritten = this.commitIndex;
-    this.durableCommit = this.commitIndex;
-    // Everything the store holds after a restart is durable (a crash lost the rest).
-    this.durableIndex = logStore.lastIndex();
-    this.reapplyLost();
+    const commitIndex = Math.max(this.lastApplied, persistedCommit);
+    this.reapplyLost(commitIndex);
     const config = logStore.config();
     const input: ReplicaInput = {
       id: this.opts.id,
       hardState: logStore.hardState(),
       config,
       appliedIndex: this.lastApplied,
-      commitIndex: this.commitIndex,
+      commitIndex,
       log: logStore,
       timing: this.opts.timing,
       seed: this.opts.seed,
@@ -275,7 +254,20 @@ export class RaftNode {
         this.failAll(new NodeStoppedError());
       },
     });
-    actor.on('*', (e) => this.effect(e as Effect));
+    const ready = new ReadyExecutor(
+      {
+        log: logStore,
+        send: (m) => transport.send(m),
+        defer: this.defer,
+        persisted: (p) => actor.send({ type: 'persisted', ...p }),
+        apply: (upTo) => this.apply(upTo),
+        other: (e) => this.effect(e),
+      },
+      // Everything the store holds after a restart is durable (a crash lost the rest).
+      { durableIndex: logStore.lastIndex(), commitIndex, appliedIndex: this.lastApplied },
+    );
+    this.ready = ready;
+    actor.on('*', (e) => ready.execute([e as Effect]));
     this._actor = actor;
     transport.setPeers(config.members);
     if (this.opts.snapshots) {
@@ -301,33 +293,22 @@ export class RaftNode {
     });
     actor.start();
     // Entries committed before the restart but not applied then.
-    if (this.commitIndex > this.lastApplied) this.scheduleApply();
+    ready.resume();
   }
 
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
     this.sender?.cancelAll();
+    this.ready?.stop();
     this._actor?.stop();
     this.opts.transport.close();
     this.failAll(new NodeStoppedError());
   }
 
   propose(kind: 'command' | 'config', data: string): Promise<ApplyOutcome> {
-    return new Promise((resolve, reject) => {
-      if (this.stopped || !this._actor) {
-        reject(new NodeStoppedError());
-        return;
-      }
-      const requestId = `${this.opts.id}:${++this.seq}`;
-      this.proposals.set(requestId, { resolve, reject });
-      this.batch.push({ requestId, kind, data });
-      if (!this.batchScheduled) {
-        this.batchScheduled = true;
-        // Many propose() calls in one tick become one event, one log write and one fsync.
-        this.defer(() => this.flushProposals());
-      }
-    });
+    if (this.stopped || !this._actor) return Promise.reject(new NodeStoppedError());
+    return this.proposals.propose(kind, data);
   }
 
   readIndex(): Promise<void> {
@@ -355,7 +336,7 @@ export class RaftNode {
       term: ctx?.term ?? this.role.term,
       leaderId: ctx?.leaderId ?? null,
       // Not the machine's in-memory commit: only what a restart would recover (invariant 8).
-      commitIndex: Math.max(this.durableCommit, this.lastApplied),
+      commitIndex: Math.max(this.ready?.durableCommit() ?? 0, this.lastApplied),
       lastApplied: this.lastApplied,
       lastLogIndex: logStore.lastIndex(),
       snapshotIndex: logStore.snapshot().index,
@@ -413,63 +394,22 @@ export class RaftNode {
 
   // -------------------------------------------------------------------------------------------------
 
-  private flushProposals(): void {
-    this.batchScheduled = false;
-    const proposals = this.batch;
-    this.batch = [];
-    if (proposals.length === 0 || this.stopped || !this._actor) return;
-    this._actor.send({ type: 'propose', proposals });
-  }
-
-  /** Carry out one effect, in the order emitted. */
+  /** The effects the Ready executor leaves to the host (proposals, reads, roles, config, snapshots). */
   private effect(e: Effect): void {
     if (this.stopped) return;
+    this.reads.effect(e);
     switch (e.type) {
-      case 'persist':
-        this.persist(e);
+      case 'proposed':
+        this.proposals.proposed(e.requestId, e.index, e.term);
         break;
-      case 'send':
-        if (e.afterPersist && this.persistCount > this.durableSeq) {
-          this.waiting.push({ seq: this.persistCount, message: e.message });
-        } else {
-          this.opts.transport.send(e.message);
-        }
-        break;
-      case 'commit':
-        if (e.index > this.commitIndex) {
-          this.commitIndex = e.index;
-          this.writeCommit(e.index);
-          this.scheduleApply();
-        }
-        break;
-      case 'proposed': {
-        const p = this.proposals.get(e.requestId);
-        if (p) {
-          p.index = e.index;
-          p.term = e.term;
-          this.byIndex.set(e.index, e.requestId);
-        }
-        break;
-      }
-      case 'proposalRejected': {
-        const p = this.proposals.get(e.requestId);
-        if (!p) break;
-        this.proposals.delete(e.requestId);
-        const notLeader = e.reason === 'not the leader' || e.reason === 'leadership transfer in progress';
-        p.reject(notLeader ? new NotLeaderError(e.leaderId, e.reason) : new ProposalRejectedError(e.reason));
-        break;
-      }
-      case 'readReady':
-        this.reads.ready(e.requestId, e.index);
-        break;
-      case 'readRejected':
-        this.reads.rejected(e.requestId, e.reason, e.leaderId);
+      case 'proposalRejected':
+        this.proposals.rejected(e.requestId, e.reason, e.leaderId);
         break;
       case 'roleChanged':
         if (e.role !== 'leader') this.sender?.cancelAll();
-        if (e.role !== 'leader' && !this.isMember()) this.dropOrphanedProposals();
+        if (e.role !== 'leader' && !this.isMember())
+          this.proposals.dropOrphaned(this.ready?.commitIndex() ?? 0);
         this.role = { role: e.role, term: e.term, leaderId: e.leaderId };
-        this.reads.roleChanged(e.role, e.term, e.leaderId);
         this.opts.logger?.info({ role: e.role, term: e.term, leader: e.leaderId }, 'role changed');
         for (const cb of this.roleListeners) this.safely(() => cb(this.role));
         break;
@@ -497,88 +437,26 @@ export class RaftNode {
     }
   }
 
-  private persist(e: Extract<Effect, { type: 'persist' }>): void {
-    const { logStore } = this.opts;
-    logStore.write({
-      ...(e.hardState ? { hardState: e.hardState } : {}),
-      ...(e.truncateFrom !== undefined ? { truncateFrom: e.truncateFrom } : {}),
-      ...(e.entries ? { entries: e.entries } : {}),
-    });
-    this.persistCount++;
-    if (e.truncateFrom !== undefined) this.durableIndex = Math.min(this.durableIndex, e.truncateFrom - 1);
-    this.scheduleFlush();
-  }
-
-  /** One fsync for every write of this tick (group commit). */
-  private scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    this.defer(() => this.flush());
-  }
-
+  /** The executor's apply sink: apply committed, durable entries in a bounded batch, answer proposers. */
   /**
-   * Stage the commit index; the flush of this tick makes it durable, and only then are the entries
-   * it commits applied (the lazy applied index: see apply()).
+   * Lazy applied index (docs/design/lazy-applied-index.md): the state machine's apply pays no fsync of
+   * its own, so a crash may roll it back to an older applied index. Everything up to the recovered
+   * (durable) commit is re-applied here, before the machine starts and before any status or read can
+   * observe the applied index: nobody sees it go back (invariant 8). Apply is idempotent per index.
    */
-  private writeCommit(index: number): void {
-    this.opts.logStore.write({ commit: index });
-    this.commitWritten = index;
-    this.scheduleFlush();
-  }
-
-  /**
-   * Lazy applied index (issue 10, docs/design/lazy-applied-index.md): the state machine's apply pays
-   * no fsync, so a crash may roll it back to an older applied index. Re-apply up to the durable commit
-   * before the machine starts, so that no one sees the applied index go back (invariant 8).
-   */
-  private reapplyLost(): void {
-    const target = Math.min(this.commitIndex, this.durableIndex);
+  private reapplyLost(commitIndex: number): void {
+    const target = Math.min(commitIndex, this.opts.logStore.lastIndex());
     for (let guard = 0; guard < 1_000_000 && this.lastApplied < target; guard++) {
       const before = this.lastApplied;
-      this.apply();
+      this.apply(target);
       if (this.lastApplied === before) break;
     }
   }
 
-  private flush(): void {
-    this.flushScheduled = false;
-    if (this.stopped) return;
-    const { logStore } = this.opts;
-    const seq = this.persistCount;
-    const commit = this.commitWritten;
-    const index = logStore.lastIndex();
-    const term = logStore.termAt(index) ?? 0;
-    logStore.flush(() => this.flushed(seq, index, term, commit));
-  }
-
-  private flushed(seq: number, index: number, term: number, commit: number): void {
-    if (this.stopped) return;
-    this.durableCommit = Math.max(this.durableCommit, commit);
-    this.durableSeq = Math.max(this.durableSeq, seq);
-    if (index > this.durableIndex && this.opts.logStore.termAt(index) === term) this.durableIndex = index;
-    const ready = this.waiting.filter((w) => w.seq <= this.durableSeq);
-    this.waiting = this.waiting.filter((w) => w.seq > this.durableSeq);
-    for (const w of ready) this.opts.transport.send(w.message);
-    this._actor?.send({ type: 'persisted', index, term, seq });
-    this.scheduleApply();
-  }
-
-  private scheduleApply(): void {
-    if (this.applyScheduled) return;
-    this.applyScheduled = true;
-    this.defer(() => this.apply());
-  }
-
-  /** Apply committed entries that are durable here, in batches, and answer their proposers. */
-  private apply(): void {
-    this.applyScheduled = false;
-    if (this.stopped) return;
-    // Only what a durable commit index covers: an apply is made durable lazily (by the next log
-    // fsync), so after a crash the commit index recovered must cover every entry applied before it.
-    const upTo = Math.min(this.durableCommit, this.durableIndex);
-    if (upTo <= this.lastApplied) return;
+  private apply(upTo: number): number {
+    if (this.stopped || upTo <= this.lastApplied) return this.lastApplied;
     const entries = this.opts.logStore.entries(this.lastApplied + 1, upTo, APPLY_BATCH);
-    if (entries.length === 0) return;
+    if (entries.length === 0) return this.lastApplied;
     let outcomes: ApplyOutcome[];
     try {
       outcomes = this.opts.stateMachine.apply(entries);
@@ -587,34 +465,14 @@ export class RaftNode {
       this.opts.logger?.error({ err, index: entries[0].index }, 'state machine apply failed');
       this.opts.onError?.(err);
       this.stop();
-      return;
+      return this.lastApplied;
     }
     this.lastApplied = entries[entries.length - 1].index;
-    for (const o of outcomes) {
-      const requestId = this.byIndex.get(o.index);
-      if (requestId === undefined) continue;
-      this.byIndex.delete(o.index);
-      const p = this.proposals.get(requestId);
-      if (!p) continue;
-      this.proposals.delete(requestId);
-      if (p.term === o.term) p.resolve(o);
-      else p.reject(new ProposalDroppedError(o.index));
-    }
-    // Proposals whose index was passed without an outcome (noop/config entries carry none).
-    for (const [index, requestId] of this.byIndex) {
-      if (index > this.lastApplied) continue;
-      this.byIndex.delete(index);
-      const p = this.proposals.get(requestId);
-      if (!p) continue;
-      this.proposals.delete(requestId);
-      const e = entries.find((x) => x.index === index);
-      if (e && e.term === p.term) p.resolve({ index, term: e.term, result: undefined });
-      else p.reject(new ProposalDroppedError(index));
-    }
+    this.proposals.applied(entries, outcomes, this.lastApplied);
     this._actor?.send({ type: 'applied', index: this.lastApplied });
     for (const cb of this.appliedListeners) this.safely(() => cb(outcomes));
     this.reads.appliedTo(this.lastApplied);
-    if (this.lastApplied < Math.min(this.durableCommit, this.durableIndex)) this.scheduleApply();
+    return this.lastApplied;
   }
 
   private sendSnapshot(to: NodeId, term: number): void {
@@ -625,123 +483,33 @@ export class RaftNode {
     this.sender.start(to, term);
   }
 
-  private restorer(): ((meta: SnapshotMeta) => void) | undefined {
-    const sm = this.opts.stateMachine;
-    return this.opts.installSnapshot ?? (sm.restore ? (meta) => sm.restore?.(meta) : undefined);
-  }
-
-  /**
-   * Receiver side. Installing is three durable steps: the snapshot file is renamed into place (the
-   * commit point, inside the store), the state machine's tables are replaced in one transaction that
-   * also sets its applied index, and the log is reset to the snapshot. A crash between any two of them
-   * is repaired by recoverSnapshot() on the next start.
-   */
+  /** A chunk from the leader; once the snapshot is installed, everything here moves to it. */
   private receiveSnapshotChunk(m: InstallSnapshot): void {
-    const store = this.opts.snapshots;
-    const restore = this.restorer();
-    if (!store || !restore) return;
-    const meta: SnapshotMeta = { index: m.lastIncludedIndex, term: m.lastIncludedTerm, config: m.config };
-    const bytes = Buffer.from(m.chunk, 'base64');
-    const next = store.receive(meta, m.offset, bytes, m.done);
-    const installed = m.done && next === m.offset + bytes.length && store.latest().index === meta.index;
-    if (!installed) {
-      this.opts.transport.send({
-        type: 'InstallSnapshotResponse',
-        from: this.opts.id,
-        to: m.from,
-        term: m.term,
-        lastIncludedIndex: meta.index,
-        nextOffset: next,
-        installed: false,
-      });
-      return;
-    }
-    const started = Date.now();
+    let meta: SnapshotMeta | null;
     try {
-      restore(meta);
+      meta = this.installer.receive(m);
     } catch (err) {
-      // The file is in place; the next start retries the restore (recoverSnapshot).
+      // The file is in place; the next start retries the restore (SnapshotInstaller.recover).
       this.opts.logger?.error({ err }, 'installing a snapshot failed');
       this.opts.onError?.(err);
       this.stop();
       return;
     }
-    this.opts.logStore.resetToSnapshot(meta);
+    if (!meta) return;
     this.lastApplied = Math.max(this.lastApplied, meta.index);
-    this.commitIndex = Math.max(this.commitIndex, meta.index);
     // The restore recorded meta.index as applied, durably: a restart starts at least there.
-    this.durableCommit = Math.max(this.durableCommit, meta.index);
-    this.durableIndex = Math.max(this.durableIndex, meta.index);
-    // Proposals this replica made as an earlier leader: their fate is inside the snapshot, unknown here.
-    for (const [index, requestId] of this.byIndex) {
-      if (index > meta.index) continue;
-      this.byIndex.delete(index);
-      const p = this.proposals.get(requestId);
-      this.proposals.delete(requestId);
-      p?.reject(new NotLeaderError(m.from, 'snapshot installed while the proposal was pending'));
-    }
-    this.opts.logger?.info({ index: meta.index, ms: Date.now() - started }, 'snapshot installed');
+    this.ready?.snapshotInstalled(meta.index);
+    this.proposals.snapshotInstalled(meta.index, m.from);
     this._actor?.send({ type: 'snapshotInstalled', meta });
     for (const cb of this.installedListeners) this.safely(() => cb(meta));
     this.reads.appliedTo(this.lastApplied);
-    this.scheduleApply();
-  }
-
-  /**
-   * Repair an install interrupted by a crash, before the machine starts:
-   * - the file was renamed in but the tables were not restored: restore them now;
-   * - the tables were restored but the log was not reset: reset it (a log that already holds the
-   *   snapshot's last entry with its term is consistent with it and stays as it is).
-   */
-  private recoverSnapshot(): void {
-    const store = this.opts.snapshots;
-    if (!store) return;
-    const meta = store.latest();
-    if (meta.index === 0) return;
-    const { logStore, stateMachine } = this.opts;
-    if (meta.index > stateMachine.appliedIndex()) {
-      const restore = this.restorer();
-      if (!restore) return;
-      this.opts.logger?.warn({ index: meta.index }, 'finishing a snapshot install interrupted by a crash');
-      restore(meta);
-    }
-    if (meta.index > logStore.snapshot().index && logStore.termAt(meta.index) !== meta.term) {
-      logStore.resetToSnapshot(meta);
-    }
-  }
-
-  /**
-   * A leader removed from the configuration steps down and hears from the cluster no more, so it
-   * would never learn whether its uncommitted proposals committed: refuse them now (outcome unknown).
-   * Clients retry on a member with the same idempotency key, which makes the retry exactly-once.
-   */
-  private dropOrphanedProposals(): void {
-    if (this.proposals.size === 0) return;
-    const err = new NotLeaderError(null, 'this replica was removed from the cluster');
-    // What is committed (the removal itself, at least) is applied here and answered as usual.
-    const keep = new Set<string>();
-    for (const [index, requestId] of this.byIndex) {
-      if (index <= this.commitIndex) keep.add(requestId);
-      else this.byIndex.delete(index);
-    }
-    for (const [requestId, p] of this.proposals) {
-      if (keep.has(requestId)) continue;
-      this.proposals.delete(requestId);
-      p.reject(err);
-    }
-    // Not yet handed to the machine, and already rejected above (propose() registers them first).
-    this.batch = [];
   }
 
   private failAll(err: Error): void {
-    for (const p of this.proposals.values()) p.reject(err);
-    this.proposals.clear();
-    this.byIndex.clear();
+    this.proposals.failAll(err);
     this.reads.failAll(err);
     for (const t of this.transfers) t.reject(err);
     this.transfers = [];
-    for (const p of this.batch) this.proposals.get(p.requestId)?.reject(err);
-    this.batch = [];
   }
 
   private safely(fn: () => void): void {

@@ -31,7 +31,7 @@
 // Request ids are `<prefix>:<seq>`, where the prefix names this host incarnation: a restarted replica
 // must never take an answer meant for its previous life (same counter, different batch) as its own.
 
-import type { NodeId, Role } from '../../machines/protocol.js';
+import type { Effect, NodeId, Role } from '../../machines/protocol.js';
 import type { Clock } from './interfaces.js';
 
 /** A read this replica cannot serve now; the client retries (here or elsewhere). */
@@ -108,6 +108,13 @@ export class ReadTracker {
       this.open.push({ resolve, reject });
       this.scheduleFlush();
     });
+  }
+
+  /** The machine's read effects (readReady, readRejected, roleChanged), as every host feeds them. */
+  effect(e: Effect): void {
+    if (e.type === 'readReady') this.ready(e.requestId, e.index);
+    else if (e.type === 'readRejected') this.rejected(e.requestId, e.reason, e.leaderId);
+    else if (e.type === 'roleChanged') this.roleChanged(e.role, e.term, e.leaderId);
   }
 
   /** The machine's `readReady`: serve the batch once applied through `index`. */

@@ -12,6 +12,7 @@ import type { NodeId } from '../../machines/protocol.js';
 import { ChatError, status } from '../chat/errors.js';
 import type { ChatMethod, ChatService } from '../chat/service.js';
 import type { Logger } from '../logger.js';
+import type { Clock } from '../raft/interfaces.js';
 import type { RoleChange } from '../raft/node.js';
 import type { ChatRequest, ChatRouter } from './chat-router.js';
 import type { LeaderForwarder } from './forwarder.js';
@@ -42,13 +43,21 @@ export interface RaftChatRouterOptions {
   /** Told of every call this replica forwards to the leader (the forwarded-calls metric). */
   onForward?: (method: ChatMethod) => void;
   logger?: Logger;
+  /** Time for the caller deadlines and the machine's leader wait (default: the wall clock; tests inject one). */
+  clock?: Clock;
 }
+
+const WALL_CLOCK: Clock = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (id) => clearTimeout(id as NodeJS.Timeout),
+  now: () => Date.now(),
+};
 
 interface Pending {
   req: ChatRequest;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
-  timer?: NodeJS.Timeout;
+  timer?: unknown;
 }
 
 const DEADLINE = 'The deadline ran out before a leader could serve the request.';
@@ -61,9 +70,14 @@ export class RaftChatRouter implements ChatRouter {
   private readonly unsubscribe: () => void;
   private seq = 0;
   private stopped = false;
+  private readonly clock: Clock;
 
   constructor(private readonly opts: RaftChatRouterOptions) {
-    this.actor = createActor(chatMachine, { input: { id: opts.id, leaderWaitMs: opts.leaderWaitMs } });
+    this.clock = opts.clock ?? WALL_CLOCK;
+    this.actor = createActor(chatMachine, {
+      input: { id: opts.id, leaderWaitMs: opts.leaderWaitMs },
+      clock: this.clock,
+    });
     this.actor.subscribe({
       error: (err) => {
         // The routing actor is gone: nothing can be routed any more, so refuse what waits and what comes.
@@ -88,8 +102,8 @@ export class RaftChatRouter implements ChatRouter {
       const p: Pending = { req, resolve, reject };
       if (req.deadline !== undefined) {
         // Only while the call waits to be routed; once routed, the service or the forward keeps it.
-        const left = Math.max(0, req.deadline - Date.now());
-        p.timer = setTimeout(
+        const left = Math.max(0, req.deadline - this.clock.now());
+        p.timer = this.clock.setTimeout(
           () => this.settle(requestId)?.reject(new ChatError(status.DEADLINE_EXCEEDED, DEADLINE)),
           left,
         );
@@ -169,7 +183,8 @@ export class RaftChatRouter implements ChatRouter {
       // The first attempt ran out of ITS deadline: a retry with time left runs on its own.
       return running.catch((err: unknown) => {
         const expired = err instanceof ChatError && err.code === status.DEADLINE_EXCEEDED;
-        if (expired && (req.deadline === undefined || req.deadline > Date.now())) return this.local(req);
+        if (expired && (req.deadline === undefined || req.deadline > this.clock.now()))
+          return this.local(req);
         throw err;
       });
     }
@@ -187,7 +202,7 @@ export class RaftChatRouter implements ChatRouter {
     const p = this.pending.get(requestId);
     if (!p) return undefined;
     this.pending.delete(requestId);
-    if (p.timer) clearTimeout(p.timer);
+    if (p.timer !== undefined) this.clock.clearTimeout(p.timer);
     return p;
   }
 

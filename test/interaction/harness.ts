@@ -15,8 +15,9 @@ import type {
   Timing,
 } from '../../machines/protocol.js';
 import { replicaMachine } from '../../machines/replica/replica.machine.js';
-import { MemoryLogStore } from '../../src/raft/memory-log-store.js';
 import { ReadTracker } from '../../src/raft/read-tracker.js';
+import { ReadyExecutor } from '../../src/raft/ready-executor.js';
+import { MemoryLogStore } from '../support/memory-log-store.js';
 
 export interface NodeSpec {
   id: NodeId;
@@ -37,6 +38,11 @@ export interface HarnessOptions {
   seed?: number;
   maxBatch?: number;
   maxInflight?: number;
+  /**
+   * TEST ONLY: run every node's Ready executor with its ordering broken on purpose (afterPersist sends
+   * leave before their write is durable), to show that the tests catch it.
+   */
+  unsafeSendBeforePersist?: boolean;
 }
 
 type Filter = (m: RaftMessage) => boolean;
@@ -45,7 +51,6 @@ export class HarnessNode {
   actor!: Actor<typeof replicaMachine>;
   effects: Effect[] = [];
   applied: Entry[] = [];
-  commitIndex = 0;
   readReady: { requestId: string; index: number }[] = [];
   readRejected: string[] = [];
   proposalsRejected: { requestId: string; reason: string }[] = [];
@@ -61,9 +66,8 @@ export class HarnessNode {
   readsFailed: string[] = [];
   /** The latest snapshot: what was applied through its index (sent whole, as one chunk). */
   snapshot: { meta: SnapshotMeta; applied: Entry[] } | null = null;
-  private persistCount = 0;
-  private durableSeq = 0;
-  private waiting: { seq: number; message: RaftMessage }[] = [];
+  /** The production Ready executor (src/raft/ready-executor.ts), remade at each start. */
+  private ready!: ReadyExecutor;
 
   constructor(
     readonly cluster: Cluster,
@@ -73,9 +77,6 @@ export class HarnessNode {
   ) {}
 
   start(): void {
-    this.persistCount = 0;
-    this.durableSeq = 0;
-    this.waiting = [];
     const c = this.cluster;
     this.reads?.failAll(new Error('restarted'));
     this.reads = new ReadTracker({
@@ -105,11 +106,33 @@ export class HarnessNode {
       },
     });
     this.actor.subscribe({ error: (err) => this.errors.push(err) });
-    this.actor.on('*', (e) => this.effect(e as Effect));
+    // Flushes and applies run at once (a fast disk) unless the test holds the store's flushes.
+    const ready = new ReadyExecutor(
+      {
+        log: this.store,
+        send: (m) => c.enqueue(m),
+        defer: (fn) => fn(),
+        persisted: (p) => this.actor.send({ type: 'persisted', ...p }),
+        apply: (upTo) => this.applyCommitted(upTo),
+        other: (e) => this.effect(e),
+        unsafeSendBeforePersist: c.opts.unsafeSendBeforePersist,
+      },
+      {
+        durableIndex: this.store.lastIndex(),
+        commitIndex: this.appliedIndex(),
+        appliedIndex: this.appliedIndex(),
+      },
+    );
+    this.ready = ready;
+    this.actor.on('*', (e) => {
+      this.effects.push(e as Effect);
+      ready.execute([e as Effect]);
+    });
     this.actor.start();
   }
 
   stop(): void {
+    this.ready.stop();
     this.actor.stop();
   }
 
@@ -162,45 +185,15 @@ export class HarnessNode {
     return this.effects.filter((e) => e.type === 'roleChanged').map((e) => (e as { role: Role }).role);
   }
 
+  /** The effects the Ready executor leaves to the host. */
   private effect(e: Effect): void {
-    this.effects.push(e);
+    this.reads.effect(e);
     switch (e.type) {
-      case 'persist': {
-        this.store.write(e);
-        const seq = ++this.persistCount;
-        const index = this.store.lastIndex();
-        const term = this.store.termAt(index) ?? 0;
-        this.store.flush(() => {
-          this.durableSeq = Math.max(this.durableSeq, seq);
-          const ready = this.waiting.filter((w) => w.seq <= this.durableSeq);
-          this.waiting = this.waiting.filter((w) => w.seq > this.durableSeq);
-          for (const w of ready) this.cluster.enqueue(w.message);
-          this.actor.send({ type: 'persisted', index, term, seq });
-          this.applyCommitted();
-        });
-        break;
-      }
-      case 'send':
-        if (e.afterPersist && this.persistCount > this.durableSeq) {
-          this.waiting.push({ seq: this.persistCount, message: e.message });
-        } else {
-          this.cluster.enqueue(e.message);
-        }
-        break;
-      case 'commit':
-        this.commitIndex = Math.max(this.commitIndex, e.index);
-        this.applyCommitted();
-        break;
       case 'readReady':
         this.readReady.push({ requestId: e.requestId, index: e.index });
-        this.reads.ready(e.requestId, e.index);
         break;
       case 'readRejected':
         this.readRejected.push(e.requestId);
-        this.reads.rejected(e.requestId, e.reason, e.leaderId);
-        break;
-      case 'roleChanged':
-        this.reads.roleChanged(e.role, e.term, e.leaderId);
         break;
       case 'proposalRejected':
         this.proposalsRejected.push({ requestId: e.requestId, reason: e.reason });
@@ -230,7 +223,7 @@ export class HarnessNode {
         this.snapshot = { meta, applied };
         this.applied = applied;
         this.store.resetToSnapshot(meta);
-        this.commitIndex = Math.max(this.commitIndex, meta.index);
+        this.ready.snapshotInstalled(meta.index);
         this.actor.send({ type: 'snapshotInstalled', meta });
         this.reads.appliedTo(meta.index);
         break;
@@ -262,16 +255,34 @@ export class HarnessNode {
     return meta;
   }
 
-  /** Apply committed entries that are durable here (like the real host). */
-  private applyCommitted(): void {
-    const durable = this.store.durable().lastIndex();
-    const upTo = Math.min(this.commitIndex, durable);
-    const last = this.applied.length > 0 ? this.applied[this.applied.length - 1].index : 0;
-    if (upTo <= last) return;
+  /** The executor's apply sink: committed entries durable here, through `upTo`. */
+  private applyCommitted(upTo: number): number {
+    const last = this.appliedIndex();
+    if (upTo <= last) return last;
     const entries = this.store.entries(last + 1, upTo, Number.MAX_SAFE_INTEGER);
     this.applied.push(...entries);
     this.actor.send({ type: 'applied', index: upTo });
     this.reads.appliedTo(upTo);
+    return upTo;
+  }
+
+  /**
+   * The machine keeps its last index and term as data (machines/replica/types.ts): they must always
+   * be the log's, as the executor wrote it. Checked after every delivery round.
+   */
+  checkLastEntry(): void {
+    if (this.actor.getSnapshot().status !== 'active') return;
+    const c = this.ctx();
+    const last = this.store.lastIndex();
+    const seen = `${c.lastIndex}/${c.lastTerm}`;
+    const real = `${last}/${this.store.termAt(last)}`;
+    if (seen !== real)
+      throw new Error(`${this.id}: the machine's last entry ${seen} is not the log's ${real}`);
+  }
+
+  /** The commit index this host learnt (in memory). */
+  get commitIndex(): number {
+    return this.ready.commitIndex();
   }
 }
 
@@ -385,6 +396,7 @@ export class Cluster {
     }
     this.network = [...keep, ...this.network];
     this.delivered.push(...lines);
+    for (const n of this.nodes.values()) n.checkLastEntry();
     return lines;
   }
 

@@ -36,6 +36,8 @@ import type {
 import { replicaMachine } from '../../machines/replica/replica.machine.js';
 import { isUpToDate, quorum } from '../../machines/replica/rules.js';
 import type { ReplicaContext, ReplicaMachineEvent } from '../../machines/replica/types.js';
+import type { LogWrite } from '../../src/raft/interfaces.js';
+import { ReadyExecutor } from '../../src/raft/ready-executor.js';
 import { SteppingClock } from './stepping-clock.js';
 
 export const ME = 'n1';
@@ -548,6 +550,12 @@ export class ReplicaReplay {
   private lastRole: Role = 'follower';
   private livePeers = false;
   private replies: RaftMessage[] = [];
+  /**
+   * The production Ready executor carries out the actor's effects. Its flushes (and apply steps) wait
+   * here until the model's `persisted` event: the model decides when the disk answers.
+   */
+  private readonly ready: ReadyExecutor;
+  private deferred: (() => void)[] = [];
 
   constructor() {
     this.log.list = this.env.log;
@@ -557,9 +565,41 @@ export class ReplicaReplay {
       inspect: (ie: InspectionEvent) => this.inspect(ie),
     });
     this.actor = actor;
+    const log = this.log;
+    this.ready = new ReadyExecutor(
+      {
+        log: {
+          write: (batch) => this.write(batch),
+          flush: (done) => done(),
+          lastIndex: () => log.lastIndex(),
+          termAt: (i) => log.termAt(i),
+        },
+        send: (m) => this.sent(m),
+        defer: (fn) => this.deferred.push(fn),
+        persisted: (p) => actor.send({ type: 'persisted', ...p }),
+        // The model tracks no state machine: nothing to apply.
+        apply: (upTo) => upTo,
+        other: () => {},
+      },
+      { durableIndex: 0, commitIndex: 0, appliedIndex: 0 },
+    );
     actor.subscribe({ error: (err) => this.errors.push(err) });
-    actor.on('*', (e) => this.effect(e as Effect));
+    actor.on('*', (e) => this.ready.execute([e as Effect]));
     actor.start();
+  }
+
+  /** The executor writes this replica's log: the model's environment (a commit-only write is no persist). */
+  private write(batch: LogWrite): void {
+    if (!batch.hardState && batch.truncateFrom === undefined && !batch.entries) return;
+    this.env = applyEffects(this.env, [{ type: 'persist', ...batch }]);
+    this.log.list = this.env.log;
+  }
+
+  /** The disk answers: run the flushes (and apply steps) the executor deferred. */
+  private sync(): void {
+    const fns = this.deferred;
+    this.deferred = [];
+    for (const fn of fns) fn();
   }
 
   private inspect(ie: InspectionEvent): void {
@@ -572,11 +612,8 @@ export class ReplicaReplay {
     }
   }
 
-  private effect(e: Effect): void {
-    this.env = applyEffects(this.env, [e]);
-    this.log.list = this.env.log;
-    if (e.type === 'send' && this.livePeers && e.message.type === 'AppendEntries') {
-      const m = e.message;
+  private sent(m: RaftMessage): void {
+    if (this.livePeers && m.type === 'AppendEntries') {
       this.replies.push({
         type: 'AppendEntriesResponse',
         from: m.to,
@@ -612,7 +649,9 @@ export class ReplicaReplay {
     const envPeers = c.env.peers;
     if (!c.timer) {
       this.env = { ...this.env, peers: envPeers, durableSeq: c.env.durableSeq };
-      if (c.event) this.actor.send(c.event as ReplicaMachineEvent);
+      // The disk answers through the executor (which sends the machine the same `persisted`).
+      if (ev.type === 'persisted') this.sync();
+      else if (c.event) this.actor.send(c.event as ReplicaMachineEvent);
       return 0;
     }
     // Let time pass until the actor itself raises (or receives) the timer's event.
@@ -639,6 +678,7 @@ export class ReplicaReplay {
   }
 
   stop(): void {
+    this.ready.stop();
     this.actor.stop();
   }
 }

@@ -2,10 +2,10 @@
 // settable clock and a cheap scrypt cost.
 import { ChatError } from '../../src/chat/errors.js';
 import { EventHub } from '../../src/chat/events.js';
-import { LocalReplicator } from '../../src/chat/replicator.js';
 import { type CallContext, ChatService, type ChatServiceOptions } from '../../src/chat/service.js';
 import { ChatStore } from '../../src/chat/store.js';
 import type { ChatEvent } from '../../src/chat/types.js';
+import { LocalReplicator } from '../support/local-replicator.js';
 
 export const FAST_SCRYPT = { N: 1024, r: 8, p: 1 };
 

@@ -6,9 +6,9 @@ import { status } from '../../src/chat/errors.js';
 import { EventHub } from '../../src/chat/events.js';
 import { HashQueue } from '../../src/chat/hash-queue.js';
 import { costOf } from '../../src/chat/password.js';
-import { LocalReplicator } from '../../src/chat/replicator.js';
 import { ChatService } from '../../src/chat/service.js';
 import { ChatStore } from '../../src/chat/store.js';
+import { LocalReplicator } from '../support/local-replicator.js';
 import { FAST_SCRYPT, errorOf } from './chat-fixture.js';
 
 /** A HashQueue that counts the jobs it was given. */

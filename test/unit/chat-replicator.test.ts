@@ -1,8 +1,8 @@
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import type { Entry } from '../../machines/protocol.js';
-import { LocalReplicator } from '../../src/chat/replicator.js';
 import { ChatStore } from '../../src/chat/store.js';
+import { LocalReplicator } from '../support/local-replicator.js';
 import { errorOf } from './chat-fixture.js';
 
 const HASH = 'scrypt$1024$8$1$c2FsdA==$aGFzaA==';

@@ -12,10 +12,10 @@ import type { ClusterConfig } from '../../machines/protocol.js';
 import { bindHealth, canServe } from '../../src/observability/grpc-health.js';
 import { createReplicaLogger, followTerm } from '../../src/observability/logging.js';
 import { PausableTransport } from '../../src/observability/pausable-transport.js';
-import { MemoryLogStore } from '../../src/raft/memory-log-store.js';
 import { RaftNode } from '../../src/raft/node.js';
 import { SqliteLogStore } from '../../src/raft/sqlite-log-store.js';
 import { ReplicaMetrics, peerMatches } from '../../src/web/metrics.js';
+import { MemoryLogStore } from '../support/memory-log-store.js';
 import { InProcessNet, LastIndexMachine } from './in-process-net.js';
 
 // ---- a strict parser of the text format (0.0.4) ----------------------------------------------------

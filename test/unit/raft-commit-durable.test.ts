@@ -7,8 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
 import type { ClusterConfig, Entry, RaftMessage } from '../../machines/protocol.js';
 import type { ApplyOutcome, StateMachine, Transport } from '../../src/raft/interfaces.js';
-import { MemoryLogStore } from '../../src/raft/memory-log-store.js';
 import { RaftNode } from '../../src/raft/node.js';
+import { MemoryLogStore } from '../support/memory-log-store.js';
 
 const config: ClusterConfig = {
   members: ['n1', 'n2', 'n3'].map((id) => ({ id, address: id, voter: true })),

@@ -5,8 +5,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
 import type { ClusterConfig, Entry } from '../../machines/protocol.js';
 import type { ApplyOutcome, StateMachine } from '../../src/raft/interfaces.js';
-import { MemoryLogStore } from '../../src/raft/memory-log-store.js';
 import { RaftNode, ReadNotServedError } from '../../src/raft/node.js';
+import { MemoryLogStore } from '../support/memory-log-store.js';
 import { InProcessNet } from './in-process-net.js';
 
 class ListMachine implements StateMachine {

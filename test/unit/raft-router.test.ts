@@ -1,8 +1,10 @@
 // RaftChatRouter: the chat machine's routing carried out. Leader: the local ChatService; follower: reads
 // served locally (ReadIndex), writes forwarded to the leader's address with token, key and deadline; leaderless: wait, then
-// UNAVAILABLE. Fakes stand in for ChatService, the forwarder and the RaftNode's role feed.
+// UNAVAILABLE. Fakes stand in for ChatService, the forwarder and the RaftNode's role feed; time is a
+// SimulatedClock, so no test sleeps.
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
+import { SimulatedClock } from 'xstate';
 import { ChatError } from '../../src/chat/errors.js';
 import type { RoleChange } from '../../src/raft/node.js';
 import type { ChatRequest } from '../../src/server/chat-router.js';
@@ -15,6 +17,7 @@ interface Rig {
   served: ChatRequest['method'][];
   forwarded: [string, ForwardCall][];
   release(): void;
+  clock: SimulatedClock;
 }
 
 const routers: RaftChatRouter[] = [];
@@ -27,8 +30,10 @@ function rig(opts: { hold?: boolean; leaderWaitMs?: number; counted?: string[] }
   const served: ChatRequest['method'][] = [];
   const forwarded: [string, ForwardCall][] = [];
   const waiting: (() => void)[] = [];
+  const clock = new SimulatedClock();
   const router = new RaftChatRouter({
     id: 'n1',
+    clock,
     service: {
       handle: async (method) => {
         served.push(method as ChatRequest['method']);
@@ -56,6 +61,7 @@ function rig(opts: { hold?: boolean; leaderWaitMs?: number; counted?: string[] }
     role: (r) => listener(r),
     served,
     forwarded,
+    clock,
     release: () => {
       for (const w of waiting.splice(0)) w();
     },
@@ -69,6 +75,11 @@ const call = (over: Partial<ChatRequest> = {}): ChatRequest => ({
   idempotencyKey: 'k1',
   ...over,
 });
+
+/** Let promise callbacks run (no clock involved). */
+async function flushMicrotasks(): Promise<void> {
+  for (let i = 0; i < 10; i++) await Promise.resolve();
+}
 
 async function code(p: Promise<unknown>): Promise<number> {
   try {
@@ -93,7 +104,7 @@ describe('RaftChatRouter', () => {
   it('forwards the whole call to the leader with token, key and deadline', async () => {
     const r = rig();
     r.role({ role: 'follower', term: 2, leaderId: 'n2' });
-    const deadline = Date.now() + 5000;
+    const deadline = r.clock.now() + 5000;
     await expect(r.router.handle(call({ deadline }))).resolves.toEqual({ servedBy: 'h:2' });
     expect(r.served).toEqual([]);
     expect(r.forwarded).toEqual([
@@ -133,23 +144,33 @@ describe('RaftChatRouter', () => {
 
   it('without a leader a call waits for one, and is served when one appears', async () => {
     const r = rig({ leaderWaitMs: 5000 });
+    let settledEarly = false;
     const p = r.router.handle(call());
-    await new Promise((res) => setTimeout(res, 20));
+    p.finally(() => {
+      settledEarly = true;
+    });
+    r.clock.increment(4999);
+    await flushMicrotasks();
+    expect(settledEarly).toBe(false);
     expect(r.served).toEqual([]);
+    expect(r.forwarded).toEqual([]);
     r.role({ role: 'follower', term: 3, leaderId: 'n2' });
     await expect(p).resolves.toEqual({ servedBy: 'h:2' });
   });
 
   it('without a leader for the whole wait, a call is UNAVAILABLE', async () => {
     const r = rig({ leaderWaitMs: 30 });
-    expect(await code(r.router.handle(call()))).toBe(grpc.status.UNAVAILABLE);
+    const p = r.router.handle(call());
+    // The machine refuses a call once it waited one full leaderWait period: at most two periods.
+    for (let ms = 0; ms < 60; ms++) r.clock.increment(1);
+    expect(await code(p)).toBe(grpc.status.UNAVAILABLE);
   });
 
   it('a caller deadline that passes while waiting for a leader is DEADLINE_EXCEEDED', async () => {
     const r = rig({ leaderWaitMs: 5000 });
-    expect(await code(r.router.handle(call({ deadline: Date.now() + 30 })))).toBe(
-      grpc.status.DEADLINE_EXCEEDED,
-    );
+    const p = r.router.handle(call({ deadline: r.clock.now() + 30 }));
+    r.clock.increment(30);
+    expect(await code(p)).toBe(grpc.status.DEADLINE_EXCEEDED);
   });
 
   it('a retry with the same key joins the call still running instead of running it again', async () => {
@@ -158,7 +179,8 @@ describe('RaftChatRouter', () => {
     const first = r.router.handle(call());
     const retry = r.router.handle(call());
     const otherKey = r.router.handle(call({ idempotencyKey: 'k2' }));
-    await new Promise((res) => setTimeout(res, 20));
+    // Routing a call to the local service is synchronous: both distinct calls already run, the retry joined.
+    await flushMicrotasks();
     expect(r.served).toEqual(['SendMessage', 'SendMessage']);
     r.release();
     await expect(Promise.all([first, retry, otherKey])).resolves.toHaveLength(3);

@@ -15,7 +15,7 @@ import {
   quorum,
   tally,
 } from '../../machines/replica/rules.js';
-import { MemoryLogStore } from '../../src/raft/memory-log-store.js';
+import { MemoryLogStore } from '../support/memory-log-store.js';
 
 /** A log from a list of terms: terms[i] is the term of index i + 1. */
 function log(terms: number[], kinds: Record<number, Entry['kind']> = {}, data: Record<number, string> = {}) {

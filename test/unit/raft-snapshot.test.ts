@@ -7,9 +7,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
 import type { ClusterConfig, Entry, RaftMessage, SnapshotMeta } from '../../machines/protocol.js';
 import type { ApplyOutcome, StateMachine, Transport } from '../../src/raft/interfaces.js';
-import { MemoryLogStore } from '../../src/raft/memory-log-store.js';
-import { MemorySnapshotStore } from '../../src/raft/memory-snapshot-store.js';
 import { RaftNode } from '../../src/raft/node.js';
+import { MemorySnapshotStore } from '../../src/raft/sim/memory-snapshot-store.js';
+import { MemoryLogStore } from '../support/memory-log-store.js';
 
 const CHUNK = 64;
 const WINDOW = 3;

@@ -5,7 +5,6 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
 import type { ClusterConfig } from '../../machines/protocol.js';
-import { MemoryLogStore } from '../../src/raft/memory-log-store.js';
 import { RaftNode } from '../../src/raft/node.js';
 import { clusterRoutes, secretMatches } from '../../src/web/cluster-view.js';
 import { type HttpServer, startHttpServer } from '../../src/web/http-server.js';
@@ -18,6 +17,7 @@ import {
   stateName,
   viewOfNode,
 } from '../../src/web/inspector.js';
+import { MemoryLogStore } from '../support/memory-log-store.js';
 import { InProcessNet, LastIndexMachine } from './in-process-net.js';
 import { FakeChatApi } from './web-fake-api.js';
 import { SseReader } from './web-sse-reader.js';

@@ -5,13 +5,13 @@
 
 import type { NodeId, RaftMessage, Role, SnapshotMeta, Timing } from '../../../machines/protocol.js';
 import { lastConfigAtOrBefore } from '../../../machines/replica/rules.js';
-import { MemorySnapshotStore } from '../memory-snapshot-store.js';
 import { startClient } from './clients.js';
 import { EventQueue, type SimEvent } from './event-queue.js';
 import { scheduleCrashCycles, scheduleRandomFaults } from './faults.js';
 import { InvariantChecker, type NodeObservation } from './invariants.js';
 import { type HistoryOp, checkLinearizable } from './linearizability.js';
 import { SimDisk, SimLogStore } from './log-store.js';
+import { MemorySnapshotStore } from './memory-snapshot-store.js';
 import { type LinkFaults, SimNetwork, type SimTransport } from './network.js';
 import { Prng } from './prng.js';
 import type { ReplicaFactory, ReplicaHost, ReplicaStatus } from './replica-host.js';

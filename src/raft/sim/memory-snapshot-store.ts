@@ -1,9 +1,9 @@
 // An in-memory SnapshotStore with the same chunk protocol as FileSnapshotStore (resumable offsets,
 // a partial transfer restarts when the snapshot changes, install is all-or-nothing). Tests and the
-// simulator use it; `crash()` drops what a process crash would lose (the partial incoming transfer).
+// simulator use it (it lives under src/raft/sim because `make sim`, production-side tooling, runs it); `crash()` drops what a process crash would lose (the partial incoming transfer).
 
-import type { SnapshotMeta } from '../../machines/protocol.js';
-import type { SnapshotStore } from './interfaces.js';
+import type { SnapshotMeta } from '../../../machines/protocol.js';
+import type { SnapshotStore } from '../interfaces.js';
 
 const NONE: SnapshotMeta = { index: 0, term: 0, config: { members: [] } };
 

@@ -4,8 +4,8 @@
 // sets the applied index in the same transaction as the state: no crash can separate the two.
 
 import type { SnapshotMeta } from '../../machines/protocol.js';
-import type { ChatStore } from '../chat/store.js';
-import { type FileSnapshotStore, restoreSnapshot } from './snapshot-store.js';
+import { type FileSnapshotStore, restoreSnapshot } from '../raft/snapshot-store.js';
+import type { ChatStore } from './store.js';
 
 /** `installSnapshot` for RaftNode: replace the chat tables with the snapshot just installed. */
 export function chatRestorer(chat: ChatStore, snapshots: FileSnapshotStore): (meta: SnapshotMeta) => void {

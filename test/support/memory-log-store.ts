@@ -1,9 +1,9 @@
-// An in-memory LogStore: writes show at once, flush calls back synchronously unless held. Tests use
+// A test double (test/support/): an in-memory LogStore: writes show at once, flush calls back synchronously unless held. Tests use
 // `holdFlushes()` / `releaseFlushes()` to prove that nothing that depends on a write leaves before
 // the write is durable, and `durable()` to see what a crash would keep.
 
 import type { ClusterConfig, Entry, HardState, SnapshotMeta } from '../../machines/protocol.js';
-import type { LogStore, LogWrite } from './interfaces.js';
+import type { LogStore, LogWrite } from '../../src/raft/interfaces.js';
 
 export interface MemoryLogStoreInit {
   hardState?: HardState;
