@@ -84,11 +84,6 @@ export interface ReplicationContext {
   /** Reads waiting for the next round (or for this term's first commit). */
   readQueue: ReadRequest[];
   readInflight: ReadRound | null;
-  /**
-   * A ReadIndex round started since the last heartbeat tick: the next one waits for the tick and rides
-   * its heartbeats (see maybeStartRead).
-   */
-  readSinceTick: boolean;
   transfer: { to: NodeId; ready: boolean } | null;
 }
 
@@ -148,7 +143,6 @@ export function initialReplicationContext(input: ReplicationInput): ReplicationC
     readRound: 0,
     readQueue: [],
     readInflight: null,
-    readSinceTick: false,
     transfer: null,
   };
 }
@@ -319,10 +313,6 @@ export function onSnapshotResponse(c: ReplicationContext, m: InstallSnapshotResp
 
 /** Heartbeat timer: keep followers' timers reset, retransmit lost probes, detect stalled pipelines. */
 export function onHeartbeatTick(c: ReplicationContext, out: Output): void {
-  // Reads held back by the pacing (maybeStartRead) start their round now: this tick's messages, one to
-  // every peer, carry it, so the round costs no message of its own.
-  c.readSinceTick = false;
-  if (canStartRead(c)) startRead(c, out, false);
   for (const [id, p] of Object.entries(c.peers)) {
     if (p.mode === 'pipeline' && p.inflight.length > 0 && p.match === p.matchAtTick) {
       // Nothing acknowledged for a whole heartbeat interval: assume loss, fall back to probing.
@@ -394,32 +384,15 @@ export function onReadIndex(c: ReplicationContext, request: ReadRequest, out: Ou
 /**
  * Start a ReadIndex round when none is running and this leader has committed an entry of its term
  * (before that its commit index may lag behind what earlier leaders committed, §6.4).
- *
- * Paced: at most one round starts with heartbeats of its own between two heartbeat ticks. Reads that
- * arrive after it wait for the next tick, whose heartbeats carry their round (onHeartbeatTick). An
- * idle leader answers a read after one round trip; a busy one confirms all the reads of a heartbeat
- * interval with the heartbeats it sends anyway, instead of one extra round (a message to and from
- * every peer, a transition on each) per batch. Safety is unchanged: a read still waits for a round
- * that starts after it was queued.
  */
 export function maybeStartRead(c: ReplicationContext, out: Output): void {
-  if (!canStartRead(c) || c.readSinceTick) return;
-  startRead(c, out, true);
-}
-
-function canStartRead(c: ReplicationContext): boolean {
-  return c.readInflight === null && c.readQueue.length > 0 && c.commitIndex >= c.termStartIndex;
-}
-
-/** A round for every queued read, with heartbeats of its own unless the caller sends them (a tick). */
-function startRead(c: ReplicationContext, out: Output, heartbeats: boolean): void {
+  if (c.readInflight || c.readQueue.length === 0 || c.commitIndex < c.termStartIndex) return;
   c.readRound++;
   c.readInflight = { round: c.readRound, index: c.commitIndex, requests: c.readQueue, acks: [] };
   c.readQueue = [];
-  c.readSinceTick = true;
   if (isVoter(c.config, c.id)) c.readInflight.acks.push(c.id);
   if (checkRead(c, out)) return;
-  if (heartbeats) for (const id of Object.keys(c.peers)) heartbeat(c, id, out);
+  for (const id of Object.keys(c.peers)) heartbeat(c, id, out);
 }
 
 function ackRead(c: ReplicationContext, from: NodeId, round: number, out: Output): void {

@@ -55,33 +55,6 @@ describe('ReadIndex', () => {
     expect(c.node('n1').readReady).toEqual([{ requestId: 'r1', index: 1 }]);
   });
 
-  it('paced: after one round of its own, the next waits for the heartbeat tick and rides its heartbeats', () => {
-    c = three();
-    electN1(c);
-    c.node('n1').send({ type: 'readIndex', requestId: 'r1' });
-    expect(c.pending()).toEqual([
-      'n1->n2 AppendEntries term=1 prev=1/1 entries=[] commit=1 read=1',
-      'n1->n3 AppendEntries term=1 prev=1/1 entries=[] commit=1 read=1',
-    ]);
-    c.stabilize();
-    expect(c.node('n1').readReady).toEqual([{ requestId: 'r1', index: 1 }]);
-    // A second read in the same heartbeat interval sends nothing of its own...
-    c.node('n1').send({ type: 'readIndex', requestId: 'r2' });
-    c.node('n1').send({ type: 'readIndex', requestId: 'r3' });
-    expect(c.pending()).toEqual([]);
-    // ...the tick's heartbeats (one per peer, as every tick) carry its round.
-    c.tickUntil(() => c.pending().length > 0);
-    expect(c.pending()).toEqual([
-      'n1->n2 AppendEntries term=1 prev=1/1 entries=[] commit=1 read=2',
-      'n1->n3 AppendEntries term=1 prev=1/1 entries=[] commit=1 read=2',
-    ]);
-    c.stabilize();
-    expect(c.node('n1').readReady.map((r) => r.requestId)).toEqual(['r1', 'r2', 'r3']);
-    // The tick's round counts as the interval's round: a read right after it waits for the next tick.
-    c.node('n1').send({ type: 'readIndex', requestId: 'r4' });
-    expect(c.pending()).toEqual([]);
-  });
-
   it('waits until the new leader has committed an entry of its own term', () => {
     c = three();
     c.tick(100);
