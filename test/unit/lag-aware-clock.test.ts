@@ -70,14 +70,21 @@ describe('lagAwareClock', () => {
   });
 
   it('a deferred timer cancelled by that input never runs; an on-time timer runs at once', async () => {
-    const clock = lagAwareClock();
     let fired = 0;
+    let deferred = 0;
+    // The input that arrived during the stall re-arms the timer: it cancels it after the late timer
+    // was deferred and before its turns are over (here, at once, from the deferral itself).
+    const clock = lagAwareClock({
+      onDeferred: () => {
+        deferred++;
+        clock.clearTimeout(id);
+      },
+    });
     const id = clock.setTimeout(() => fired++, 5);
     stall(40);
-    // The input that arrived during the stall re-arms the timer: cancel in the poll phase.
-    await new Promise<void>((r) => setTimeout(r, 0));
-    clock.clearTimeout(id);
+    await new Promise<void>((r) => setTimeout(r, 20));
     await new Promise<void>((r) => setImmediate(() => setImmediate(() => setImmediate(r))));
+    expect(deferred).toBe(1);
     expect(fired).toBe(0);
     const onTime = await new Promise<number>((r) => {
       const t0 = performance.now();
