@@ -44,7 +44,9 @@ describeWithServer('server: Raft replica start and stop', () => {
         const err = fs.readFileSync(joiner.stderrPath, 'utf8').trim().split('\n');
         const reasons = err.filter((l) => l.startsWith('quorum-chat: '));
         expect(reasons).toHaveLength(1);
-        expect(reasons[0]).toMatch(/^quorum-chat: cannot join: none of the peers .* answered within \d+ s( \(last: .+\))?$/);
+        expect(reasons[0]).toMatch(
+          /^quorum-chat: cannot join: none of the peers .* answered within \d+ s( \(last: .+\))?$/,
+        );
         expect(err.filter((l) => /^\s+at /.test(l))).toEqual([]);
         expect(fs.existsSync(joiner.spec.dataDir)).toBe(false);
       },
