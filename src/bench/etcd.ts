@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { fastReconnect, freePort, waitFor } from '../server/local-cluster.js';
+import { killAll } from './processes.js';
 import { grpcCode, retryableCodes } from './rpc.js';
 
 export const ETCD_BIN = process.env.QC_ETCD_BIN ?? '/usr/bin/etcd';
@@ -116,16 +117,7 @@ export class EtcdCluster {
 
   async stopAll(): Promise<void> {
     const procs = this.members.map((m) => m.proc).filter((p): p is ChildProcess => !!p);
-    await Promise.all(
-      procs.map(
-        (p) =>
-          new Promise<void>((resolve) => {
-            if (p.exitCode !== null || p.signalCode !== null) return resolve();
-            p.once('exit', () => resolve());
-            if (p.pid) process.kill(p.pid, 'SIGKILL');
-          }),
-      ),
-    );
+    await killAll(procs);
     for (const m of this.members) m.proc = undefined;
   }
 }

@@ -3,6 +3,7 @@
 // (busy-loop processes, stopped by pid) competing for the same cores as the replicas and the driver.
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { LocalCluster } from '../server/local-cluster.js';
+import { killAll } from './processes.js';
 
 /** Start `n` busy-loop processes; returns a function that kills them (by pid). */
 export function startHogs(n: number): () => Promise<void> {
@@ -11,16 +12,7 @@ export function startHogs(n: number): () => Promise<void> {
     procs.push(spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
   }
   return async () => {
-    await Promise.all(
-      procs.map(
-        (p) =>
-          new Promise<void>((resolve) => {
-            if (p.exitCode !== null || p.signalCode !== null) return resolve();
-            p.once('exit', () => resolve());
-            if (p.pid) process.kill(p.pid, 'SIGKILL');
-          }),
-      ),
-    );
+    await killAll(procs);
   };
 }
 
