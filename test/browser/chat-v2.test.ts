@@ -6,6 +6,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Backend,
+  api,
   launchBrowser,
   screenshot,
   signUp,
@@ -16,18 +17,6 @@ import {
 } from './support.js';
 
 const PASSWORD = 'correct-horse-1';
-
-/** A JSON call to the page's own gateway, as a second session of the same user would make it. */
-async function api<T>(base: string, rpc: string, body: object, token?: string): Promise<T> {
-  const res = await fetch(`${base}/api/${rpc}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: JSON.stringify(body),
-  });
-  const data = (await res.json()) as T & { message?: string };
-  if (!res.ok) throw new Error(`${rpc}: HTTP ${res.status} ${data.message}`);
-  return data;
-}
 
 describe('web client: history pages, read ticks, typing, edits', () => {
   let backend: Backend;

@@ -99,6 +99,18 @@ export async function waitGone(page: Page, selector: string, timeout = WAIT_MS):
   await page.waitForFunction((sel) => document.querySelector(sel) === null, selector, { timeout });
 }
 
+/** A JSON call to the page's own gateway, as a second session of the same user would make it. */
+export async function api<T>(base: string, rpc: string, body: object, token?: string): Promise<T> {
+  const res = await fetch(`${base}/api/${rpc}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  const data = (await res.json()) as T & { message?: string };
+  if (!res.ok) throw new Error(`${rpc}: HTTP ${res.status} ${data.message}`);
+  return data;
+}
+
 /** The texts of the message bubbles, oldest first. */
 export function messageTexts(page: Page): Promise<string[]> {
   return page.locator('#messages .msg .content').allTextContents();

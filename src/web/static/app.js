@@ -153,6 +153,11 @@ function onEvent(ev) {
         if (view.unread_remaining === 0 && !view.busy) {
           addMessages(view, [m]);
           markRead(view, m.message_id);
+        } else if (view.busy) {
+          // The delivery in flight may have been answered before this message was applied. Never
+          // skip it: a later live message would be marked read up to its id and this one with it,
+          // read on the server but never shown. Deliver again once this delivery is done.
+          view.again = true;
         }
       }
       renderChatView();
