@@ -119,9 +119,12 @@ export class FileSnapshotStore implements SnapshotStore {
         throw new Error(`snapshot ${this.metaFile} is unreadable or its data file is missing`);
       }
     }
-    // Leftovers of a take or transfer a crash cut short, and data files no snapshot.meta names.
+    // Leftovers of a take or transfer a crash cut short, data files no snapshot.meta names, and the
+    // single-file snapshot of older versions (`snapshot.db`), which this store cannot read: such a
+    // replica starts without a snapshot and takes a new one (its state and log do not depend on it).
     for (const f of fs.readdirSync(dir)) {
-      const ours = /\.(taking|incoming|tmp)$/.test(f) || /^snapshot-\d+-\d+\.data$/.test(f);
+      const ours =
+        /\.(taking|incoming|tmp)$/.test(f) || /^snapshot-\d+-\d+\.data$/.test(f) || f === 'snapshot.db';
       if (ours && f !== record?.data) fs.rmSync(join(dir, f), { force: true });
     }
     if (record) {

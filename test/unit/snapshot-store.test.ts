@@ -157,6 +157,15 @@ describe('FileSnapshotStore', () => {
     expect(fs.readdirSync(join(dir, 'a')).sort()).toEqual(['snapshot-100-1.data', 'snapshot.meta']);
   });
 
+  it('the single-file snapshot of older versions is removed: the store starts empty', () => {
+    fs.mkdirSync(join(dir, 'old'));
+    fs.writeFileSync(join(dir, 'old', 'snapshot.db'), 'an old SQLite snapshot');
+    fs.writeFileSync(join(dir, 'old', 'backup-0a1b.db'), 'not ours');
+    const s = snapshotStore('old');
+    expect(s.latest().index).toBe(0);
+    expect(fs.readdirSync(join(dir, 'old'))).toEqual(['backup-0a1b.db']);
+  });
+
   it('bytes the verifier refuses are not installed, and the leader is asked to start over', () => {
     const seen: SnapshotMeta[] = [];
     const verify = (file: string, meta: SnapshotMeta) => {
