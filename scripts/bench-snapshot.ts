@@ -3,11 +3,13 @@
 //   npx tsx scripts/bench-snapshot.ts [--messages 100000] [--load 20000] [--dir DIR]
 //
 // 1. Take: a replica with `messages` chat messages (ChatStore and SqliteLogStore in one SQLite file)
-//    takes a snapshot in the background (FileSnapshotStore.takeInSteps); reports the total time, the
-//    longest single step (how long it holds the event loop) and the size. The one-shot synchronous
-//    take() is timed for comparison.
+//    takes a snapshot in the background (FileSnapshotStore.takeInSteps, with the chat side writing the
+//    bytes: src/chat/snapshots.ts); reports the total time, the longest single step (how long it holds
+//    the event loop) and the size.
 // 2. Install: the snapshot is streamed in 64 KiB chunks into a second replica's FileSnapshotStore
-//    (write, fsync, verify, rename), then restored into its chat tables and its log is reset.
+//    (write, fsync, the chat side's check, commit), then the chat store restores its tables from the
+//    bytes (ChatStore.restore) and its log is reset. Each part is one synchronous stretch of the event
+//    loop in a replica (the receive of the last chunk, then the restore).
 // 3. Apply latency on a leader: a one-member RaftNode on the same database serves `load` proposals
 //    (32 in flight) twice: without snapshots, then with the Snapshotter taking one every 5,000
 //    entries. Reports propose-to-applied latency p50/p99/max and the event loop's worst delay.
@@ -19,10 +21,12 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import type { ClusterConfig, Entry } from '../machines/protocol.js';
 import { type Command, encodeCommand } from '../src/chat/commands.js';
+import { checkChatSnapshot } from '../src/chat/snapshots.js';
 import { ChatStore } from '../src/chat/store.js';
 import { tokenHash } from '../src/chat/tokens.js';
+import type { SnapshotPayload } from '../src/raft/interfaces.js';
 import { RaftNode } from '../src/raft/node.js';
-import { FileSnapshotStore, restoreSnapshot } from '../src/raft/snapshot-store.js';
+import { FileSnapshotStore } from '../src/raft/snapshot-store.js';
 import { Snapshotter } from '../src/raft/snapshotter.js';
 import { SqliteLogStore } from '../src/raft/sqlite-log-store.js';
 
@@ -37,13 +41,21 @@ const LOAD = Number(arg('load', '20000'));
 const config: ClusterConfig = { members: [{ id: 'n1', address: '127.0.0.1:1', voter: true }] };
 const ms = (x: number) => `${x.toFixed(1)} ms`;
 
+let verifyMs = 0;
 function openReplica(name: string) {
   fs.mkdirSync(join(root, name), { recursive: true });
   const file = join(root, name, 'replica.db');
   const db = new Database(file);
   const log = new SqliteLogStore({ db, nodeId: 'n1', flushMode: 'deferred' });
   const chat = new ChatStore(db);
-  const snaps = new FileSnapshotStore(join(root, name, 'snapshots'));
+  const snaps = new FileSnapshotStore(join(root, name, 'snapshots'), {
+    verify: (f, meta) => {
+      const t0 = performance.now();
+      const ok = checkChatSnapshot(f, meta.index);
+      verifyMs += performance.now() - t0;
+      return ok;
+    },
+  });
   return { file, db, log, chat, snaps };
 }
 
@@ -93,7 +105,7 @@ console.log(
 // 1. Take --------------------------------------------------------------------------------------------
 const metaAt = (i: number) => ({ index: i, term: 1, config });
 let t = performance.now();
-const meta = await leader.snaps.takeInSteps(leader.file, { metaAt });
+const meta = await leader.snaps.takeInSteps(leader.chat, { metaAt });
 const take = leader.snaps.lastTake;
 const pct = (xs: number[] | undefined) => {
   const v = [...(xs ?? [])].sort((a, b) => a - b);
@@ -104,12 +116,6 @@ console.log(
   `take (background, steps): ${ms(performance.now() - t)} total, ${take?.steps} steps; event-loop hold ` +
     `per step: wall ${pct(take?.stepMs)}, cpu ${pct(take?.stepCpuMs)}; ${take?.bytes} bytes, index ${meta?.index}`,
 );
-const sync = new FileSnapshotStore(join(root, 'sync-snapshots'));
-t = performance.now();
-sync.take(leader.db, { index: index + 1, term: 1, config });
-console.log(`take (one synchronous call, for comparison): ${ms(performance.now() - t)}`);
-sync.close();
-
 // 2. Install -----------------------------------------------------------------------------------------
 const follower = openReplica('follower');
 t = performance.now();
@@ -121,14 +127,15 @@ for (let i = 0; i < 1e6; i++) {
 }
 const received = performance.now() - t;
 t = performance.now();
-restoreSnapshot(follower.db, follower.snaps.path() as string);
+follower.chat.restore(follower.snaps.payload() as SnapshotPayload);
 const restored = performance.now() - t;
 t = performance.now();
 follower.log.resetToSnapshot(leader.snaps.latest());
 const reset = performance.now() - t;
 const same = follower.chat.stateDigest() === leader.chat.stateDigest();
 console.log(
-  `install: receive+fsync+verify+rename ${ms(received)}, restore tables ${ms(restored)}, reset log ${ms(reset)}; ` +
+  `install: receive+fsync+check+commit ${ms(received)} (of which the chat side's check ${ms(verifyMs)}), ` +
+    `restore tables ${ms(restored)}, reset log ${ms(reset)}; ` +
     `total ${ms(received + restored + reset)}; digests equal: ${same}`,
 );
 follower.snaps.close();
@@ -187,7 +194,7 @@ const snapshotter = new Snapshotter({
   host: node,
   logStore: leader.log,
   snapshots: leader.snaps,
-  dbFile: leader.file,
+  source: leader.chat,
   every: 5000,
   keep: 1000,
 });

@@ -1,5 +1,6 @@
-// What a copy of the chat state holds (a snapshot-format SQLite file: the chat tables and
-// snapshot_info): its applied index and its state_digest, computed exactly as GetStatus computes it
+// What a copy of the chat state holds (a chat snapshot, src/chat/snapshots.ts: a SQLite file of the
+// chat tables; backups made before snapshots became opaque to Raft also carry a `snapshot_info`
+// table): its applied index and its state_digest, computed exactly as GetStatus computes it
 // (ChatStore.stateDigest), so a backup's digest and a restored replica's digest are comparable.
 import Database from 'better-sqlite3';
 import { ChatStore } from '../chat/store.js';
@@ -30,7 +31,12 @@ export async function copyState(file: string, opts: { check?: boolean } = {}): P
   const store = new ChatStore(file, { durable: false });
   try {
     const lastApplied = store.appliedIndex();
-    const info = store.db.prepare('SELECT idx FROM snapshot_info').pluck().get() as number | undefined;
+    const legacy = store.db
+      .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshot_info'")
+      .get();
+    const info = legacy
+      ? (store.db.prepare('SELECT idx FROM snapshot_info').pluck().get() as number | undefined)
+      : undefined;
     if (info !== undefined && info !== lastApplied) {
       throw new Error(`its snapshot_info says index ${info} but its chat tables are at ${lastApplied}`);
     }

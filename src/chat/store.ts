@@ -5,7 +5,13 @@ import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { Entry } from '../../machines/protocol.js';
 import { touchPrivateDatabase } from '../private-files.js';
-import type { ApplyOutcome, StateMachine } from '../raft/interfaces.js';
+import type {
+  ApplyOutcome,
+  SnapshotPayload,
+  SnapshotToOptions,
+  SnapshotWritten,
+  StateMachine,
+} from '../raft/interfaces.js';
 import type { Command, CommandResult } from './commands.js';
 import {
   BAD_CREDENTIALS,
@@ -19,6 +25,7 @@ import {
 } from './errors.js';
 import { foldCase, globMatch, normalizePattern } from './glob.js';
 import { CHAT_META_SCHEMA, CHAT_SCHEMA, CHAT_SCHEMA_VERSION } from './schema.js';
+import { ChatSnapshots } from './snapshots.js';
 import { MAX_SESSION_TTL_MS, isTokenHash } from './tokens.js';
 import type { AddressedEvent, AppliedBatch, Chat, Message, Revocations, User } from './types.js';
 import {
@@ -194,6 +201,16 @@ export class ChatStore implements StateMachine {
 
   appliedIndex(): number {
     return this.q.getApplied.get() as number;
+  }
+
+  /** StateMachine.restore: replace the chat tables with a snapshot's (src/chat/snapshots.ts). */
+  restore(payload: SnapshotPayload): void {
+    new ChatSnapshots(this.db).restore(payload);
+  }
+
+  /** SnapshotSource.snapshotTo: copy the chat tables in the background (src/chat/snapshots.ts). */
+  snapshotTo(file: string, opts: SnapshotToOptions): Promise<SnapshotWritten | undefined> {
+    return new ChatSnapshots(this.db).snapshotTo(file, opts);
   }
 
   // -------------------------------------------------------------------------------------------------
@@ -848,7 +865,7 @@ export class ChatStore implements StateMachine {
     return h.digest('hex');
   }
 
-  /** A consistent copy of the database (online backup API): the basis of snapshots. */
+  /** A consistent copy of the whole database file (online backup API). Snapshots use snapshots.ts. */
   async backupTo(path: string): Promise<void> {
     await this.db.backup(path);
   }

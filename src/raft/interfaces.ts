@@ -56,6 +56,57 @@ export interface ApplyOutcome {
 }
 
 /**
+ * A snapshot as Raft sees it: metadata (the index, term and configuration it covers) and bytes that
+ * only the state machine understands. Raft stores them, streams them in chunks and hands them back to
+ * the state machine to restore from; it never looks inside.
+ */
+export interface SnapshotPayload {
+  meta: SnapshotMeta;
+  byteLength: number;
+  /** The bytes [offset, offset + length), fewer at the end. */
+  read(offset: number, length: number): Uint8Array;
+  /** A file holding exactly these bytes, when the store keeps them in one (open it rather than read). */
+  file?: string;
+}
+
+/** What a state machine's snapshotTo wrote: the applied index the bytes are consistent with. */
+export interface SnapshotWritten {
+  index: number;
+  /** How the write shared the event loop (for logs and benchmarks). */
+  stats?: SnapshotTakeStats;
+}
+
+export interface SnapshotTakeStats {
+  totalMs: number;
+  /** The longest single step: how long the write held the event loop at once. */
+  maxStepMs: number;
+  steps: number;
+  /** Wall time of each step, and the CPU time this process used in it (wall minus CPU is time the
+   *  process was not running at all: a loaded machine, not the copy). */
+  stepMs: number[];
+  stepCpuMs: number[];
+}
+
+export interface SnapshotToOptions {
+  /**
+   * Asked once, as soon as the index the snapshot will be consistent with is fixed: false abandons
+   * the write (nothing is left in the file's place; snapshotTo resolves undefined).
+   */
+  accept(index: number): boolean;
+  /** Checked between steps: true abandons the write (it rejects, and the file is removed). */
+  cancelled?(): boolean;
+}
+
+/** Writes snapshots of a state machine: its side of taking one (FileSnapshotStore.takeInSteps). */
+export interface SnapshotSource {
+  /**
+   * Write the state as of one applied index into the new file `file`, as opaque bytes that `restore`
+   * reads back, and make it durable (fsync), without holding the event loop for long.
+   */
+  snapshotTo(file: string, opts: SnapshotToOptions): Promise<SnapshotWritten | undefined>;
+}
+
+/**
  * The replicated state machine. `apply` applies a batch of committed entries in one transaction that
  * also records the applied index, so an entry can be neither skipped nor applied twice across crashes.
  */
@@ -63,21 +114,30 @@ export interface StateMachine {
   appliedIndex(): number;
   apply(entries: Entry[]): ApplyOutcome[];
   /**
-   * Replace the whole state with the snapshot the SnapshotStore has just installed at `meta`, in one
-   * transaction that also sets the applied index to `meta.index` (issue 5). Optional: RaftNode's
-   * `installSnapshot` option takes precedence.
+   * Replace the whole state with a snapshot's bytes (written by this kind of state machine's
+   * snapshotTo, here or on another replica), in one atomic step that also sets the applied index to
+   * `payload.meta.index`. Throws, changing nothing, when the bytes are not a snapshot at that index.
+   * Optional: without it this replica does not install snapshots from the leader.
    */
-  restore?(meta: SnapshotMeta): void;
+  restore?(payload: SnapshotPayload): void;
 }
 
-/** Snapshot files: taking, streaming and installing (issue 5). Optional until then. */
+/**
+ * Snapshots as Raft keeps them: the latest complete one (metadata and opaque bytes), streamed in
+ * chunks to followers, and received from the leader in chunks and installed all or nothing.
+ */
 export interface SnapshotStore {
   /** Metadata of the latest complete local snapshot (index 0 when none). */
   latest(): SnapshotMeta;
   /** Read `length` bytes of the latest snapshot from `offset` (for chunked InstallSnapshot). */
   read(offset: number, length: number): { chunk: Uint8Array; done: boolean };
-  /** Store a received chunk; returns the next expected offset. */
+  /**
+   * Store a received chunk; returns the next expected offset. On the last chunk the snapshot is made
+   * durable and becomes the latest before this returns (so before it is acknowledged).
+   */
   receive(meta: SnapshotMeta, offset: number, chunk: Uint8Array, done: boolean): number;
+  /** The latest snapshot's bytes, for StateMachine.restore (undefined when there is none). */
+  payload(): SnapshotPayload | undefined;
   /** Size in bytes of the latest snapshot (optional; used for progress logs). */
   byteLength?(): number;
 }

@@ -7,8 +7,7 @@
 // Public API (stable; the server wiring and the simulator depend on it):
 //
 //   new RaftNode({ id, logStore, stateMachine, transport, clock, timing, seed,
-//                  defer?, logger?, inspect?, maxBatch?, maxInflight?, snapshots?, installSnapshot?,
-//                  onError? })
+//                  defer?, logger?, inspect?, maxBatch?, maxInflight?, snapshots?, onError? })
 //   start(): void                      builds the replica from durable state and starts it
 //   stop(): void                       stops the actor, closes the transport (not the log store),
 //                                      rejects everything pending with NodeStoppedError
@@ -101,13 +100,11 @@ export interface RaftNodeOptions {
   inspect?: (event: InspectionEvent) => void;
   maxBatch?: number;
   maxInflight?: number;
-  /** Snapshot files for InstallSnapshot (issue 5); without it snapshots are neither sent nor received. */
-  snapshots?: SnapshotStore;
   /**
-   * Restore the state machine from the snapshot just installed in `snapshots` (before the log is reset
-   * to it). Defaults to `stateMachine.restore`. Without either, received snapshots are not installed.
+   * Snapshots (metadata and opaque bytes) for InstallSnapshot; without it snapshots are neither sent
+   * nor received. Received ones are installed with `stateMachine.restore` (none without it).
    */
-  installSnapshot?: (meta: SnapshotMeta) => void;
+  snapshots?: SnapshotStore;
   /** InstallSnapshot flow control: bytes per chunk, chunks in flight, resend after silence (ms). */
   snapshotChunkBytes?: number;
   snapshotWindow?: number;
@@ -193,7 +190,6 @@ export class RaftNode {
       store: opts.snapshots,
       logStore: opts.logStore,
       stateMachine: opts.stateMachine,
-      installSnapshot: opts.installSnapshot,
       send: (m) => {
         if (!this.stopped) opts.transport.send(m);
       },

@@ -1,8 +1,9 @@
 // SnapshotInstaller: the receiver side of InstallSnapshot, and the repair of an install a crash
-// interrupted. Installing is three durable steps: the snapshot file is renamed into place (the commit
-// point, inside the SnapshotStore), the state machine's tables are replaced in one transaction that
-// also sets its applied index, and the log is reset to the snapshot. A crash between any two of them
-// is repaired by recover() on the next start, before the machine runs.
+// interrupted. Installing is three durable steps: the store makes the received bytes its latest
+// snapshot (the commit point, inside the SnapshotStore), the state machine restores itself from those
+// opaque bytes in one atomic step that also sets its applied index, and the log is reset to the
+// snapshot. A crash between any two of them is repaired by recover() on the next start, before the
+// machine runs. Raft never looks inside the bytes: what they hold is the state machine's business.
 
 import type { InstallSnapshot, InstallSnapshotResponse, SnapshotMeta } from '../../machines/protocol.js';
 import type { LogStore, SnapshotStore, StateMachine } from './interfaces.js';
@@ -13,8 +14,6 @@ export interface SnapshotInstallerOptions {
   store: SnapshotStore | undefined;
   logStore: LogStore;
   stateMachine: StateMachine;
-  /** Restores the state machine from the installed snapshot; defaults to stateMachine.restore. */
-  installSnapshot?: (meta: SnapshotMeta) => void;
   /** Acknowledge a chunk (the leader paces the transfer on it). */
   send: (m: InstallSnapshotResponse) => void;
   logger?: RaftLogger;
@@ -24,10 +23,21 @@ export interface SnapshotInstallerOptions {
 export class SnapshotInstaller {
   constructor(private readonly opts: SnapshotInstallerOptions) {}
 
-  /** Whether received snapshots can be installed at all (a store and a restorer). */
+  /** Restores the state machine from the store's latest snapshot, when both can (else undefined). */
   private restorer(): ((meta: SnapshotMeta) => void) | undefined {
-    const sm = this.opts.stateMachine;
-    return this.opts.installSnapshot ?? (sm.restore ? (meta) => sm.restore?.(meta) : undefined);
+    const { stateMachine: sm, store } = this.opts;
+    if (!sm.restore || !store) return undefined;
+    return (meta) => {
+      const payload = store.payload();
+      if (!payload || payload.meta.index !== meta.index || payload.meta.term !== meta.term) {
+        throw new Error(`snapshot ${meta.index}/${meta.term} is not the one the store holds`);
+      }
+      sm.restore?.(payload);
+      const applied = sm.appliedIndex();
+      if (applied !== meta.index) {
+        throw new Error(`the snapshot at ${meta.index} restored an applied index of ${applied}`);
+      }
+    };
   }
 
   /**

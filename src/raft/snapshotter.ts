@@ -1,16 +1,18 @@
-// Snapshotter: takes a snapshot of the chat state in the background whenever enough entries were
-// applied since the last one, then has the RaftNode compact its log behind it.
+// Snapshotter: takes a snapshot of the state machine in the background whenever enough entries were
+// applied since the last one, then has the RaftNode compact its log behind it. The state machine
+// writes the bytes (SnapshotSource.snapshotTo, e.g. the chat tables: src/chat/snapshots.ts); this
+// module only decides when, and records the index, term and configuration they are consistent with.
 //
 // Bound on the log: at most `every` entries are applied past the latest snapshot before a new one
-// starts, the take itself runs while more entries arrive (a few hundred ms for 100k messages), and
+// starts, the take itself runs while more entries arrive (a few hundred ms to seconds for a large state), and
 // `keep` entries stay behind the snapshot for followers that are only slightly behind. With the
 // defaults (every 5000, keep 1000) the log stays well under 10,000 entries.
 
 import type { SnapshotMeta } from '../../machines/protocol.js';
 import { lastConfigAtOrBefore } from '../../machines/replica/rules.js';
-import type { ApplyOutcome, LogStore } from './interfaces.js';
+import type { ApplyOutcome, LogStore, SnapshotSource } from './interfaces.js';
 import type { RaftLogger } from './node.js';
-import type { FileSnapshotStore, StepOptions } from './snapshot-store.js';
+import type { FileSnapshotStore } from './snapshot-store.js';
 
 /** The part of RaftNode a Snapshotter uses. */
 export interface SnapshotHost {
@@ -23,14 +25,12 @@ export interface SnapshotterOptions {
   host: SnapshotHost;
   logStore: LogStore;
   snapshots: FileSnapshotStore;
-  /** The replica's SQLite file (the chat tables are read through a second connection to it). */
-  dbFile: string;
+  /** Writes the state machine's snapshot bytes (in steps: it must not hold the event loop long). */
+  source: SnapshotSource;
   /** Take a snapshot once this many entries were applied past the latest one (default 5000). */
   every?: number;
   /** Entries kept in the log behind the snapshot (default: a fifth of `every`, at most 1000). */
   keep?: number;
-  /** Per-step budget and batch size of the copy (see FileSnapshotStore.takeInSteps). */
-  step?: Omit<StepOptions, 'metaAt'>;
   logger?: RaftLogger;
 }
 
@@ -102,8 +102,7 @@ export class Snapshotter {
   private async take(): Promise<SnapshotMeta | undefined> {
     const { snapshots, logStore, host, logger } = this.opts;
     try {
-      const meta = await snapshots.takeInSteps(this.opts.dbFile, {
-        ...this.opts.step,
+      const meta = await snapshots.takeInSteps(this.opts.source, {
         metaAt: (index) => {
           const term = logStore.termAt(index);
           if (term === undefined) return undefined;

@@ -1,7 +1,8 @@
 // The server side of ClusterService.Backup: a consistent copy of this replica's chat state as of one
 // applied index (its own applied state: leader, follower or learner alike).
 //
-// The copy is made exactly as a background snapshot is (copyInSteps): a second connection's read
+// The copy is the chat side's snapshot bytes, made exactly as a background snapshot is
+// (writeChatSnapshot, src/chat/snapshots.ts): a second connection's read
 // transaction pins one state of the database, reads the applied index in it, and copies the chat
 // tables a few hundred rows per event-loop turn, so Raft keeps applying and answering meanwhile. The
 // copy goes to a temporary file in the snapshot directory; once open for streaming it is unlinked, so
@@ -12,8 +13,8 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { type CopyState, copyState } from '../backup/copy-state.js';
 import { ChatError, status } from '../chat/errors.js';
+import { writeChatSnapshot } from '../chat/snapshots.js';
 import type { Logger } from '../logger.js';
-import { copyInSteps } from '../raft/snapshot-store.js';
 
 /** One copy, ready to stream. `close` releases it (the file is already unlinked). */
 export interface BackupCopy extends CopyState {
@@ -61,14 +62,11 @@ export class BackupSource {
     const file = join(this.opts.dir, `${PREFIX}${randomBytes(6).toString('hex')}${SUFFIX}`);
     try {
       const began = performance.now();
-      const copied = await copyInSteps(this.opts.dbFile, file, {
-        // The backup's own record; restore writes the new cluster's term and configuration.
-        metaAt: (index) => ({ index, term: 0, config: { members: [] } }),
-      });
+      const copied = await writeChatSnapshot(this.opts.dbFile, file, { accept: () => true });
       if (!copied) throw new Error('the database has no applied index');
       const state = await copyState(file);
-      if (state.lastApplied !== copied.meta.index) {
-        throw new Error(`the copy reads index ${state.lastApplied}, not ${copied.meta.index}`);
+      if (state.lastApplied !== copied.index) {
+        throw new Error(`the copy reads index ${state.lastApplied}, not ${copied.index}`);
       }
       const fh = await fs.promises.open(file, 'r');
       fs.rmSync(file, { force: true });
@@ -78,7 +76,7 @@ export class BackupSource {
           index: state.lastApplied,
           bytes: size,
           ms: Math.round(performance.now() - began),
-          maxStepMs: Math.round(copied.stats.maxStepMs * 10) / 10,
+          maxStepMs: Math.round((copied.stats?.maxStepMs ?? 0) * 10) / 10,
         },
         'backup copy made',
       );

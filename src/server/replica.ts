@@ -27,7 +27,7 @@ import { HashQueue } from '../chat/hash-queue.js';
 import type { ScryptCost } from '../chat/password.js';
 import { ScryptWorkers } from '../chat/scrypt-workers.js';
 import { ChatService } from '../chat/service.js';
-import { chatRestorer } from '../chat/snapshots.js';
+import { checkChatSnapshot } from '../chat/snapshots.js';
 import { ChatStore, SchemaVersionError } from '../chat/store.js';
 import { tokenHash } from '../chat/tokens.js';
 import { TYPING_TOPIC, TypingFanout } from '../chat/typing.js';
@@ -202,7 +202,12 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       () => logStore.close(),
     );
     const snapshots =
-      opts.dataDir === ':memory:' ? undefined : new FileSnapshotStore(join(opts.dataDir, SNAPSHOT_DIR));
+      opts.dataDir === ':memory:'
+        ? undefined
+        : new FileSnapshotStore(join(opts.dataDir, SNAPSHOT_DIR), {
+            // Raft cannot judge a snapshot's bytes: the chat side checks a received one before it counts.
+            verify: (file, meta) => checkChatSnapshot(file, meta.index),
+          });
     if (snapshots) cleanup.push(() => snapshots.close());
 
     // Empty: nothing in the log, no applied state, no snapshot (an install a crash cut short counts as
@@ -247,9 +252,9 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       timing: opts.timing,
       seed,
       logger,
+      // Received snapshots are restored with store.restore (src/chat/snapshots.ts), also on start to
+      // finish an install a crash interrupted (snapshot-installer.ts).
       snapshots,
-      // RaftNode also uses it on start to finish an install a crash interrupted (snapshot-store.ts).
-      installSnapshot: snapshots ? chatRestorer(store, snapshots) : undefined,
       onError: (err) => logger?.error({ err }, 'the replica failed; it no longer takes part in the cluster'),
     });
     cleanup.push(() => node.stop());
@@ -420,7 +425,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
             host: node,
             logStore,
             snapshots,
-            dbFile: join(opts.dataDir, DB_FILE),
+            source: store,
             logger,
             every: opts.snapshotEvery,
           })

@@ -13,14 +13,14 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import Database from 'better-sqlite3';
 import type { SnapshotMeta } from '../../machines/protocol.js';
 import { copyState } from '../backup/copy-state.js';
 import { BackupFileError, type BackupHeader, extractPayload, verifyBackupFile } from '../backup/format.js';
 import { type CommandSpec, parseFlags, required } from '../cli-flags.js';
 import { mkdirPrivate, restrictUmask } from '../private-files.js';
 import { loadClusterSecret, secretPath } from '../raft/cluster-secret.js';
-import { fsyncPath, restoreSnapshot } from '../raft/snapshot-store.js';
+import type { SnapshotPayload } from '../raft/interfaces.js';
+import { FileSnapshotStore, fsyncPath } from '../raft/snapshot-store.js';
 import { UserError } from '../user-error.js';
 import { prepareDataDir } from './data-dir.js';
 import { SERVER_FLAGS, parseServerFlags } from './flags.js';
@@ -106,23 +106,27 @@ export async function restoreDataDir(opts: {
     prepareDataDir(tmp, opts.id);
     const snapshots = join(tmp, SNAPSHOT_DIR);
     mkdirPrivate(snapshots);
-    const copy = join(snapshots, 'snapshot.db.restoring');
+    const copy = join(snapshots, 'backup.restoring');
     await extractPayload(opts.from, header, copy);
     await checkCopy(opts.from, copy, header);
 
     const address = `${opts.host}:${opts.port}`;
     // The new cluster: its own history starts at term 1, after the copy's index, with this replica as
-    // its only voter. Its snapshot file is the copy itself, so a replica that joins later is sent it.
+    // its only voter. Its snapshot is the copy itself (a backup's payload is the chat side's snapshot
+    // bytes), so a replica that joins later is sent it.
     const meta: SnapshotMeta = {
       index: header.lastApplied,
       term: 1,
       config: { members: [{ id: opts.id, address, voter: true }] },
     };
-    recordSnapshotInfo(copy, meta);
-    fs.renameSync(copy, join(snapshots, 'snapshot.db'));
-
-    const secret = loadClusterSecret({ secretFile: opts.clusterSecretFile, dataDir: target, create: true });
-    loadInto(tmp, { id: opts.id, secret, copy: join(snapshots, 'snapshot.db'), meta, header });
+    const store = new FileSnapshotStore(snapshots);
+    try {
+      store.install(meta, copy);
+      const secret = loadClusterSecret({ secretFile: opts.clusterSecretFile, dataDir: target, create: true });
+      loadInto(tmp, { id: opts.id, secret, snapshot: store.payload() as SnapshotPayload, header });
+    } finally {
+      store.close();
+    }
 
     refuseExisting(target);
     if (fs.existsSync(target)) fs.rmdirSync(target); // empty: checked just above
@@ -181,38 +185,21 @@ async function checkCopy(from: string, copy: string, header: BackupHeader): Prom
   }
 }
 
-/** A snapshot file names its index, term and configuration: the new cluster's, not the source's. */
-function recordSnapshotInfo(file: string, meta: SnapshotMeta): void {
-  const db = new Database(file);
-  try {
-    db.transaction(() => {
-      db.exec('DELETE FROM snapshot_info');
-      db.prepare('INSERT INTO snapshot_info (idx, term, config) VALUES (?, ?, ?)').run(
-        meta.index,
-        meta.term,
-        JSON.stringify(meta.config),
-      );
-    })();
-  } finally {
-    db.close();
-  }
-}
-
 /**
  * The replica's database, as after installing the snapshot: the chat tables from the copy, the log
  * reset to it (empty, starting after its index), term 1. Checked again on the database itself.
  */
 function loadInto(
   dir: string,
-  o: { id: string; secret: string; copy: string; meta: SnapshotMeta; header: BackupHeader },
+  o: { id: string; secret: string; snapshot: SnapshotPayload; header: BackupHeader },
 ): void {
   const db = openDatabase(dir);
   try {
     const { logStore, store } = openStores(db, { id: o.id, clusterSecret: o.secret, dataDir: dir });
     try {
-      restoreSnapshot(db, o.copy);
-      logStore.resetToSnapshot(o.meta);
-      logStore.write({ hardState: { term: o.meta.term, votedFor: null } });
+      store.restore(o.snapshot);
+      logStore.resetToSnapshot(o.snapshot.meta);
+      logStore.write({ hardState: { term: o.snapshot.meta.term, votedFor: null } });
       logStore.flush(() => undefined);
       if (store.appliedIndex() !== o.header.lastApplied || store.stateDigest() !== o.header.stateDigest) {
         throw new Error(`the restored ${DB_FILE} does not match the backup`);

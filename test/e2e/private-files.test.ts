@@ -160,7 +160,7 @@ describe('private data dir (real server under umask 022)', () => {
         'snapshots',
       ]),
     );
-    expect(fs.readdirSync(join(dir, 'snapshots'))).toContain('snapshot.db');
+    expect(fs.readdirSync(join(dir, 'snapshots'))).toContain('snapshot.meta');
     // The parent it created holds the cluster secret: private too.
     const parent = join(base, 'data');
     expect(modes(base, parent)).toEqual(allPrivate(base, parent));

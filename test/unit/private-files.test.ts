@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ChatStore } from '../../src/chat/store.js';
 import { tightenTree } from '../../src/private-files.js';
 import { FileSnapshotStore } from '../../src/raft/snapshot-store.js';
-import { SqliteLogStore } from '../../src/raft/sqlite-log-store.js';
 import { prepareDataDir } from '../../src/server/data-dir.js';
 import { type RunningReplica, startReplica } from '../../src/server/replica.js';
 import { waitFor } from './client-fake-server.js';
@@ -80,38 +80,37 @@ describe('private data dirs', () => {
     expect(mode(join(dir, 'replica.sqlite-wal'))).toBe(0o600);
   });
 
-  it('snapshots are 0600 whether taken at once, in steps or received from a leader', async () => {
+  it('snapshots are 0600 whether installed at once, taken in steps or received from a leader', async () => {
     const dbFile = join(root, 'replica.sqlite');
     const db = new Database(dbFile);
     closers.push(() => db.close());
     db.pragma('journal_mode = WAL');
-    const log = new SqliteLogStore({ db, nodeId: 'n1', flushMode: 'sync' });
-    log.write({
-      hardState: { term: 1, votedFor: null },
-      entries: [{ index: 1, term: 1, kind: 'noop', data: '' }],
-    });
-    log.flush(() => {});
-    db.exec(`CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
-             CREATE TABLE applied (id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL);
-             INSERT INTO users (name) VALUES ('alice'); INSERT INTO applied (id, idx) VALUES (1, 1);`);
+    const chat = new ChatStore(db);
+    db.prepare('UPDATE applied SET idx = 1').run();
     const meta = { index: 1, term: 1, config: { members: [{ id: 'n1', address: 'a:1', voter: true }] } };
+    const files = (sub: string) => [
+      `/${sub} 0700`,
+      `/${sub}/snapshot-1-1.data 0600`,
+      `/${sub}/snapshot.meta 0600`,
+    ];
 
     const snaps = join(root, 'snapshots');
     const store = new FileSnapshotStore(snaps);
     closers.push(() => store.close());
-    store.take(db, meta);
-    expect(modes(snaps)).toEqual(['/snapshots 0700', '/snapshots/snapshot.db 0600']);
-    fs.rmSync(join(snaps, 'snapshot.db'));
+    const loose = join(root, 'loose.bin');
+    fs.writeFileSync(loose, 'bytes', { mode: 0o644 });
+    store.install(meta, loose);
+    expect(modes(snaps)).toEqual(files('snapshots'));
     const inSteps = new FileSnapshotStore(join(root, 'steps'));
     closers.push(() => inSteps.close());
-    expect(await inSteps.takeInSteps(dbFile, { metaAt: () => meta })).toBeDefined();
-    expect(modes(join(root, 'steps'))).toEqual(['/steps 0700', '/steps/snapshot.db 0600']);
+    expect(await inSteps.takeInSteps(chat, { metaAt: () => meta })).toBeDefined();
+    expect(modes(join(root, 'steps'))).toEqual(files('steps'));
 
     const receiver = new FileSnapshotStore(join(root, 'received'));
     closers.push(() => receiver.close());
     const { chunk } = inSteps.read(0, inSteps.byteLength());
     receiver.receive(inSteps.latest(), 0, chunk, true);
-    expect(modes(join(root, 'received'))).toEqual(['/received 0700', '/received/snapshot.db 0600']);
+    expect(modes(join(root, 'received'))).toEqual(files('received'));
   });
 
   it('an existing empty data dir with mode 0755 becomes 0700', () => {

@@ -11,11 +11,12 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
 import type { ClusterConfig, Entry, SnapshotMeta } from '../../machines/protocol.js';
 import { type Command, encodeCommand } from '../../src/chat/commands.js';
-import { chatRestorer } from '../../src/chat/snapshots.js';
+import { ChatSnapshots, checkChatSnapshot, restoreChatSnapshot } from '../../src/chat/snapshots.js';
 import { ChatStore } from '../../src/chat/store.js';
 import { tokenHash } from '../../src/chat/tokens.js';
+import type { SnapshotPayload } from '../../src/raft/interfaces.js';
 import { RaftNode } from '../../src/raft/node.js';
-import { FileSnapshotStore, restoreSnapshot } from '../../src/raft/snapshot-store.js';
+import { FileSnapshotStore } from '../../src/raft/snapshot-store.js';
 import { SqliteLogStore } from '../../src/raft/sqlite-log-store.js';
 
 let dir: string;
@@ -45,7 +46,9 @@ function openReplica(name: string): Replica {
   const db = new Database(file);
   const log = new SqliteLogStore({ db, nodeId: name, flushMode: 'sync' });
   const chat = new ChatStore(db);
-  const snaps = new FileSnapshotStore(join(dir, name, 'snapshots'));
+  const snaps = new FileSnapshotStore(join(dir, name, 'snapshots'), {
+    verify: (f, meta) => checkChatSnapshot(f, meta.index),
+  });
   let closed = false;
   const r: Replica = {
     file,
@@ -137,6 +140,18 @@ function metaAt(r: Replica) {
   };
 }
 
+/** A background take at the replica's applied index, waited for. */
+async function takeNow(r: Replica): Promise<SnapshotMeta> {
+  const meta = await r.snaps.takeInSteps(r.chat, { metaAt: metaAt(r) });
+  if (!meta) throw new Error('no snapshot was taken');
+  return meta;
+}
+
+/** The files of a replica's snapshot directory, sorted. */
+function snapshotFiles(name: string): string[] {
+  return fs.readdirSync(join(dir, name, 'snapshots')).sort();
+}
+
 /** A RaftNode on the replica's stores (not elected: only start-up recovery is under test). */
 function startNode(r: Replica, id: string): RaftNode {
   const node = new RaftNode({
@@ -148,7 +163,6 @@ function startNode(r: Replica, id: string): RaftNode {
     timing: { heartbeatMs: 50, electionMinMs: 150, electionMaxMs: 300 },
     seed: 1,
     snapshots: r.snaps,
-    installSnapshot: chatRestorer(r.chat, r.snaps),
   });
   node.start();
   return node;
@@ -172,8 +186,7 @@ describe('stepped snapshot take', () => {
     const send = populate(r, 300);
     const applied = r.chat.appliedIndex();
     let pauses = 0;
-    const meta = await r.snaps.takeInSteps(r.file, {
-      metaAt: metaAt(r),
+    const source = new ChatSnapshots(r.db, {
       rowsPerStep: 16,
       budgetMs: 0,
       pause: async () => {
@@ -182,11 +195,12 @@ describe('stepped snapshot take', () => {
         await new Promise((res) => setImmediate(res));
       },
     });
+    const meta = await r.snaps.takeInSteps(source, { metaAt: metaAt(r) });
     expect(pauses).toBeGreaterThan(10);
     expect(meta?.index).toBe(applied);
     expect(r.chat.appliedIndex()).toBe(applied + pauses);
     const copy = new ChatStore(':memory:');
-    restoreSnapshot(copy.db, r.snaps.path() as string);
+    restoreChatSnapshot(copy.db, r.snaps.path() as string);
     expect(copy.appliedIndex()).toBe(applied);
     expect(copy.stateDigest()).toBe(digestAt(r, applied));
     // The idempotency table and the sessions came along: a repeated login key replays, the token works.
@@ -194,18 +208,17 @@ describe('stepped snapshot take', () => {
     expect(copy.db.prepare('SELECT count(*) FROM sessions').pluck().get()).toBe(1);
     copy.close();
     expect(r.snaps.lastTake?.steps).toBeGreaterThan(10);
-    expect(fs.readdirSync(join(dir, 'n1', 'snapshots'))).toEqual(['snapshot.db']);
+    expect(snapshotFiles('n1')).toEqual([`snapshot-${applied}-1.data`, 'snapshot.meta']);
   });
 
   it('is discarded when a newer snapshot was installed meanwhile', async () => {
     const leader = openReplica('leader');
     populate(leader, 200);
-    leader.snaps.take(leader.db, { index: leader.chat.appliedIndex(), term: 1, config });
+    await takeNow(leader);
     const r = openReplica('n1');
     populate(r, 50);
     let shipped = false;
-    const got = await r.snaps.takeInSteps(r.file, {
-      metaAt: metaAt(r),
+    const source = new ChatSnapshots(r.db, {
       rowsPerStep: 8,
       budgetMs: 0,
       pause: async () => {
@@ -213,17 +226,19 @@ describe('stepped snapshot take', () => {
         shipped = true;
       },
     });
+    const got = await r.snaps.takeInSteps(source, { metaAt: metaAt(r) });
     expect(got).toBeUndefined();
-    expect(r.snaps.latest().index).toBe(leader.snaps.latest().index);
-    expect(fs.readdirSync(join(dir, 'n1', 'snapshots'))).toEqual(['snapshot.db']);
+    const { index } = leader.snaps.latest();
+    expect(r.snaps.latest().index).toBe(index);
+    expect(snapshotFiles('n1')).toEqual([`snapshot-${index}-1.data`, 'snapshot.meta']);
   });
 });
 
 describe('install across crashes', () => {
-  function setup() {
+  async function setup() {
     const leader = openReplica('leader');
     populate(leader, 120);
-    const meta = leader.snaps.take(leader.db, { index: leader.chat.appliedIndex(), term: 1, config });
+    const meta = await takeNow(leader);
     let f = openReplica('f');
     populate(f, 5);
     // The follower was cut off after 9 entries: its log ends long before the snapshot's index, so
@@ -237,8 +252,8 @@ describe('install across crashes', () => {
     return { leader, meta, f, oldDigest, oldApplied, reopen };
   }
 
-  it('crash mid-transfer: the old state is intact and nothing is left over', () => {
-    const { leader, f, oldDigest, oldApplied, reopen } = setup();
+  it('crash mid-transfer: the old state is intact and nothing is left over', async () => {
+    const { leader, f, oldDigest, oldApplied, reopen } = await setup();
     ship(leader.snaps, f.snaps, true);
     const g = reopen();
     const node = startNode(g, 'f');
@@ -246,12 +261,12 @@ describe('install across crashes', () => {
     expect(g.chat.appliedIndex()).toBe(oldApplied);
     expect(g.chat.stateDigest()).toBe(oldDigest);
     expect(node.status().lastApplied).toBe(oldApplied);
-    expect(fs.readdirSync(join(dir, 'f', 'snapshots'))).toEqual([]);
+    expect(snapshotFiles('f')).toEqual([]);
     node.stop();
   });
 
-  it('crash after the file was renamed in but before the tables were restored: start finishes it', () => {
-    const { leader, meta, f, reopen } = setup();
+  it('crash after the file was renamed in but before the tables were restored: start finishes it', async () => {
+    const { leader, meta, f, reopen } = await setup();
     ship(leader.snaps, f.snaps);
     expect(f.snaps.latest()).toEqual(meta);
     const g = reopen();
@@ -265,10 +280,10 @@ describe('install across crashes', () => {
     node.stop();
   });
 
-  it('crash after the tables were restored but before the log was reset: start resets the log', () => {
-    const { leader, meta, f, reopen } = setup();
+  it('crash after the tables were restored but before the log was reset: start resets the log', async () => {
+    const { leader, meta, f, reopen } = await setup();
     ship(leader.snaps, f.snaps);
-    chatRestorer(f.chat, f.snaps)(meta);
+    f.chat.restore(f.snaps.payload() as SnapshotPayload);
     expect(f.log.snapshot().index).toBe(0);
     const g = reopen();
     const node = startNode(g, 'f');
@@ -279,10 +294,10 @@ describe('install across crashes', () => {
     node.stop();
   });
 
-  it('a completed install survives a restart unchanged', () => {
-    const { leader, meta, f, reopen } = setup();
+  it('a completed install survives a restart unchanged', async () => {
+    const { leader, meta, f, reopen } = await setup();
     ship(leader.snaps, f.snaps);
-    chatRestorer(f.chat, f.snaps)(meta);
+    f.chat.restore(f.snaps.payload() as SnapshotPayload);
     f.log.resetToSnapshot(meta);
     const digest = f.chat.stateDigest();
     const g = reopen();
@@ -293,10 +308,10 @@ describe('install across crashes', () => {
     node.stop();
   });
 
-  it('a local snapshot with a trailing window is left alone on restart (no needless reset)', () => {
+  it('a local snapshot with a trailing window is left alone on restart (no needless reset)', async () => {
     const r = openReplica('n1');
     populate(r, 50);
-    const meta = r.snaps.take(r.db, { index: r.chat.appliedIndex(), term: 1, config });
+    const meta = await takeNow(r);
     r.log.compact({ index: meta.index - 10, term: 1, config });
     const g = crash(r, 'n1');
     const node = startNode(g, 'n1');

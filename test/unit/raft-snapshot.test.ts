@@ -3,12 +3,17 @@
 // after loss, restarted when the leader's snapshot changes), a crash mid-transfer, and replication
 // continuing after the install.
 
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
-import type { ClusterConfig, Entry, RaftMessage, SnapshotMeta } from '../../machines/protocol.js';
-import type { ApplyOutcome, StateMachine, Transport } from '../../src/raft/interfaces.js';
+import type { ClusterConfig, RaftMessage, SnapshotMeta } from '../../machines/protocol.js';
+import type { SnapshotStore, Transport } from '../../src/raft/interfaces.js';
 import { RaftNode } from '../../src/raft/node.js';
 import { MemorySnapshotStore } from '../../src/raft/sim/memory-snapshot-store.js';
+import { FileSnapshotStore } from '../../src/raft/snapshot-store.js';
+import { BytesStateMachine } from '../support/bytes-state-machine.js';
 import { MemoryLogStore } from '../support/memory-log-store.js';
 
 const CHUNK = 64;
@@ -57,43 +62,14 @@ class Net {
   }
 }
 
-/** A toy state machine whose snapshot is the JSON of what it applied; restores from its store. */
-class ListMachine implements StateMachine {
-  data: string[] = [];
-  index = 0;
-  constructor(public snapshots: MemorySnapshotStore) {}
-  appliedIndex(): number {
-    return this.index;
-  }
-  apply(entries: Entry[]): ApplyOutcome[] {
-    const out: ApplyOutcome[] = [];
-    for (const e of entries) {
-      if (e.index <= this.index) continue;
-      if (e.index !== this.index + 1) throw new Error(`gap at ${e.index}`);
-      if (e.kind === 'command') this.data.push(e.data);
-      this.index = e.index;
-      out.push({ index: e.index, term: e.term, result: e.data });
-    }
-    return out;
-  }
-  restore(meta: SnapshotMeta): void {
-    const s = JSON.parse(Buffer.from(this.snapshots.bytes()).toString()) as { index: number; data: string[] };
-    if (s.index !== meta.index) throw new Error('snapshot mismatch');
-    this.data = s.data;
-    this.index = s.index;
-  }
-  encode(): Uint8Array {
-    // Padding makes the snapshot span many chunks.
-    return Buffer.from(JSON.stringify({ index: this.index, data: this.data, pad: 'p'.repeat(600) }));
-  }
-}
-
 interface Replica {
   id: string;
   node: RaftNode;
   log: MemoryLogStore;
   snaps: MemorySnapshotStore;
-  machine: ListMachine;
+  /** Set when the replica keeps its snapshots in files (cluster(n, dir)); `snaps` is unused then. */
+  files?: FileSnapshotStore;
+  machine: BytesStateMachine;
 }
 
 interface Env {
@@ -101,12 +77,13 @@ interface Env {
   net: Net;
   replicas: Replica[];
   config: ClusterConfig;
+  dir?: string;
 }
 
 let env: Env;
 const errors: unknown[] = [];
 
-function makeNode(id: string, i: number, log: MemoryLogStore, snaps: MemorySnapshotStore, m: ListMachine) {
+function makeNode(id: string, i: number, log: MemoryLogStore, snaps: SnapshotStore, m: BytesStateMachine) {
   return new RaftNode({
     id,
     logStore: log,
@@ -124,15 +101,18 @@ function makeNode(id: string, i: number, log: MemoryLogStore, snaps: MemorySnaps
   });
 }
 
-function cluster(n: number): Env {
+/** A cluster; with `dir`, every replica keeps its snapshots in a FileSnapshotStore under it. */
+function cluster(n: number, dir?: string): Env {
   const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
   const config: ClusterConfig = { members: ids.map((id) => ({ id, address: id, voter: true })) };
-  env = { clock: new SimulatedClock(), net: new Net(), replicas: [], config };
+  env = { clock: new SimulatedClock(), net: new Net(), replicas: [], config, dir };
   for (const [i, id] of ids.entries()) {
     const log = new MemoryLogStore({ snapshot: { index: 0, term: 0, config } });
     const snaps = new MemorySnapshotStore();
-    const machine = new ListMachine(snaps);
-    env.replicas.push({ id, log, snaps, machine, node: makeNode(id, i, log, snaps, machine) });
+    const files = dir ? new FileSnapshotStore(join(dir, id)) : undefined;
+    const machine = new BytesStateMachine();
+    const node = makeNode(id, i, log, files ?? snaps, machine);
+    env.replicas.push({ id, log, snaps, files, machine, node });
   }
   for (const r of env.replicas) r.node.start();
   return env;
@@ -145,7 +125,6 @@ function crashAndRestart(i: number): void {
   env.net.queue = env.net.queue.filter((m) => m.to !== r.id && m.from !== r.id);
   r.log = r.log.durable();
   r.snaps = r.snaps.crash();
-  r.machine.snapshots = r.snaps; // the machine's state is durable as applied (one transaction)
   r.node = makeNode(r.id, i, r.log, r.snaps, r.machine);
   r.node.start();
 }
@@ -193,7 +172,11 @@ function snapshotLeader(keep = 0): SnapshotMeta {
   const leader = r(0);
   const index = leader.machine.index;
   const meta: SnapshotMeta = { index, term: leader.log.termAt(index) ?? 0, config: env.config };
-  leader.snaps.put(meta, leader.machine.encode());
+  if (leader.files) {
+    const file = join(String(env.dir), `take-${index}.tmp`);
+    fs.writeFileSync(file, leader.machine.encode());
+    leader.files.install(meta, file);
+  } else leader.snaps.put(meta, leader.machine.encode());
   leader.node.snapshotTaken(meta, keep);
   return meta;
 }
@@ -205,7 +188,11 @@ const installs = (to: string) =>
   >[];
 
 afterEach(() => {
-  for (const x of env?.replicas ?? []) x.node.stop();
+  for (const x of env?.replicas ?? []) {
+    x.node.stop();
+    x.files?.close();
+  }
+  if (env?.dir) fs.rmSync(env.dir, { recursive: true, force: true });
   expect(errors).toEqual([]);
   errors.length = 0;
 });
@@ -360,5 +347,29 @@ describe('RaftNode snapshots', () => {
     runUntil(() => n2.node.status().role === 'leader' || r(2).node.status().role === 'leader', 20_000);
     runUntil(() => r(2).machine.index >= meta.index, 20_000);
     expect(r(2).machine.data.slice(0, n2.machine.data.length)).toEqual(n2.machine.data);
+  });
+});
+
+describe('RaftNode snapshots on files, as bytes only the state machine reads', () => {
+  it("a follower behind the compaction point installs the leader's bytes, unchanged, from its own files", () => {
+    cluster(3, fs.mkdtempSync(join(tmpdir(), 'qc-raft-snap-')));
+    runUntil(() => r(0).node.status().role === 'leader');
+    write('a', 5, [0, 1, 2]);
+    env.net.lose = cut('n3');
+    write('b\u0000\u00ff', 40, [0, 1]);
+    const meta = snapshotLeader();
+    env.net.lose = () => false;
+    runUntil(() => r(2).machine.index >= meta.index);
+    const leader = r(0).files as FileSnapshotStore;
+    const follower = r(2).files as FileSnapshotStore;
+    expect(follower.latest()).toEqual(meta);
+    expect(follower.byteLength()).toBeGreaterThan(4 * CHUNK);
+    // The bytes went through chunking and the follower's files untouched, and restored its state.
+    const bytes = (s: FileSnapshotStore) => fs.readFileSync(s.payload()?.file as string);
+    expect(bytes(follower).equals(bytes(leader))).toBe(true);
+    expect(r(2).machine.restores).toBe(1);
+    expect(r(2).log.snapshot().index).toBe(meta.index);
+    write('c', 3, [0, 1, 2]);
+    expect(r(2).machine.data).toEqual(r(0).machine.data);
   });
 });

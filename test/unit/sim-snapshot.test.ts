@@ -3,7 +3,9 @@
 
 import { describe, expect, it } from 'vitest';
 import type { Entry, LogView, Role, SnapshotMeta } from '../../machines/protocol.js';
+import type { SnapshotPayload } from '../../src/raft/interfaces.js';
 import { InvariantChecker, type NodeObservation } from '../../src/raft/sim/invariants.js';
+import { MemorySnapshotStore } from '../../src/raft/sim/memory-snapshot-store.js';
 import {
   SimDatabase,
   SimStateMachine,
@@ -58,42 +60,38 @@ describe('SimStateMachine snapshots', () => {
     expect(b.lists.get('b')).toEqual(['x', 'z']);
   });
 
-  it('restore() replaces the state with the installed snapshot and reports what it holds', () => {
+  it("restore() replaces the state with a snapshot's bytes and reports what it holds", () => {
     const leader = new SimDatabase();
     new SimStateMachine(leader).apply([cmd(1, 'x', 1), cmd(2, 'y', 2)]);
     const meta: SnapshotMeta = { index: 2, term: 1, config };
-    const installed = { meta, text: encodeDatabase(leader) };
+    const store = new MemorySnapshotStore();
+    store.put(meta, new TextEncoder().encode(encodeDatabase(leader)));
     const follower = new SimDatabase();
     const restored: string[] = [];
-    const sm = new SimStateMachine(
-      follower,
-      undefined,
-      undefined,
-      () => installed,
-      (_m, text) => restored.push(text),
-    );
-    sm.restore(meta);
+    const sm = new SimStateMachine(follower, undefined, undefined, (_m, text) => restored.push(text));
+    sm.restore(store.payload() as SnapshotPayload);
     expect(follower.applied).toBe(2);
     expect(follower.lists.get('k')).toEqual(['x', 'y']);
-    expect(restored).toEqual([installed.text]);
+    expect(restored).toEqual([encodeDatabase(leader)]);
     // The next apply continues right after the snapshot.
     sm.apply([cmd(3, 'w', 3)]);
     expect(follower.lists.get('k')).toEqual(['x', 'y', 'w']);
   });
 
-  it('restore() refuses a snapshot other than the one installed, or one whose content is at another index', () => {
+  it('restore() refuses bytes that are not a database, or one at another index, and changes nothing', () => {
     const db = new SimDatabase();
     const violations: string[] = [];
+    const sm = new SimStateMachine(db, undefined, (m) => violations.push(m));
+    const payload = (index: number, bytes: Uint8Array): SnapshotPayload => ({
+      meta: { index, term: 1, config },
+      byteLength: bytes.length,
+      read: (o, n) => bytes.slice(o, o + n),
+    });
     const text = encodeDatabase(Object.assign(new SimDatabase(), { applied: 5 }));
-    const sm = new SimStateMachine(
-      db,
-      undefined,
-      (m) => violations.push(m),
-      () => ({ meta: { index: 6, term: 1, config }, text }),
-    );
-    expect(() => sm.restore({ index: 7, term: 1, config })).toThrow(/store holds/);
-    expect(() => sm.restore({ index: 6, term: 1, config })).toThrow(/applied through 5/);
+    expect(() => sm.restore(payload(6, new TextEncoder().encode(text)))).toThrow(/applied through 5/);
+    expect(() => sm.restore(payload(6, Uint8Array.of(0, 1, 2)))).toThrow(/not an encoded database/);
     expect(violations).toHaveLength(2);
+    expect(db.applied).toBe(0);
   });
 });
 

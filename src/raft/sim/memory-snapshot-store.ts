@@ -3,7 +3,7 @@
 // simulator use it (it lives under src/raft/sim because `make sim`, production-side tooling, runs it); `crash()` drops what a process crash would lose (the partial incoming transfer).
 
 import type { SnapshotMeta } from '../../../machines/protocol.js';
-import type { SnapshotStore } from '../interfaces.js';
+import type { SnapshotPayload, SnapshotStore } from '../interfaces.js';
 
 const NONE: SnapshotMeta = { index: 0, term: 0, config: { members: [] } };
 
@@ -24,6 +24,16 @@ export class MemorySnapshotStore implements SnapshotStore {
 
   byteLength(): number {
     return this.data.length;
+  }
+
+  payload(): SnapshotPayload | undefined {
+    if (this.meta.index === 0) return undefined;
+    const data = this.data;
+    return {
+      meta: this.meta,
+      byteLength: data.length,
+      read: (offset, length) => data.slice(offset, Math.min(data.length, offset + Math.max(0, length))),
+    };
   }
 
   /** Make `data` the latest snapshot at `meta` (a local take). */

@@ -567,7 +567,6 @@ export class Simulation {
         if (snaps) this.maybeTakeSnapshot(s, store);
       },
       (m) => this.fail(`${id}: state machine: ${m}`),
-      snaps && (() => ({ meta: snaps.latest(), text: new TextDecoder().decode(snaps.bytes()) })),
       (meta, text) => {
         this.stats.snapshotsInstalled++;
         this.installs.push({ id, index: meta.index, t: this.now() });

@@ -6,7 +6,7 @@
 // re-applies the lost tail from its durable log.
 
 import type { Entry, SnapshotMeta } from '../../../machines/protocol.js';
-import type { ApplyOutcome, StateMachine } from '../interfaces.js';
+import type { ApplyOutcome, SnapshotPayload, StateMachine } from '../interfaces.js';
 
 /** An append command as carried in Entry.data (JSON). */
 export interface AppendCommand {
@@ -118,34 +118,33 @@ export class SimStateMachine implements StateMachine {
     /** Sees every applied batch (for the state-machine-safety check). */
     private readonly onApply?: (entries: readonly Entry[]) => void,
     private readonly onViolation?: (message: string) => void,
-    /**
-     * The snapshot this replica's store has just installed (its encoded database), for restore();
-     * without it the machine cannot restore and the node does not install snapshots.
-     */
-    private readonly installed?: () => { meta: SnapshotMeta; text: string },
     /** Sees every restore (the simulator checks the restored state against the one taken there). */
     private readonly onRestore?: (meta: SnapshotMeta, text: string) => void,
   ) {}
 
   /**
-   * Replace the state with the installed snapshot; the SimDatabase is durable, so this is the one
-   * transaction that also moves the applied index to meta.index.
+   * Replace the state with a snapshot's bytes (an encoded database); the SimDatabase is durable, so
+   * this is the one transaction that also moves the applied index to meta.index.
    */
-  restore(meta: SnapshotMeta): void {
-    const snap = this.installed?.();
-    if (!snap) throw new Error('restore without a snapshot store');
-    if (snap.meta.index !== meta.index || snap.meta.term !== meta.term) {
-      const msg = `restore of (${meta.index}, term ${meta.term}) while the store holds (${snap.meta.index}, term ${snap.meta.term})`;
+  restore(payload: SnapshotPayload): void {
+    const { meta } = payload;
+    const text = new TextDecoder().decode(payload.read(0, payload.byteLength));
+    let restored: SimDatabase;
+    try {
+      restored = new SimDatabase();
+      decodeDatabaseInto(restored, text);
+    } catch {
+      const msg = `snapshot at ${meta.index} is not an encoded database`;
       this.onViolation?.(msg);
       throw new Error(msg);
     }
-    decodeDatabaseInto(this.db, snap.text);
+    if (restored.applied !== meta.index) {
+      const msg = `snapshot at ${meta.index} holds a state applied through ${restored.applied}`;
+      this.onViolation?.(msg);
+      throw new Error(msg);
+    }
+    decodeDatabaseInto(this.db, text);
     this.db.synced();
-    if (this.db.applied !== meta.index) {
-      const msg = `snapshot at ${meta.index} holds a state applied through ${this.db.applied}`;
-      this.onViolation?.(msg);
-      throw new Error(msg);
-    }
     // The state as restored (not the bytes received): the check compares what the node now holds.
     this.onRestore?.(meta, encodeDatabase(this.db));
   }
