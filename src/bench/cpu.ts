@@ -33,3 +33,56 @@ export function totalCpuMs(pids: number[]): number | undefined {
   }
   return total;
 }
+
+/** CPU figures of a bench phase, per successful operation. */
+export interface CpuPerOp {
+  /**
+   * CPU ms the replicas spent (all of them, from the phase's start to the end of its drain) per
+   * successful operation. Steadier than ops/s on a shared machine.
+   */
+  serverCpuMsPerOp: number;
+  /** The same for the busiest single replica (in a leader-only phase: the leader). */
+  busiestReplicaCpuMsPerOp: number;
+  /**
+   * CPU ms the bench's own process (the clients: gRPC calls, their encoding, the closed loops) spent
+   * per successful operation over the same interval. It runs on the same cores as the replicas.
+   */
+  driverCpuMsPerOp: number;
+  /**
+   * Operations per second at which the machine runs out of CPU at these costs: the lower of
+   * cores x 1000 / (replicas' + driver's ms per op), since everything shares the cores, and
+   * 1000 / the busiest replica's ms per op, since a replica does its work on one thread.
+   */
+  cpuCeilingPerSecond: number;
+}
+
+/**
+ * The CPU figures of a phase from each replica's CPU ms before and after it, the driver's CPU ms over
+ * it and its successful operations; none when a replica could not be read or nothing succeeded.
+ */
+export function cpuPerOp(
+  before: (number | undefined)[],
+  after: (number | undefined)[],
+  driverMs: number,
+  ok: number,
+  cores: number,
+): Partial<CpuPerOp> {
+  const used: number[] = [];
+  for (const [i, b] of before.entries()) {
+    const a = after[i];
+    if (a === undefined || b === undefined) return {};
+    used.push(a - b);
+  }
+  if (ok === 0 || used.length === 0) return {};
+  const per = (ms: number) => Math.round((ms / ok) * 1000) / 1000;
+  const server = per(used.reduce((s, ms) => s + ms, 0));
+  const busiest = per(Math.max(...used));
+  const driver = per(driverMs);
+  const shared = (cores * 1000) / (server + driver);
+  return {
+    serverCpuMsPerOp: server,
+    busiestReplicaCpuMsPerOp: busiest,
+    driverCpuMsPerOp: driver,
+    cpuCeilingPerSecond: Math.round(busiest > 0 ? Math.min(shared, 1000 / busiest) : shared),
+  };
+}

@@ -9,7 +9,7 @@ import { type CommandSpec, parseFlags } from '../cli-flags.js';
 import { LocalCluster, bootCluster, serverMissingReason, waitFor } from '../server/local-cluster.js';
 import { makeCerts } from '../tls/certs.js';
 import { UserError } from '../user-error.js';
-import { totalCpuMs } from './cpu.js';
+import { cpuPerOp, processCpuMs } from './cpu.js';
 import { EtcdCaller, EtcdCluster, etcdMissingReason } from './etcd.js';
 import { type PhaseFigures, type SeededChat, measureMixed, measureReads, seedChat } from './reads.js';
 import {
@@ -507,6 +507,11 @@ interface ChatReads {
   spread: PhaseFigures;
   /** spread reads/s over leader-only reads/s. */
   spreadOverLeader: number;
+  /**
+   * The same ratio of the two phases' CPU ceilings: what spreading could give on this machine at the
+   * measured CPU per read, whatever else runs on it (undefined without CPU figures).
+   */
+  spreadOverLeaderCeiling?: number;
 }
 
 interface ReadResults {
@@ -530,21 +535,25 @@ function ratio(a: number, b: number): number {
 }
 
 function describe(f: PhaseFigures, unit: string): string {
-  const cpu = f.serverCpuMsPerOp !== undefined ? `; replicas' CPU ${f.serverCpuMsPerOp} ms per op` : '';
+  const cpu =
+    f.serverCpuMsPerOp !== undefined
+      ? `; CPU per op: replicas ${f.serverCpuMsPerOp} ms (busiest ${f.busiestReplicaCpuMsPerOp} ms), driver ${f.driverCpuMsPerOp} ms; CPU ceiling ${f.cpuCeilingPerSecond} ${unit}/s`
+      : '';
   return (
     `${f.perSecond} ${unit}/s (${f.ok} in ${(f.elapsedMs / 1000).toFixed(1)} s); ` +
     `p50 ${f.latency.p50} ms, p99 ${f.latency.p99} ms, max ${f.latency.max} ms; errors ${JSON.stringify(f.errors)}${cpu}`
   );
 }
 
-/** Runs a phase and adds the replicas' CPU ms per successful operation (see PhaseFigures). */
+/** Runs a phase and adds the CPU figures per successful operation: replicas, driver, ceiling (see PhaseFigures). */
 async function withServerCpu(cluster: LocalCluster, run: () => Promise<PhaseFigures>): Promise<PhaseFigures> {
   const pids = cluster.live(true).flatMap((r) => (r.pid === undefined ? [] : [r.pid]));
-  const before = totalCpuMs(pids);
+  const before = pids.map((pid) => processCpuMs(pid));
+  const driverBefore = process.cpuUsage();
   const f = await run();
-  const after = totalCpuMs(pids);
-  if (before === undefined || after === undefined || f.ok === 0) return f;
-  return { ...f, serverCpuMsPerOp: Math.round(((after - before) / f.ok) * 1000) / 1000 };
+  const driver = process.cpuUsage(driverBefore);
+  const after = pids.map((pid) => processCpuMs(pid));
+  return { ...f, ...cpuPerOp(before, after, (driver.user + driver.system) / 1000, f.ok, os.cpus().length) };
 }
 
 /**
@@ -606,6 +615,10 @@ async function readPhase(
       leaderOnly,
       spread,
       spreadOverLeader: ratio(spread.perSecond, leaderOnly.perSecond),
+      spreadOverLeaderCeiling:
+        spread.cpuCeilingPerSecond !== undefined && leaderOnly.cpuCeilingPerSecond !== undefined
+          ? ratio(spread.cpuCeilingPerSecond, leaderOnly.cpuCeilingPerSecond)
+          : undefined,
     });
   }
 
@@ -638,8 +651,12 @@ async function readPhase(
     );
   }
   for (const c of chats) {
+    const ceiling =
+      c.spreadOverLeaderCeiling !== undefined
+        ? `; of the CPU ceilings on this machine (${os.cpus().length} cores): ${c.spreadOverLeaderCeiling}`
+        : '';
     console.log(
-      `ratio spread/leader-only read throughput, chat of ${c.size}: ${c.spreadOverLeader} (target >= 2)`,
+      `ratio spread/leader-only read throughput, chat of ${c.size}: ${c.spreadOverLeader} (target >= 2)${ceiling}`,
     );
   }
   console.log(`ratio mixed ops/s / write-only writes/s: ${ratios.mixedOverWriteOnly} (target >= 3)`);

@@ -3,6 +3,7 @@
 // replica, and a mixed 90% GetMessages / 10% SendMessage workload. Every read is a real one: a
 // participant of the chat, with its own valid token, reads a page that must come back full.
 import * as grpc from '@grpc/grpc-js';
+import type { CpuPerOp } from './cpu.js';
 import type { LatencySummary } from './main.js';
 import { ChatCaller, type Party, codeName, grpcCode, newKey } from './rpc.js';
 
@@ -11,7 +12,8 @@ export const PAGE_LIMIT = 50;
 /** Share of SendMessage calls in the mixed workload. */
 export const MIXED_WRITE_SHARE = 0.1;
 
-export interface PhaseFigures {
+/** A phase's figures; the CPU ones (CpuPerOp, src/bench/cpu.ts) where /proc can be read. */
+export interface PhaseFigures extends Partial<CpuPerOp> {
   /** Successful operations completed inside the window. */
   ok: number;
   perSecond: number;
@@ -21,11 +23,6 @@ export interface PhaseFigures {
   errors: Record<string, number>;
   /** Successful operations inside the window by kind (GetMessages, SendMessage). */
   byKind: Record<string, number>;
-  /**
-   * CPU ms the replicas spent (all of them, from the phase's start to the end of its drain) per
-   * successful operation; undefined where /proc cannot be read. Steadier than ops/s on a shared machine.
-   */
-  serverCpuMsPerOp?: number;
 }
 
 export interface SeededChat {

@@ -2,7 +2,7 @@
 // process that does not exist (or off Linux, where this test must fail rather than pass vacuously).
 
 import { describe, expect, it } from 'vitest';
-import { processCpuMs, totalCpuMs } from '../../src/bench/cpu.js';
+import { cpuPerOp, processCpuMs, totalCpuMs } from '../../src/bench/cpu.js';
 
 describe('bench CPU figures', () => {
   it('reads this process’s CPU time, which grows with work', () => {
@@ -21,5 +21,26 @@ describe('bench CPU figures', () => {
     expect(processCpuMs(gone)).toBeUndefined();
     expect(totalCpuMs([process.pid, gone])).toBeUndefined();
     expect(totalCpuMs([process.pid])).toBeTypeOf('number');
+  });
+
+  it('per op: replicas summed, the busiest one, the driver apart, and the ceiling both bounds give', () => {
+    // 1000 reads; the leader used 800 ms, four followers 50 ms each, the driver 600 ms; 2 cores.
+    const f = cpuPerOp([100, 0, 0, 0, 0], [900, 50, 50, 50, 50], 600, 1000, 2);
+    expect(f).toEqual({
+      serverCpuMsPerOp: 1,
+      busiestReplicaCpuMsPerOp: 0.8,
+      driverCpuMsPerOp: 0.6,
+      // The shared cores allow 2000 / 1.6 = 1250/s; the leader's one thread 1000 / 0.8 = 1250/s.
+      cpuCeilingPerSecond: 1250,
+    });
+    // Spread evenly, the one-thread bound no longer binds: 2000 / (1 + 0.6).
+    expect(cpuPerOp([0, 0, 0, 0, 0], [200, 200, 200, 200, 200], 600, 1000, 2).cpuCeilingPerSecond).toBe(1250);
+    // The leader alone at 1 ms per read binds below the shared figure.
+    expect(cpuPerOp([0, 0], [1000, 0], 100, 1000, 2).cpuCeilingPerSecond).toBe(1000);
+  });
+
+  it('no figures when a replica could not be read or nothing succeeded', () => {
+    expect(cpuPerOp([1, undefined], [2, 3], 1, 10, 2)).toEqual({});
+    expect(cpuPerOp([1, 2], [2, 3], 1, 0, 2)).toEqual({});
   });
 });
