@@ -3,7 +3,7 @@
 //
 // Machines receive events (inbound messages, timers, storage completions, client proposals) and emit
 // effects. They never read a clock, a random source, a disk or a socket: everything arrives as events
-// or through the input (a read-only view of the log, a random seed).
+// or through the input (the durable state, read once at start, and a random seed).
 
 export type NodeId = string;
 
@@ -182,8 +182,11 @@ export type HostEvent =
   | { type: 'transferLeadership'; to: NodeId | null }
   /** The host has finished installing a snapshot received from the leader. */
   | { type: 'snapshotInstalled'; meta: SnapshotMeta }
-  /** The host has taken a local snapshot and compacted the log through `meta.index`. */
-  | { type: 'snapshotTaken'; meta: SnapshotMeta };
+  /**
+   * The host compacted its log through `meta.index` (after a local snapshot; whose entry has
+   * `meta.term`, and `meta.config` in effect there): entries at or below it can no longer be sent.
+   */
+  | { type: 'logCompacted'; meta: SnapshotMeta };
 
 export type ReplicaEvent = RaftMessage | HostEvent;
 
@@ -205,7 +208,16 @@ export type Effect =
       /** Entries to append, consecutive, after any truncation. */
       entries?: Entry[];
     }
-  | { type: 'send'; message: RaftMessage; afterPersist: boolean }
+  | {
+      type: 'send';
+      message: RaftMessage;
+      afterPersist: boolean;
+      /**
+       * A leader's AppendEntries carries no entries as emitted (the machine knows its log by terms
+       * only): the executor attaches the log entries of this range as it sends the message.
+       */
+      entries?: EntryRange;
+    }
   /** Entries through `index` are committed: the host applies them in order. */
   | { type: 'commit'; index: number }
   /** A proposal was appended at `index`/`term`; it succeeds if that entry is later applied unchanged. */
@@ -229,9 +241,22 @@ export type Effect =
 
 export type Role = 'follower' | 'candidate' | 'leader' | 'learner';
 
+/**
+ * Log entries [from, to] to attach to an AppendEntries; `term` is the term of entry `to` as the machine
+ * knows it. The executor reads them from the log (not yet durable ones included); when the log no
+ * longer holds that entry with that term (compacted, or replaced after the message was emitted), it
+ * drops the message, as the network may: the leader's progress tracking retries.
+ */
+export interface EntryRange {
+  from: number;
+  to: number;
+  term: number;
+}
+
 // ---------------------------------------------------------------------------------------------------
-// What the machines may read synchronously: the host's view of its log, including entries not yet
-// durable (like etcd raft's "unstable" log). The host updates it when it carries out `persist`.
+// A host's read-only view of its log. The replica machine reads it once, while it builds its initial
+// context from the input (the log's terms and config entries, as plain data), and never again: from
+// then on it tracks its log itself, from the `persist` effects it emits.
 
 export interface LogView {
   /** Index of the last entry (the snapshot index when the log is empty after compaction). */
@@ -267,6 +292,7 @@ export interface ReplicaInput {
    * does not go back across a restart. Default: appliedIndex. Clamped to [applied, last log index].
    */
   commitIndex?: number;
+  /** Read only while the initial context is built (see LogView). */
   log: LogView;
   timing: Timing;
   /** Seed of the replica's own PRNG (election timeouts); the machine advances it purely. */

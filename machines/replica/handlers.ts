@@ -17,12 +17,11 @@ import type {
 } from '../protocol.js';
 import type { ReadRequest } from '../replication/progress.js';
 import type { ReplicationEvent } from '../replication/replication.machine.js';
+import { type ConfigEntry, compactTerms, termAt, writeTerms } from './log-terms.js';
 import {
   isSingleServerChange,
   isUpToDate,
   isVoter,
-  lastConfigAtOrBefore,
-  lastConfigIn,
   parseConfig,
   planAppend,
   tally,
@@ -52,18 +51,66 @@ function persist(
 ): number {
   const seq = (s.patch.persistSeq ?? c.persistSeq) + 1;
   s.patch.persistSeq = seq;
-  // The machine keeps its own last index and term as data: what it decides next (the index of the
-  // next entry, whether a candidate is up to date) never depends on when the host writes.
+  // The machine keeps its log's terms and config entries as data: what it decides next (matching,
+  // conflicts, commits, the index of the next entry, whether a candidate is up to date) never depends
+  // on when the host writes.
   const entries = write.entries ?? [];
-  if (entries.length > 0) {
-    s.patch.lastIndex = entries[entries.length - 1].index;
-    s.patch.lastTerm = entries[entries.length - 1].term;
-  } else if (write.truncateFrom !== undefined) {
-    s.patch.lastIndex = write.truncateFrom - 1;
-    s.patch.lastTerm = c.log.termAt(write.truncateFrom - 1) ?? 0;
+  if (entries.length > 0 || write.truncateFrom !== undefined) {
+    const runs = s.patch.termRuns ?? c.termRuns;
+    const log = {
+      snapshotIndex: c.snapshotIndex,
+      snapshotTerm: c.snapshotTerm,
+      termRuns: runs,
+      lastIndex: s.patch.lastIndex ?? c.lastIndex,
+    };
+    const next = writeTerms(log, write.truncateFrom, entries);
+    s.patch.lastIndex = next.lastIndex;
+    s.patch.lastTerm = next.lastTerm;
+    if (next.termRuns !== runs) s.patch.termRuns = next.termRuns;
+    const before = s.patch.configs ?? c.configs;
+    const configs = writeConfigs(before, write.truncateFrom, entries);
+    if (configs !== before) s.patch.configs = configs;
   }
   s.effects.push({ type: 'persist', ...write });
   return seq;
+}
+
+/** The config entries after a write (the same array when the write touches none). */
+function writeConfigs(
+  configs: ConfigEntry[],
+  truncateFrom: number | undefined,
+  entries: Entry[],
+): ConfigEntry[] {
+  let out = configs;
+  const cut = Math.min(
+    truncateFrom ?? Number.POSITIVE_INFINITY,
+    entries[0]?.index ?? Number.POSITIVE_INFINITY,
+  );
+  if (out.length > 0 && out[out.length - 1].index >= cut) out = out.filter((x) => x.index < cut);
+  for (const e of entries) {
+    if (e.kind !== 'config') continue;
+    const config = parseConfig(e.data);
+    if (config) out = [...out, { index: e.index, config }];
+  }
+  return out;
+}
+
+/** The configuration in effect: the last config entry of the log, else the snapshot's. */
+function configInEffect(c: ReplicaContext, configs: ConfigEntry[]): ConfigEntry {
+  const last = configs[configs.length - 1];
+  return last ?? { index: c.snapshotIndex, config: c.snapshotConfig };
+}
+
+/** Adopt the configuration in effect after a change of the config entries (configChanged when it changed). */
+function followConfigs(c: ReplicaContext, s: Step, configs: ConfigEntry[]): void {
+  const { index, config } = configInEffect(c, configs);
+  if (config !== c.config) {
+    s.patch.config = config;
+    s.patch.configIndex = index;
+    s.effects.push({ type: 'configChanged', config });
+  } else if (index !== c.configIndex) {
+    s.patch.configIndex = index;
+  }
 }
 
 function send(s: Step, message: RaftMessage, afterPersist = true): void {
@@ -272,7 +319,7 @@ export function handleAppend(c: ReplicaContext, e: ReplicaMachineEvent): Step {
   if (e.type !== 'AppendEntries') return s;
   const m: AppendEntries = e;
   s.patch.leaderId = m.from;
-  const plan = planAppend(c.log, m, c.commitIndex, c.lastIndex);
+  const plan = planAppend(c, m, c.commitIndex);
   const respond = (success: boolean, matchIndex: number, conflictIndex: number, conflictTerm: number) =>
     send(s, {
       type: 'AppendEntriesResponse',
@@ -294,29 +341,11 @@ export function handleAppend(c: ReplicaContext, e: ReplicaMachineEvent): Step {
       ...(plan.truncateFrom !== undefined ? { truncateFrom: plan.truncateFrom } : {}),
       entries: plan.append,
     });
-    let config = c.config;
-    let configIndex = c.configIndex;
-    if (plan.truncateFrom !== undefined) {
+    if (plan.truncateFrom !== undefined)
       s.patch.durableIndex = Math.min(c.durableIndex, plan.truncateFrom - 1);
-      // A config entry that is truncated away stops being in effect: revert to the one before it.
-      if (configIndex >= plan.truncateFrom) {
-        const prev = lastConfigAtOrBefore(c.log, plan.truncateFrom - 1);
-        config = prev ? prev.config : c.log.snapshot().config;
-        configIndex = prev ? prev.index : c.log.snapshot().index;
-      }
-    }
-    const appended = lastConfigIn(plan.append);
-    if (appended) {
-      config = appended.config;
-      configIndex = appended.index;
-    }
-    if (config !== c.config) {
-      s.patch.config = config;
-      s.patch.configIndex = configIndex;
-      s.effects.push({ type: 'configChanged', config });
-    } else if (configIndex !== c.configIndex) {
-      s.patch.configIndex = configIndex;
-    }
+    // Appended config entries take effect at once; a truncated one stops being in effect (the one
+    // before it is again).
+    if (s.patch.configs) followConfigs(c, s, s.patch.configs);
   }
   // Rule 5: commit up to min(leaderCommit, index of last new entry).
   const commit = Math.min(m.leaderCommit, plan.lastNew);
@@ -353,16 +382,19 @@ export function handleSnapshotChunk(c: ReplicaContext, e: ReplicaMachineEvent): 
 
 export function snapshotInstalled(c: ReplicaContext, meta: SnapshotMeta): Step {
   const s = step();
-  // The host reset its log to the snapshot (§7): it kept our suffix after it only if our log held the
-  // snapshot's last entry; then our last entry is still there, else the snapshot is our last entry.
-  const kept = c.lastIndex > meta.index && c.log.termAt(c.lastIndex) === c.lastTerm;
-  const last = kept
-    ? { lastIndex: c.lastIndex, lastTerm: c.lastTerm }
-    : { lastIndex: meta.index, lastTerm: meta.term };
-  const found = lastConfigAtOrBefore(c.log, last.lastIndex);
-  const config = found && found.index > meta.index ? found : { index: meta.index, config: meta.config };
+  // The host reset its log to the snapshot (§7): it keeps the suffix after the snapshot only if the
+  // log holds the snapshot's last entry (with its term); the machine applies the same rule to its terms.
+  const kept = meta.index < c.lastIndex && termAt(c, meta.index) === meta.term;
+  const terms = kept
+    ? compactTerms(c, meta.index, meta.term)
+    : { snapshotIndex: meta.index, snapshotTerm: meta.term, termRuns: [], lastIndex: meta.index };
+  const configs = kept ? c.configs.filter((x) => x.index > meta.index) : [];
+  const config = configs[configs.length - 1] ?? { index: meta.index, config: meta.config };
   s.patch = {
-    ...last,
+    ...terms,
+    lastTerm: kept ? c.lastTerm : meta.term,
+    configs,
+    snapshotConfig: meta.config,
     commitIndex: Math.max(c.commitIndex, meta.index),
     appliedIndex: Math.max(c.appliedIndex, meta.index),
     durableIndex: Math.max(c.durableIndex, meta.index),
@@ -391,8 +423,18 @@ export function notePersisted(
   e: { index: number; term: number; seq?: number },
 ): Partial<ReplicaContext> {
   const patch: Partial<ReplicaContext> = { durableSeq: Math.max(c.durableSeq, e.seq ?? c.persistSeq) };
-  if (e.index > c.durableIndex && c.log.termAt(e.index) === e.term) patch.durableIndex = e.index;
+  if (e.index > c.durableIndex && termAt(c, e.index) === e.term) patch.durableIndex = e.index;
   return patch;
+}
+
+/** The host compacted its log through meta.index: those entries can no longer be sent (a snapshot can). */
+export function logCompacted(c: ReplicaContext, meta: SnapshotMeta): Partial<ReplicaContext> {
+  if (meta.index <= c.snapshotIndex || meta.index > c.lastIndex) return {};
+  const { snapshotIndex, snapshotTerm, termRuns } = compactTerms(c, meta.index, meta.term);
+  const configs = c.configs.some((x) => x.index <= meta.index)
+    ? c.configs.filter((x) => x.index > meta.index)
+    : c.configs;
+  return { snapshotIndex, snapshotTerm, termRuns, configs, snapshotConfig: meta.config };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -433,7 +475,6 @@ export function appendProposals(c: ReplicaContext, proposals: Proposal[]): Step 
   const accepted: Proposal[] = [];
   const rejected: Effect[] = [];
   let config: ClusterConfig | null = null;
-  let configIndex = 0;
   for (const p of proposals) {
     if (p.kind === 'config') {
       const reason = configRefusal(c, p.data, config !== null);
@@ -442,7 +483,6 @@ export function appendProposals(c: ReplicaContext, proposals: Proposal[]): Step 
         continue;
       }
       config = parseConfig(p.data);
-      configIndex = index + 1;
     }
     entries.push({ index: ++index, term: c.term, kind: p.kind, data: p.data });
     accepted.push(p);
@@ -453,11 +493,13 @@ export function appendProposals(c: ReplicaContext, proposals: Proposal[]): Step 
     // The replication actor learns the new last index first, so a member added by this batch starts
     // with nextIndex = last index + 1 (Figure 2).
     s.toReplication.push({ type: 'appended', lastIndex: index });
-    if (config) {
-      s.patch.config = config;
-      s.patch.configIndex = configIndex;
-      s.effects.push({ type: 'configChanged', config });
-      s.toReplication.push({ type: 'config', config });
+    if (config && s.patch.configs) {
+      // The entry as the machine now holds it (one parsed object for both).
+      const added = configInEffect(c, s.patch.configs);
+      s.patch.config = added.config;
+      s.patch.configIndex = added.index;
+      s.effects.push({ type: 'configChanged', config: added.config });
+      s.toReplication.push({ type: 'config', config: added.config });
     }
     entries.forEach((e, i) => {
       s.effects.push({ type: 'proposed', requestId: accepted[i].requestId, index: e.index, term: e.term });
@@ -567,7 +609,13 @@ export function replicationOutput(c: ReplicaContext, e: ReplicaMachineEvent): St
   const s = step();
   if (e.type !== 'replication.output') return s;
   const out = e as Extract<ReplicationReport, { type: 'replication.output' }>;
-  for (const m of out.messages) send(s, m, false);
+  for (const o of out.messages) {
+    s.effects.push(
+      o.entries
+        ? { type: 'send', message: o.message, afterPersist: false, entries: o.entries }
+        : { type: 'send', message: o.message, afterPersist: false },
+    );
+  }
   for (const to of out.snapshots) s.effects.push({ type: 'sendSnapshot', to, term: c.term });
   if (out.commitIndex !== null && out.commitIndex > c.commitIndex) {
     s.patch.commitIndex = out.commitIndex;

@@ -15,7 +15,11 @@ export const leader = replicaSetup.createStateConfig({
     input: ({ context }): ReplicationInput => ({
       id: context.id,
       term: context.term,
-      log: context.log,
+      // The log's terms as the new leader holds them (its noop included): a leader only appends
+      // entries of its own term, so from here on `appended` (the last index) keeps them current.
+      snapshotIndex: context.snapshotIndex,
+      snapshotTerm: context.snapshotTerm,
+      termRuns: context.termRuns,
       config: context.config,
       commitIndex: context.commitIndex,
       lastIndex: context.termStartIndex,
@@ -64,6 +68,7 @@ export const leader = replicaSetup.createStateConfig({
     AppendEntriesResponse: [...termRule, { guard: 'isStale' }, { actions: 'forwardToReplication' }],
     InstallSnapshotResponse: [...termRule, { guard: 'isStale' }, { actions: 'forwardToReplication' }],
     persisted: { actions: 'forwardPersisted' },
+    logCompacted: { actions: 'forwardCompacted' },
     readIndex: { actions: 'startRead' },
     // A follower's read: confirmed by the same quorum round as the leader's own (batched with them).
     ReadIndexRequest: [...termRule, staleRule, { actions: 'startRead' }],

@@ -19,6 +19,7 @@ export const replicaMachine = replicaSetup.createMachine({
     persisted: { actions: 'notePersisted' },
     applied: { actions: 'noteApplied' },
     snapshotInstalled: { actions: 'snapshotInstalled' },
+    logCompacted: { actions: 'noteCompacted' },
     // Non-leaders refuse client calls with the leader they know (the chat layer forwards).
     propose: { actions: 'rejectProposals' },
     readIndex: { actions: 'rejectRead' },

@@ -3,6 +3,7 @@
 // only decide *when* a rule applies.
 
 import type { AppendEntries, ClusterConfig, Entry, LogView, NodeId, Timing } from '../protocol.js';
+import { type LogTerms, runStart, termAt } from './log-terms.js';
 
 /** Votes (or acknowledgements) needed out of `n` voters. */
 export function quorum(n: number): number {
@@ -29,10 +30,6 @@ export function isUpToDate(
   myLastTerm: number,
 ): boolean {
   return candLastTerm > myLastTerm || (candLastTerm === myLastTerm && candLastIndex >= myLastIndex);
-}
-
-export function lastTermOf(log: LogView): number {
-  return log.termAt(log.lastIndex()) ?? log.snapshot().term;
 }
 
 /**
@@ -87,12 +84,7 @@ export type AppendPlan =
  * Entries at or below our commit index are already known to match (committed entries are in every
  * later leader's log), so they are skipped; that also avoids reading a compacted prefix.
  */
-export function planAppend(
-  log: LogView,
-  m: AppendEntries,
-  commitIndex: number,
-  lastIndex = log.lastIndex(),
-): AppendPlan {
+export function planAppend(log: LogTerms, m: AppendEntries, commitIndex: number): AppendPlan {
   let prevIndex = m.prevLogIndex;
   let prevTerm = m.prevLogTerm;
   let entries = m.entries;
@@ -104,13 +96,13 @@ export function planAppend(
     entries = entries.slice(skip);
   }
   // Rule 2: reply false if the log has no entry at prevLogIndex whose term matches prevLogTerm.
-  if (log.termAt(prevIndex) !== prevTerm) {
-    return { ok: false, ...conflictHint(log, prevIndex, commitIndex, lastIndex) };
+  if (termAt(log, prevIndex) !== prevTerm) {
+    return { ok: false, ...conflictHint(log, prevIndex, commitIndex) };
   }
   // Rules 3-4: find the first new entry that is missing or conflicts; keep everything before it.
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i];
-    const mine = log.termAt(e.index);
+    const mine = termAt(log, e.index);
     if (mine === e.term) continue;
     const append = entries.slice(i);
     const lastNew = prevIndex + entries.length;
@@ -126,17 +118,16 @@ export function planAppend(
  * first index we hold of that term, so the leader can skip the whole term in one round trip.
  */
 export function conflictHint(
-  log: LogView,
+  log: LogTerms,
   prevIndex: number,
   commitIndex: number,
-  last = log.lastIndex(),
 ): { conflictIndex: number; conflictTerm: number } {
-  if (prevIndex > last) return { conflictIndex: last + 1, conflictTerm: 0 };
-  const term = log.termAt(prevIndex);
+  if (prevIndex > log.lastIndex) return { conflictIndex: log.lastIndex + 1, conflictTerm: 0 };
+  const term = termAt(log, prevIndex);
   if (term === undefined) return { conflictIndex: commitIndex + 1, conflictTerm: 0 };
-  let i = prevIndex;
-  while (i - 1 > commitIndex && log.termAt(i - 1) === term) i--;
-  return { conflictIndex: i, conflictTerm: term };
+  // The first entry of that term, but not at or below the commit index (known to match).
+  const first = prevIndex === log.snapshotIndex ? prevIndex : runStart(log, prevIndex);
+  return { conflictIndex: Math.min(prevIndex, Math.max(first, commitIndex + 1)), conflictTerm: term };
 }
 
 /**
@@ -145,20 +136,21 @@ export function conflictHint(
  * Never below match + 1 (that prefix is known to agree) and always below the old nextIndex.
  */
 export function nextIndexAfterReject(
-  log: LogView,
+  log: LogTerms,
   hint: { conflictIndex: number; conflictTerm: number },
   match: number,
   next: number,
 ): number {
   let candidate = hint.conflictIndex;
   if (hint.conflictTerm > 0) {
-    let i = Math.min(next - 1, log.lastIndex());
+    // Skip back over our entries of later terms, a whole run at a time.
+    let i = Math.min(next - 1, log.lastIndex);
     while (i > match) {
-      const t = log.termAt(i);
+      const t = termAt(log, i);
       if (t === undefined || t <= hint.conflictTerm) break;
-      i--;
+      i = i === log.snapshotIndex ? i - 1 : runStart(log, i) - 1;
     }
-    if (i > match && log.termAt(i) === hint.conflictTerm) candidate = i + 1;
+    if (i > match && termAt(log, i) === hint.conflictTerm) candidate = i + 1;
   }
   if (candidate >= next) candidate = next - 1;
   return Math.max(match + 1, candidate);
@@ -214,6 +206,15 @@ export function lastConfigAtOrBefore(
     if (entries.length === 0) break;
     to = from - 1;
   }
+  return null;
+}
+
+/** The last of `configs` (ascending) at or before `index`, else null. */
+export function configAtOrBefore<T extends { index: number }>(
+  configs: readonly T[],
+  index: number,
+): T | null {
+  for (let i = configs.length - 1; i >= 0; i--) if (configs[i].index <= index) return configs[i];
   return null;
 }
 

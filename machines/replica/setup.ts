@@ -21,6 +21,7 @@ import {
   isStale,
   isVoteResponse,
   leaveLeadership,
+  logCompacted,
   mustAdoptTerm,
   notePersisted,
   readIndexAnswered,
@@ -139,6 +140,18 @@ export const replicaSetup = setup({
     markTransferCampaign: enqueueActions(({ enqueue }) => enqueue.assign({ campaignTransfer: true })),
     notePersisted: enqueueActions(({ context, event, enqueue }) => {
       if (event.type === 'persisted') enqueue.assign(notePersisted(context, event));
+    }),
+    /** The host compacted its log (a local snapshot): forget the terms behind it. */
+    noteCompacted: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type === 'logCompacted') enqueue.assign(logCompacted(context, event.meta));
+    }),
+    /** Leader: the replication actor must send a snapshot, not entries, to a peer that needs them. */
+    forwardCompacted: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'logCompacted') return;
+      const patch = logCompacted(context, event.meta);
+      enqueue.assign(patch);
+      if (patch.snapshotIndex !== undefined)
+        enqueue.sendTo('replication', { type: 'compacted', index: event.meta.index, term: event.meta.term });
     }),
     noteApplied: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'applied') return;

@@ -3,7 +3,7 @@
 import type {
   ClusterConfig,
   Effect,
-  LogView,
+  EntryRange,
   NodeId,
   RaftMessage,
   ReplicaEvent,
@@ -11,23 +11,26 @@ import type {
   Timing,
 } from '../protocol.js';
 import type { ReadRequest } from '../replication/progress.js';
+import type { ConfigEntry, LogTerms } from './log-terms.js';
 
-export interface ReplicaContext {
+/**
+ * Plain, serialisable data only (a test round-trips it through JSON): the machine holds no host object
+ * and reads no storage. Its log is known by terms (LogTerms: snapshotIndex/snapshotTerm, termRuns,
+ * lastIndex); the entry bodies live with the host, which attaches them to the AppendEntries it sends.
+ */
+export interface ReplicaContext extends LogTerms {
   id: NodeId;
-  /**
-   * Read-only storage of the log entries (like etcd raft's Storage): read for the terms of entries
-   * (matching, conflicts), the entries to replicate and config scans. Never for the last index or term,
-   * which the machine keeps itself (below).
-   */
-  log: LogView;
-  /** Index and term of this replica's last log entry (the snapshot's when the log is empty), as data. */
-  lastIndex: number;
+  /** Term of this replica's last log entry (the snapshot's when the log is empty). */
   lastTerm: number;
+  /** Config entries of the log after the snapshot, ascending (a truncation may revert to an earlier one). */
+  configs: ConfigEntry[];
+  /** The configuration in effect at the snapshot. */
+  snapshotConfig: ClusterConfig;
   timing: Timing;
   maxBatch: number;
   maxInflight: number;
 
-  // Figure 2 persistent state (the log itself lives behind `log`).
+  // Figure 2 persistent state (the log's terms are above; its entries are the host's).
   term: number;
   votedFor: NodeId | null;
 
@@ -78,7 +81,7 @@ export type ReplicationReport =
   | {
       type: 'replication.output';
       /** Messages to send (afterPersist=false: the leader may send while its own write is in flight). */
-      messages: RaftMessage[];
+      messages: Outgoing[];
       /** Peers that must be sent a snapshot. */
       snapshots: NodeId[];
       /** New commit index, when it advanced. */
@@ -94,5 +97,11 @@ export type ReplicationReport =
   | { type: 'replication.transferFailed' };
 
 export type ReplicaMachineEvent = ReplicaEvent | ReplicationReport;
+
+/** A message the replication actor sends; an AppendEntries names the log entries to attach. */
+export interface Outgoing {
+  message: RaftMessage;
+  entries?: EntryRange;
+}
 
 export type { Effect };

@@ -8,12 +8,12 @@ import type {
   AppendEntriesResponse,
   ClusterConfig,
   InstallSnapshotResponse,
-  LogView,
   NodeId,
-  RaftMessage,
   Timing,
 } from '../protocol.js';
+import { type LogTerms, type TermRun, compactTerms, termAt } from '../replica/log-terms.js';
 import { computeCommit, isVoter, nextIndexAfterReject, quorum, voters } from '../replica/rules.js';
+import type { Outgoing } from '../replica/types.js';
 
 export type PeerMode = 'probe' | 'pipeline' | 'snapshot';
 
@@ -39,7 +39,10 @@ export interface Progress {
 export interface ReplicationInput {
   id: NodeId;
   term: number;
-  log: LogView;
+  /** The leader's log by terms (plain data; see LogTerms): the entries themselves stay with the host. */
+  snapshotIndex: number;
+  snapshotTerm: number;
+  termRuns: TermRun[];
   config: ClusterConfig;
   commitIndex: number;
   /** Last log index, including the new leader's noop. */
@@ -66,10 +69,9 @@ export interface ReadRound {
   acks: NodeId[];
 }
 
-export interface ReplicationContext {
+export interface ReplicationContext extends LogTerms {
   id: NodeId;
   term: number;
-  log: LogView;
   config: ClusterConfig;
   commitIndex: number;
   lastIndex: number;
@@ -88,7 +90,7 @@ export interface ReplicationContext {
 }
 
 export interface Output {
-  messages: RaftMessage[];
+  messages: Outgoing[];
   snapshots: NodeId[];
   commitIndex: number | null;
   reads: { requests: ReadRequest[]; index: number }[];
@@ -130,7 +132,9 @@ export function initialReplicationContext(input: ReplicationInput): ReplicationC
   return {
     id: input.id,
     term: input.term,
-    log: input.log,
+    snapshotIndex: input.snapshotIndex,
+    snapshotTerm: input.snapshotTerm,
+    termRuns: input.termRuns,
     config: input.config,
     commitIndex: input.commitIndex,
     lastIndex: input.lastIndex,
@@ -196,23 +200,23 @@ export function sendAppend(c: ReplicationContext, to: NodeId, out: Output): void
     if (p.mode === 'probe' && p.probeSent) return;
     if (p.mode === 'pipeline' && (p.inflight.length >= c.maxInflight || p.next > c.lastIndex)) return;
     const prev = p.next - 1;
-    const prevTerm = c.log.termAt(prev);
-    if (prevTerm === undefined || p.next < c.log.firstIndex()) {
+    const prevTerm = termAt(c, prev);
+    if (prevTerm === undefined || p.next <= c.snapshotIndex) {
       // The entries this peer needs are compacted away: it needs the snapshot.
       toSnapshot(p, to, out);
       return;
     }
-    const entries = p.next <= c.lastIndex ? c.log.entries(p.next, c.lastIndex, c.maxBatch) : [];
-    if (p.next <= c.lastIndex && entries.length === 0) {
-      toSnapshot(p, to, out);
-      return;
-    }
-    out.messages.push(appendMessage(c, to, prev, prevTerm, entries));
+    // The entries go by range: the executor attaches them from the log as it sends the message.
+    const count = p.next <= c.lastIndex ? Math.min(c.lastIndex - prev, c.maxBatch) : 0;
+    const last = prev + count;
+    const message = appendMessage(c, to, prev, prevTerm, []);
+    out.messages.push(
+      count > 0 ? { message, entries: { from: p.next, to: last, term: termAt(c, last) ?? 0 } } : { message },
+    );
     if (p.mode === 'probe') {
       p.probeSent = true;
       return;
     }
-    const last = prev + entries.length;
     p.inflight.push(last);
     p.next = last + 1;
   }
@@ -221,14 +225,14 @@ export function sendAppend(c: ReplicationContext, to: NodeId, out: Output): void
 /** An empty AppendEntries at the peer's match index: always consistent, resets its election timer. */
 function heartbeat(c: ReplicationContext, to: NodeId, out: Output): void {
   const p = c.peers[to];
-  const prevTerm = c.log.termAt(p.match);
+  const prevTerm = termAt(c, p.match);
   const prev = prevTerm === undefined ? 0 : p.match;
-  out.messages.push(appendMessage(c, to, prev, prevTerm ?? 0, []));
+  out.messages.push({ message: appendMessage(c, to, prev, prevTerm ?? 0, []) });
 }
 
 export function maybeCommit(c: ReplicationContext, out: Output): void {
   const matches = voters(c.config).map((id) => (id === c.id ? c.selfMatch : (c.peers[id]?.match ?? 0)));
-  const next = computeCommit(matches, c.commitIndex, c.term, (i) => c.log.termAt(i));
+  const next = computeCommit(matches, c.commitIndex, c.term, (i) => termAt(c, i));
   if (next > c.commitIndex) {
     c.commitIndex = next;
     out.commitIndex = next;
@@ -246,9 +250,25 @@ function maybeTransfer(c: ReplicationContext, out: Output): void {
 }
 
 export function onAppended(c: ReplicationContext, lastIndex: number, out: Output): void {
-  c.lastIndex = Math.max(c.lastIndex, lastIndex);
+  if (lastIndex > c.lastIndex) {
+    // A leader appends entries of its own term only (a compaction through the last entry may have
+    // left no run to extend).
+    const runs = c.termRuns;
+    if (runs.length === 0 || runs[runs.length - 1].term !== c.term) {
+      c.termRuns = [...runs, { index: c.lastIndex + 1, term: c.term }];
+    }
+    c.lastIndex = lastIndex;
+  }
   for (const id of Object.keys(c.peers)) sendAppend(c, id, out);
   // A single-voter leader commits on its own durability, not here.
+}
+
+/** The host compacted the log through `index`: peers that need entries behind it get the snapshot. */
+export function onCompacted(c: ReplicationContext, index: number, term: number): void {
+  const next = compactTerms(c, index, term);
+  c.snapshotIndex = next.snapshotIndex;
+  c.snapshotTerm = next.snapshotTerm;
+  c.termRuns = next.termRuns;
 }
 
 export function onSelfPersisted(c: ReplicationContext, index: number, out: Output): void {
@@ -272,7 +292,7 @@ export function onAppendResponse(c: ReplicationContext, m: AppendEntriesResponse
       p.probeSent = false;
       p.inflight = [];
       p.next = p.match + 1;
-    } else if (p.mode === 'snapshot' && p.match >= c.log.firstIndex() - 1) {
+    } else if (p.mode === 'snapshot' && p.match >= c.snapshotIndex) {
       // The peer already has what the snapshot would give it (e.g. a lost InstallSnapshotResponse).
       p.mode = 'probe';
       p.probeSent = false;
@@ -286,7 +306,7 @@ export function onAppendResponse(c: ReplicationContext, m: AppendEntriesResponse
   }
   if (p.mode === 'snapshot') return;
   // Rejected: back off with the follower's hint (one round trip per conflicting term, not per entry).
-  p.next = nextIndexAfterReject(c.log, m, p.match, p.next);
+  p.next = nextIndexAfterReject(c, m, p.match, p.next);
   p.mode = 'probe';
   p.probeSent = false;
   p.inflight = [];

@@ -3,8 +3,9 @@
 // check-quorum, commit computation, ReadIndex rounds and transfer catch-up, and reports to the replica
 // with sendParent; the replica turns reports into emitted effects.
 //
-// It does not read the log while it is being created (that happens inside the replica's transition,
-// before the host has written the new leader's noop); the replica's first `appended` event starts it.
+// It knows the leader's log by terms only (plain data, like the replica): its AppendEntries name the
+// range of entries to carry, and the host's Ready executor attaches them as it sends. The replica's
+// first `appended` event (the new leader's noop) starts it.
 
 import { enqueueActions, setup } from 'xstate';
 import type { AppendEntriesResponse, ClusterConfig, InstallSnapshotResponse, NodeId } from '../protocol.js';
@@ -19,6 +20,7 @@ import {
   initialReplicationContext,
   onAppendResponse,
   onAppended,
+  onCompacted,
   onConfig,
   onHeartbeatTick,
   onReadIndex,
@@ -35,6 +37,8 @@ export type ReplicationEvent =
   | { type: 'appended'; lastIndex: number }
   /** The leader's own log is durable through `index`. */
   | { type: 'selfPersisted'; index: number }
+  /** The host compacted the leader's log through `index` (whose entry has `term`). */
+  | { type: 'compacted'; index: number; term: number }
   /** The effective configuration changed. */
   | { type: 'config'; config: ClusterConfig }
   /** A read to confirm: `from` is the replica that asked (this leader, or a follower's ReadIndexRequest). */
@@ -115,6 +119,11 @@ export const replicationMachine = setup({
         if (e.type === 'selfPersisted') onSelfPersisted(c, e.index, out);
       }),
     ),
+    compacted: enqueueActions(({ context, event, enqueue }) =>
+      runStep(context, event, enqueue, (c, _out, e) => {
+        if (e.type === 'compacted') onCompacted(c, e.index, e.term);
+      }),
+    ),
     config: enqueueActions(({ context, event, enqueue }) =>
       runStep(context, event, enqueue, (c, out, e) => {
         if (e.type === 'config') onConfig(c, e.config, out);
@@ -156,6 +165,7 @@ export const replicationMachine = setup({
   on: {
     appended: { actions: 'appended' },
     selfPersisted: { actions: 'selfPersisted' },
+    compacted: { actions: 'compacted' },
     config: { actions: 'config' },
     readIndex: { actions: 'readIndex' },
     transfer: { actions: 'transfer' },

@@ -30,7 +30,7 @@ export const EVENTS: Record<EventType, string> = {
   readIndex: 'client read',
   transferLeadership: 'transfer leadership',
   snapshotInstalled: 'snapshot installed',
-  snapshotTaken: 'snapshot taken',
+  logCompacted: 'log compacted',
   // From the leader's replication actor to the replica.
   'replication.output': 'replication output',
   'replication.quorumLost': 'quorum lost',
@@ -39,6 +39,7 @@ export const EVENTS: Record<EventType, string> = {
   // From the replica to its replication actor.
   appended: 'entries appended',
   selfPersisted: 'own log saved',
+  compacted: 'log compacted',
   config: 'configuration changed',
   transfer: 'transfer leadership',
   transferAbort: 'transfer abandoned',

@@ -378,9 +378,13 @@ export class RaftNode {
     const through = Math.min(meta.index - Math.max(0, keep), this.lastApplied);
     if (through > log.snapshot().index) {
       const term = log.termAt(through);
-      if (term !== undefined) log.compact({ index: through, term, config: configAt(log, through) });
+      if (term !== undefined) {
+        const compacted = { index: through, term, config: configAt(log, through) };
+        log.compact(compacted);
+        // The machine knows its log by terms: it must learn which entries it can no longer send.
+        this._actor?.send({ type: 'logCompacted', meta: compacted });
+      }
     }
-    this._actor?.send({ type: 'snapshotTaken', meta });
   }
 
   /** The applied index (what a snapshot taken now would cover). */

@@ -25,10 +25,17 @@
 //   Every other effect (proposal outcomes, reads, role and config changes, snapshots) goes to the
 //   host's `other` handler, in the order emitted.
 //
+// The machine knows its log by terms only (machines/replica/log-terms.ts): a leader's AppendEntries
+// leaves the machine with a range of entries, and the executor attaches them here as it sends it. It
+// keeps the entries it handed to the store and has not yet seen made durable (etcd raft's "unstable"
+// log), so a send never depends on the store showing a write before it is durable: a store may make
+// its writes visible only when they are durable (test/support/late-log-store.ts does), and nothing
+// here or in the machine decides differently. Below the unstable entries, it reads the store.
+//
 // The machine emits effects one at a time as its transition runs; a batch (etcd's Ready) is what
 // accumulates between two flushes: the writes of one turn, and the sends that wait on them.
 
-import type { Effect, RaftMessage } from '../../machines/protocol.js';
+import type { Effect, Entry, EntryRange, RaftMessage } from '../../machines/protocol.js';
 import type { LogWrite } from './interfaces.js';
 
 /** The part of a LogStore the executor writes and flushes. */
@@ -36,8 +43,10 @@ export interface ReadyLog {
   write(batch: LogWrite): void;
   /** One fsync for everything written so far; `done` runs when it is durable (possibly at once). */
   flush(done: () => void): void;
+  /** Read for what is durable only (the executor keeps the rest): entries of AppendEntries, terms. */
   lastIndex(): number;
   termAt(index: number): number | undefined;
+  entries(from: number, to: number, maxEntries: number): Entry[];
 }
 
 export interface ReadyDeps {
@@ -78,6 +87,12 @@ export class ReadyExecutor {
   private flushScheduled = false;
   private applyScheduled = false;
   private waiting: { seq: number; message: RaftMessage }[] = [];
+  /** Entries handed to the store and not yet seen durable: unstable[i] has index unstableFrom + i. */
+  private unstable: Entry[] = [];
+  private unstableFrom: number;
+  /** The last entry written (durable or not). */
+  private lastIndex: number;
+  private lastTerm: number;
 
   constructor(
     private readonly deps: ReadyDeps,
@@ -88,6 +103,9 @@ export class ReadyExecutor {
     this.commitWritten = start.commitIndex;
     this.commitDurable = start.commitIndex;
     this.applied = start.appliedIndex;
+    this.lastIndex = deps.log.lastIndex();
+    this.lastTerm = deps.log.termAt(this.lastIndex) ?? 0;
+    this.unstableFrom = this.lastIndex + 1;
   }
 
   /** After the machine started: apply what was committed before a restart but not applied then. */
@@ -103,13 +121,17 @@ export class ReadyExecutor {
         case 'persist':
           this.persist(e);
           break;
-        case 'send':
+        case 'send': {
+          const message = e.entries ? this.withEntries(e.message, e.entries) : e.message;
+          // The entries are no longer in the log (compacted, or replaced): dropped, as the network may.
+          if (message === null) break;
           if (e.afterPersist && this.persistCount > this.durableSeq && !this.deps.unsafeSendBeforePersist) {
-            this.waiting.push({ seq: this.persistCount, message: e.message });
+            this.waiting.push({ seq: this.persistCount, message });
           } else {
-            this.deps.send(e.message);
+            this.deps.send(message);
           }
           break;
+        }
         case 'commit':
           if (e.index > this.commit) {
             this.commit = e.index;
@@ -143,6 +165,11 @@ export class ReadyExecutor {
    * it is committed, applied and durable here.
    */
   snapshotInstalled(index: number): void {
+    // The store was reset to the snapshot (and shows its whole log, durable, from here).
+    this.unstable = [];
+    this.lastIndex = this.deps.log.lastIndex();
+    this.lastTerm = this.deps.log.termAt(this.lastIndex) ?? 0;
+    this.unstableFrom = this.lastIndex + 1;
     this.applied = Math.max(this.applied, index);
     this.commit = Math.max(this.commit, index);
     this.commitDurable = Math.max(this.commitDurable, index);
@@ -164,7 +191,56 @@ export class ReadyExecutor {
     });
     this.persistCount++;
     if (e.truncateFrom !== undefined) this.durableIndex = Math.min(this.durableIndex, e.truncateFrom - 1);
+    this.keepUnstable(e.truncateFrom, e.entries);
     this.scheduleFlush();
+  }
+
+  /** Track the write in the unstable entries (and the last entry) until a flush makes it durable. */
+  private keepUnstable(truncateFrom: number | undefined, entries: Entry[] | undefined): void {
+    const first = entries && entries.length > 0 ? entries[0].index : undefined;
+    const cut = Math.min(truncateFrom ?? Number.POSITIVE_INFINITY, first ?? Number.POSITIVE_INFINITY);
+    if (cut <= this.lastIndex) {
+      if (cut < this.unstableFrom) {
+        // Durable entries are replaced: the store's copy below `cut` is still current.
+        this.unstable = [];
+        this.unstableFrom = cut;
+      } else {
+        this.unstable.length = cut - this.unstableFrom;
+      }
+      this.lastIndex = cut - 1;
+      this.lastTerm = this.termAt(cut - 1) ?? 0;
+    }
+    if (!entries || entries.length === 0) return;
+    if (this.unstable.length === 0) this.unstableFrom = entries[0].index;
+    for (const entry of entries) this.unstable.push(entry);
+    this.lastIndex = entries[entries.length - 1].index;
+    this.lastTerm = entries[entries.length - 1].term;
+  }
+
+  /** The term of an entry written (durable or not); undefined when not in the log. */
+  private termAt(index: number): number | undefined {
+    if (index >= this.unstableFrom) return this.unstable[index - this.unstableFrom]?.term;
+    return this.deps.log.termAt(index);
+  }
+
+  /** The message with the entries of `range` attached, or null when the log no longer holds them. */
+  private withEntries(message: RaftMessage, range: EntryRange): RaftMessage | null {
+    if (message.type !== 'AppendEntries') return message;
+    const n = range.to - range.from + 1;
+    let entries: Entry[];
+    if (range.from >= this.unstableFrom) {
+      entries = this.unstable.slice(range.from - this.unstableFrom, range.to - this.unstableFrom + 1);
+    } else if (range.to < this.unstableFrom) {
+      entries = this.deps.log.entries(range.from, range.to, n);
+    } else {
+      entries = this.deps.log.entries(range.from, this.unstableFrom - 1, n);
+      for (const e of this.unstable) {
+        if (e.index > range.to) break;
+        entries.push(e);
+      }
+    }
+    if (entries.length !== n || entries[n - 1].term !== range.term) return null;
+    return { ...message, entries };
   }
 
   /** One flush for every write of this turn (group commit). */
@@ -180,8 +256,8 @@ export class ReadyExecutor {
     const { log } = this.deps;
     const seq = this.persistCount;
     const commit = this.commitWritten;
-    const index = log.lastIndex();
-    const term = log.termAt(index) ?? 0;
+    const index = this.lastIndex;
+    const term = this.lastTerm;
     log.flush(() => this.flushed(seq, index, term, commit));
   }
 
@@ -190,7 +266,14 @@ export class ReadyExecutor {
     this.commitDurable = Math.max(this.commitDurable, commit);
     this.durableSeq = Math.max(this.durableSeq, seq);
     // A truncation after the flush started may have replaced the entry at `index`: not durable then.
-    if (index > this.durableIndex && this.deps.log.termAt(index) === term) this.durableIndex = index;
+    // Otherwise the log still holds it, so everything through it is durable and leaves the unstable list.
+    if (this.termAt(index) === term) {
+      if (index > this.durableIndex) this.durableIndex = index;
+      if (index >= this.unstableFrom) {
+        this.unstable.splice(0, index - this.unstableFrom + 1);
+        this.unstableFrom = index + 1;
+      }
+    }
     const ready = this.waiting.filter((w) => w.seq <= this.durableSeq);
     this.waiting = this.waiting.filter((w) => w.seq > this.durableSeq);
     for (const w of ready) this.deps.send(w.message);

@@ -2,6 +2,7 @@
 // SimulatedClock, each with a MemoryLogStore and a minimal host, and a manual network. Tests deliver,
 // drop and partition messages step by step and assert the exact message trace.
 
+import { isDeepStrictEqual } from 'node:util';
 import { type Actor, SimulatedClock, createActor } from 'xstate';
 import type {
   ClusterConfig,
@@ -14,10 +15,21 @@ import type {
   SnapshotMeta,
   Timing,
 } from '../../machines/protocol.js';
+import { termAt } from '../../machines/replica/log-terms.js';
 import { replicaMachine } from '../../machines/replica/replica.machine.js';
+import type { LogStore } from '../../src/raft/interfaces.js';
 import { ReadTracker } from '../../src/raft/read-tracker.js';
 import { ReadyExecutor } from '../../src/raft/ready-executor.js';
-import { MemoryLogStore } from '../support/memory-log-store.js';
+import { LateLogStore } from '../support/late-log-store.js';
+import { MemoryLogStore, type MemoryLogStoreInit } from '../support/memory-log-store.js';
+
+/** The in-memory stores a harness node runs on (test/support/). */
+export interface HarnessStore extends LogStore {
+  configAt(index: number): ClusterConfig;
+  holdFlushes(): void;
+  releaseFlushes(): void;
+  durable(): HarnessStore;
+}
 
 export interface NodeSpec {
   id: NodeId;
@@ -43,6 +55,11 @@ export interface HarnessOptions {
    * leave before their write is durable), to show that the tests catch it.
    */
   unsafeSendBeforePersist?: boolean;
+  /**
+   * Nodes whose log store shows a write only once it is durable (test/support/late-log-store.ts): as if
+   * their host carried out `persist` late. The machine must decide exactly as with a prompt store.
+   */
+  lateStores?: NodeId[];
 }
 
 type Filter = (m: RaftMessage) => boolean;
@@ -72,7 +89,7 @@ export class HarnessNode {
   constructor(
     readonly cluster: Cluster,
     readonly id: NodeId,
-    public store: MemoryLogStore,
+    public store: HarnessStore,
     readonly timing: Timing,
   ) {}
 
@@ -245,13 +262,14 @@ export class HarnessNode {
     this.snapshot = { meta, applied: [...this.applied] };
     const through = index - keep;
     if (through > this.store.snapshot().index) {
-      this.store.compact({
+      const compacted = {
         index: through,
         term: this.store.termAt(through) ?? 0,
         config: this.store.configAt(through),
-      });
+      };
+      this.store.compact(compacted);
+      this.actor.send({ type: 'logCompacted', meta: compacted });
     }
-    this.actor.send({ type: 'snapshotTaken', meta });
     return meta;
   }
 
@@ -267,17 +285,27 @@ export class HarnessNode {
   }
 
   /**
-   * The machine keeps its last index and term as data (machines/replica/types.ts): they must always
-   * be the log's, as the executor wrote it. Checked after every delivery round.
+   * The machine keeps its log's terms as plain data (machines/replica/log-terms.ts): they must always be
+   * the log's, as the executor wrote it (checked once the store shows every write). And its context is
+   * plain data: a JSON round trip gives it back unchanged. Checked after every delivery round.
    */
-  checkLastEntry(): void {
+  checkContext(): void {
     if (this.actor.getSnapshot().status !== 'active') return;
     const c = this.ctx();
+    if (!isDeepStrictEqual(JSON.parse(JSON.stringify(c)), c))
+      throw new Error(`${this.id}: the machine's context is not plain data`);
+    if (this.store instanceof LateLogStore && this.store.invisibleWrites() > 0) return;
     const last = this.store.lastIndex();
     const seen = `${c.lastIndex}/${c.lastTerm}`;
     const real = `${last}/${this.store.termAt(last)}`;
     if (seen !== real)
       throw new Error(`${this.id}: the machine's last entry ${seen} is not the log's ${real}`);
+    for (let i = this.store.snapshot().index; i <= last; i++) {
+      if (termAt(c, i) !== this.store.termAt(i))
+        throw new Error(
+          `${this.id}: the machine's term at ${i} is ${termAt(c, i)}, the log's ${this.store.termAt(i)}`,
+        );
+    }
   }
 
   /** The commit index this host learnt (in memory). */
@@ -316,11 +344,13 @@ export class Cluster {
       electionMinMs: min,
       electionMaxMs: max,
     };
-    const store = new MemoryLogStore({
+    const init: MemoryLogStoreInit = {
       snapshot: { index: 0, term: 0, config },
       hardState: { term: s.term ?? 0, votedFor: s.votedFor ?? null },
       entries: (s.log ?? []).map((term, i) => ({ index: i + 1, term, kind: 'command', data: `e${i + 1}` })),
-    });
+    };
+    const late = this.opts.lateStores?.includes(s.id);
+    const store: HarnessStore = late ? new LateLogStore(init) : new MemoryLogStore(init);
     const node = new HarnessNode(this, s.id, store, timing);
     this.nodes.set(s.id, node);
     return node;
@@ -396,7 +426,7 @@ export class Cluster {
     }
     this.network = [...keep, ...this.network];
     this.delivered.push(...lines);
-    for (const n of this.nodes.values()) n.checkLastEntry();
+    for (const n of this.nodes.values()) n.checkContext();
     return lines;
   }
 

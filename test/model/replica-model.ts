@@ -456,7 +456,10 @@ export type ModelSnapshot = Snapshot<undefined> & {
   moves: string[];
 };
 
-/** The one LogView the graph side's replica reads; pointed at the current state's log before each step. */
+/**
+ * The LogView the graph side's replica starts from (read once, for its initial context: the machine
+ * knows its log by terms after that); kept pointed at the current state's log for clarity.
+ */
 const graphLog = new ModelLog();
 
 function effectsOf(actions: readonly { type: string; params?: unknown }[]): Effect[] {
@@ -573,6 +576,7 @@ export class ReplicaReplay {
           flush: (done) => done(),
           lastIndex: () => log.lastIndex(),
           termAt: (i) => log.termAt(i),
+          entries: (from, to, max) => log.entries(from, to, max),
         },
         send: (m) => this.sent(m),
         defer: (fn) => this.deferred.push(fn),

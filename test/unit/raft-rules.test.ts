@@ -2,6 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 import type { AppendEntries, ClusterConfig, Entry } from '../../machines/protocol.js';
+import { termsOf } from '../../machines/replica/log-terms.js';
 import {
   computeCommit,
   conflictHint,
@@ -17,8 +18,13 @@ import {
 } from '../../machines/replica/rules.js';
 import { MemoryLogStore } from '../support/memory-log-store.js';
 
-/** A log from a list of terms: terms[i] is the term of index i + 1. */
-function log(terms: number[], kinds: Record<number, Entry['kind']> = {}, data: Record<number, string> = {}) {
+/** A log's terms (as the machines hold them) from a list of terms: terms[i] is the term of index i + 1. */
+function log(terms: number[]) {
+  return termsOf(view(terms));
+}
+
+/** A host's view of such a log. */
+function view(terms: number[], kinds: Record<number, Entry['kind']> = {}, data: Record<number, string> = {}) {
   return new MemoryLogStore({
     entries: terms.map((term, i) => ({
       index: i + 1,
@@ -158,10 +164,10 @@ describe('configurations', () => {
   it('finds the config in effect before a truncation point', () => {
     const one = JSON.stringify(cfg(['a']));
     const two = JSON.stringify(cfg(['a', 'b']));
-    const l = log([1, 1, 1, 1], { 1: 'config', 3: 'config' }, { 1: one, 3: two });
+    const l = view([1, 1, 1, 1], { 1: 'config', 3: 'config' }, { 1: one, 3: two });
     expect(lastConfigAtOrBefore(l, 4)).toEqual({ index: 3, config: cfg(['a', 'b']) });
     expect(lastConfigAtOrBefore(l, 2)).toEqual({ index: 1, config: cfg(['a']) });
-    expect(lastConfigAtOrBefore(log([1]), 1)).toBeNull();
+    expect(lastConfigAtOrBefore(view([1]), 1)).toBeNull();
   });
 });
 
