@@ -8,7 +8,7 @@
 //   - no round before this term's first entry committed (the commit index may lag before that).
 
 import { describe, expect, it } from 'vitest';
-import type { AppendEntries, AppendEntriesResponse, LogView } from '../../machines/protocol.js';
+import type { AppendEntries, AppendEntriesResponse } from '../../machines/protocol.js';
 import {
   type Output,
   type ReplicationContext,
@@ -23,17 +23,12 @@ const PEERS = ['n2', 'n3', 'n4', 'n5'];
 
 /** A leader of term 2 whose log holds its noop at index 1, committed unless `committed` is false. */
 function leader(committed = true): ReplicationContext {
-  const log: LogView = {
-    lastIndex: () => 1,
-    termAt: (i) => (i === 0 ? 0 : i === 1 ? 2 : undefined),
-    entries: () => [],
-    snapshot: () => ({ index: 0, term: 0, config: { members: [] } }),
-    firstIndex: () => 1,
-  };
   const c = initialReplicationContext({
     id: 'n1',
     term: 2,
-    log,
+    snapshotIndex: 0,
+    snapshotTerm: 0,
+    termRuns: [{ index: 1, term: 2 }],
     config: { members: ['n1', ...PEERS].map((id) => ({ id, address: `${id}:1`, voter: true })) },
     commitIndex: committed ? 1 : 0,
     lastIndex: 1,
@@ -49,7 +44,7 @@ function leader(committed = true): ReplicationContext {
 }
 
 function heartbeats(out: Output): AppendEntries[] {
-  return out.messages.filter((m): m is AppendEntries => m.type === 'AppendEntries');
+  return out.messages.map((o) => o.message).filter((m): m is AppendEntries => m.type === 'AppendEntries');
 }
 
 function ack(c: ReplicationContext, from: string, readRound: number): Output {
