@@ -1,32 +1,68 @@
-// The chat actor: routes client calls by the replica's role. Routing is structural (one state per
-// situation), so the diagram shows it:
-//   leader     - writes go to the replica's `propose` (the replication path), reads through ReadIndex;
-//   follower   - writes are forwarded to the known leader; reads are served here through ReadIndex (the
-//                replica asks the leader for the read index and waits until it has applied up to it);
-//   leaderless - calls are buffered for a short `leaderWait`, then refused with UNAVAILABLE.
-// It learns roles from the replica's `roleChanged` effects, which the host relays as events.
+// The chat actor: routes client calls by the replica's role, and hands each one to the actor that does
+// its work. It runs in the replica's actor system (systemId `chat`, beside the replica and its
+// replication actor; src/server/raft-router.ts starts it there), so the design card's sentence holds
+// as written: only the `leader` state invokes the `propose` actor, the write path into replication.
+//   leader     - invokes `propose` (prepare the write, propose it to the replica, which appends it and
+//                hands it to its replication actor; answer once applied) and `readIndex` (ReadIndex,
+//                then the query; it never proposes);
+//   follower   - invokes `forward` (the whole write to the known leader) and `readIndex` (the replica
+//                asks the leader for the read index, waits until it has applied through it, and serves
+//                from its own tables);
+//   leaderless - invokes nothing: calls are buffered for a short `leaderWait`, then refused
+//                (`unavailable`, the client retries);
+//   stopped    - the host shut down: what is buffered is refused, nothing more is taken.
+//
+// The path actors are injected by the host with `.provide({ actors })` (src/server/chat-call-actors.ts):
+// the machine does no I/O, reads no clock and draws no random numbers. Each exists exactly while its
+// state is active, like the replication actor in the replica's leader state, and takes calls as `call`
+// events; the work it starts for a call answers that call's caller when it settles, so the host keeps
+// no table of calls. A role change stops the path actors of the old state, not the work they started:
+// a call taken keeps its own outcome (the proposal's, the forward's, the read's). One long-lived actor
+// per path rather than one actor per call: an XState actor per call cost ~110 us of CPU per call,
+// against ~8 us for the whole routing step (see docs/design/write-path.md).
+// The machine learns roles from the replica's own `roleChanged` emissions, through the `roles` actor.
 
-import { assign, emit, enqueueActions, setup } from 'xstate';
+import { type AnyEventObject, assign, enqueueActions, fromCallback, sendTo, setup } from 'xstate';
 import type { NodeId, Role } from '../protocol.js';
 
-export interface ChatRequest {
-  requestId: string;
+/** A client call as the chat actor sees it: its kind decides its route; the rest is the host's. */
+export interface ChatCall {
   kind: 'write' | 'read';
 }
 
-export type ChatEvent =
-  | { type: 'request'; request: ChatRequest }
-  | { type: 'roleChanged'; role: Role; term: number; leaderId: NodeId | null };
+/** What a path actor receives: a call to take (and, for `forward`, the leader to hand it to). */
+export interface CallEvent {
+  type: 'call';
+  call: ChatCall;
+  leaderId: NodeId | null;
+}
 
-export type ChatEffect =
-  /** Leader: hand the write to the replica (propose) and answer once applied. */
-  | { type: 'propose'; requestId: string }
-  /** Leader or follower: serve the read here once ReadIndex allows it (never forwarded). */
-  | { type: 'readIndex'; requestId: string }
-  /** Follower: forward the whole write to the leader. */
-  | { type: 'forward'; requestId: string; leaderId: NodeId }
-  /** No leader within leaderWait: answer UNAVAILABLE (the client retries). */
-  | { type: 'unavailable'; requestId: string };
+export interface RoleChangedEvent {
+  type: 'roleChanged';
+  role: Role;
+  term: number;
+  leaderId: NodeId | null;
+}
+
+export type ChatEvent =
+  | { type: 'request'; call: ChatCall }
+  | RoleChangedEvent
+  /** The host shuts down: refuse what waits, take nothing more. */
+  | { type: 'stop' };
+
+/** Why a call was refused: no leader became known within leaderWait, or the host stopped. */
+export type UnavailableReason = 'noLeader' | 'stopped';
+
+/** The only effect the machine emits: a call it refuses without work (the host answers UNAVAILABLE). */
+export interface ChatEffect {
+  type: 'unavailable';
+  call: ChatCall;
+  reason: UnavailableReason;
+}
+
+/** The path actors the host provides (the machine's `propose`, `readIndex` and `forward` sources). */
+export const PATH_ACTORS = ['propose', 'readIndex', 'forward'] as const;
+export type PathActor = (typeof PATH_ACTORS)[number];
 
 export interface ChatInput {
   id: NodeId;
@@ -39,15 +75,14 @@ export interface ChatContext {
   leaderWaitMs: number;
   leaderId: NodeId | null;
   /** Calls waiting for a leader, tagged with the leaderWait period they arrived in. */
-  buffered: { request: ChatRequest; period: number }[];
+  buffered: { call: ChatCall; period: number }[];
   period: number;
 }
 
-function route(request: ChatRequest): ChatEffect {
-  return request.kind === 'write'
-    ? { type: 'propose', requestId: request.requestId }
-    : { type: 'readIndex', requestId: request.requestId };
-}
+/** A path actor the host did not provide: it takes nothing (calls routed to it would hang; tests see). */
+const unprovided = fromCallback<CallEvent>(() => undefined);
+
+const callOf = (event: ChatEvent): ChatCall => (event as { call: ChatCall }).call;
 
 export const chatMachine = setup({
   types: {
@@ -56,6 +91,16 @@ export const chatMachine = setup({
     input: {} as ChatInput,
     emitted: {} as ChatEffect,
   },
+  actors: {
+    /** Leader only: prepare the write, propose it to the replica, answer with the applied result. */
+    propose: unprovided,
+    /** Leader or follower: wait for ReadIndex here, then run the query on the local tables. */
+    readIndex: unprovided,
+    /** Follower only: hand the whole write to the leader and answer with its answer. */
+    forward: unprovided,
+    /** The replica's role feed: sends `roleChanged` (the current role first, then each change). */
+    roles: fromCallback<AnyEventObject>(() => undefined),
+  },
   delays: {
     leaderWait: ({ context }) => context.leaderWaitMs,
   },
@@ -63,54 +108,67 @@ export const chatMachine = setup({
     isLeader: ({ event }) => event.type === 'roleChanged' && event.role === 'leader',
     knowsLeader: ({ event }) =>
       event.type === 'roleChanged' && event.role !== 'leader' && event.leaderId !== null,
-    isWrite: ({ event }) => event.type === 'request' && event.request.kind === 'write',
+    isWrite: ({ event }) => event.type === 'request' && event.call.kind === 'write',
   },
   actions: {
     setLeader: assign({
       leaderId: ({ event }) => (event.type === 'roleChanged' ? event.leaderId : null),
     }),
-    propose: emit(({ event }) => ({
-      type: 'propose' as const,
-      requestId: event.type === 'request' ? event.request.requestId : '',
-    })),
-    readIndex: emit(({ event }) => ({
-      type: 'readIndex' as const,
-      requestId: event.type === 'request' ? event.request.requestId : '',
-    })),
-    forward: enqueueActions(({ context, event, enqueue }) => {
-      if (event.type !== 'request' || context.leaderId === null) return;
-      enqueue.emit({ type: 'forward', requestId: event.request.requestId, leaderId: context.leaderId });
-    }),
+    propose: sendTo(
+      'propose',
+      ({ event }): CallEvent => ({ type: 'call', call: callOf(event), leaderId: null }),
+    ),
+    readIndex: sendTo(
+      'readIndex',
+      ({ event }): CallEvent => ({ type: 'call', call: callOf(event), leaderId: null }),
+    ),
+    forward: sendTo(
+      'forward',
+      ({ context, event }): CallEvent => ({
+        type: 'call',
+        call: callOf(event),
+        leaderId: context.leaderId,
+      }),
+    ),
     buffer: assign({
       buffered: ({ context, event }) =>
         event.type === 'request'
-          ? [...context.buffered, { request: event.request, period: context.period }]
+          ? [...context.buffered, { call: event.call, period: context.period }]
           : context.buffered,
     }),
     /** Refuse calls that have waited at least one full leaderWait period; keep the newer ones. */
     expireBuffered: enqueueActions(({ context, enqueue }) => {
-      const expired = context.buffered.filter((b) => b.period < context.period);
-      for (const b of expired) enqueue.emit({ type: 'unavailable', requestId: b.request.requestId });
+      for (const b of context.buffered) {
+        if (b.period < context.period)
+          enqueue.emit({ type: 'unavailable', call: b.call, reason: 'noLeader' });
+      }
       enqueue.assign({
         buffered: context.buffered.filter((b) => b.period >= context.period),
         period: context.period + 1,
       });
     }),
     routeBuffered: enqueueActions(({ context, enqueue }) => {
-      for (const b of context.buffered) enqueue.emit(route(b.request));
+      for (const { call } of context.buffered) {
+        enqueue.sendTo(call.kind === 'write' ? 'propose' : 'readIndex', {
+          type: 'call',
+          call,
+          leaderId: null,
+        });
+      }
       enqueue.assign({ buffered: [] });
     }),
     /** A leader is known elsewhere: buffered writes go to it, buffered reads are served here. */
     forwardBuffered: enqueueActions(({ context, enqueue }) => {
       const leaderId = context.leaderId;
       if (leaderId === null) return;
-      for (const b of context.buffered) {
-        enqueue.emit(
-          b.request.kind === 'read'
-            ? { type: 'readIndex', requestId: b.request.requestId }
-            : { type: 'forward', requestId: b.request.requestId, leaderId },
-        );
+      for (const { call } of context.buffered) {
+        enqueue.sendTo(call.kind === 'write' ? 'forward' : 'readIndex', { type: 'call', call, leaderId });
       }
+      enqueue.assign({ buffered: [] });
+    }),
+    refuseBuffered: enqueueActions(({ context, enqueue }) => {
+      for (const b of context.buffered)
+        enqueue.emit({ type: 'unavailable', call: b.call, reason: 'stopped' });
       enqueue.assign({ buffered: [] });
     }),
   },
@@ -123,6 +181,10 @@ export const chatMachine = setup({
     buffered: [],
     period: 0,
   }),
+  invoke: { id: 'roles', src: 'roles' },
+  on: {
+    stop: { target: '.stopped', actions: 'refuseBuffered' },
+  },
   initial: 'leaderless',
   states: {
     leaderless: {
@@ -138,6 +200,10 @@ export const chatMachine = setup({
       },
     },
     follower: {
+      invoke: [
+        { id: 'forward', src: 'forward' },
+        { id: 'readIndex', src: 'readIndex' },
+      ],
       entry: 'forwardBuffered',
       on: {
         request: [{ guard: 'isWrite', actions: 'forward' }, { actions: 'readIndex' }],
@@ -149,6 +215,10 @@ export const chatMachine = setup({
       },
     },
     leader: {
+      invoke: [
+        { id: 'propose', src: 'propose' },
+        { id: 'readIndex', src: 'readIndex' },
+      ],
       entry: 'routeBuffered',
       on: {
         request: [{ guard: 'isWrite', actions: 'propose' }, { actions: 'readIndex' }],
@@ -158,6 +228,10 @@ export const chatMachine = setup({
           { target: 'leaderless', actions: 'setLeader' },
         ],
       },
+    },
+    stopped: {
+      // Final: the actor completes; its timer, its path actors and the role feed end.
+      type: 'final',
     },
   },
 });

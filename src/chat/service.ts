@@ -58,6 +58,11 @@ export interface CallContext {
   idempotencyKey?: string;
   /** Absolute deadline, Unix ms. */
   deadline?: number;
+  /**
+   * The call was routed as a read (the chat actor's `readIndex` path): it must not propose a command.
+   * A write method arriving here is a routing bug, refused before anything reaches the log.
+   */
+  readOnly?: boolean;
 }
 
 export const CHAT_METHODS = [
@@ -509,6 +514,7 @@ export class ChatService {
    * before it ended gets its stored result, and anything else is refused here, outside the log.
    */
   private async propose(command: Command, ctx: CallContext): Promise<unknown> {
+    if (ctx.readOnly) throw new ChatError(status.INTERNAL, 'A read may not write; this is a routing bug.');
     if ('actor' in command && !(await this.liveSession(command.actor, ctx))) {
       const key = command.idempotencyKey;
       const stored =

@@ -46,6 +46,7 @@ export const EVENTS: Record<EventType, string> = {
   // The chat router.
   request: 'client call',
   roleChanged: 'role changed',
+  stop: 'shutting down',
 };
 
 /** The machines' named timers (`after: { electionTimeout: ... }`). */

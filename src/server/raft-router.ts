@@ -1,19 +1,29 @@
-// The ChatRouter of a Raft replica, built on the `chat` machine (machines/chat/chat.machine.ts): the
-// machine decides by role where each call goes, this host carries it out.
-//   leader     -> the local ChatService (its writes go through RaftReplicator, its reads through ReadIndex)
-//   follower   -> reads: the local ChatService, through ReadIndex (the replica asks the leader for the read
-//                 index and serves once applied through it); writes are forwarded to the leader's
-//                 ChatService (deadline, token and key kept)
+// The ChatRouter of a Raft replica: it hands each call to the chat actor (machines/chat/chat.machine.ts),
+// which runs in the replica's own actor system (systemId `chat`, beside the replica and its replication
+// actor) and routes by role to the path actors its role states invoke (chat-call-actors.ts):
+//   leader     -> writes: `propose` (the local ChatService prepares, RaftNode.propose appends, the
+//                 replication actor replicates, apply answers); reads: `readIndex` (never proposes)
+//   follower   -> reads: `readIndex` here (the replica asks the leader for the read index and serves once
+//                 applied through it); writes: `forward` to the leader's ChatService (deadline, token and
+//                 key kept)
 //   leaderless -> the call waits up to the machine's leaderWait for a leader, then gets UNAVAILABLE
+// The work a path actor starts for a call answers it when it settles: no table of calls here. The
+// chat actor learns roles from the replica actor's own `roleChanged` emissions (the `roles` actor).
 // Subscribe never comes here: every replica streams from its own applied state.
-import { type Actor, createActor } from 'xstate';
-import { type ChatEffect, chatMachine } from '../../machines/chat/chat.machine.js';
+import { type Actor, type AnyActorRef, type AnyEventObject, createActor, fromCallback } from 'xstate';
+import {
+  type ChatEffect,
+  type RoleChangedEvent,
+  type UnavailableReason,
+  chatMachine,
+} from '../../machines/chat/chat.machine.js';
 import type { NodeId } from '../../machines/protocol.js';
 import { ChatError, status } from '../chat/errors.js';
 import type { ChatMethod, ChatService } from '../chat/service.js';
 import type { Logger } from '../logger.js';
 import type { Clock } from '../raft/interfaces.js';
 import type { RoleChange } from '../raft/node.js';
+import { type HostCall, chatCallActors } from './chat-call-actors.js';
 import type { ChatRequest, ChatRouter } from './chat-router.js';
 import type { LeaderForwarder } from './forwarder.js';
 
@@ -30,6 +40,17 @@ export const READS: ReadonlySet<ChatMethod> = new Set([
   'SetTyping',
 ]);
 
+/** The systemId of the chat actor in the replica's actor system. */
+export const CHAT_SYSTEM_ID = 'chat';
+
+/** What the router needs of the replica (RaftNode, once started): its actor, and its current role. */
+export interface ReplicaLink {
+  /** The replica actor: the chat actor joins its actor system and hears its `roleChanged`. */
+  actor: AnyActorRef;
+  /** The role now (RaftNode.status()): the chat actor starts from it. */
+  status(): RoleChange;
+}
+
 export interface RaftChatRouterOptions {
   id: NodeId;
   service: Pick<ChatService, 'handle'>;
@@ -38,12 +59,13 @@ export interface RaftChatRouterOptions {
   addressOf: (id: NodeId) => string | undefined;
   /** How long a call may wait for a leader to become known (the machine's leaderWait). */
   leaderWaitMs: number;
-  /** Subscribes to the replica's role changes (RaftNode.onRoleChange); subscribe before node.start(). */
-  onRoleChange: (cb: (r: RoleChange) => void) => () => void;
   /** Told of every call this replica forwards to the leader (the forwarded-calls metric). */
   onForward?: (method: ChatMethod) => void;
   logger?: Logger;
-  /** Time for the caller deadlines and the machine's leader wait (default: the wall clock; tests inject one). */
+  /**
+   * Time for the caller deadlines (default: the wall clock; tests inject one). The machine's
+   * leaderWait runs on the replica actor system's clock (RaftNode's).
+   */
   clock?: Clock;
 }
 
@@ -53,160 +75,147 @@ const WALL_CLOCK: Clock = {
   now: () => Date.now(),
 };
 
-interface Pending {
-  req: ChatRequest;
-  resolve: (v: unknown) => void;
-  reject: (e: unknown) => void;
-  timer?: unknown;
+const DEADLINE = 'The deadline ran out before a leader could serve the request.';
+const SHUTTING_DOWN = 'This replica is shutting down; retry.';
+const REFUSED: Record<UnavailableReason, string> = {
+  noLeader: 'No leader is known right now; retry.',
+  stopped: SHUTTING_DOWN,
+};
+
+/** One call on its way: its caller's promise, and the deadline that holds only until it is routed. */
+class RoutedCall implements HostCall {
+  private settled = false;
+  private timer: unknown = undefined;
+
+  constructor(
+    readonly kind: 'write' | 'read',
+    readonly req: ChatRequest,
+    private readonly clock: Clock,
+    private readonly onResolve: (v: unknown) => void,
+    private readonly onReject: (e: unknown) => void,
+  ) {
+    if (req.deadline !== undefined) {
+      // Only while the call waits to be routed; once routed, the service or the forward keeps it.
+      const left = Math.max(0, req.deadline - clock.now());
+      this.timer = clock.setTimeout(
+        () => this.reject(new ChatError(status.DEADLINE_EXCEEDED, DEADLINE)),
+        left,
+      );
+    }
+  }
+
+  take(): boolean {
+    this.clearTimer();
+    return !this.settled;
+  }
+
+  readonly resolve = (v: unknown): void => {
+    if (this.settled) return;
+    this.settled = true;
+    this.clearTimer();
+    this.onResolve(v);
+  };
+
+  readonly reject = (e: unknown): void => {
+    if (this.settled) return;
+    this.settled = true;
+    this.clearTimer();
+    this.onReject(e);
+  };
+
+  private clearTimer(): void {
+    if (this.timer === undefined) return;
+    this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+  }
 }
 
-const DEADLINE = 'The deadline ran out before a leader could serve the request.';
-
 export class RaftChatRouter implements ChatRouter {
-  private readonly actor: Actor<typeof chatMachine>;
-  private readonly pending = new Map<string, Pending>();
-  /** Keyed calls running on the local ChatService, for joining retries (see local()). */
-  private readonly inFlight = new Map<string, Promise<unknown>>();
-  private readonly unsubscribe: () => void;
-  private seq = 0;
+  private chat: Actor<typeof chatMachine> | null = null;
   private stopped = false;
   private readonly clock: Clock;
+  /** Calls made before the replica started wait for attach() (or stop()). */
+  private readonly attached: Promise<void>;
+  private markAttached: () => void = () => {};
 
   constructor(private readonly opts: RaftChatRouterOptions) {
     this.clock = opts.clock ?? WALL_CLOCK;
-    this.actor = createActor(chatMachine, {
-      input: { id: opts.id, leaderWaitMs: opts.leaderWaitMs },
-      clock: this.clock,
+    this.attached = new Promise((resolve) => {
+      this.markAttached = resolve;
     });
-    this.actor.subscribe({
+  }
+
+  /**
+   * Start the chat actor in the replica's actor system (call once, right after RaftNode.start()): it
+   * is registered there as `chat`, runs on the system's clock, and follows the replica's roles.
+   */
+  attach(replica: ReplicaLink): void {
+    if (this.chat || this.stopped) return;
+    const { opts } = this;
+    const logic = chatMachine.provide({
+      actors: {
+        ...chatCallActors({
+          service: opts.service,
+          forwarder: opts.forwarder,
+          addressOf: opts.addressOf,
+          onForward: opts.onForward,
+          now: () => this.clock.now(),
+        }),
+        roles: fromCallback<AnyEventObject>(({ sendBack }) => {
+          sendBack({ type: 'roleChanged', ...pickRole(replica.status()) });
+          const sub = replica.actor.on('roleChanged', (e: RoleChangedEvent) =>
+            sendBack({ type: 'roleChanged', ...pickRole(e) }),
+          );
+          return () => sub.unsubscribe();
+        }),
+      },
+    });
+    const chat = createActor(logic, {
+      parent: replica.actor,
+      id: CHAT_SYSTEM_ID,
+      systemId: CHAT_SYSTEM_ID,
+      input: { id: opts.id, leaderWaitMs: opts.leaderWaitMs },
+    });
+    chat.subscribe({
       error: (err) => {
         // The routing actor is gone: nothing can be routed any more, so refuse what waits and what comes.
         opts.logger?.error({ err }, 'chat routing actor failed');
         this.stopped = true;
-        this.failAll(new ChatError(status.UNAVAILABLE, 'This replica cannot route calls; retry elsewhere.'));
+        const refused = new ChatError(
+          status.UNAVAILABLE,
+          'This replica cannot route calls; retry elsewhere.',
+        );
+        for (const b of chat.getSnapshot().context.buffered) (b.call as HostCall).reject(refused);
       },
     });
-    this.actor.on('*', (e) => this.effect(e as ChatEffect));
-    this.actor.start();
-    this.unsubscribe = opts.onRoleChange((r) => {
-      if (!this.stopped) this.actor.send({ type: 'roleChanged', ...r });
-    });
+    chat.on('unavailable', (e: ChatEffect) =>
+      (e.call as HostCall).reject(new ChatError(status.UNAVAILABLE, REFUSED[e.reason])),
+    );
+    this.chat = chat;
+    chat.start();
+    this.markAttached();
   }
 
   handle(req: ChatRequest): Promise<unknown> {
-    if (this.stopped) {
-      return Promise.reject(new ChatError(status.UNAVAILABLE, 'This replica is shutting down; retry.'));
-    }
+    if (this.stopped) return Promise.reject(new ChatError(status.UNAVAILABLE, SHUTTING_DOWN));
+    const chat = this.chat;
+    if (!chat) return this.attached.then(() => this.handle(req));
     return new Promise((resolve, reject) => {
-      const requestId = String(++this.seq);
-      const p: Pending = { req, resolve, reject };
-      if (req.deadline !== undefined) {
-        // Only while the call waits to be routed; once routed, the service or the forward keeps it.
-        const left = Math.max(0, req.deadline - this.clock.now());
-        p.timer = this.clock.setTimeout(
-          () => this.settle(requestId)?.reject(new ChatError(status.DEADLINE_EXCEEDED, DEADLINE)),
-          left,
-        );
-      }
-      this.pending.set(requestId, p);
-      this.actor.send({
-        type: 'request',
-        request: { requestId, kind: READS.has(req.method) ? 'read' : 'write' },
-      });
+      const kind = READS.has(req.method) ? 'read' : 'write';
+      chat.send({ type: 'request', call: new RoutedCall(kind, req, this.clock, resolve, reject) });
     });
   }
 
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    this.unsubscribe();
-    this.actor.stop();
-    this.failAll(new ChatError(status.UNAVAILABLE, 'This replica is shutting down; retry.'));
+    // The machine refuses what it buffered and completes (its timer, path actors and role feed end).
+    // Calls a path actor already took get their own outcome.
+    this.chat?.send({ type: 'stop' });
+    this.markAttached();
   }
+}
 
-  private effect(e: ChatEffect): void {
-    const p = this.settle(e.requestId);
-    if (!p) return; // timed out while it waited
-    const { req } = p;
-    switch (e.type) {
-      case 'propose':
-      case 'readIndex':
-        this.local(req).then(p.resolve, p.reject);
-        return;
-      case 'forward': {
-        if (req.forwarded) {
-          // It already took one hop: two replicas disagree about the leader; let the client retry.
-          p.reject(new ChatError(status.UNAVAILABLE, 'This replica is not the leader any more; retry.'));
-          return;
-        }
-        const address = this.opts.addressOf(e.leaderId);
-        if (!address) {
-          p.reject(new ChatError(status.UNAVAILABLE, 'The leader has no known address yet; retry.'));
-          return;
-        }
-        this.opts.onForward?.(req.method);
-        this.opts.forwarder
-          .call(address, {
-            service: 'chat',
-            method: req.method,
-            request: req.request,
-            authorization: req.token !== undefined ? `Bearer ${req.token}` : undefined,
-            idempotencyKey: req.idempotencyKey,
-            deadline: req.deadline,
-          })
-          .then(p.resolve, p.reject);
-        return;
-      }
-      case 'unavailable':
-        p.reject(new ChatError(status.UNAVAILABLE, 'No leader is known right now; retry.'));
-        return;
-    }
-  }
-
-  /**
-   * Serve a call with the local ChatService. A retry that arrives while the same call (same method,
-   * token, idempotency key and request) is still running here joins it instead of running again: the
-   * key promises the same answer anyway, and under overload the retries of a client whose attempt
-   * timed out would otherwise redo the slow parts (a Signup's scrypt hash) and deepen the overload.
-   */
-  private local(req: ChatRequest): Promise<unknown> {
-    const run = () =>
-      this.opts.service.handle(req.method, req.request, {
-        token: req.token,
-        idempotencyKey: req.idempotencyKey,
-        deadline: req.deadline,
-      });
-    if (req.idempotencyKey === undefined) return run();
-    const key = JSON.stringify([req.method, req.token ?? '', req.idempotencyKey, req.request]);
-    const running = this.inFlight.get(key);
-    if (running) {
-      // The first attempt ran out of ITS deadline: a retry with time left runs on its own.
-      return running.catch((err: unknown) => {
-        const expired = err instanceof ChatError && err.code === status.DEADLINE_EXCEEDED;
-        if (expired && (req.deadline === undefined || req.deadline > this.clock.now()))
-          return this.local(req);
-        throw err;
-      });
-    }
-    const p = run();
-    this.inFlight.set(key, p);
-    const forget = () => {
-      if (this.inFlight.get(key) === p) this.inFlight.delete(key);
-    };
-    p.then(forget, forget);
-    return p;
-  }
-
-  /** Take a pending call out of the table (once: a late effect or timer finds nothing). */
-  private settle(requestId: string): Pending | undefined {
-    const p = this.pending.get(requestId);
-    if (!p) return undefined;
-    this.pending.delete(requestId);
-    if (p.timer !== undefined) this.clock.clearTimeout(p.timer);
-    return p;
-  }
-
-  private failAll(err: ChatError): void {
-    for (const id of [...this.pending.keys()]) this.settle(id)?.reject(err);
-  }
+function pickRole(r: RoleChange): RoleChange {
+  return { role: r.role, term: r.term, leaderId: r.leaderId };
 }

@@ -3,8 +3,9 @@
 //   SQLite file (log + hard state + chat tables) ── SqliteLogStore ─┐
 //                                                 └ ChatStore ──────┤ RaftNode (real clock, random seed)
 //   gRPC server: RaftService (GrpcTransport) ───────────────────────┘      │ onRoleChange
-//                ChatService ─▶ RaftChatRouter (chat machine) ─▶ local ChatService ─▶ RaftReplicator
-//                                                             └▶ forward to the leader (LeaderForwarder)
+//                ChatService ─▶ RaftChatRouter ─▶ chat actor (in the replica's actor system, by role):
+//                                   propose / readIndex actor ─▶ local ChatService ─▶ RaftReplicator
+//                                   forward actor ─▶ the leader (LeaderForwarder)
 //                ClusterService ─▶ Membership (status, add/remove/transfer)
 //   HTTP server: web client + gateway over a ChatClient (this replica first), /healthz
 //
@@ -366,7 +367,6 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       addressOf: (id) => membership.addressOf(id),
       // A call waits about one election for a leader to emerge before it is refused.
       leaderWaitMs: opts.timing.electionMaxMs,
-      onRoleChange: (cb) => node.onRoleChange(cb),
       onForward: (method) => obs.metrics.observeForward(method),
       logger,
     });
@@ -416,6 +416,8 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
 
     if (mode === 'bootstrap') await bootstrap(logStore, { members: [{ id: opts.id, address, voter: true }] });
     node.start();
+    // The chat actor joins the replica's actor system now that it exists (calls made earlier waited).
+    router.attach({ actor: node.actor, status: () => node.status() });
     obs.bindHealth(health);
     if (opts.logTerm) cleanup.push(followTerm(opts.logTerm, node));
     // Background snapshots and log compaction keep the log bounded (not for an in-memory replica).

@@ -1,6 +1,8 @@
 // A bounded model of the chat routing actor for @xstate/graph, and its replay on the real actor.
-// The abstract state includes the effects the last step emitted, so the graph itself shows the
-// routing: "leader, emitted propose", "follower, emitted forward", "leaderless, emitted unavailable".
+// The abstract state includes the routes the last step took, so the graph itself shows the routing:
+// "leader, emitted propose" (a call handed to the propose path actor), "follower, emitted forward",
+// "leaderless, emitted unavailable" (a refusal the machine emits). The replay provides recording
+// doubles for the path actors (test/support/chat-call-doubles.ts).
 
 import {
   type ActorLogic,
@@ -12,11 +14,14 @@ import {
   transition,
 } from 'xstate';
 import {
+  type ChatCall,
   type ChatEffect,
   type ChatEvent,
   type ChatInput,
+  type PathActor,
   chatMachine,
 } from '../../machines/chat/chat.machine.js';
+import { pathDoubles } from '../support/chat-call-doubles.js';
 import { valueString } from './replica-model.js';
 import { SteppingClock } from './stepping-clock.js';
 
@@ -38,10 +43,16 @@ export interface ChatModelEvent {
   type: ChatEventKind;
 }
 
+/** Where a step sent a call: to a path actor (forward: with its leader), or refused. */
+export type Route =
+  | { type: Exclude<PathActor, 'forward'>; requestId: string }
+  | { type: 'forward'; requestId: string; leaderId: string | null }
+  | { type: 'unavailable'; requestId: string };
+
 export type ChatModelSnapshot = Snapshot<undefined> & {
   chat: AnyMachineSnapshot;
-  /** Effects emitted by the step that led here, and that step's event. */
-  emitted: ChatEffect[];
+  /** Routes taken by the step that led here, and that step's event. */
+  emitted: Route[];
   cause: ChatEventKind | null;
   /** Requests made so far (request ids are r1, r2, ...). */
   requests: number;
@@ -51,7 +62,7 @@ export function concretizeChat(requests: number, ev: ChatModelEvent): ChatEvent 
   switch (ev.type) {
     case 'write':
     case 'read':
-      return { type: 'request', request: { requestId: `r${requests + 1}`, kind: ev.type } };
+      return { type: 'request', call: { requestId: `r${requests + 1}`, kind: ev.type } as ChatCall };
     case 'roleChanged(leader)':
       return { type: 'roleChanged', role: 'leader', term: 1, leaderId: 'n1' };
     case 'roleChanged(follower, leader known)':
@@ -80,21 +91,28 @@ export function chatEvents(s: ChatModelSnapshot): ChatModelEvent[] {
 /** Abstract state: where the actor is, what waits (and since which period), what the step emitted. */
 export function chatKey(
   chat: AnyMachineSnapshot,
-  emitted: readonly ChatEffect[],
+  emitted: readonly Route[],
   cause: ChatEventKind | null,
 ): string {
   const c = chat.context as {
     leaderId: string | null;
-    buffered: { request: { kind: string }; period: number }[];
+    buffered: { call: { kind: string }; period: number }[];
     period: number;
   };
   const parts = [valueString(chat.value), c.leaderId === null ? 'no leader' : `leader ${c.leaderId}`];
   if (c.buffered.length > 0) {
     // A call that has waited a full period is refused at the next leaderWait.
-    const waiting = c.buffered.map((b) => `${b.request.kind}${b.period < c.period ? ' (old)' : ''}`);
+    const waiting = c.buffered.map((b) => `${b.call.kind}${b.period < c.period ? ' (old)' : ''}`);
     parts.push(`waiting [${waiting.join(',')}]`);
   }
-  if (emitted.length > 0) parts.push(`emitted [${emitted.map((e) => e.type).join(',')}] on ${cause}`);
+  // Sorted: each path keeps its own calls' order, across paths there is no order to keep.
+  if (emitted.length > 0)
+    parts.push(
+      `emitted [${emitted
+        .map((e) => e.type)
+        .sort()
+        .join(',')}] on ${cause}`,
+    );
   return parts.join(', ');
 }
 
@@ -103,10 +121,29 @@ export const serializeChatState = (s: ChatModelSnapshot): string => chatKey(s.ch
 export const serializeChatCoarse = (s: ChatModelSnapshot): string => chatKey(s.chat, [], null);
 export const serializeChatEvent = (e: ChatModelEvent): string => e.type;
 
-function emittedOf(actions: readonly { type: string; params?: unknown }[]): ChatEffect[] {
-  return actions
-    .filter((a) => a.type === 'xstate.emit')
-    .map((a) => (a.params as { event: ChatEffect }).event);
+const idOf = (c: ChatCall): string => (c as ChatCall & { requestId: string }).requestId;
+
+/** The routes in a step's actions: `call` events sent to a path actor, and emitted refusals. */
+function emittedOf(actions: readonly { type: string; params?: unknown }[]): Route[] {
+  const out: Route[] = [];
+  for (const a of actions) {
+    if (a.type === 'xstate.emit') {
+      const e = (a.params as { event: ChatEffect }).event;
+      out.push({ type: 'unavailable', requestId: idOf(e.call) });
+    } else if (a.type === 'xstate.sendTo') {
+      const p = a.params as { to?: { id?: string }; targetId?: string; event: { type: string } };
+      if (p.event.type !== 'call') continue;
+      const e = p.event as unknown as { call: ChatCall; leaderId: string | null };
+      out.push(toRoute((p.to?.id ?? p.targetId) as PathActor, e.call, e.leaderId));
+    }
+  }
+  return out;
+}
+
+function toRoute(actor: PathActor, call: ChatCall, leaderId: string | null): Route {
+  return actor === 'forward'
+    ? { type: 'forward', requestId: idOf(call), leaderId }
+    : { type: actor, requestId: idOf(call) };
 }
 
 export const chatModelLogic: ActorLogic<ChatModelSnapshot, ChatModelEvent, undefined> = {
@@ -135,13 +172,15 @@ export class ChatReplay {
   readonly clock = new SteppingClock();
   readonly actor;
   readonly errors: unknown[] = [];
-  emitted: ChatEffect[] = [];
+  emitted: Route[] = [];
   private cause: ChatEventKind | null = null;
   private requests = 0;
   private processed: string[] = [];
 
   constructor() {
-    const actor = createActor(chatMachine, {
+    // The path actors' doubles report each call they take as this step's route.
+    const doubles = pathDoubles((t) => this.emitted.push(toRoute(t.actor, t.call, t.leaderId)));
+    const actor = createActor(chatMachine.provide({ actors: doubles.actors }), {
       clock: this.clock,
       input: CHAT_INPUT,
       inspect: (ie: InspectionEvent) => {
@@ -150,7 +189,7 @@ export class ChatReplay {
     });
     this.actor = actor;
     actor.subscribe({ error: (err) => this.errors.push(err) });
-    actor.on('*', (e) => this.emitted.push(e as ChatEffect));
+    actor.on('*', (e) => this.emitted.push({ type: 'unavailable', requestId: idOf((e as ChatEffect).call) }));
     actor.start();
   }
 

@@ -1,42 +1,55 @@
-// RaftChatRouter: the chat machine's routing carried out. Leader: the local ChatService; follower: reads
-// served locally (ReadIndex), writes forwarded to the leader's address with token, key and deadline; leaderless: wait, then
-// UNAVAILABLE. Fakes stand in for ChatService, the forwarder and the RaftNode's role feed; time is a
-// SimulatedClock, so no test sleeps.
+// RaftChatRouter: the chat actor, in the replica's actor system, routes by role to its path actors.
+// Leader: the local ChatService (writes through propose, reads read-only); follower: reads served
+// locally (ReadIndex), writes forwarded to the leader's address with token, key and deadline;
+// leaderless: wait, then UNAVAILABLE. Fakes stand in for ChatService, the forwarder and the replica
+// actor (test/support/fake-replica.ts, whose roleChanged the chat actor hears); time is the replica
+// system's SimulatedClock, so no test sleeps.
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SimulatedClock } from 'xstate';
+import type { SimulatedClock } from 'xstate';
 import { ChatError } from '../../src/chat/errors.js';
 import type { RoleChange } from '../../src/raft/node.js';
 import type { ChatRequest } from '../../src/server/chat-router.js';
 import type { ForwardCall } from '../../src/server/forwarder.js';
 import { RaftChatRouter } from '../../src/server/raft-router.js';
+import { FakeReplica } from '../support/fake-replica.js';
 
 interface Rig {
   router: RaftChatRouter;
   role(r: RoleChange): void;
   served: ChatRequest['method'][];
+  /** Whether each local call ran read-only (the readIndex path) or not (propose). */
+  readOnly: boolean[];
+  replica: FakeReplica;
   forwarded: [string, ForwardCall][];
   release(): void;
   clock: SimulatedClock;
 }
 
 const routers: RaftChatRouter[] = [];
+const replicas: FakeReplica[] = [];
 afterEach(() => {
   for (const r of routers.splice(0)) r.stop();
+  for (const r of replicas.splice(0)) r.stop();
 });
 
-function rig(opts: { hold?: boolean; leaderWaitMs?: number; counted?: string[] } = {}): Rig {
-  let listener: (r: RoleChange) => void = () => {};
+function rig(
+  opts: { hold?: boolean; leaderWaitMs?: number; counted?: string[]; attach?: boolean } = {},
+): Rig {
   const served: ChatRequest['method'][] = [];
+  const readOnly: boolean[] = [];
   const forwarded: [string, ForwardCall][] = [];
   const waiting: (() => void)[] = [];
-  const clock = new SimulatedClock();
+  const replica = new FakeReplica();
+  replicas.push(replica);
+  const clock: SimulatedClock = replica.clock;
   const router = new RaftChatRouter({
     id: 'n1',
     clock,
     service: {
-      handle: async (method) => {
+      handle: async (method, _request, ctx) => {
         served.push(method as ChatRequest['method']);
+        readOnly.push(ctx.readOnly === true);
         if (opts.hold) await new Promise<void>((r) => waiting.push(r));
         return { servedBy: 'local' };
       },
@@ -49,17 +62,16 @@ function rig(opts: { hold?: boolean; leaderWaitMs?: number; counted?: string[] }
     },
     addressOf: (id) => ({ n1: 'h:1', n2: 'h:2' })[id],
     leaderWaitMs: opts.leaderWaitMs ?? 50,
-    onRoleChange: (cb) => {
-      listener = cb;
-      return () => {};
-    },
     onForward: (method) => opts.counted?.push(method),
   });
   routers.push(router);
+  if (opts.attach !== false) router.attach(replica);
   return {
     router,
-    role: (r) => listener(r),
+    role: (r) => replica.setRole(r),
     served,
+    readOnly,
+    replica,
     forwarded,
     clock,
     release: () => {
@@ -192,5 +204,58 @@ describe('RaftChatRouter', () => {
     r.router.stop();
     expect(await code(waiting)).toBe(grpc.status.UNAVAILABLE);
     expect(await code(r.router.handle(call()))).toBe(grpc.status.UNAVAILABLE);
+  });
+
+  it('the chat actor is part of the replica actor system, under systemId chat', () => {
+    const r = rig();
+    expect(r.replica.actor.system.get('chat')).toBeDefined();
+    expect(r.replica.actor.system.get('replica')).toBe(r.replica.actor);
+  });
+
+  it('as leader a write takes the propose path and a read the readIndex path, which never proposes', async () => {
+    const r = rig();
+    r.role({ role: 'leader', term: 2, leaderId: 'n1' });
+    await r.router.handle(call());
+    await r.router.handle(call({ method: 'GetMessages', request: {} }));
+    expect(r.served).toEqual(['SendMessage', 'GetMessages']);
+    // The readIndex path runs the service read-only: ChatService refuses to propose for it.
+    expect(r.readOnly).toEqual([false, true]);
+  });
+
+  it('a call made before the replica started waits for it, then is routed', async () => {
+    const r = rig({ attach: false });
+    const p = r.router.handle(call());
+    await flushMicrotasks();
+    r.role({ role: 'leader', term: 1, leaderId: 'n1' });
+    r.router.attach(r.replica);
+    await expect(p).resolves.toEqual({ servedBy: 'local' });
+  });
+
+  it('no call is lost when the role changes mid-call: a write taken as leader gets its own outcome', async () => {
+    const r = rig({ hold: true });
+    r.role({ role: 'leader', term: 2, leaderId: 'n1' });
+    const first = r.router.handle(call());
+    await flushMicrotasks();
+    expect(r.served).toEqual(['SendMessage']);
+    // Leadership moves on while the write runs: the propose path actor stops, the write does not.
+    r.role({ role: 'follower', term: 3, leaderId: 'n2' });
+    const second = r.router.handle(call({ idempotencyKey: 'k2' }));
+    await expect(second).resolves.toEqual({ servedBy: 'h:2' });
+    r.release();
+    await expect(first).resolves.toEqual({ servedBy: 'local' });
+    expect(r.served).toEqual(['SendMessage']);
+    expect(r.forwarded.map(([, c]) => c.idempotencyKey)).toEqual(['k2']);
+  });
+
+  it('calls waiting for a leader when the replica stops are UNAVAILABLE, and none is served', async () => {
+    const r = rig({ leaderWaitMs: 5000 });
+    const a = r.router.handle(call());
+    const b = r.router.handle(call({ method: 'ListChats', request: {} }));
+    r.router.stop();
+    expect(await code(a)).toBe(grpc.status.UNAVAILABLE);
+    expect(await code(b)).toBe(grpc.status.UNAVAILABLE);
+    r.role({ role: 'leader', term: 1, leaderId: 'n1' });
+    await flushMicrotasks();
+    expect(r.served).toEqual([]);
   });
 });
