@@ -202,8 +202,12 @@ export interface System {
   name: string;
   /** `count` fresh clients, client i on replica i mod N ("spread") unless the system says otherwise. */
   writers(count: number): Writer[];
-  /** kill -9 the leader now; returns its name. */
-  killLeader(): Promise<string>;
+  /**
+   * Find the leader and kill -9 it; returns its name and performance.now() taken just before the
+   * signal (not before the leader was looked up: writes acknowledged during the look-up were served by
+   * the old leader and must not count as served after the kill).
+   */
+  killLeader(): Promise<{ killed: string; killedAt: number }>;
   /** Wait for a leader other than `killed`, restart `killed` and wait until it caught up. */
   recover(killed: string): Promise<string>;
 }
@@ -321,6 +325,8 @@ async function viewerCost(cluster: LocalCluster, parties: Party[], o: BenchOptio
 
 interface FailoverTrial {
   killed: string;
+  /** Wall-clock time of the kill (Unix ms), to read the replicas' logs against. */
+  killedAtEpochMs: number;
   gapMs: number;
   /** Longest gap between consecutive acknowledgements around the kill. */
   longestAckGapMs: number;
@@ -333,8 +339,8 @@ async function failoverTrial(sys: System, o: BenchOptions): Promise<FailoverTria
   try {
     // Warm up: writes flowing before the kill.
     await waitFor(() => load.acks.length >= 50, { timeoutMs: 20_000, what: 'writes before the kill' });
-    const killedAt = performance.now();
-    const killed = await sys.killLeader();
+    const { killed, killedAt } = await sys.killLeader();
+    const killedAtEpochMs = Math.round(Date.now() - (performance.now() - killedAt));
     // Scan only what arrived since the last poll: the acknowledgement list grows by thousands a second.
     let scanned = 0;
     const first = await waitFor(
@@ -360,6 +366,7 @@ async function failoverTrial(sys: System, o: BenchOptions): Promise<FailoverTria
     const newLeader = await sys.recover(killed);
     return {
       killed,
+      killedAtEpochMs,
       gapMs: round(first.at - killedAt),
       longestAckGapMs: round(longest),
       newLeader,
@@ -390,8 +397,10 @@ function chatSystem(cluster: LocalCluster, parties: Party[], o: BenchOptions): S
       }),
     killLeader: async () => {
       const lead = await cluster.waitForLeader();
+      const killedAt = performance.now();
+      // kill() signals synchronously, then waits for the exit.
       await cluster.kill(lead.node_id, 'SIGKILL');
-      return lead.node_id;
+      return { killed: lead.node_id, killedAt };
     },
     recover: async (killed) => {
       const next = await cluster.waitForLeader({ not: killed });
@@ -790,8 +799,9 @@ function etcdSystem(etcd: EtcdCluster): System {
       }),
     killLeader: async () => {
       const lead = await etcd.waitForLeader();
+      const killedAt = performance.now();
       etcd.kill(lead.index);
-      return name(lead.index);
+      return { killed: name(lead.index), killedAt };
     },
     recover: async (killed) => {
       const index = Number(killed.slice(4)) - 1;
