@@ -183,7 +183,13 @@ export type HostEvent =
   /** The host has finished installing a snapshot received from the leader. */
   | { type: 'snapshotInstalled'; meta: SnapshotMeta }
   /** The host has taken a local snapshot and compacted the log through `meta.index`. */
-  | { type: 'snapshotTaken'; meta: SnapshotMeta };
+  | { type: 'snapshotTaken'; meta: SnapshotMeta }
+  /**
+   * The transport lost a working connection to peer `id` (it closed or was reset: the peer's process
+   * died or restarted). A hint, never proof: a follower whose leader this is stops trusting it and
+   * campaigns soon (docs/design/leader-stability.md, "Failover"); everyone else ignores it.
+   */
+  | { type: 'peerLost'; id: NodeId };
 
 export type ReplicaEvent = RaftMessage | HostEvent;
 

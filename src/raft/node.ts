@@ -284,6 +284,10 @@ export class RaftNode {
         logger: this.opts.logger,
       });
     }
+    // A lost connection is a hint the machine weighs (a follower's leader: fail over soon).
+    transport.onPeerLost?.((id) => {
+      if (!this.stopped) actor.send({ type: 'peerLost', id });
+    });
     transport.listen((m) => {
       if (this.stopped) return;
       // The sender paces the chunks; the machine still sees the response (it keeps the peer in

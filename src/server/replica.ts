@@ -224,6 +224,8 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       secret: opts.clusterSecret,
       credentials,
       logger,
+      // Diagnostics only (before/after failover figures of make bench-etcd): no lost-connection hint.
+      reportPeerLost: process.env.QC_PEER_LOST !== 'off',
     });
     // Inspector, /metrics, /cluster and gRPC health (src/observability/replica-observability.ts).
     const obs = new ReplicaObservability({
