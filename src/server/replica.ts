@@ -334,6 +334,11 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
     const lag = new EventLoopLag();
     lag.start();
     cleanup.push(() => lag.stop());
+    // A campaign or a step-down on a busy machine: was this replica's own loop stalled? (stability)
+    node.onRoleChange((r) => {
+      if (r.role !== 'leader' && r.leaderId === null)
+        logger?.info({ role: r.role, term: r.term, loopLagMaxMs: lag.recentMaxMs() }, 'no leader known');
+    });
     hashStat(
       'qc_event_loop_delay_max_seconds',
       'Longest event-loop delay in the last 10 s.',
