@@ -100,9 +100,10 @@ bench: build
 bench-etcd: build
 	$(BIN) bench --etcd --skip-reads $(BENCH_ARGS)
 
-# Leader stability: 16 writers for 150 s with two CPU hogs and no faults; term moves should be 0.
+# Leader stability: 16 writers for 150 s with two CPU hogs and no faults, etcd first then Quorum Chat in
+# one run; term moves should be 0.
 bench-stability: build
-	$(BIN) bench --stability --clients 16 --seconds 150 --hogs 2 --out bench-stability.json $(BENCH_ARGS)
+	$(BIN) bench --stability --etcd --clients 16 --seconds 150 --hogs 2 --out bench-stability.json $(BENCH_ARGS)
 
 diagrams: install
 	npx tsx scripts/diagrams.ts

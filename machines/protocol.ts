@@ -186,7 +186,13 @@ export type HostEvent =
    * The host compacted its log through `meta.index` (after a local snapshot; whose entry has
    * `meta.term`, and `meta.config` in effect there): entries at or below it can no longer be sent.
    */
-  | { type: 'logCompacted'; meta: SnapshotMeta };
+  | { type: 'logCompacted'; meta: SnapshotMeta }
+  /**
+   * The transport lost a working connection to peer `id` (it closed or was reset: the peer's process
+   * died or restarted). A hint, never proof: a follower whose leader this is stops trusting it and
+   * campaigns soon (docs/design/leader-stability.md, "Failover"); everyone else ignores it.
+   */
+  | { type: 'peerLost'; id: NodeId };
 
 export type ReplicaEvent = RaftMessage | HostEvent;
 

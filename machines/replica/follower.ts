@@ -36,6 +36,11 @@ export const follower = replicaSetup.createStateConfig({
     RequestVoteResponse: [...termRule],
     AppendEntriesResponse: [...termRule],
     InstallSnapshotResponse: [...termRule],
+    // The connection to our leader was lost (its process died, most likely): end its lease at once,
+    // so this follower grants pre-votes, and re-arm the election timer with only its random part.
+    // A leader that is in fact alive keeps its other followers' leases, so their pre-votes fail and
+    // its next heartbeat brings this one back: a false alarm costs no term.
+    peerLost: { guard: 'leaderLost', target: 'follower', reenter: true, actions: 'forgetLeader' },
     // Follower reads: ask the known leader for a read index; its answer readies (or refuses) the read.
     readIndex: { actions: 'askLeaderForRead' },
     ReadIndexResponse: [...termRule, { guard: 'isStale' }, { actions: 'readIndexAnswered' }],

@@ -82,6 +82,8 @@ export const replicaSetup = setup({
     isPreVote: ({ event }) => event.type === 'RequestVote' && event.preVote,
     canGrantVote: ({ context, event }) => canGrantVote(context, event),
     canCampaign: ({ context }) => isVoter(context.config, context.id),
+    /** The lost connection is the one to the leader this follower trusts. */
+    leaderLost: ({ context, event }) => event.type === 'peerLost' && event.id === context.leaderId,
     isVoter: ({ context }) => isVoter(context.config, context.id),
     notVoter: ({ context }) => !isVoter(context.config, context.id),
     isPreVoteResponse: ({ context, event }) => isPreVoteResponse(context, event),
@@ -101,9 +103,15 @@ export const replicaSetup = setup({
       event.type === 'transferLeadership' && event.to !== null && !isVoter(context.config, event.to),
   },
   actions: {
-    /** Draw the next election timeout; runs on entry, before the `after` timer is scheduled. */
-    armElectionTimer: enqueueActions(({ context, enqueue }) => {
-      const [electionTimeoutMs, rng] = drawElectionTimeout(context.rng, context.timing);
+    /**
+     * Draw the next election timeout; runs on entry, before the `after` timer is scheduled. Entered
+     * because the leader's connection was lost (`peerLost`), the follower waits only the random part
+     * of the draw (0 to max - min): the leader is very likely dead, and waiting out the base timeout
+     * would only delay the failover, while the random part still staggers the followers' campaigns.
+     */
+    armElectionTimer: enqueueActions(({ context, event, enqueue }) => {
+      const [drawn, rng] = drawElectionTimeout(context.rng, context.timing);
+      const electionTimeoutMs = event.type === 'peerLost' ? drawn - context.timing.electionMinMs : drawn;
       enqueue.assign({ electionTimeoutMs, rng });
     }),
     /** Emit roleChanged when the role, the term or the known leader actually changed. */

@@ -102,6 +102,16 @@ export class EtcdCluster {
     );
   }
 
+  /** Every live member's raft term and the leader it knows (member ids in hex, as etcd reports). */
+  async views(): Promise<{ term: number; leader?: string }[]> {
+    const seen = await Promise.all(
+      this.members.map((m) => (m.proc ? memberStatus(m.clientPort) : undefined)),
+    );
+    return seen
+      .filter((s) => s !== undefined)
+      .map((s) => ({ term: s.raftTerm, leader: s.leader || undefined }));
+  }
+
   kill(index: number): void {
     const m = this.members[index];
     if (m.proc?.pid) process.kill(m.proc.pid, 'SIGKILL');
@@ -122,8 +132,10 @@ export class EtcdCluster {
   }
 }
 
-/** GET-like status of one member through the JSON gateway: its id and the leader's id. */
-async function memberStatus(port: number): Promise<{ memberId: string; leader: string } | undefined> {
+/** GET-like status of one member through the JSON gateway: its id, the leader's id, its raft term. */
+async function memberStatus(
+  port: number,
+): Promise<{ memberId: string; leader: string; raftTerm: number } | undefined> {
   try {
     const res = await fetch(`http://127.0.0.1:${port}/v3/maintenance/status`, {
       method: 'POST',
@@ -131,9 +143,18 @@ async function memberStatus(port: number): Promise<{ memberId: string; leader: s
       signal: AbortSignal.timeout(1000),
     });
     if (!res.ok) return undefined;
-    const body = (await res.json()) as { header?: { member_id?: string }; leader?: string };
+    const body = (await res.json()) as {
+      header?: { member_id?: string };
+      leader?: string;
+      raftTerm?: string;
+    };
     if (!body.header?.member_id) return undefined;
-    return { memberId: body.header.member_id, leader: body.leader ?? '' };
+    // The JSON gateway writes uint64 fields as strings.
+    return {
+      memberId: body.header.member_id,
+      leader: body.leader ?? '',
+      raftTerm: Number(body.raftTerm ?? 0),
+    };
   } catch {
     return undefined;
   }

@@ -22,7 +22,7 @@ import {
   newKey,
   percentile,
 } from './rpc.js';
-import { LeadershipWatch, startHogs } from './stability.js';
+import { LeadershipWatch, type MemberView, chatViews, startHogs } from './stability.js';
 import { openViewers } from './viewer.js';
 
 export interface BenchOptions {
@@ -96,7 +96,7 @@ export const benchCommand: CommandSpec = {
     },
     etcd: {
       type: 'boolean',
-      help: 'first run the same driver against a local 5-member etcd 3.4 (/usr/bin/etcd), then print ratios',
+      help: 'first run the same driver against a local 5-member etcd 3.4 (/usr/bin/etcd), then print ratios (with --stability: its stability run, then ours)',
     },
     stability: {
       type: 'boolean',
@@ -202,8 +202,12 @@ export interface System {
   name: string;
   /** `count` fresh clients, client i on replica i mod N ("spread") unless the system says otherwise. */
   writers(count: number): Writer[];
-  /** kill -9 the leader now; returns its name. */
-  killLeader(): Promise<string>;
+  /**
+   * Find the leader and kill -9 it; returns its name and performance.now() taken just before the
+   * signal (not before the leader was looked up: writes acknowledged during the look-up were served by
+   * the old leader and must not count as served after the kill).
+   */
+  killLeader(): Promise<{ killed: string; killedAt: number }>;
   /** Wait for a leader other than `killed`, restart `killed` and wait until it caught up. */
   recover(killed: string): Promise<string>;
 }
@@ -321,6 +325,8 @@ async function viewerCost(cluster: LocalCluster, parties: Party[], o: BenchOptio
 
 interface FailoverTrial {
   killed: string;
+  /** Wall-clock time of the kill (Unix ms), to read the replicas' logs against. */
+  killedAtEpochMs: number;
   gapMs: number;
   /** Longest gap between consecutive acknowledgements around the kill. */
   longestAckGapMs: number;
@@ -333,8 +339,8 @@ async function failoverTrial(sys: System, o: BenchOptions): Promise<FailoverTria
   try {
     // Warm up: writes flowing before the kill.
     await waitFor(() => load.acks.length >= 50, { timeoutMs: 20_000, what: 'writes before the kill' });
-    const killedAt = performance.now();
-    const killed = await sys.killLeader();
+    const { killed, killedAt } = await sys.killLeader();
+    const killedAtEpochMs = Math.round(Date.now() - (performance.now() - killedAt));
     // Scan only what arrived since the last poll: the acknowledgement list grows by thousands a second.
     let scanned = 0;
     const first = await waitFor(
@@ -360,6 +366,7 @@ async function failoverTrial(sys: System, o: BenchOptions): Promise<FailoverTria
     const newLeader = await sys.recover(killed);
     return {
       killed,
+      killedAtEpochMs,
       gapMs: round(first.at - killedAt),
       longestAckGapMs: round(longest),
       newLeader,
@@ -390,8 +397,10 @@ function chatSystem(cluster: LocalCluster, parties: Party[], o: BenchOptions): S
       }),
     killLeader: async () => {
       const lead = await cluster.waitForLeader();
+      const killedAt = performance.now();
+      // kill() signals synchronously, then waits for the exit.
       await cluster.kill(lead.node_id, 'SIGKILL');
-      return lead.node_id;
+      return { killed: lead.node_id, killedAt };
     },
     recover: async (killed) => {
       const next = await cluster.waitForLeader({ not: killed });
@@ -680,6 +689,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const root = fs.mkdtempSync(join(os.tmpdir(), 'qc-bench-'));
   let etcdFigures: WriteFigures | undefined;
+  let etcdStability: StabilityFigures | undefined;
   if (o.etcd) {
     const etcd = new EtcdCluster(join(root, 'etcd'), o.size);
     fs.mkdirSync(join(root, 'etcd'));
@@ -688,7 +698,8 @@ export async function main(argv: string[]): Promise<number> {
     try {
       console.log(`starting ${o.size} etcd members (pre-vote, heartbeat 30 ms, election 150 ms)...`);
       await etcd.start();
-      etcdFigures = await writeFigures(etcdSystem(etcd), o);
+      if (o.stability) etcdStability = await stabilityRun(etcdSystem(etcd), () => etcd.views(), o);
+      else etcdFigures = await writeFigures(etcdSystem(etcd), o);
     } finally {
       process.off('SIGINT', stopEtcd);
       await etcd.stopAll();
@@ -734,7 +745,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(
       `clients: ${o.clientsOn === 'spread' ? `client i on replica i mod ${o.size} (followers forward)` : 'following the leader'}`,
     );
-    if (o.stability) return await stabilityPhase(cluster, ids, parties, o);
+    if (o.stability) return await stabilityPhase(cluster, ids, parties, o, etcdStability);
     const chat = await writeFigures(chatSystem(cluster, parties, o), o);
     const reads = o.skipReads ? undefined : await readPhase(cluster, o, chat.load, parties);
     const viewer = o.viewerSeconds > 0 ? await viewerCost(cluster, parties, o) : undefined;
@@ -807,8 +818,9 @@ function etcdSystem(etcd: EtcdCluster): System {
       }),
     killLeader: async () => {
       const lead = await etcd.waitForLeader();
+      const killedAt = performance.now();
       etcd.kill(lead.index);
-      return name(lead.index);
+      return { killed: name(lead.index), killedAt };
     },
     recover: async (killed) => {
       const index = Number(killed.slice(4)) - 1;
@@ -819,17 +831,33 @@ function etcdSystem(etcd: EtcdCluster): System {
   };
 }
 
-/** `--stability`: the load with CPU hogs and no faults; term moves and leader changes should be 0. */
-async function stabilityPhase(cluster: LocalCluster, ids: string[], parties: Party[], o: BenchOptions) {
+/** Leader stability of one system: the load with CPU hogs and no faults. */
+interface StabilityFigures {
+  system: string;
+  termMoves: number;
+  leaderChanges: number;
+  leaders: string[];
+  polls: number;
+  hogs: number;
+  seconds: number;
+  load: LoadResult;
+  failedCalls: number;
+}
+
+async function stabilityRun(
+  sys: Pick<System, 'name' | 'writers'>,
+  views: () => Promise<MemberView[]>,
+  o: BenchOptions,
+): Promise<StabilityFigures> {
   console.log(
-    `stability: ${o.clients} writers for ${o.seconds} s with ${o.hogs} CPU hogs, no faults (term moves and leader changes should be 0)`,
+    `[${sys.name}] stability: ${o.clients} writers for ${o.seconds} s with ${o.hogs} CPU hogs, no faults (term moves and leader changes should be 0)`,
   );
   const stopHogs = startHogs(o.hogs);
   let load: LoadResult;
   let watched: Awaited<ReturnType<LeadershipWatch['stop']>>;
   try {
-    const watch = new LeadershipWatch(cluster, ids);
-    load = await timedLoad(chatSystem(cluster, parties, o).writers(o.clients), o.messageBytes, o.seconds);
+    const watch = new LeadershipWatch(views);
+    load = await timedLoad(sys.writers(o.clients), o.messageBytes, o.seconds);
     watched = await watch.stop();
   } finally {
     await stopHogs();
@@ -839,11 +867,32 @@ async function stabilityPhase(cluster: LocalCluster, ids: string[], parties: Par
   console.log(`  leader changes: ${watched.leaderChanges} (${watched.leaders.join(' -> ')})`);
   console.log(`  writes/s: ${load.perSecond}; p50 ${load.latency.p50} ms, p99 ${load.latency.p99} ms`);
   console.log(`  failed calls: ${failed} ${JSON.stringify(load.errors)}`);
+  return { system: sys.name, ...watched, hogs: o.hogs, seconds: o.seconds, load, failedCalls: failed };
+}
+
+/** `--stability`: Quorum Chat's figures (after etcd's, with --etcd, from the same run) to the file. */
+async function stabilityPhase(
+  cluster: LocalCluster,
+  ids: string[],
+  parties: Party[],
+  o: BenchOptions,
+  etcd?: StabilityFigures,
+) {
+  const stability = await stabilityRun(chatSystem(cluster, parties, o), chatViews(cluster, ids), o);
+  if (etcd) {
+    console.log('\nleader stability, same run (etcd | quorum-chat):');
+    console.log(`  term moves | ${etcd.termMoves} | ${stability.termMoves}`);
+    console.log(`  leader changes | ${etcd.leaderChanges} | ${stability.leaderChanges}`);
+    console.log(`  writes/s | ${etcd.load.perSecond} | ${stability.load.perSecond}`);
+    console.log(`  p99 ms | ${etcd.load.latency.p99} | ${stability.load.latency.p99}`);
+    console.log(`  failed calls | ${etcd.failedCalls} | ${stability.failedCalls}`);
+  }
   const results = {
     at: new Date().toISOString(),
     machine: { cpus: os.cpus().length, node: process.version, loadavg: os.loadavg() },
-    options: { ...o, keep: undefined },
-    stability: { ...watched, hogs: o.hogs, seconds: o.seconds, load, failedCalls: failed },
+    options: { ...o, keep: undefined, credentials: undefined },
+    stability,
+    etcd,
   };
   fs.writeFileSync(resolve(o.out), `${JSON.stringify(results, null, 2)}\n`);
   console.log(`results written to ${resolve(o.out)}`);

@@ -5,6 +5,20 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import type { LocalCluster } from '../server/local-cluster.js';
 import { killAll } from './processes.js';
 
+/** What one member says: its term and the leader it knows ('' or undefined when none). */
+export interface MemberView {
+  term: number;
+  leader?: string;
+}
+
+/** Every member's view of a Quorum Chat cluster (a member that does not answer is left out). */
+export function chatViews(cluster: LocalCluster, ids: string[]): () => Promise<MemberView[]> {
+  return async () => {
+    const seen = await Promise.all(ids.map((id) => cluster.status(id, 1000).catch(() => undefined)));
+    return seen.filter((s) => s !== undefined).map((s) => ({ term: s.term, leader: s.leader_id }));
+  };
+}
+
 /** Start `n` busy-loop processes; returns a function that kills them (by pid). */
 export function startHogs(n: number): () => Promise<void> {
   const procs: ChildProcess[] = [];
@@ -16,7 +30,7 @@ export function startHogs(n: number): () => Promise<void> {
   };
 }
 
-/** Polls every replica's status until `stop()`; counts term moves and leader changes. */
+/** Polls every member's view until `stop()`; counts term moves and leader changes (any system). */
 export class LeadershipWatch {
   private running = true;
   private loop: Promise<void>;
@@ -28,8 +42,7 @@ export class LeadershipWatch {
   polls = 0;
 
   constructor(
-    private readonly cluster: LocalCluster,
-    private readonly ids: string[],
+    private readonly views: () => Promise<MemberView[]>,
     private readonly intervalMs = 200,
   ) {
     this.loop = this.run();
@@ -37,14 +50,11 @@ export class LeadershipWatch {
 
   private async run(): Promise<void> {
     for (let i = 0; this.running && i < 10_000_000; i++) {
-      const seen = await Promise.all(
-        this.ids.map((id) => this.cluster.status(id, 1000).catch(() => undefined)),
-      );
+      const seen = await this.views().catch(() => []);
       this.polls++;
       let top: { term: number; leader: string } | undefined;
       for (const s of seen) {
-        if (!s) continue;
-        if (!top || s.term > top.term) top = { term: s.term, leader: s.leader_id };
+        if (!top || s.term > top.term) top = { term: s.term, leader: s.leader ?? '' };
       }
       if (top) {
         if (this.firstTerm < 0) this.firstTerm = top.term;

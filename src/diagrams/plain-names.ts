@@ -31,6 +31,7 @@ export const EVENTS: Record<EventType, string> = {
   transferLeadership: 'transfer leadership',
   snapshotInstalled: 'snapshot installed',
   logCompacted: 'log compacted',
+  peerLost: 'connection to a peer lost',
   // From the leader's replication actor to the replica.
   'replication.output': 'replication output',
   'replication.quorumLost': 'quorum lost',

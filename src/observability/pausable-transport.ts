@@ -78,6 +78,13 @@ export class PausableTransport implements Transport {
     this.inner.setPeers(members);
   }
 
+  /** Passed through, except for a peer cut off here (a cut link already says it is gone). */
+  onPeerLost(handler: (id: NodeId) => void): void {
+    this.inner.onPeerLost?.((id) => {
+      if (!this.paused && !this.cuts.has(id)) handler(id);
+    });
+  }
+
   close(): void {
     this.inner.close();
   }

@@ -11,6 +11,10 @@
 // - A stream that fails (refused, reset, keepalive timeout) loses what it carried unconfirmed, and the
 //   next one opens after a back-off (exponential, capped), so a down peer costs a few cheap attempts per
 //   second and a peer that comes back is reached within `retryMaxMs` plus one connection attempt.
+// - A stream the peer had accepted that ends (reset, refused on reconnect, closed by the peer) is
+//   reported once to the onPeerLost handler: on a kill -9 the kernel closes the peer's sockets at once,
+//   so this is the earliest sign that the peer died (the replica uses it to fail over fast). Failed
+//   reconnection attempts after that are not reported again.
 // - relay() sends an ephemeral notice (opaque bytes under a topic) to every configured peer in one
 //   unary Relay call each, outside the log and best effort: a peer with too many relays in flight
 //   (slow or down) misses the notice rather than queueing it.
@@ -45,6 +49,8 @@ export interface GrpcTransportOptions {
   credentials?: grpc.ChannelCredentials;
   /** Extra grpc-js channel options for the per-peer clients. */
   channelOptions?: grpc.ChannelOptions;
+  /** Report lost connections to the onPeerLost handler (default true; false only for A/B figures). */
+  reportPeerLost?: boolean;
   /** Relay calls in flight per peer before further relays to it are dropped (default 32). */
   maxRelaysInFlight?: number;
   /** Deadline of one Relay call (default 1000 ms: a later notice is of no use). */
@@ -113,6 +119,7 @@ export class GrpcTransport implements Transport {
   private readonly peers = new Map<NodeId, Peer>();
   private readonly hints = new Map<NodeId, string>();
   private handler: ((message: RaftMessage) => void) | undefined;
+  private peerLostHandler: ((id: NodeId) => void) | undefined;
   private closed = false;
   private readonly counters: TransportStats = { sent: 0, dropped: 0, rpcs: 0, rpcErrors: 0 };
   private readonly maxQueue: number;
@@ -192,6 +199,12 @@ export class GrpcTransport implements Transport {
 
   listen(handler: (message: RaftMessage) => void): void {
     this.handler = handler;
+  }
+
+  /** Told once each time a working stream to a peer ends (see the header). */
+  onPeerLost(handler: (id: NodeId) => void): void {
+    if (this.opts.reportPeerLost === false) return;
+    this.peerLostHandler = handler;
   }
 
   /** Set the address sent with every batch, once it is known (a server bound to port 0 learns it late). */
@@ -407,6 +420,10 @@ export class GrpcTransport implements Transport {
     if (this.closed || this.peers.get(peer.id) !== peer) return;
     if (!peer.accepted) this.counters.dropped += peer.unconfirmed;
     peer.unconfirmed = 0;
+    if (peer.accepted) {
+      peer.accepted = false;
+      this.peerLostHandler?.(peer.id);
+    }
     if (!err) {
       // The peer ended the stream cleanly (it is shutting down): open a new one for what comes next.
       this.schedule(peer);

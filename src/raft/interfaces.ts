@@ -149,6 +149,11 @@ export interface Transport {
   listen(handler: (message: RaftMessage) => void): void;
   /** Learn peers' addresses as configurations change. */
   setPeers(members: ClusterConfig['members']): void;
+  /**
+   * Optional: `handler(id)` when a working connection to peer `id` is lost (closed or reset), a hint
+   * that the peer died. Transports without connections (the simulator's network) leave it out.
+   */
+  onPeerLost?(handler: (id: NodeId) => void): void;
   close(): void;
 }
 

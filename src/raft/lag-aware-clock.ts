@@ -12,6 +12,11 @@
 // dropped. The machine stays pure: it sees the same timer events, only in the order in which things
 // really happened. Safety does not depend on timing in Raft; the delay is bounded (a few loop turns),
 // so a dead leader is still detected (docs/design/leader-stability.md).
+//
+// Only timers that conclude "heard nothing" need this: the election timer, the lease, check-quorum
+// (all at least the base election timeout long). A leader's heartbeat timer is the opposite, a timer
+// that SENDS: holding it back behind a backlog of client work only makes the heartbeat later, which
+// is exactly what makes followers time out. Timers shorter than `deferFromMs` run as soon as they fire.
 import type { Clock } from './interfaces.js';
 
 export interface LagAwareClockOptions {
@@ -19,6 +24,11 @@ export interface LagAwareClockOptions {
   lateMs?: number;
   /** Loop turns to let waiting input go first (default 2). */
   turns?: number;
+  /**
+   * Only timers of at least this many ms are deferred when late (default 0: all). A replica passes its
+   * base election timeout, so that its heartbeat timer (shorter, by the flags' rule) is never held back.
+   */
+  deferFromMs?: number;
   /** Counts timers deferred (for metrics and tests). */
   onDeferred?: (lateMs: number) => void;
 }
@@ -31,6 +41,7 @@ interface Handle {
 export function lagAwareClock(opts: LagAwareClockOptions = {}): Clock {
   const lateMs = opts.lateMs ?? 5;
   const turns = Math.max(1, opts.turns ?? 2);
+  const deferFromMs = opts.deferFromMs ?? 0;
   const later = (h: Handle, fn: () => void, left: number) => {
     setImmediate(() => {
       if (h.cancelled) return;
@@ -45,7 +56,7 @@ export function lagAwareClock(opts: LagAwareClockOptions = {}): Clock {
       h.timer = setTimeout(() => {
         if (h.cancelled) return;
         const late = performance.now() - due;
-        if (late <= lateMs) return fn();
+        if (late <= lateMs || ms < deferFromMs) return fn();
         opts.onDeferred?.(late);
         later(h, () => fn(), turns);
       }, ms);

@@ -174,6 +174,8 @@ export class RaftNode {
   private appliedListeners = new Set<(o: ApplyOutcome[]) => void>();
   private installedListeners = new Set<(meta: SnapshotMeta) => void>();
   private sender: SnapshotSender | null = null;
+  /** clock.now() of the last AppendEntries or InstallSnapshot received (for the campaign log line). */
+  private heardFromLeaderAt: number | undefined;
 
   constructor(opts: RaftNodeOptions) {
     this.opts = opts;
@@ -280,11 +282,17 @@ export class RaftNode {
         logger: this.opts.logger,
       });
     }
+    // A lost connection is a hint the machine weighs (a follower's leader: fail over soon).
+    transport.onPeerLost?.((id) => {
+      if (!this.stopped) actor.send({ type: 'peerLost', id });
+    });
     transport.listen((m) => {
       if (this.stopped) return;
       // The sender paces the chunks; the machine still sees the response (it keeps the peer in
       // snapshot mode while chunks flow, and probes again once it is installed).
       if (m.type === 'InstallSnapshotResponse') this.sender?.onResponse(m);
+      if (m.type === 'AppendEntries' || m.type === 'InstallSnapshot')
+        this.heardFromLeaderAt = this.opts.clock.now();
       actor.send(m);
     });
     actor.start();
@@ -410,7 +418,18 @@ export class RaftNode {
         if (e.role !== 'leader' && !this.isMember())
           this.proposals.dropOrphaned(this.ready?.commitIndex() ?? 0);
         this.role = { role: e.role, term: e.term, leaderId: e.leaderId };
-        this.opts.logger?.info({ role: e.role, term: e.term, leader: e.leaderId }, 'role changed');
+        this.opts.logger?.info(
+          {
+            role: e.role,
+            term: e.term,
+            leader: e.leaderId,
+            // Why a campaign started: how long since a leader was last heard from (stability figures).
+            ...(e.role === 'candidate' && this.heardFromLeaderAt !== undefined
+              ? { heardFromLeaderMsAgo: this.opts.clock.now() - this.heardFromLeaderAt }
+              : {}),
+          },
+          'role changed',
+        );
         for (const cb of this.roleListeners) this.safely(() => cb(this.role));
         break;
       case 'configChanged':

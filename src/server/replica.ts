@@ -125,16 +125,18 @@ export interface RunningReplica {
 /**
  * Real timers that let input already waiting go first when the loop lagged (src/raft/lag-aware-clock.ts):
  * on a busy machine a late election timer must not beat the heartbeat that arrived during the stall.
+ * Timers shorter than the base election timeout (the leader's heartbeat) are never held back.
  */
-const realClock: Clock =
-  process.env.QC_TIMERS === 'plain'
+function realClock(timing: Timing): Clock {
+  return process.env.QC_TIMERS === 'plain'
     ? // Diagnostics only (before/after figures of make bench-stability): timers as they fire.
       {
         setTimeout: (fn, ms) => setTimeout(fn, ms),
         clearTimeout: (id) => clearTimeout(id as NodeJS.Timeout),
         now: () => Date.now(),
       }
-    : lagAwareClock();
+    : lagAwareClock({ deferFromMs: timing.electionMinMs });
+}
 
 /** Opens the replica's database in WAL mode with synchronous=FULL (one fsync per commit). */
 export function openDatabase(dataDir: string): Database.Database {
@@ -230,6 +232,8 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       secret: opts.clusterSecret,
       credentials,
       logger,
+      // Diagnostics only (before/after failover figures of make bench-etcd): no lost-connection hint.
+      reportPeerLost: process.env.QC_PEER_LOST !== 'off',
     });
     // Inspector, /metrics, /cluster and gRPC health (src/observability/replica-observability.ts).
     const obs = new ReplicaObservability({
@@ -249,7 +253,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       stateMachine: store,
       transport: obs.wrapTransport(transport),
       inspect: obs.inspect,
-      clock: realClock,
+      clock: realClock(opts.timing),
       timing: opts.timing,
       seed,
       logger,
@@ -336,6 +340,11 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
     const lag = new EventLoopLag();
     lag.start();
     cleanup.push(() => lag.stop());
+    // A campaign or a step-down on a busy machine: was this replica's own loop stalled? (stability)
+    node.onRoleChange((r) => {
+      if (r.role !== 'leader' && r.leaderId === null)
+        logger?.info({ role: r.role, term: r.term, loopLagMaxMs: lag.recentMaxMs() }, 'no leader known');
+    });
     hashStat(
       'qc_event_loop_delay_max_seconds',
       'Longest event-loop delay in the last 10 s.',

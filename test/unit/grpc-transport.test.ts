@@ -254,6 +254,30 @@ describe('GrpcTransport', () => {
     expect(a.transport.stats().dropped).toBeGreaterThan(0);
   });
 
+  it('reports a working connection that is lost once, not each failed reconnection after it', async () => {
+    const a = await node('a');
+    const b = await node('b');
+    const lost: string[] = [];
+    a.transport.onPeerLost((id) => lost.push(id));
+    a.transport.setPeers([{ id: 'b', address: b.address, voter: true }]);
+    const hb = (term: number): RaftMessage => ({ type: 'TimeoutNow', from: 'a', to: 'b', term });
+    a.transport.send(hb(1));
+    await waitFor(() => b.received.length === 1, 'delivery');
+    expect(lost).toEqual([]);
+    // b dies (as on kill -9, its connections close at once).
+    b.transport.close();
+    b.server.forceShutdown();
+    await waitFor(() => lost.length > 0, 'the lost connection');
+    expect(lost).toEqual(['b']);
+    // Reconnection attempts fail; they are not reported again.
+    let term = 2;
+    await waitFor(() => {
+      a.transport.send(hb(term++));
+      return a.transport.stats().rpcErrors >= 3;
+    }, 'failed reconnections');
+    expect(lost).toEqual(['b']);
+  });
+
   it('bounds the queue of a peer that does not answer, dropping the oldest', async () => {
     const a = await node('a');
     const t = new GrpcTransport({ selfId: 'a', secret: SECRET, maxQueue: 10, retryMinMs: 10_000 });

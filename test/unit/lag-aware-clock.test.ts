@@ -69,6 +69,17 @@ describe('lagAwareClock', () => {
     expect(await race(realClock)).toEqual(['election timeout', 'heartbeat']);
   });
 
+  it('a timer shorter than deferFromMs (a heartbeat, which sends) runs at once even when late', async () => {
+    let deferred = 0;
+    // The 10 ms timer is a leader's heartbeat here: holding it back behind waiting input would only
+    // make the heartbeat later. Without deferFromMs it would be deferred (the first test).
+    expect(await race(lagAwareClock({ deferFromMs: 11, onDeferred: () => deferred++ }))).toEqual([
+      'election timeout',
+      'heartbeat',
+    ]);
+    expect(deferred).toBe(0);
+  });
+
   it('a deferred timer cancelled by that input never runs; an on-time timer runs at once', async () => {
     let fired = 0;
     let deferred = 0;

@@ -30,6 +30,8 @@ export type NetworkObserver = (
 export class SimNetwork {
   faults: LinkFaults;
   private handlers = new Map<NodeId, (message: RaftMessage) => void>();
+  /** Each attached node's peerLost handler (a crash closes the crashed node's connections). */
+  private lostHandlers = new Map<NodeId, (id: NodeId) => void>();
   /** Directed cuts: "a>b" means nothing from a reaches b. */
   private cuts = new Set<string>();
   observer: NetworkObserver | null = null;
@@ -55,7 +57,21 @@ export class SimNetwork {
   }
 
   detach(id: NodeId, handler: (message: RaftMessage) => void): void {
-    if (this.handlers.get(id) === handler) this.handlers.delete(id);
+    if (this.handlers.get(id) !== handler) return;
+    this.handlers.delete(id);
+    this.lostHandlers.delete(id);
+    // As on a real host, the dead node's connections close: every node it can reach hears of it after
+    // one minimal latency (the hint RaftNode turns into `peerLost`; a partitioned node hears nothing).
+    for (const [other, lost] of this.lostHandlers) {
+      if (!this.canReach(id, other)) continue;
+      this.queue.after(this.faults.minLatencyMs, 'deliver', () => {
+        if (this.lostHandlers.get(other) === lost) lost(id);
+      });
+    }
+  }
+
+  onPeerLost(id: NodeId, handler: (peer: NodeId) => void): void {
+    this.lostHandlers.set(id, handler);
   }
 
   /** Cut the link from `from` to `to` only (asymmetric). */
@@ -165,6 +181,10 @@ export class SimTransport implements Transport {
 
   setPeers(_members: ClusterConfig['members']): void {
     // Every simulated node can address every other; partitions are the network's business.
+  }
+
+  onPeerLost(handler: (id: NodeId) => void): void {
+    if (!this.closed) this.network.onPeerLost(this.id, handler);
   }
 
   close(): void {
