@@ -26,7 +26,9 @@ let cached: { definition: protoLoader.PackageDefinition; grpcObject: grpc.GrpcOb
 /** All of the project's protos (chat, cluster, raft) as one package definition. */
 export function loadProtos(): { definition: protoLoader.PackageDefinition; grpcObject: grpc.GrpcObject } {
   if (!cached) {
-    const files = ['chat.proto', 'cluster.proto', 'raft.proto'].map((f) => join(protoDir, f));
+    const files = ['chat.proto', 'cluster.proto', 'raft.proto', 'forward.proto'].map((f) =>
+      join(protoDir, f),
+    );
     const { existsSync } = fs;
     const definition = protoLoader.loadSync(
       files.filter((f) => existsSync(f)),

@@ -41,6 +41,16 @@ export class EtcdCluster {
     return this.members.map((m) => `127.0.0.1:${m.clientPort}`);
   }
 
+  /** The live members' pids. */
+  pids(): number[] {
+    return this.members.flatMap((m) => (m.proc?.pid === undefined ? [] : [m.proc.pid]));
+  }
+
+  /** The pid of member `index`, if it is running. */
+  pid(index: number): number | undefined {
+    return this.members[index]?.proc?.pid;
+  }
+
   async start(): Promise<void> {
     for (let i = 1; i <= this.size; i++) {
       this.members.push({

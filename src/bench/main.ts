@@ -9,7 +9,7 @@ import { type CommandSpec, parseFlags } from '../cli-flags.js';
 import { LocalCluster, bootCluster, serverMissingReason, waitFor } from '../server/local-cluster.js';
 import { makeCerts } from '../tls/certs.js';
 import { UserError } from '../user-error.js';
-import { cpuPerOp, processCpuMs } from './cpu.js';
+import { cpuPerOp, processCpuMs, totalCpuMs } from './cpu.js';
 import { EtcdCaller, EtcdCluster, etcdMissingReason } from './etcd.js';
 import { type PhaseFigures, type SeededChat, measureMixed, measureReads, seedChat } from './reads.js';
 import {
@@ -189,6 +189,18 @@ interface LoadResult {
   elapsedMs: number;
   latency: LatencySummary;
   perSecond: number;
+  /**
+   * CPU ms (user + system, from /proc) per acknowledged write over the load, drain included: every
+   * server together, the leader alone, and the load driver (this process). On a shared machine the
+   * rate moves with the other load; these barely do, so they are what to compare between runs.
+   */
+  cpuMsPerWrite?: { servers: number; leader?: number; driver: number };
+}
+
+/** The server processes of a System, to read their CPU time: every pid, and the leader's. */
+export interface ServerPids {
+  pids: number[];
+  leader?: number;
 }
 
 /** One client of the load: a write of `content`, retried as that client retries. */
@@ -210,6 +222,8 @@ export interface System {
   killLeader(): Promise<{ killed: string; killedAt: number }>;
   /** Wait for a leader other than `killed`, restart `killed` and wait until it caught up. */
   recover(killed: string): Promise<string>;
+  /** The live server processes and the leader's (for CPU per write). */
+  servers?(): Promise<ServerPids>;
 }
 
 /** Closed-loop senders: each client sends, waits for the acknowledgement, sends again. */
@@ -260,23 +274,71 @@ export async function timedLoad(
   writers: Writer[],
   messageBytes: number,
   seconds: number,
+  servers?: ServerPids,
 ): Promise<LoadResult> {
   const load = new Load(writers, messageBytes);
+  const cpu = cpuMeter(servers);
   const t0 = performance.now();
   load.start();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const stopAt = performance.now();
   await load.stop();
+  const cpuMs = cpu();
   // Count only acknowledgements inside the window, so the drain at the end does not inflate the rate.
   const inWindow = load.acks.filter((a) => a.at <= stopAt).length;
   const elapsedMs = stopAt - t0;
+  const all = load.acks.length;
+  const per = (ms: number | undefined) => (ms === undefined || all === 0 ? undefined : round3(ms / all));
+  const serversPerWrite = per(cpuMs.servers);
   return {
     acked: inWindow,
     errors: load.errors,
     elapsedMs: round(elapsedMs),
     latency: summarize(load.latencies),
     perSecond: round(inWindow / (elapsedMs / 1000)),
+    ...(serversPerWrite !== undefined
+      ? {
+          cpuMsPerWrite: {
+            servers: serversPerWrite,
+            ...(cpuMs.leader !== undefined ? { leader: per(cpuMs.leader) } : {}),
+            driver: per(cpuMs.driver) ?? 0,
+          },
+        }
+      : {}),
   };
+}
+
+/** Starts counting CPU ms of the servers (all, and the leader) and of this process; call to read. */
+function cpuMeter(servers: ServerPids | undefined): () => {
+  servers?: number;
+  leader?: number;
+  driver: number;
+} {
+  const driver0 = process.cpuUsage();
+  const all0 = servers ? totalCpuMs(servers.pids) : undefined;
+  const leader0 = servers?.leader !== undefined ? processCpuMs(servers.leader) : undefined;
+  return () => {
+    const d = process.cpuUsage(driver0);
+    const all1 = servers ? totalCpuMs(servers.pids) : undefined;
+    const leader1 = servers?.leader !== undefined ? processCpuMs(servers.leader) : undefined;
+    return {
+      driver: (d.user + d.system) / 1000,
+      ...(all0 !== undefined && all1 !== undefined ? { servers: all1 - all0 } : {}),
+      ...(leader0 !== undefined && leader1 !== undefined ? { leader: leader1 - leader0 } : {}),
+    };
+  };
+}
+
+function round3(v: number): number {
+  return Math.round(v * 1000) / 1000;
+}
+
+/** `; CPU per write: servers X ms (leader Y), driver Z ms`, or nothing when it was not measured. */
+function cpuLine(r: LoadResult): string {
+  const c = r.cpuMsPerWrite;
+  if (!c) return '';
+  const leader = c.leader !== undefined ? ` (leader ${c.leader})` : '';
+  return `; CPU per write: servers ${c.servers} ms${leader}, driver ${c.driver} ms`;
 }
 
 /**
@@ -402,6 +464,13 @@ function chatSystem(cluster: LocalCluster, parties: Party[], o: BenchOptions): S
       await cluster.kill(lead.node_id, 'SIGKILL');
       return { killed: lead.node_id, killedAt };
     },
+    servers: async () => {
+      const lead = await cluster.waitForLeader();
+      return {
+        pids: cluster.live(true).flatMap((r) => (r.pid === undefined ? [] : [r.pid])),
+        leader: cluster.get(lead.node_id).pid,
+      };
+    },
     recover: async (killed) => {
       const next = await cluster.waitForLeader({ not: killed });
       // Bring the victim back and let it catch up before the next trial.
@@ -426,16 +495,18 @@ interface WriteFigures {
 
 async function writeFigures(sys: System, o: BenchOptions): Promise<WriteFigures> {
   console.log(`[${sys.name}] load: ${o.clients} clients, ${o.seconds} s, ${o.messageBytes}-byte messages`);
-  const load = await timedLoad(sys.writers(o.clients), o.messageBytes, o.seconds);
+  const load = await timedLoad(sys.writers(o.clients), o.messageBytes, o.seconds, await sys.servers?.());
   console.log(
     `  ${load.perSecond} acknowledged writes/s (${load.acked} in ${(load.elapsedMs / 1000).toFixed(1)} s); ` +
-      `latency p50 ${load.latency.p50} ms, p99 ${load.latency.p99} ms, max ${load.latency.max} ms; errors ${JSON.stringify(load.errors)}`,
+      `latency p50 ${load.latency.p50} ms, p99 ${load.latency.p99} ms, max ${load.latency.max} ms; errors ${JSON.stringify(load.errors)}${cpuLine(load)}`,
   );
   let single: LoadResult | undefined;
   if (o.singleSeconds > 0) {
     console.log(`[${sys.name}] single client: ${o.singleSeconds} s`);
-    single = await timedLoad(sys.writers(1), o.messageBytes, o.singleSeconds);
-    console.log(`  p50 ${single.latency.p50} ms, p99 ${single.latency.p99} ms, ${single.perSecond} writes/s`);
+    single = await timedLoad(sys.writers(1), o.messageBytes, o.singleSeconds, await sys.servers?.());
+    console.log(
+      `  p50 ${single.latency.p50} ms, p99 ${single.latency.p99} ms, ${single.perSecond} writes/s${cpuLine(single)}`,
+    );
   }
   const trials: FailoverTrial[] = [];
   // A trial that fails ends the trials, but not the run: the figures above still reach the file.
@@ -821,6 +892,10 @@ function etcdSystem(etcd: EtcdCluster): System {
       const killedAt = performance.now();
       etcd.kill(lead.index);
       return { killed: name(lead.index), killedAt };
+    },
+    servers: async () => {
+      const lead = await etcd.waitForLeader();
+      return { pids: etcd.pids(), leader: etcd.pid(lead.index) };
     },
     recover: async (killed) => {
       const index = Number(killed.slice(4)) - 1;

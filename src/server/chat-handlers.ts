@@ -12,7 +12,7 @@ import { CHAT_METHODS, type CallContext, type ChatMethod } from '../chat/service
 import type { ChatEvent } from '../chat/types.js';
 import type { Logger } from '../logger.js';
 import { services } from '../proto.js';
-import type { ChatRouter } from './chat-router.js';
+import type { ChatRequest, ChatRouter } from './chat-router.js';
 import { wasForwarded } from './forwarder.js';
 import {
   type Topology,
@@ -123,27 +123,40 @@ export class ChatHandlers {
           callback(toStatus(err, trailers));
         }
       };
+      let served: Promise<unknown>;
       try {
-        const rejected = rejectedOf(call.request);
-        if (rejected) throw rejected;
-        this.refuseIfNotServing();
-        this.opts.router
-          .handle({
-            method,
-            request: call.request,
-            token: bearerToken(call.metadata),
-            idempotencyKey: idempotencyKey(call.metadata),
-            deadline: deadlineOf(call),
-            forwarded: wasForwarded(call.metadata),
-          })
-          .then(
-            (value) => reply(null, value),
-            (err: unknown) => reply(err),
-          );
+        served = this.serve({
+          method,
+          request: call.request,
+          token: bearerToken(call.metadata),
+          idempotencyKey: idempotencyKey(call.metadata),
+          deadline: deadlineOf(call),
+          forwarded: wasForwarded(call.metadata),
+        });
       } catch (err) {
-        reply(err);
+        served = Promise.reject(err);
       }
+      served.then(
+        (value) => reply(null, value),
+        (err: unknown) => reply(err),
+      );
     };
+  }
+
+  /**
+   * Serve one unary call: a direct one (above), or one a follower forwarded over ForwardService
+   * (forward-stream.ts), which arrives with `forwarded` set so that it is never forwarded again.
+   * `request` is what chatServiceDefinition's deserializer made of the bytes.
+   */
+  serve(req: ChatRequest): Promise<unknown> {
+    try {
+      const rejected = rejectedOf(req.request);
+      if (rejected) throw rejected;
+      this.refuseIfNotServing();
+      return this.opts.router.handle(req);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   private subscribe(call: grpc.ServerWritableStream<unknown, unknown>): void {

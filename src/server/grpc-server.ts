@@ -13,14 +13,15 @@ import type { ReplicaTls } from '../tls/tls-files.js';
 import { UserError } from '../user-error.js';
 import { MAX_REQUEST_BYTES, chatServiceDefinition } from './chat-handlers.js';
 import { clusterMethodNeedsSecret } from './cluster-handlers.js';
+import { FORWARD_SERVICE_PREFIX } from './forward-stream.js';
 import { type Topology, topologyMetadata } from './metadata.js';
 
 export interface GrpcServerParts {
   chat: grpc.UntypedServiceImplementation;
   cluster: GuardedService;
-  /** Further services (RaftService) to register on the same port. */
+  /** Further services (RaftService, ForwardService) to register on the same port. */
   extra?: (server: grpc.Server) => void;
-  /** The cluster secret: every RaftService call and ClusterService's guarded calls need it. */
+  /** The cluster secret: every RaftService and ForwardService call and ClusterService's guarded calls need it. */
   secret: string;
   /** For the topology hints on refused ClusterService calls. */
   topology?: Topology;
@@ -34,13 +35,18 @@ export interface BuiltServer {
   health: HealthImplementation;
 }
 
+/** Services only replicas call: RaftService, and ForwardService (a follower's forwarded calls). */
+function peersOnly(path: string): boolean {
+  return path.startsWith(RAFT_SERVICE_PREFIX) || path.startsWith(FORWARD_SERVICE_PREFIX);
+}
+
 export function buildGrpcServer(parts: GrpcServerParts): BuiltServer {
   const { topology, logger } = parts;
   // Calls that need the cluster secret and come without it are refused before their body is read:
   // the 16 MiB below is for authenticated peers' batches only.
   const gate = secretGate({
     secret: parts.secret,
-    needsSecret: (path) => path.startsWith(RAFT_SERVICE_PREFIX) || clusterMethodNeedsSecret(path),
+    needsSecret: (path) => peersOnly(path) || clusterMethodNeedsSecret(path),
     refusalMetadata: (path) =>
       topology && clusterMethodNeedsSecret(path) ? topologyMetadata(topology) : undefined,
     onRefused: (path) => logger?.warn({ path }, 'a call without the cluster secret was refused'),
@@ -58,7 +64,7 @@ export function buildGrpcServer(parts: GrpcServerParts): BuiltServer {
     interceptors: [
       parts.tls?.ca
         ? peerCertificateGate({
-            peersOnly: (path) => path.startsWith(RAFT_SERVICE_PREFIX),
+            peersOnly,
             onRefused: (path, peer, reason) =>
               logger?.warn({ path, peer, reason }, `a peer's call was refused: ${reason}`),
             inner: gate,

@@ -5,7 +5,9 @@
 //   gRPC server: RaftService (GrpcTransport) ───────────────────────┘      │ onRoleChange
 //                ChatService ─▶ RaftChatRouter ─▶ chat actor (in the replica's actor system, by role):
 //                                   propose / readIndex actor ─▶ local ChatService ─▶ RaftReplicator
-//                                   forward actor ─▶ the leader (LeaderForwarder)
+//                                   forward actor ─▶ the leader (ForwardStreams: one stream per
+//                                                    leader, batched)
+//                ForwardService ─▶ ChatHandlers.serve (the calls followers forward to this leader)
 //                ClusterService ─▶ Membership (status, add/remove/transfer)
 //   HTTP server: web client + gateway over a ChatClient (this replica first), /healthz
 //
@@ -54,6 +56,7 @@ import { type HttpServer, httpUrlForOffset, startHttpServer } from '../web/http-
 import { BackupSource } from './backup-source.js';
 import { ChatHandlers } from './chat-handlers.js';
 import { clusterService } from './cluster-handlers.js';
+import { type ForwardServiceHandle, ForwardStreams, addForwardService } from './forward-stream.js';
 import { LeaderForwarder } from './forwarder.js';
 import { buildGrpcServer, listen, shutdown } from './grpc-server.js';
 import type { Launcher } from './launcher-link.js';
@@ -362,6 +365,9 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
     );
     const forwarder = new LeaderForwarder(() => address, credentials);
     cleanup.push(() => forwarder.close());
+    // A follower's ChatService calls go to the leader in batches on one stream (forward-stream.ts).
+    const forwardStreams = new ForwardStreams({ secret: opts.clusterSecret, credentials, unary: forwarder });
+    cleanup.push(() => forwardStreams.close());
     const membership = new Membership({
       node,
       store,
@@ -372,7 +378,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
     const router: RaftChatRouter = new RaftChatRouter({
       id: opts.id,
       service: admission,
-      forwarder,
+      forwarder: forwardStreams,
       addressOf: (id) => membership.addressOf(id),
       // A call waits about one election for a leader to emerge before it is refused.
       leaderWaitMs: opts.timing.electionMaxMs,
@@ -403,6 +409,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
     const backups = dbFile
       ? new BackupSource({ dbFile, dir: join(opts.dataDir, SNAPSHOT_DIR), logger })
       : undefined;
+    let forwardService: ForwardServiceHandle | undefined;
     const { server, health } = buildGrpcServer({
       chat: obs.instrumentService(chat.implementation()),
       cluster: clusterService({
@@ -412,7 +419,14 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
         health: () => obs.health(),
         backup: backups ? () => backups.take() : undefined,
       }),
-      extra: (s) => transport.attach(s),
+      extra: (s) => {
+        transport.attach(s);
+        forwardService = addForwardService(s, {
+          secret: opts.clusterSecret,
+          serve: (req) => chat.serve(req),
+          onError: (what) => logger?.warn({}, what),
+        });
+      },
       secret: opts.clusterSecret,
       topology: membership,
       logger,
@@ -482,7 +496,9 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
         // The peers' Raft streams into this replica stay open for good: end them, or the shutdown
         // would wait its whole grace period for them.
         transport.endInbound();
+        forwardService?.endStreams();
         await shutdown(server, 1000);
+        forwardStreams.close();
         forwarder.close();
         node.stop();
         hub.close();
