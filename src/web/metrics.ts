@@ -288,6 +288,22 @@ export class ReplicaMetrics {
     this.rpcSeconds.observe(labels, seconds);
   }
 
+  /**
+   * Counts and times a call served outside a gRPC handler: a call a follower forwarded to this leader
+   * (it arrives in a batch on a ForwardService stream, not as its own RPC), so that
+   * qc_grpc_server_handled_total counts every call this replica served, direct or forwarded.
+   */
+  observeServed<T>(method: string, served: Promise<T>): Promise<T> {
+    const started = this.now();
+    const seconds = () => (this.now() - started) / 1000;
+    served.then(
+      () => this.observeRpc(method, grpc.status.OK, seconds()),
+      (err: { code?: unknown }) =>
+        this.observeRpc(method, typeof err?.code === 'number' ? err.code : grpc.status.UNKNOWN, seconds()),
+    );
+    return served;
+  }
+
   /** Count one client call forwarded to the leader (reads are served where they arrive; writes are not). */
   observeForward(method: string): void {
     this.forwardedTotal.inc({ method });

@@ -11,6 +11,7 @@ import { loadSync } from '@grpc/proto-loader';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../e2e/harness.js';
+import { withReport } from '../e2e/support/checks.js';
 import { type WebCluster, launchBrowser, screenshot, startWebCluster } from './support.js';
 
 const healthProto = createRequire(import.meta.url).resolve('grpc-health-check/proto/health/v1/health.proto');
@@ -127,7 +128,14 @@ describe('cluster view', () => {
         timeout: 10_000,
       },
     );
-    const after = await harness.waitForLeader({ not: before.node_id, timeoutMs: 10_000 });
+    // On failure, the cluster's state and the replicas' last log lines say why leadership did not move.
+    let after!: Awaited<ReturnType<typeof harness.waitForLeader>>;
+    await withReport(
+      () => harness,
+      async () => {
+        after = await harness.waitForLeader({ not: before.node_id, timeoutMs: 10_000 });
+      },
+    );
     await page.waitForSelector(`.card[data-id="${after.node_id}"][data-role="leader"]`, { timeout: 10_000 });
     // The secret stayed in the page's memory: nothing in the origin's storage.
     expect(await page.evaluate(() => [sessionStorage.length, localStorage.length])).toEqual([0, 0]);

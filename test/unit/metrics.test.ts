@@ -118,6 +118,24 @@ describe('exposition', () => {
     expect(value(f, 'qc_raft_term')).toBe(1);
   });
 
+  it('counts a call served outside a gRPC handler (forwarded in a batch) by method and code', async () => {
+    let t = 0;
+    const m = new ReplicaMetrics({ node: fakeNode(), now: () => t });
+    const ok = m.observeServed('SendMessage', Promise.resolve('done'));
+    const refused = m.observeServed(
+      'SendMessage',
+      Promise.reject(Object.assign(new Error('no'), { code: 7 })),
+    );
+    t = 250;
+    expect(await ok).toBe('done');
+    await expect(refused).rejects.toThrow('no');
+    const f = parseExposition(await m.render());
+    expect(value(f, 'qc_grpc_server_handled_total', { method: 'SendMessage', code: 'OK' })).toBe(1);
+    expect(
+      value(f, 'qc_grpc_server_handled_total', { method: 'SendMessage', code: 'PERMISSION_DENIED' }),
+    ).toBe(1);
+  });
+
   it('counts fsyncs over --slow-fsync-ms, reports them, and keeps a recent p99', async () => {
     const slow: [number, number][] = [];
     const m = new ReplicaMetrics({
