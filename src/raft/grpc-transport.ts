@@ -2,9 +2,10 @@
 // and best-effort delivery.
 //
 // - send() only enqueues: it never blocks and never throws, whatever state the peer is in.
-// - Everything produced for one peer in the same event-loop tick goes out as one RaftBatch written on
-//   the peer's stream (setImmediate flush), so messages to one peer leave in the order they were
-//   produced. A write on an open stream costs about a third of a unary call (CPU and latency).
+// - Everything produced for one peer in the same handler turn (one callback and the synchronous work
+//   it triggers) goes out as one RaftBatch written on the peer's stream from a microtask, so messages
+//   to one peer leave in the order they were produced. A write on an open stream costs about a third
+//   of a unary call (CPU and latency). Why a microtask and not setImmediate: see schedule().
 // - While the stream pushes back (its buffer is full: a slow or stopped peer), batches accumulate
 //   behind it. The queue per peer is bounded and drops its oldest messages first: the newest messages
 //   (highest terms, latest commit index) are the ones worth keeping. Raft tolerates the loss.
@@ -340,9 +341,20 @@ export class GrpcTransport implements Transport {
   private schedule(peer: Peer): void {
     if (peer.scheduled || peer.blocked || peer.retry) return;
     peer.scheduled = true;
-    // setImmediate, not a microtask: every message the host produces while handling this event (and
-    // the other I/O callbacks of this loop iteration) joins the same batch.
-    setImmediate(() => {
+    // A microtask, not setImmediate. A microtask still runs after the whole handler turn that produced
+    // the message (the replica machine emits every effect of an event synchronously), so everything
+    // one event produces for this peer is one batch, in order. What it no longer joins are the other
+    // callbacks of the same loop iteration (a few more, smaller batches under load).
+    // setImmediate made a leader's AppendEntries wait for the leader's own fsync: the executor's flush
+    // is scheduled with setImmediate when the entries are written, which is before they are sent, so
+    // it ran first and blocked the loop in the (synchronous) fsync before this pump wrote, and HTTP/2
+    // then put the batch on the socket in a native immediate of the next iteration. Written from a
+    // microtask, the batch reaches HTTP/2 before the flush runs, and its native immediate (which
+    // Node runs before the JS immediates of an iteration) puts it on the socket before the fsync:
+    // replication overlaps the leader's fsync, as ready-executor.ts intends. An acknowledgement is
+    // not affected in safety: the executor hands it to send() only once its write is durable; this
+    // only decides when bytes that may leave are written (docs/design/write-path.md).
+    queueMicrotask(() => {
       peer.scheduled = false;
       this.pump(peer);
     });
