@@ -7,7 +7,8 @@
 // Public API (stable; the server wiring and the simulator depend on it):
 //
 //   new RaftNode({ id, logStore, stateMachine, transport, clock, timing, seed,
-//                  defer?, logger?, inspect?, maxBatch?, maxInflight?, snapshots?, onError? })
+//                  defer?, flushPolicy?, logger?, inspect?, maxBatch?, maxInflight?, snapshots?,
+//                  onError? })
 //   start(): void                      builds the replica from durable state and starts it
 //   stop(): void                       stops the actor, closes the transport (not the log store),
 //                                      rejects everything pending with NodeStoppedError
@@ -70,7 +71,7 @@ import {
   ProposalTracker,
 } from './proposal-tracker.js';
 import { ReadNotServedError, ReadTracker } from './read-tracker.js';
-import { ReadyExecutor } from './ready-executor.js';
+import { type FlushPolicy, ReadyExecutor } from './ready-executor.js';
 import { SnapshotInstaller } from './snapshot-installer.js';
 import { SnapshotSender } from './snapshot-sender.js';
 
@@ -95,6 +96,12 @@ export interface RaftNodeOptions {
   seed: number;
   /** Schedules proposal-batch, flush and apply work (default setImmediate; the simulator passes clock.setTimeout(fn, 0)). */
   defer?: (fn: () => void) => void;
+  /**
+   * When the log's group-commit flush runs (ready-executor.ts; --flush-delay-us, --flush-max-entries):
+   * default on the next turn. A delay waits on `clock` (real timers in production, simulated ones in
+   * the simulator).
+   */
+  flushPolicy?: FlushPolicy;
   logger?: RaftLogger;
   /** XState inspection observer (the /cluster inspector). */
   inspect?: (event: InspectionEvent) => void;
@@ -257,6 +264,12 @@ export class RaftNode {
         log: logStore,
         send: (m) => transport.send(m),
         defer: this.defer,
+        flushPolicy: this.opts.flushPolicy,
+        timer: (fn, delayUs) => {
+          const { clock } = this.opts;
+          const handle = clock.setTimeout(fn, delayUs / 1000);
+          return () => clock.clearTimeout(handle);
+        },
         persisted: (p) => actor.send({ type: 'persisted', ...p }),
         apply: (upTo) => this.apply(upTo),
         other: (e) => this.effect(e),

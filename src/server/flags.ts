@@ -21,6 +21,10 @@ export interface ServerConfig {
   snapshotEvery: number;
   /** An fsync slower than this is logged as a warning and counted (etcd's slow-disk warning). */
   slowFsyncMs: number;
+  /** The log's group commit (ready-executor.ts FlushPolicy): wait this long for more writes (0: next turn)… */
+  flushDelayUs: number;
+  /** …unless this many entries wait already. */
+  flushMaxEntries: number;
   /** How long a session lives without use (ms); every use extends it. */
   sessionTtlMs: number;
   /** API.md Limits: failed Logins allowed per username per minute, cluster-wide. */
@@ -64,6 +68,16 @@ export const SERVER_FLAGS = {
     value: 'MS',
     default: '100',
     help: 'log a warning (and count it in /metrics) when one fsync takes longer',
+  },
+  'flush-delay-us': {
+    value: 'US',
+    default: '0',
+    help: 'wait up to this many microseconds for more writes before an fsync (0: the next event-loop turn; timers have about 1 ms resolution)',
+  },
+  'flush-max-entries': {
+    value: 'N',
+    default: '512',
+    help: 'fsync without waiting for --flush-delay-us once this many log entries wait',
   },
   'session-ttl': {
     value: 'DURATION',
@@ -209,6 +223,8 @@ export function parseServerFlags(argv: string[]): ServerConfig {
   }
   const snapshotEvery = Number(snapshotEveryValue);
   const slowFsyncMs = positiveInt('--slow-fsync-ms', str('slow-fsync-ms')!);
+  const flushDelayUs = count('--flush-delay-us', str('flush-delay-us')!, 0, 1_000_000);
+  const flushMaxEntries = count('--flush-max-entries', str('flush-max-entries')!, 1, 1_000_000);
   const sessionTtlMs = parseDuration('--session-ttl', str('session-ttl')!, 1000, MAX_SESSION_TTL_MS);
   const loginFailuresPerMinute = count(
     '--login-failures-per-minute',
@@ -242,6 +258,8 @@ export function parseServerFlags(argv: string[]): ServerConfig {
     logLevel,
     snapshotEvery,
     slowFsyncMs,
+    flushDelayUs,
+    flushMaxEntries,
     sessionTtlMs,
     loginFailuresPerMinute,
     writeRate,

@@ -77,6 +77,7 @@ export async function main(argv: string[]): Promise<number> {
       },
       scryptCost: { N: config.scryptN, r: 8, p: 1 },
       slowFsyncMs: config.slowFsyncMs,
+      flushPolicy: { delayUs: config.flushDelayUs, maxEntries: config.flushMaxEntries },
       tls,
       logger,
       // The /cluster page's stop control: the same graceful stop as SIGTERM.

@@ -45,6 +45,7 @@ import { GrpcTransport } from '../raft/grpc-transport.js';
 import type { Clock } from '../raft/interfaces.js';
 import { lagAwareClock } from '../raft/lag-aware-clock.js';
 import { RaftNode } from '../raft/node.js';
+import type { FlushPolicy } from '../raft/ready-executor.js';
 import { FileSnapshotStore } from '../raft/snapshot-store.js';
 import { Snapshotter } from '../raft/snapshotter.js';
 import { DataDirError, SqliteLogStore } from '../raft/sqlite-log-store.js';
@@ -105,6 +106,8 @@ export interface ReplicaOptions {
   hashQueueLength?: number;
   /** An fsync longer than this (ms) logs a warning and counts in /metrics (default 100). */
   slowFsyncMs?: number;
+  /** When the log's group-commit flush runs (--flush-delay-us, --flush-max-entries); default: next turn. */
+  flushPolicy?: FlushPolicy;
   /** Serve gRPC and HTTP over TLS; with a CA, talk mutual TLS to peers (tls/). Plaintext without. */
   tls?: ReplicaTls;
 }
@@ -260,6 +263,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       timing: opts.timing,
       seed,
       logger,
+      flushPolicy: opts.flushPolicy,
       // Received snapshots are restored with store.restore (src/chat/snapshots.ts), also on start to
       // finish an install a crash interrupted (snapshot-installer.ts).
       snapshots,

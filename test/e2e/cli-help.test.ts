@@ -60,6 +60,9 @@ describe('quorum-chat --help', () => {
       '(default: 50)',
       '--election-timeout-ms MIN-MAX',
       '--slow-fsync-ms',
+      '--flush-delay-us US',
+      '--flush-max-entries N',
+      '(default: 512)',
     ]) {
       expect(out).toContain(f);
     }

@@ -29,12 +29,30 @@ describe('server flags', () => {
       writeBurst: 40,
       scryptN: 131072,
       slowFsyncMs: 100,
+      flushDelayUs: 0,
+      flushMaxEntries: 512,
     });
     expect(parseServerFlags(['--id', 's', '--port', '1', '--slow-fsync-ms', '250']).slowFsyncMs).toBe(250);
     expect(parseServerFlags(['--id', 's', '--port', '1', '--snapshot-every', '200']).snapshotEvery).toBe(200);
     expect(() => parseServerFlags(['--id', 's', '--port', '1', '--snapshot-every', '0'])).toThrow(
       /--snapshot-every must be/,
     );
+  });
+
+  it('reads the flush policy flags, and refuses values out of range', () => {
+    const base = ['--id', 's', '--port', '1'];
+    const c = parseServerFlags([...base, '--flush-delay-us', '500', '--flush-max-entries', '64']);
+    expect([c.flushDelayUs, c.flushMaxEntries]).toEqual([500, 64]);
+    for (const bad of ['-1', '1.5', 'x', '1000001']) {
+      expect(() => parseServerFlags([...base, `--flush-delay-us=${bad}`]), bad).toThrow(
+        /--flush-delay-us must be/,
+      );
+    }
+    for (const bad of ['0', 'x', '1000001']) {
+      expect(() => parseServerFlags([...base, `--flush-max-entries=${bad}`]), bad).toThrow(
+        /--flush-max-entries must be/,
+      );
+    }
   });
 
   it('--session-ttl takes a duration in d, h, m, s, ms or bare milliseconds', () => {
