@@ -15,6 +15,7 @@ export const raftNodeFactory: ReplicaFactory = (deps): ReplicaHost => {
     seed: deps.seed,
     incarnation: `i${deps.incarnation ?? 1}`,
     defer: deps.defer,
+    ...(deps.flushPolicy ? { flushPolicy: deps.flushPolicy } : {}),
     onError: deps.onError,
     ...(deps.inspect ? { inspect: deps.inspect } : {}),
     ...(deps.snapshots

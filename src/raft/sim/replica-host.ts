@@ -4,6 +4,7 @@
 import type { InspectionEvent } from 'xstate';
 import type { NodeId, Role, SnapshotMeta, Timing } from '../../../machines/protocol.js';
 import type { ApplyOutcome, Clock, LogStore, SnapshotStore, StateMachine, Transport } from '../interfaces.js';
+import type { FlushPolicy } from '../ready-executor.js';
 
 export interface ReplicaStatus {
   role: Role;
@@ -37,6 +38,8 @@ export interface ReplicaDeps {
   /** How many times this node was started (1 on the first start): names its read request ids. */
   incarnation?: number;
   defer: (fn: () => void) => void;
+  /** The group-commit policy (ready-executor.ts); default: flush on the next turn. */
+  flushPolicy?: FlushPolicy;
   /** The host reports an internal error (an actor that failed): the simulator fails the run. */
   onError: (error: unknown) => void;
   /** Snapshots (taking, streaming, installing); absent when the run does not use them. */

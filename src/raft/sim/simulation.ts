@@ -5,6 +5,7 @@
 
 import type { NodeId, RaftMessage, Role, SnapshotMeta, Timing } from '../../../machines/protocol.js';
 import { lastConfigAtOrBefore } from '../../../machines/replica/rules.js';
+import type { FlushPolicy } from '../ready-executor.js';
 import { startClient } from './clients.js';
 import { EventQueue, type SimEvent } from './event-queue.js';
 import { scheduleCrashCycles, scheduleRandomFaults } from './faults.js';
@@ -81,6 +82,8 @@ export interface SimOptions {
   snapshots?: SimSnapshotOptions | false;
   /** Extra scheduled actions for focused tests (called once the nodes are up). */
   scenario?: (sim: Simulation) => void;
+  /** The replicas' group-commit policy (--flush-delay-us, --flush-max-entries); default: next turn. */
+  flushPolicy?: FlushPolicy;
 }
 
 export interface SimStats {
@@ -191,8 +194,8 @@ export class Simulation {
   readonly installs: { id: NodeId; index: number; t: number }[] = [];
   private slots = new Map<NodeId, ReplicaSlot>();
   private failure: string | null = null;
-  readonly options: Required<Omit<SimOptions, 'verbose' | 'scenario'>> &
-    Pick<SimOptions, 'verbose' | 'scenario'>;
+  readonly options: Required<Omit<SimOptions, 'verbose' | 'scenario' | 'flushPolicy'>> &
+    Pick<SimOptions, 'verbose' | 'scenario' | 'flushPolicy'>;
   private leaderTerms = new Set<number>();
   private nextOpId = 1;
   /** Clients stop starting operations at this time. */
@@ -600,6 +603,7 @@ export class Simulation {
       seed: this.rng.nextU32(),
       incarnation: s.incarnation,
       defer: this.queue.deferFor(id),
+      ...(this.options.flushPolicy ? { flushPolicy: this.options.flushPolicy } : {}),
       onError: (e) => this.fail(`${id}: host error: ${errorText(e)}`),
       ...(snaps && this.options.snapshots
         ? { snapshots: snaps, snapshotChunkBytes: this.options.snapshots.chunkBytes }
