@@ -15,6 +15,7 @@ import { services } from '../../src/proto.js';
 import { GrpcTransport } from '../../src/raft/grpc-transport.js';
 import { ReadyExecutor } from '../../src/raft/ready-executor.js';
 import { MemoryLogStore } from '../support/memory-log-store.js';
+import { notingLog } from '../support/noting-log.js';
 
 const SECRET = 'a'.repeat(64);
 
@@ -81,19 +82,7 @@ function rig() {
   const store = new MemoryLogStore();
   const ready = new ReadyExecutor(
     {
-      log: {
-        write: (b) => store.write(b),
-        lastIndex: () => store.lastIndex(),
-        termAt: (i) => store.termAt(i),
-        entries: (from, to, max) => store.entries(from, to, max),
-        flush: (done) => {
-          events.push('flush starts');
-          store.flush(() => {
-            events.push('flush done');
-            done();
-          });
-        },
-      },
+      log: notingLog(store, (what) => events.push(what)),
       send: (m) => transport.send(m),
       defer: (fn) => setImmediate(fn),
       persisted: () => {},

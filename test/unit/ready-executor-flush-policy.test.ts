@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { Entry, RaftMessage } from '../../machines/protocol.js';
 import { type FlushPolicy, ReadyExecutor } from '../../src/raft/ready-executor.js';
 import { MemoryLogStore } from '../support/memory-log-store.js';
+import { notingLog } from '../support/noting-log.js';
 
 const entry = (index: number): Entry => ({ index, term: 1, kind: 'command', data: `e${index}` });
 
@@ -32,16 +33,9 @@ function rig(policy?: FlushPolicy) {
   let timersArmed = 0;
   const ready = new ReadyExecutor(
     {
-      log: {
-        write: (b) => store.write(b),
-        lastIndex: () => store.lastIndex(),
-        termAt: (i) => store.termAt(i),
-        entries: (from, to, max) => store.entries(from, to, max),
-        flush: (done) => {
-          log.push(`fsync at ${nowUs}`);
-          store.flush(done);
-        },
-      },
+      log: notingLog(store, (what) => {
+        if (what === 'flush starts') log.push(`fsync at ${nowUs}`);
+      }),
       send: (m) => log.push(`send ${m.type === 'AppendEntriesResponse' ? m.matchIndex : m.type}`),
       defer: (fn) => deferred.push(fn),
       persisted: (p) => log.push(`persisted ${p.index}`),
