@@ -65,13 +65,13 @@ export class ExpiryFloors {
     if (expiresAt < this.sessions) this.sessions = expiresAt;
   }
 
-  /** The prune ran: the remaining rows' MIN. */
+  /** The prune ran: the remaining rows' MIN (not read when disabled: nothing would use it). */
   idempotencyPruned(): void {
-    this.idempotency = this.read.idempotency() ?? Number.POSITIVE_INFINITY;
+    if (this.enabled) this.idempotency = this.read.idempotency() ?? Number.POSITIVE_INFINITY;
   }
 
   /** The expired sessions were deleted: the remaining sessions' MIN. */
   sessionsPruned(): void {
-    this.sessions = this.read.sessions() ?? Number.POSITIVE_INFINITY;
+    if (this.enabled) this.sessions = this.read.sessions() ?? Number.POSITIVE_INFINITY;
   }
 }
