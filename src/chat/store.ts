@@ -23,8 +23,10 @@ import {
   status,
   unauthenticated,
 } from './errors.js';
+import { ExpiryFloors } from './expiry-floors.js';
 import { foldCase, globMatch, normalizePattern } from './glob.js';
 import { CHAT_META_SCHEMA, CHAT_SCHEMA, CHAT_SCHEMA_VERSION } from './schema.js';
+import { type CachedSession, SessionCache } from './session-cache.js';
 import { ChatSnapshots } from './snapshots.js';
 import { MAX_SESSION_TTL_MS, isTokenHash } from './tokens.js';
 import type { AddressedEvent, AppliedBatch, Chat, Message, Revocations, User } from './types.js';
@@ -75,6 +77,13 @@ export interface ChatStoreOptions {
    * apply transaction is durable before it returns (the old behaviour; for comparison).
    */
   lazyApply?: boolean;
+  /**
+   * Apply's shortcuts (default true): the expiry floors that skip the idempotency prune and the
+   * expired-session delete when they provably delete nothing (expiry-floors.ts), and the session rows
+   * cached by token hash (session-cache.ts). False runs every statement as before; the tables come out
+   * the same either way (test/unit/chat-apply-floors.test.ts compares them).
+   */
+  shortcuts?: boolean;
 }
 
 interface SessionRow {
@@ -153,6 +162,8 @@ export class ChatStore implements StateMachine {
   private readonly q: ReturnType<typeof prepareStatements>;
   /** The synchronous level the apply transaction commits with, and the one to put back after it. */
   private readonly applySync: { lazy: Database.Statement; restore: Database.Statement } | undefined;
+  private readonly floors: ExpiryFloors;
+  private readonly sessionCache: SessionCache;
 
   /** Opens (and creates) the chat tables in the SQLite file `path`, or in an already open database. */
   constructor(pathOrDb: string | Database.Database, opts: ChatStoreOptions = {}) {
@@ -182,6 +193,18 @@ export class ChatStore implements StateMachine {
       this.db.prepare('INSERT OR IGNORE INTO applied (id, idx) VALUES (1, 0)').run();
       this.q = prepareStatements(this.db);
       this.applySync = lazyApplyStatements(this.db, opts.lazyApply ?? true);
+      const shortcuts = opts.shortcuts ?? true;
+      const q = this.q;
+      this.floors = new ExpiryFloors(
+        {
+          idempotency: () => q.minIdempotencyAt.get() as number | null,
+          sessions: () => q.minSessionExpiry.get() as number | null,
+        },
+        shortcuts,
+      );
+      this.floors.rebuild();
+      // Without shortcuts nothing stays cached: every lookup reads the tables.
+      this.sessionCache = new SessionCache(shortcuts ? undefined : 0);
     } catch (err) {
       if (this.ownsDb) this.db.close();
       throw err;
@@ -190,6 +213,7 @@ export class ChatStore implements StateMachine {
 
   close(): void {
     this.listeners.clear();
+    this.sessionCache.clear();
     if (this.ownsDb && this.db.open) this.db.close();
   }
 
@@ -205,7 +229,24 @@ export class ChatStore implements StateMachine {
 
   /** StateMachine.restore: replace the chat tables with a snapshot's (src/chat/snapshots.ts). */
   restore(payload: SnapshotPayload): void {
-    new ChatSnapshots(this.db).restore(payload);
+    try {
+      new ChatSnapshots(this.db).restore(payload);
+    } finally {
+      // Other tables now (or, after a failure, possibly): nothing remembered about the old ones holds.
+      this.sessionCache.clear();
+      this.forgetFloors(true);
+    }
+  }
+
+  /** The floors after the tables changed under them: read again, or unknown if they cannot be read. */
+  private forgetFloors(rebuild: boolean): void {
+    this.floors.forget();
+    if (!rebuild) return;
+    try {
+      this.floors.rebuild();
+    } catch {
+      // Unknown floors make every check run its DELETE, which reads them again.
+    }
   }
 
   /** SnapshotSource.snapshotTo: copy the chat tables in the background (src/chat/snapshots.ts). */
@@ -250,6 +291,11 @@ export class ChatStore implements StateMachine {
     this.applySync?.lazy.run();
     try {
       run();
+    } catch (err) {
+      // Rolled back: a refresh mirrored in the cache, or a DELETE that raised a floor, is undone.
+      this.sessionCache.clear();
+      this.forgetFloors(false);
+      throw err;
     } finally {
       this.applySync?.restore.run();
     }
@@ -290,12 +336,21 @@ export class ChatStore implements StateMachine {
     } catch (err) {
       return fail(err as ChatError);
     }
-    this.q.pruneIdempotency.run(cmd.at - IDEMPOTENCY_WINDOW_MS);
+    // Both housekeeping steps run only when a floor shows something may be due (expiry-floors.ts).
+    const cutoff = cmd.at - IDEMPOTENCY_WINDOW_MS;
+    if (this.floors.idempotencyDue(cutoff)) {
+      this.q.pruneIdempotency.run(cutoff);
+      this.floors.idempotencyPruned();
+    }
     // Sessions die at their expiry, judged by the command's time (deterministic on every replica).
-    const dead = this.q.expiredSessions.all(cmd.at) as string[];
-    if (dead.length > 0) {
-      this.q.deleteExpiredSessions.run(cmd.at);
-      expired.tokenHashes.push(...dead);
+    if (this.floors.sessionsDue(cmd.at)) {
+      const dead = this.q.expiredSessions.all(cmd.at) as string[];
+      if (dead.length > 0) {
+        this.q.deleteExpiredSessions.run(cmd.at);
+        for (const hash of dead) this.sessionCache.forget(hash);
+        expired.tokenHashes.push(...dead);
+      }
+      this.floors.sessionsPruned();
     }
     const method: string = cmd.type;
 
@@ -303,14 +358,15 @@ export class ChatStore implements StateMachine {
     // username for Signup and Login. The idempotency table is keyed by it.
     const authed = cmd.type !== 'signup' && cmd.type !== 'login';
     const actor = authed ? (cmd as { actor?: unknown }).actor : undefined;
-    let session: SessionRow | undefined;
+    let session: CachedSession | undefined;
     let caller: string | undefined;
     if (authed) {
-      if (typeof actor === 'string') session = this.q.session.get(actor, cmd.at) as SessionRow | undefined;
+      if (typeof actor === 'string') session = this.liveSession(actor, cmd.at);
       if (session) {
-        caller = `u:${session.user_id}`;
+        caller = `u:${session.userId}`;
         // Every use refreshes the session, whatever the command's outcome.
         this.q.refreshSession.run(cmd.at, actor);
+        this.sessionCache.refreshed(actor as string, cmd.at);
       }
     } else {
       const name = (cmd as { username?: unknown }).username;
@@ -368,8 +424,21 @@ export class ChatStore implements StateMachine {
         cmd.at,
         JSON.stringify(storedForm(result)),
       );
+      this.floors.idempotencyWritten(cmd.at);
     }
     return result;
+  }
+
+  /** The session row of a token hash if it is live at `at`: the cache, else the tables (then cached). */
+  private liveSession(hash: string, at: number): CachedSession | undefined {
+    let row = this.sessionCache.get(hash);
+    if (!row) {
+      const r = this.q.sessionByHash.get(hash) as SessionRow | undefined;
+      if (!r) return undefined;
+      row = { userId: r.user_id, username: r.username, expiresAt: r.expires_at, ttlMs: r.ttl_ms };
+      this.sessionCache.fill(hash, row);
+    }
+    return row.expiresAt > at ? row : undefined;
   }
 
   /**
@@ -389,8 +458,13 @@ export class ChatStore implements StateMachine {
     return { ok: true, value: { messages, ...rest } };
   }
 
-  private execute(cmd: Command, index: number, session: SessionRow | undefined, fx: CommandEffects): unknown {
-    const me = session ? session.user_id : 0;
+  private execute(
+    cmd: Command,
+    index: number,
+    session: CachedSession | undefined,
+    fx: CommandEffects,
+  ): unknown {
+    const me = session ? session.userId : 0;
     switch (cmd.type) {
       case 'signup':
         return this.signup(cmd);
@@ -398,6 +472,7 @@ export class ChatStore implements StateMachine {
         return this.login(cmd);
       case 'logout':
         this.q.deleteSession.run(cmd.actor);
+        this.sessionCache.forget(cmd.actor);
         fx.revoked.tokenHashes.push(cmd.actor);
         return {};
       case 'deleteAccount':
@@ -470,6 +545,8 @@ export class ChatStore implements StateMachine {
   private login(cmd: Extract<Command, { type: 'login' }>): { user: User } {
     const { user, ttl } = this.checkLogin(cmd);
     this.q.insertSession.run(cmd.tokenHash, user.id, cmd.at, cmd.at + ttl, ttl);
+    this.sessionCache.forget(cmd.tokenHash);
+    this.floors.sessionWritten(cmd.at + ttl);
     return { user: this.userView(user.id) };
   }
 
@@ -495,6 +572,9 @@ export class ChatStore implements StateMachine {
         );
       }
       this.q.rotateSession.run(cmd.tokenHash, cmd.at + ttl, ttl, previous);
+      this.sessionCache.forget(previous as string);
+      this.sessionCache.forget(cmd.tokenHash);
+      this.floors.sessionWritten(cmd.at + ttl);
       this.q.setIdempotencyActor.run(cmd.tokenHash, caller, 'login', key);
       fx.revoked.tokenHashes.push(previous as string);
       return { ok: true, value: { user: this.userView(user.id) } };
@@ -516,6 +596,7 @@ export class ChatStore implements StateMachine {
       fx.events.push({ userId: other, event: { index, chat_removed: { chat_id: chat.id } } });
     }
     this.q.deleteSessionsOf.run(me);
+    this.sessionCache.forgetUser(me);
     this.q.deleteSettings.run(me);
     this.q.deleteUser.run(me);
     // A new account under the same name must inherit nothing, not even a Signup replay.
@@ -691,9 +772,10 @@ export class ChatStore implements StateMachine {
    * token is unknown, revoked or expired.
    */
   authenticate(hash: string, now: number): SessionInfo | undefined {
-    const row = this.q.session.get(hash, now) as SessionRow | undefined;
+    const row = this.liveSession(hash, now);
+    // A copy: the cached row changes as the session is refreshed.
     return row
-      ? { userId: row.user_id, username: row.username, expiresAt: row.expires_at, ttlMs: row.ttl_ms }
+      ? { userId: row.userId, username: row.username, expiresAt: row.expiresAt, ttlMs: row.ttlMs }
       : undefined;
   }
 
@@ -989,6 +1071,13 @@ function prepareStatements(db: Database.Database) {
       `SELECT s.user_id, u.username, s.expires_at, s.ttl_ms FROM sessions s JOIN users u ON u.id = s.user_id
        WHERE s.token_hash = ? AND s.expires_at > ?`,
     ),
+    // The row whatever its expiry: what the session cache keeps (liveness is judged per lookup).
+    sessionByHash: db.prepare(
+      `SELECT s.user_id, u.username, s.expires_at, s.ttl_ms FROM sessions s JOIN users u ON u.id = s.user_id
+       WHERE s.token_hash = ?`,
+    ),
+    minSessionExpiry: db.prepare('SELECT MIN(expires_at) FROM sessions').pluck(),
+    minIdempotencyAt: db.prepare('SELECT MIN(at) FROM idempotency').pluck(),
     insertSession: db.prepare(
       'INSERT INTO sessions (token_hash, user_id, created_at, expires_at, ttl_ms) VALUES (?, ?, ?, ?, ?)',
     ),

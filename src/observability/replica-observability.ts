@@ -2,14 +2,14 @@
 // object, so src/server/replica.ts changes by a few lines:
 //
 //   const obs = new ReplicaObservability({ secret, dev, onStop: () => process.kill(process.pid, 'SIGTERM') });
-//   const node = new RaftNode({ ..., transport: obs.wrapTransport(transport), inspect: obs.inspect });
-//   obs.attach({ node, logStore, dbFile });                 // before node.start(): times the flushes
+//   const node = new RaftNode({ ..., transport: obs.wrapTransport(transport) });
+//   obs.attach({ node, logStore, dbFile });  // before node.start(): times the flushes; the inspector
+//                                            // hooks XState inspection into the node while watched
 //   buildGrpcServer({ chat: obs.instrumentService(chat.implementation()), ... }) → obs.bindHealth(health)
 //   startHttpServer({ ..., extraRoutes: obs.routes() });   obs.close() on stop
 import { statSync } from 'node:fs';
 import type * as grpc from '@grpc/grpc-js';
 import type { HealthImplementation } from 'grpc-health-check';
-import type { InspectionEvent } from 'xstate';
 import type { LogView } from '../../machines/protocol.js';
 import type { Transport } from '../raft/interfaces.js';
 import type { RaftNode } from '../raft/node.js';
@@ -61,15 +61,12 @@ export class ReplicaObservability {
   constructor(private readonly opts: ReplicaObservabilityOptions) {
     this.inspector = new ReplicaInspector({
       view: () => this.view(),
+      // XState inspection only while a /cluster page is open (RaftNode.setInspection).
+      hook: (observer) => this.node?.setInspection(observer),
       tapTraffic: (tap) => {
         if (this.transport) this.transport.tap = tap;
       },
     });
-  }
-
-  /** RaftNode's `inspect` option: returns at once while no /cluster page is open. */
-  get inspect(): (e: InspectionEvent) => void {
-    return this.inspector.observer;
   }
 
   get dev(): boolean {
@@ -97,6 +94,7 @@ export class ReplicaObservability {
     dbFile?: string;
   }): void {
     this.node = parts.node;
+    if (this.inspector.watching) parts.node.setInspection(this.inspector.observer);
     this.log = parts.logStore;
     const dbFile = parts.dbFile;
     this._metrics = new ReplicaMetrics({

@@ -30,7 +30,10 @@
 //   onSnapshotInstalled(cb): () => void  cb(meta) after a snapshot from the leader replaced the state
 //   snapshotTaken(meta, keep?): void   a local snapshot through meta.index is durable: compact the log
 //                                      behind it, keeping `keep` entries for slightly-behind followers
-//   actor                              the replica actor (for the inspector); pass `inspect` in options
+//   actor                              the replica actor (for the inspector)
+//   setInspection(observer | null)     observes the actor system's inspection events from now on, or
+//                                      stops (the /cluster inspector, only while a page is open); the
+//                                      `inspect` option instead observes for the node's whole life
 //
 // Ordering contract (machines/protocol.ts), carried out by src/raft/ready-executor.ts, the only copy:
 // `persist` effects are written at once and flushed (one fsync per batch, coalesced with `defer`); a
@@ -48,7 +51,7 @@
 // machine starts (reapplyLost).
 
 import { randomBytes } from 'node:crypto';
-import { type Actor, type InspectionEvent, createActor } from 'xstate';
+import { type Actor, type InspectionEvent, type Subscription, createActor } from 'xstate';
 import type {
   ClusterConfig,
   Effect,
@@ -103,7 +106,10 @@ export interface RaftNodeOptions {
    */
   flushPolicy?: FlushPolicy;
   logger?: RaftLogger;
-  /** XState inspection observer (the /cluster inspector). */
+  /**
+   * XState inspection observer for the node's whole life (the simulator's trace recorder). The /cluster
+   * inspector uses setInspection instead, so that it costs nothing while nobody watches.
+   */
   inspect?: (event: InspectionEvent) => void;
   maxBatch?: number;
   maxInflight?: number;
@@ -166,6 +172,8 @@ export class RaftNode {
   private readonly defer: (fn: () => void) => void;
   private _actor: Actor<typeof replicaMachine> | null = null;
   private stopped = false;
+  /** setInspection's observer, and its registration with the actor system once the actor exists. */
+  private inspection: { observer: (e: InspectionEvent) => void; sub: Subscription | undefined } | null = null;
 
   private readonly proposals: ProposalTracker;
   private readonly reads: ReadTracker;
@@ -222,6 +230,18 @@ export class RaftNode {
     return this._actor;
   }
 
+  /**
+   * Registers `observer` with the actor system (the replica, its replication actor, and the chat actor
+   * attached to it), or with null removes it. While an observer is registered, XState builds and
+   * delivers an inspection event for every event, microstep, action and snapshot of every actor in the
+   * system; with none registered it builds none, so the /cluster inspector hooks in only while a page
+   * is open (an observer that returns at once would still be called for each of them).
+   */
+  setInspection(observer: ((e: InspectionEvent) => void) | null): void {
+    this.inspection?.sub?.unsubscribe();
+    this.inspection = observer ? { observer, sub: this._actor?.system.inspect(observer) } : null;
+  }
+
   start(): void {
     if (this._actor) return;
     const { logStore, stateMachine, transport } = this.opts;
@@ -252,6 +272,7 @@ export class RaftNode {
       clock: this.opts.clock,
       ...(this.opts.inspect ? { inspect: this.opts.inspect } : {}),
     });
+    if (this.inspection) this.inspection.sub = actor.system.inspect(this.inspection.observer);
     actor.subscribe({
       error: (err) => {
         this.opts.logger?.error({ err }, 'replica actor failed');

@@ -258,7 +258,6 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       logStore,
       stateMachine: store,
       transport: obs.wrapTransport(transport),
-      inspect: obs.inspect,
       clock: realClock(opts.timing),
       timing: opts.timing,
       seed,

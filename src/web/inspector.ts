@@ -1,6 +1,8 @@
-// The /cluster inspector feed. RaftNode hands `observer` to XState's `inspect` option when the actor is
-// created (at start), so the hook is always installed; it is switched off while nobody watches and then
-// returns at its first instruction, which is what "costs nothing" means here. With a viewer connected
+// The /cluster inspector feed. The first viewer registers `observer` with the replica's actor system
+// (RaftNode.setInspection, through the `hook` option) and the last one to leave removes it: while an
+// observer is registered XState builds an inspection event for every event, microstep, action and
+// snapshot of every actor of the replica (the chat actor's per-call work included), so with nobody
+// watching there is no observer at all, which is what "costs nothing" means here. With a viewer connected
 // it turns the root actor's @xstate.snapshot events into a short feed of transitions
 // (`follower → preCandidate (xstate.after.electionTimeout)`) streamed over Server-Sent Events.
 // A view also carries the log as term runs and the leader's match indexes (the log strip), and while a
@@ -125,6 +127,11 @@ export interface InspectorOptions {
   maxViewers?: number;
   /** How often a connected page gets the replica's indexes (ms). */
   statusMs?: number;
+  /**
+   * Registers `observer` with the replica's actor system, or with null removes it: called as the first
+   * viewer comes and the last goes (RaftNode.setInspection).
+   */
+  hook?: (observer: ((e: InspectionEvent) => void) | null) => void;
   /** Installs (or with null removes) the transport's tap: called as viewers come and go. */
   tapTraffic?: (tap: TransportTap | null) => void;
   /** How often a connected page gets a traffic frame (ms). */
@@ -152,7 +159,7 @@ export class ReplicaInspector {
     this.capacity = opts.capacity ?? 200;
   }
 
-  /** Pass as RaftNode's `inspect` option. A bare boolean test while nobody watches. */
+  /** What `hook` registers while watched (also usable as RaftNode's `inspect` option). */
   readonly observer = (ev: InspectionEvent): void => {
     if (!this.on) return;
     if (ev.type !== '@xstate.snapshot') return;
@@ -253,6 +260,7 @@ export class ReplicaInspector {
   private setWatching(on: boolean): void {
     if (on === this.on) return;
     this.on = on;
+    this.opts.hook?.(on ? this.observer : null);
     this.watchTraffic(on);
     if (!on) return;
     // Pick up where the replica is now; the gap while nobody watched is marked, not guessed.

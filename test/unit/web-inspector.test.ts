@@ -2,9 +2,10 @@
 // cluster on one SimulatedClock), SSE framing, and the /cluster routes over HTTP (status, events,
 // chart, controls with the secret).
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SimulatedClock } from 'xstate';
 import type { ClusterConfig } from '../../machines/protocol.js';
+import { ReplicaObservability } from '../../src/observability/replica-observability.js';
 import { RaftNode } from '../../src/raft/node.js';
 import { clusterRoutes, secretMatches } from '../../src/web/cluster-view.js';
 import { type HttpServer, startHttpServer } from '../../src/web/http-server.js';
@@ -74,7 +75,21 @@ function simCluster(n: number) {
   const calls = ids.map(() => 0);
   const nodes = ids.map((id, k) => {
     const holder: { node?: RaftNode } = {};
-    const inspector = new ReplicaInspector({ view: () => viewOfNode(holder.node!), now: () => clock.now() });
+    // As ReplicaObservability wires it: XState inspection registered only while watched, each
+    // inspection event the system delivers counted.
+    const inspector = new ReplicaInspector({
+      view: () => viewOfNode(holder.node!),
+      now: () => clock.now(),
+      hook: (observer) =>
+        holder.node!.setInspection(
+          observer
+            ? (e) => {
+                calls[k]++;
+                observer(e);
+              }
+            : null,
+        ),
+    });
     inspectors.push(inspector);
     holder.node = new RaftNode({
       id,
@@ -86,10 +101,6 @@ function simCluster(n: number) {
       timing: { heartbeatMs: 50, electionMinMs: k === 0 ? 100 : 300, electionMaxMs: k === 0 ? 101 : 400 },
       seed: k + 1,
       defer: (fn) => clock.setTimeout(fn, 0),
-      inspect: (e) => {
-        calls[k]++;
-        inspector.observer(e);
-      },
     });
     return holder.node;
   });
@@ -125,17 +136,40 @@ describe('inspector on real replicas', () => {
     expect(won.term).toBe(sim.nodes[0].status().term);
     expect(won.leaderId).toBe('n1');
 
-    // n2 had no viewer: its observer ran (the hook is installed) but kept nothing.
-    expect(sim.calls[1]).toBeGreaterThan(0);
+    // n2 had no viewer: XState produced no inspection event for it at all, and it kept nothing.
+    expect(sim.calls[0]).toBeGreaterThan(0);
+    expect(sim.calls[1]).toBe(0);
     expect(sim.inspectors[1].watching).toBe(false);
     expect(sim.inspectors[1].recent()).toEqual([]);
 
-    // Once the last viewer leaves, n1's feed stops growing.
+    // Once the last viewer leaves, n1's inspection stops and its feed stops growing.
     off();
     const kept = sim.inspectors[0].recent().length;
+    const inspected = sim.calls[0];
     sim.nodes[0].transferLeadership('n2').catch(() => {});
     sim.runUntil(() => sim!.nodes[1].status().role === 'leader');
     expect(sim.inspectors[0].recent().length).toBe(kept);
+    expect(sim.calls[0]).toBe(inspected);
+  });
+
+  it('produces inspection events only while a viewer is subscribed, from a node started before', () => {
+    sim = simCluster(3);
+    for (const node of sim.nodes) node.start();
+    sim.runUntil(() => sim!.nodes[1].status().leaderId === 'n1');
+    // Heartbeats, elections and replies have run on every node: none was inspected.
+    expect(sim.calls).toEqual([0, 0, 0]);
+
+    const off = sim.inspectors[1].subscribe(() => {});
+    const from = sim.calls[1];
+    sim.runUntil(() => sim!.calls[1] > from); // the next heartbeat
+    expect(sim.calls[0]).toBe(0);
+
+    off();
+    const after = sim.calls[1];
+    let ms = 0;
+    sim.runUntil(() => ++ms > 300); // six heartbeat intervals
+    expect(sim.calls[1]).toBe(after);
+    expect(sim.nodes[1].status().leaderId).toBe('n1');
   });
 
   it('shows a follower learning its new leader, and marks where watching resumed', () => {
@@ -153,6 +187,45 @@ describe('inspector on real replicas', () => {
     const last = sim.inspectors[1].recent().at(-1)!;
     expect(last.cause).toBe('viewer connected');
     expect(last.text).toBe(`watching again: follower, term ${sim.nodes[1].status().term}`);
+  });
+});
+
+describe('the replica wiring (ReplicaObservability)', () => {
+  it("registers the inspector with the node's actor system only while a viewer is subscribed", () => {
+    const clock = new SimulatedClock();
+    const net = new InProcessNet();
+    const config: ClusterConfig = { members: [{ id: 'n1', address: '127.0.0.1:1', voter: true }] };
+    const obs = new ReplicaObservability({ secret: 's' });
+    const node = new RaftNode({
+      id: 'n1',
+      logStore: new MemoryLogStore({ snapshot: { index: 0, term: 0, config } }),
+      stateMachine: new LastIndexMachine(),
+      transport: obs.wrapTransport(net.transport('n1')),
+      clock,
+      timing: { heartbeatMs: 50, electionMinMs: 100, electionMaxMs: 101 },
+      seed: 1,
+      defer: (fn) => clock.setTimeout(fn, 0),
+    });
+    obs.attach({ node });
+    node.start();
+    try {
+      const inspect = vi.spyOn(node.actor.system, 'inspect');
+      for (let t = 0; t < 300 && node.status().role !== 'leader'; t++) clock.increment(1);
+      expect(node.status().role).toBe('leader');
+      expect(inspect).not.toHaveBeenCalled();
+
+      const off = obs.inspector.subscribe(() => {});
+      expect(inspect).toHaveBeenCalledTimes(1);
+      const sub = inspect.mock.results[0].value as { unsubscribe: () => void };
+      const unsubscribe = vi.spyOn(sub, 'unsubscribe');
+
+      off();
+      expect(unsubscribe).toHaveBeenCalledTimes(1);
+      expect(inspect).toHaveBeenCalledTimes(1);
+    } finally {
+      node.stop();
+      obs.close();
+    }
   });
 });
 
