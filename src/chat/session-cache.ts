@@ -1,9 +1,10 @@
 // The session rows by token hash, in memory: every call on the leader authenticates its token (the
 // rate limits' user, admission.ts) and every applied command looks up its caller's session, each a
 // SQLite join of sessions and users. The cache holds rows exactly as the tables have them, or nothing:
-// - it is filled only from a read of the tables (a miss), never from a write that could still roll back;
-// - a refresh (expires_at = MAX(expires_at, at + ttl_ms)) is mirrored on the cached row, and a rolled-back
-//   apply transaction, which could undo one, clears the cache;
+// - it is filled only from a read of the tables (a miss), never from a write;
+// - a refresh (expires_at = MAX(expires_at, at + ttl_ms)) is mirrored on the cached row;
+// - a rolled-back apply transaction clears it: it may have undone a mirrored refresh, or a row read
+//   inside it (a session its own Login created a few commands earlier);
 // - whatever removes or renames a session removes its row here (Logout, expiry, a Login retry rotating
 //   the token, DeleteAccount for all the user's sessions), and a snapshot restore clears it.
 // A row removed here while its removal later rolls back (a command's savepoint) only costs a miss.
