@@ -41,9 +41,10 @@
 // gets `persisted {index, term, seq}`. Committed entries are applied only once durable here.
 //
 // The commit index (DESIGN.md invariant 8: never back, even across a restart). A `commit` effect is
-// written to the log store (LogWrite.commit, like etcd's HardState.Commit) and rides the next flush
-// of entries or hard state; like etcd (a commit-only change does not need a sync), it never causes an
-// fsync of its own. Entries are applied only up to the DURABLE commit: the apply transaction pays no
+// written to the log store (LogWrite.commit, like etcd's HardState.Commit) and schedules a flush,
+// shared with every other write of the turn. Unlike etcd, a commit learnt alone (a heartbeat on a
+// follower, an acknowledgement on the leader) does cost that flush, because entries are applied only
+// up to the DURABLE commit (test/unit/raft-commit-durable.test.ts). The apply transaction pays no
 // fsync either (the lazy applied index, docs/design/lazy-applied-index.md), so after a crash the
 // recovered commit must cover everything applied before it. status().commitIndex reports only what a
 // restart would recover: max(durable commit, applied). After a restart the replica starts from
