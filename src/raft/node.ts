@@ -1,8 +1,11 @@
 // RaftNode: the host that drives the pure replica machine with real (or simulated) I/O. Production and
 // the simulator share it, so the simulator tests this wiring, not a copy of it. It is a composition of
 // named parts (docs/design/write-path.md): the ReadyExecutor carries out the machine's effects in the
-// durability order, ProposalTracker / ReadTracker answer proposals and reads, SnapshotInstaller and
-// SnapshotSender move snapshots; what stays here is the actor's lifecycle, the apply sink and status.
+// durability order, the ApplyLoop applies committed entries (and re-applies a crash's lost tail at
+// start), ProposalTracker / ReadTracker answer proposals and reads, SnapshotInstaller and
+// SnapshotSender move snapshots, NodeListeners holds the users' callbacks. What stays here: building
+// the machine's input from durable state, the actor's lifecycle, the dispatch of the effects the
+// executor leaves to the host, leadership transfer promises, and status().
 //
 // Public API (stable; the server wiring and the simulator depend on it):
 //
@@ -49,7 +52,7 @@
 // recovered commit must cover everything applied before it. status().commitIndex reports only what a
 // restart would recover: max(durable commit, applied). After a restart the replica starts from
 // max(applied, persisted commit), clamped to the recovered log, and re-applies up to it before the
-// machine starts (reapplyLost).
+// machine starts (ApplyLoop.recover, apply-loop.ts).
 
 import { randomBytes } from 'node:crypto';
 import { type Actor, type InspectionEvent, type Subscription, createActor } from 'xstate';
@@ -67,7 +70,9 @@ import type {
 } from '../../machines/protocol.js';
 import { replicaMachine } from '../../machines/replica/replica.machine.js';
 import { lastConfigAtOrBefore } from '../../machines/replica/rules.js';
+import { ApplyLoop } from './apply-loop.js';
 import type { ApplyOutcome, Clock, LogStore, SnapshotStore, StateMachine, Transport } from './interfaces.js';
+import { NodeListeners } from './node-listeners.js';
 import {
   NotLeaderError,
   ProposalDroppedError,
@@ -166,8 +171,6 @@ export class TransferFailedError extends Error {
   }
 }
 
-const APPLY_BATCH = 1024;
-
 export class RaftNode {
   private readonly opts: RaftNodeOptions;
   private readonly defer: (fn: () => void) => void;
@@ -179,16 +182,14 @@ export class RaftNode {
   private readonly proposals: ProposalTracker;
   private readonly reads: ReadTracker;
   private readonly installer: SnapshotInstaller;
+  private readonly applier: ApplyLoop;
+  private readonly listeners: NodeListeners;
   private transfers: { resolve: () => void; reject: (e: Error) => void }[] = [];
 
   /** Carries out the machine's effects in the durability order (ready-executor.ts); made by start(). */
   private ready: ReadyExecutor | null = null;
-  private lastApplied = 0;
 
   private role: RoleChange = { role: 'follower', term: 0, leaderId: null };
-  private roleListeners = new Set<(r: RoleChange) => void>();
-  private appliedListeners = new Set<(o: ApplyOutcome[]) => void>();
-  private installedListeners = new Set<(meta: SnapshotMeta) => void>();
   private sender: SnapshotSender | null = null;
   /** clock.now() of the last AppendEntries or InstallSnapshot received (for the campaign log line). */
   private heardFromLeaderAt: number | undefined;
@@ -220,6 +221,17 @@ export class RaftNode {
       request: (requestId) => this._actor?.send({ type: 'readIndex', requestId }),
       defer: this.defer,
     });
+    this.listeners = new NodeListeners(opts.logger);
+    this.applier = new ApplyLoop({
+      log: opts.logStore,
+      stateMachine: opts.stateMachine,
+      proposals: this.proposals,
+      reads: this.reads,
+      machine: (index) => this._actor?.send({ type: 'applied', index }),
+      listeners: this.listeners,
+      fatal: (err) => this.die(err),
+      logger: opts.logger,
+    });
   }
 
   get id(): NodeId {
@@ -245,20 +257,15 @@ export class RaftNode {
 
   start(): void {
     if (this._actor) return;
-    const { logStore, stateMachine, transport } = this.opts;
+    const { logStore, transport } = this.opts;
     this.installer.recover();
-    const snapshotIndex = logStore.snapshot().index;
-    this.lastApplied = Math.max(stateMachine.appliedIndex(), snapshotIndex);
-    // The persisted commit never exceeds the durable log when written in order; clamp anyway.
-    const persistedCommit = Math.min(logStore.commitIndex(), logStore.lastIndex());
-    const commitIndex = Math.max(this.lastApplied, persistedCommit);
-    this.reapplyLost(commitIndex);
+    const commitIndex = this.applier.recover();
     const config = logStore.config();
     const input: ReplicaInput = {
       id: this.opts.id,
       hardState: logStore.hardState(),
       config,
-      appliedIndex: this.lastApplied,
+      appliedIndex: this.applier.appliedIndex(),
       commitIndex,
       log: logStore,
       timing: this.opts.timing,
@@ -267,7 +274,7 @@ export class RaftNode {
       maxInflight: this.opts.maxInflight,
     };
     this.role = { role: 'follower', term: input.hardState.term, leaderId: null };
-    this.reads.appliedTo(this.lastApplied);
+    this.reads.appliedTo(this.applier.appliedIndex());
     const actor = createActor(replicaMachine, {
       input,
       clock: this.opts.clock,
@@ -293,11 +300,11 @@ export class RaftNode {
           return () => clock.clearTimeout(handle);
         },
         persisted: (p) => actor.send({ type: 'persisted', ...p }),
-        apply: (upTo) => this.apply(upTo),
+        apply: (upTo) => this.applier.apply(upTo),
         other: (e) => this.effect(e),
       },
       // Everything the store holds after a restart is durable (a crash lost the rest).
-      { durableIndex: logStore.lastIndex(), commitIndex, appliedIndex: this.lastApplied },
+      { durableIndex: logStore.lastIndex(), commitIndex, appliedIndex: this.applier.appliedIndex() },
     );
     this.ready = ready;
     actor.on('*', (e) => ready.execute([e as Effect]));
@@ -338,6 +345,7 @@ export class RaftNode {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.applier.stop();
     this.sender?.cancelAll();
     this.ready?.stop();
     this._actor?.stop();
@@ -375,8 +383,8 @@ export class RaftNode {
       term: ctx?.term ?? this.role.term,
       leaderId: ctx?.leaderId ?? null,
       // Not the machine's in-memory commit: only what a restart would recover (invariant 8).
-      commitIndex: Math.max(this.ready?.durableCommit() ?? 0, this.lastApplied),
-      lastApplied: this.lastApplied,
+      commitIndex: Math.max(this.ready?.durableCommit() ?? 0, this.applier.appliedIndex()),
+      lastApplied: this.applier.appliedIndex(),
       lastLogIndex: logStore.lastIndex(),
       snapshotIndex: logStore.snapshot().index,
       config: ctx?.config ?? logStore.config(),
@@ -390,19 +398,16 @@ export class RaftNode {
   }
 
   onRoleChange(cb: (r: RoleChange) => void): () => void {
-    this.roleListeners.add(cb);
-    return () => this.roleListeners.delete(cb);
+    return this.listeners.onRoleChange(cb);
   }
 
   onApplied(cb: (outcomes: ApplyOutcome[]) => void): () => void {
-    this.appliedListeners.add(cb);
-    return () => this.appliedListeners.delete(cb);
+    return this.listeners.onApplied(cb);
   }
 
   /** cb(meta) after a snapshot received from the leader replaced the state machine's state. */
   onSnapshotInstalled(cb: (meta: SnapshotMeta) => void): () => void {
-    this.installedListeners.add(cb);
-    return () => this.installedListeners.delete(cb);
+    return this.listeners.onSnapshotInstalled(cb);
   }
 
   /** Peers a snapshot is being streamed to (leader only). */
@@ -418,7 +423,7 @@ export class RaftNode {
   snapshotTaken(meta: SnapshotMeta, keep = 0): void {
     if (this.stopped) return;
     const log = this.opts.logStore;
-    const through = Math.min(meta.index - Math.max(0, keep), this.lastApplied);
+    const through = Math.min(meta.index - Math.max(0, keep), this.applier.appliedIndex());
     if (through > log.snapshot().index) {
       const term = log.termAt(through);
       if (term !== undefined) {
@@ -432,7 +437,7 @@ export class RaftNode {
 
   /** The applied index (what a snapshot taken now would cover). */
   appliedIndex(): number {
-    return this.lastApplied;
+    return this.applier.appliedIndex();
   }
 
   // -------------------------------------------------------------------------------------------------
@@ -465,7 +470,7 @@ export class RaftNode {
           },
           'role changed',
         );
-        for (const cb of this.roleListeners) this.safely(() => cb(this.role));
+        this.listeners.roleChanged(this.role);
         break;
       case 'configChanged':
         this.opts.transport.setPeers(e.config.members);
@@ -491,44 +496,6 @@ export class RaftNode {
     }
   }
 
-  /** The executor's apply sink: apply committed, durable entries in a bounded batch, answer proposers. */
-  /**
-   * Lazy applied index (docs/design/lazy-applied-index.md): the state machine's apply pays no fsync of
-   * its own, so a crash may roll it back to an older applied index. Everything up to the recovered
-   * (durable) commit is re-applied here, before the machine starts and before any status or read can
-   * observe the applied index: nobody sees it go back (invariant 8). Apply is idempotent per index.
-   */
-  private reapplyLost(commitIndex: number): void {
-    const target = Math.min(commitIndex, this.opts.logStore.lastIndex());
-    for (let guard = 0; guard < 1_000_000 && this.lastApplied < target; guard++) {
-      const before = this.lastApplied;
-      this.apply(target);
-      if (this.lastApplied === before) break;
-    }
-  }
-
-  private apply(upTo: number): number {
-    if (this.stopped || upTo <= this.lastApplied) return this.lastApplied;
-    const entries = this.opts.logStore.entries(this.lastApplied + 1, upTo, APPLY_BATCH);
-    if (entries.length === 0) return this.lastApplied;
-    let outcomes: ApplyOutcome[];
-    try {
-      outcomes = this.opts.stateMachine.apply(entries);
-    } catch (err) {
-      // A state machine that cannot apply a committed entry cannot go on safely.
-      this.opts.logger?.error({ err, index: entries[0].index }, 'state machine apply failed');
-      this.opts.onError?.(err);
-      this.stop();
-      return this.lastApplied;
-    }
-    this.lastApplied = entries[entries.length - 1].index;
-    this.proposals.applied(entries, outcomes, this.lastApplied);
-    this._actor?.send({ type: 'applied', index: this.lastApplied });
-    for (const cb of this.appliedListeners) this.safely(() => cb(outcomes));
-    this.reads.appliedTo(this.lastApplied);
-    return this.lastApplied;
-  }
-
   private sendSnapshot(to: NodeId, term: number): void {
     if (!this.sender) {
       this.opts.logger?.warn({ to }, 'peer needs a snapshot but no snapshot store is configured');
@@ -545,18 +512,17 @@ export class RaftNode {
     } catch (err) {
       // The file is in place; the next start retries the restore (SnapshotInstaller.recover).
       this.opts.logger?.error({ err }, 'installing a snapshot failed');
-      this.opts.onError?.(err);
-      this.stop();
+      this.die(err);
       return;
     }
     if (!meta) return;
-    this.lastApplied = Math.max(this.lastApplied, meta.index);
+    this.applier.snapshotInstalled(meta.index);
     // The restore recorded meta.index as applied, durably: a restart starts at least there.
     this.ready?.snapshotInstalled(meta.index);
     this.proposals.snapshotInstalled(meta.index, m.from);
     this._actor?.send({ type: 'snapshotInstalled', meta });
-    for (const cb of this.installedListeners) this.safely(() => cb(meta));
-    this.reads.appliedTo(this.lastApplied);
+    this.listeners.snapshotInstalled(meta);
+    this.reads.appliedTo(this.applier.appliedIndex());
   }
 
   private failAll(err: Error): void {
@@ -566,12 +532,10 @@ export class RaftNode {
     this.transfers = [];
   }
 
-  private safely(fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      this.opts.logger?.warn({ err }, 'listener failed');
-    }
+  /** A part failed in a way the host cannot go on from (already logged): the node is dead after this. */
+  private die(err: unknown): void {
+    this.opts.onError?.(err);
+    this.stop();
   }
 }
 
