@@ -38,7 +38,7 @@
 // accumulates between two flushes: the writes of one turn, and the sends that wait on them.
 
 import type { Effect, Entry, EntryRange, RaftMessage } from '../../machines/protocol.js';
-import type { LogWrite } from './interfaces.js';
+import type { Clock, LogWrite } from './interfaces.js';
 
 /** The part of a LogStore the executor writes and flushes. */
 export interface ReadyLog {
@@ -65,6 +65,14 @@ export interface FlushPolicy {
 }
 
 export const DEFAULT_FLUSH_POLICY: FlushPolicy = { delayUs: 0, maxEntries: 512 };
+
+/** ReadyDeps.timer on a clock (real timers in production, a simulated clock in the simulator). */
+export function clockTimer(clock: Pick<Clock, 'setTimeout' | 'clearTimeout'>): ReadyDeps['timer'] {
+  return (fn, delayUs) => {
+    const handle = clock.setTimeout(fn, delayUs / 1000);
+    return () => clock.clearTimeout(handle);
+  };
+}
 
 export interface ReadyDeps {
   log: ReadyLog;
