@@ -25,7 +25,15 @@
 //      back, and the host re-applies up to the recovered commit at start. Applying only what a durable
 //      commit covers is what makes that recovery complete: the applied index never goes back.
 //   Every other effect (proposal outcomes, reads, role and config changes, snapshots) goes to the
-//   host's `other` handler, in the order emitted.
+//   host's `other` handler, in the order emitted (RaftNode's HostEffects, host-effects.ts).
+//
+// The commit index (DESIGN.md invariant 8: never back, even across a restart). Unlike etcd, a commit
+// learnt alone (a heartbeat on a follower, an acknowledgement on the leader) does cost the flush of step
+// 4, because entries are applied only up to the DURABLE commit (test/unit/raft-commit-durable.test.ts);
+// since the apply pays no fsync, the recovered commit must cover everything applied before a crash.
+// So RaftNode.status().commitIndex reports only what a restart would recover, max(durableCommit(),
+// applied); after a restart the replica starts from max(applied, persisted commit), clamped to the
+// recovered log, and re-applies up to it before the machine starts (ApplyLoop.recover, apply-loop.ts).
 //
 // The machine knows its log by terms only (machines/replica/log-terms.ts): a leader's AppendEntries
 // leaves the machine with a range of entries, and the executor attaches them here as it sends it. It
