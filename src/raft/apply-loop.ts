@@ -11,7 +11,7 @@
 
 import type { ApplyOutcome, LogStore, StateMachine } from './interfaces.js';
 import type { NodeListeners } from './node-listeners.js';
-import type { RaftLogger } from './node.js';
+import type { RaftLogger } from './node-types.js';
 import type { ProposalTracker } from './proposal-tracker.js';
 import type { ReadTracker } from './read-tracker.js';
 

@@ -5,7 +5,7 @@
 
 import type { SnapshotMeta } from '../../machines/protocol.js';
 import type { ApplyOutcome } from './interfaces.js';
-import type { RaftLogger, RoleChange } from './node.js';
+import type { RaftLogger, RoleChange } from './node-types.js';
 
 export class NodeListeners {
   private roleListeners = new Set<(r: RoleChange) => void>();

@@ -1,237 +1,119 @@
-// RaftNode: the host that drives the pure replica machine with real (or simulated) I/O. Production and
-// the simulator share it, so the simulator tests this wiring, not a copy of it. It is a composition of
-// named parts (docs/design/write-path.md): the ReadyExecutor carries out the machine's effects in the
-// durability order, the ApplyLoop applies committed entries (and re-applies a crash's lost tail at
-// start), ProposalTracker / ReadTracker answer proposals and reads, SnapshotInstaller and
-// SnapshotSender move snapshots, NodeListeners holds the users' callbacks. What stays here: building
-// the machine's input from durable state, the actor's lifecycle, the dispatch of the effects the
-// executor leaves to the host, leadership transfer promises, and status().
+// RaftNode: the host that drives the pure replica machine (machines/replica/) with real or simulated
+// I/O. Production and the simulator both run it, so the simulator tests this wiring, not a copy. This
+// file only makes the parts a replica host is made of (each in its own file, one job each) and connects
+// them (docs/design/write-path.md, "RaftNode as a composition"):
 //
-// Public API (stable; the server wiring and the simulator depend on it):
+//   transport ─▶ replica actor ─effects─▶ ReadyExecutor (durability order) ─▶ log store, transport
+//                  ▲                        ├─ apply ─▶ ApplyLoop ─▶ state machine; answers ProposalTracker,
+//                  │                        │           ReadTracker, NodeListeners, the actor
+//                  │                        └─ other ─▶ HostEffects ─▶ ProposalTracker, ReadTracker,
+//                  │                                    TransferTracker, NodeListeners, SnapshotSender,
+//                  │                                    SnapshotInstaller, the transport's peers
+//   API calls ─▶ ProposalTracker, ReadTracker, TransferTracker ─▶ the actor
 //
-//   new RaftNode({ id, logStore, stateMachine, transport, clock, timing, seed,
-//                  defer?, flushPolicy?, logger?, inspect?, maxBatch?, maxInflight?, snapshots?,
-//                  onError? })
-//   start(): void                      builds the replica from durable state and starts it
-//   stop(): void                       stops the actor, closes the transport (not the log store),
-//                                      rejects everything pending with NodeStoppedError
-//   propose(kind: 'command' | 'config', data: string): Promise<ApplyOutcome>
-//        resolves once the entry is applied here with the same term at its index; rejects with
-//        NotLeaderError {leaderId} when this replica cannot accept it (not leader, transfer running),
-//        ProposalRejectedError {reason} for a refused config change, ProposalDroppedError when the
-//        entry was overwritten by another leader's.
-//   readIndex(): Promise<void>         resolves when the local state machine may serve a linearizable
-//                                      read (leadership confirmed by a quorum round of the leader, asked
-//                                      by a follower or learner; applied >= read index); rejects with
-//                                      ReadNotServedError (see read-tracker.ts)
-//   transferLeadership(to: NodeId | null): Promise<void>   resolves when this leader handed over
-//   isMember(): boolean                listed (voter or learner) in its current configuration
-//   status(): RaftStatus               { id, role, term, leaderId, commitIndex, lastApplied,
-//                                        lastLogIndex, snapshotIndex, config }
-//   onRoleChange(cb): () => void       cb({ role, term, leaderId }); returns an unsubscribe function
-//   onApplied(cb): () => void          cb(outcomes) after each applied batch
-//   onSnapshotInstalled(cb): () => void  cb(meta) after a snapshot from the leader replaced the state
-//   snapshotTaken(meta, keep?): void   a local snapshot through meta.index is durable: compact the log
-//                                      behind it, keeping `keep` entries for slightly-behind followers
-//   actor                              the replica actor (for the inspector)
-//   setInspection(observer | null)     observes the actor system's inspection events from now on, or
-//                                      stops (the /cluster inspector, only while a page is open); the
-//                                      `inspect` option instead observes for the node's whole life
+// It starts from durable state (replica-start.ts) and stops every part when it stops or fails.
 //
-// Ordering contract (machines/protocol.ts), carried out by src/raft/ready-executor.ts, the only copy:
-// `persist` effects are written at once and flushed (one fsync per batch, coalesced with `defer`); a
-// `send` with afterPersist waits until every earlier persist is durable; after each flush the machine
-// gets `persisted {index, term, seq}`. Committed entries are applied only once durable here.
+// Public API (stable: the server wiring and the simulator depend on it; types in node-types.ts):
 //
-// The commit index (DESIGN.md invariant 8: never back, even across a restart). A `commit` effect is
-// written to the log store (LogWrite.commit, like etcd's HardState.Commit) and schedules a flush,
-// shared with every other write of the turn. Unlike etcd, a commit learnt alone (a heartbeat on a
-// follower, an acknowledgement on the leader) does cost that flush, because entries are applied only
-// up to the DURABLE commit (test/unit/raft-commit-durable.test.ts). The apply transaction pays no
-// fsync either (the lazy applied index, docs/design/lazy-applied-index.md), so after a crash the
-// recovered commit must cover everything applied before it. status().commitIndex reports only what a
-// restart would recover: max(durable commit, applied). After a restart the replica starts from
-// max(applied, persisted commit), clamped to the recovered log, and re-applies up to it before the
-// machine starts (ApplyLoop.recover, apply-loop.ts).
+//   new RaftNode(options); start(), from durable state; stop(): stops the actor and closes the transport
+//        (not the log store); everything pending fails with NodeStoppedError
+//   propose(kind: 'command' | 'config', data): Promise<ApplyOutcome>   once applied here with its term at
+//        its index; else NotLeaderError {leaderId}, ProposalRejectedError, ProposalDroppedError
+//        (proposal-tracker.ts)
+//   readIndex(): Promise<void>   once this state machine may serve a linearizable read (applied >= a
+//        read index confirmed by a quorum round); else ReadNotServedError (read-tracker.ts)
+//   transferLeadership(to | null): Promise<void>   once this leader handed over; else TransferFailedError
+//   status(): RaftStatus   role, term, leader, config; commitIndex is what a restart would recover
+//        (ready-executor.ts); lastApplied, lastLogIndex, snapshotIndex
+//   isMember(), appliedIndex(), snapshotTransfers() (peers a snapshot streams to), actor (the inspector's)
+//   onRoleChange(cb), onApplied(cb), onSnapshotInstalled(cb): each returns an unsubscribe function
+//   snapshotTaken(meta, keep?)   a local snapshot is durable: compact the log behind it, keeping `keep`
+//        entries for slightly-behind followers (log-compaction.ts)
+//   setInspection(observer | null)   the /cluster inspector's hook, only while a page is open
+//        (inspection-hook.ts); the `inspect` option observes for the node's whole life
 
 import { randomBytes } from 'node:crypto';
-import { type Actor, type InspectionEvent, type Subscription, createActor } from 'xstate';
-import type {
-  ClusterConfig,
-  Effect,
-  InstallSnapshot,
-  NodeId,
-  Proposal,
-  RaftMessage,
-  ReplicaInput,
-  Role,
-  SnapshotMeta,
-  Timing,
-} from '../../machines/protocol.js';
+import { type Actor, type InspectionEvent, createActor } from 'xstate';
+import type { Effect, NodeId, Proposal, RaftMessage, SnapshotMeta } from '../../machines/protocol.js';
 import { replicaMachine } from '../../machines/replica/replica.machine.js';
-import { lastConfigAtOrBefore } from '../../machines/replica/rules.js';
 import { ApplyLoop } from './apply-loop.js';
-import type { ApplyOutcome, Clock, LogStore, SnapshotStore, StateMachine, Transport } from './interfaces.js';
+import { HostEffects } from './host-effects.js';
+import { InspectionHook } from './inspection-hook.js';
+import type { ApplyOutcome } from './interfaces.js';
+import { compactionAfterSnapshot } from './log-compaction.js';
 import { NodeListeners } from './node-listeners.js';
-import {
-  NotLeaderError,
-  ProposalDroppedError,
-  ProposalRejectedError,
-  ProposalTracker,
-} from './proposal-tracker.js';
-import { ReadNotServedError, ReadTracker } from './read-tracker.js';
-import { type FlushPolicy, ReadyExecutor } from './ready-executor.js';
+import { NodeStoppedError, type RaftNodeOptions, type RaftStatus, type RoleChange } from './node-types.js';
+import { ProposalTracker } from './proposal-tracker.js';
+import { ReadTracker } from './read-tracker.js';
+import { ReadyExecutor, clockTimer } from './ready-executor.js';
+import { recoverDurableState, replicaStart } from './replica-start.js';
 import { SnapshotInstaller } from './snapshot-installer.js';
 import { SnapshotSender } from './snapshot-sender.js';
+import { TransferTracker } from './transfer-tracker.js';
 
-export { NotLeaderError, ProposalDroppedError, ProposalRejectedError, ReadNotServedError };
-
-export interface RaftLogger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-export interface RaftNodeOptions {
-  id: NodeId;
-  logStore: LogStore;
-  stateMachine: StateMachine;
-  transport: Transport;
-  /** Passed to XState's createActor: real timers in production, a SimulatedClock in the simulator. */
-  clock: Clock;
-  timing: Timing;
-  /** Seed of the replica's election-timeout PRNG. */
-  seed: number;
-  /** Schedules proposal-batch, flush and apply work (default setImmediate; the simulator passes clock.setTimeout(fn, 0)). */
-  defer?: (fn: () => void) => void;
-  /**
-   * When the log's group-commit flush runs (ready-executor.ts; --flush-delay-us, --flush-max-entries):
-   * default on the next turn. A delay waits on `clock` (real timers in production, simulated ones in
-   * the simulator).
-   */
-  flushPolicy?: FlushPolicy;
-  logger?: RaftLogger;
-  /**
-   * XState inspection observer for the node's whole life (the simulator's trace recorder). The /cluster
-   * inspector uses setInspection instead, so that it costs nothing while nobody watches.
-   */
-  inspect?: (event: InspectionEvent) => void;
-  maxBatch?: number;
-  maxInflight?: number;
-  /**
-   * Snapshots (metadata and opaque bytes) for InstallSnapshot; without it snapshots are neither sent
-   * nor received. Received ones are installed with `stateMachine.restore` (none without it).
-   */
-  snapshots?: SnapshotStore;
-  /** InstallSnapshot flow control: bytes per chunk, chunks in flight, resend after silence (ms). */
-  snapshotChunkBytes?: number;
-  snapshotWindow?: number;
-  snapshotRetransmitMs?: number;
-  /** Called when the actor fails (an exception in the machine): the host is dead after that. */
-  onError?: (error: unknown) => void;
-  /**
-   * Names this process incarnation in read request ids, so that a restarted replica never takes a
-   * read index meant for its previous life (default: random). The simulator passes its restart count.
-   */
-  incarnation?: string;
-  /** A read not served within this long fails (ms; default 5 election timeouts). */
-  readTimeoutMs?: number;
-}
-
-export interface RaftStatus {
-  id: NodeId;
-  role: Role;
-  term: number;
-  leaderId: NodeId | null;
-  commitIndex: number;
-  lastApplied: number;
-  lastLogIndex: number;
-  snapshotIndex: number;
-  config: ClusterConfig;
-}
-
-export interface RoleChange {
-  role: Role;
-  term: number;
-  leaderId: NodeId | null;
-}
-
-export class NodeStoppedError extends Error {
-  constructor() {
-    super('the replica stopped');
-    this.name = 'NodeStoppedError';
-  }
-}
-
-export class TransferFailedError extends Error {
-  constructor(readonly to: NodeId | null) {
-    super(`leadership transfer${to ? ` to ${to}` : ''} did not complete`);
-    this.name = 'TransferFailedError';
-  }
-}
+export type { RaftLogger, RaftNodeOptions, RaftStatus, RoleChange } from './node-types.js';
+export { NodeStoppedError } from './node-types.js';
+export { NotLeaderError, ProposalDroppedError, ProposalRejectedError } from './proposal-tracker.js';
+export { ReadNotServedError } from './read-tracker.js';
+export { TransferFailedError } from './transfer-tracker.js';
 
 export class RaftNode {
-  private readonly opts: RaftNodeOptions;
   private readonly defer: (fn: () => void) => void;
-  private _actor: Actor<typeof replicaMachine> | null = null;
   private stopped = false;
-  /** setInspection's observer, and its registration with the actor system once the actor exists. */
-  private inspection: { observer: (e: InspectionEvent) => void; sub: Subscription | undefined } | null = null;
-
+  private readonly inspection = new InspectionHook();
   private readonly proposals: ProposalTracker;
   private readonly reads: ReadTracker;
-  private readonly installer: SnapshotInstaller;
-  private readonly applier: ApplyLoop;
+  private readonly transfers = new TransferTracker();
   private readonly listeners: NodeListeners;
-  private transfers: { resolve: () => void; reject: (e: Error) => void }[] = [];
-
-  /** Carries out the machine's effects in the durability order (ready-executor.ts); made by start(). */
+  private readonly applier: ApplyLoop;
+  private readonly installer: SnapshotInstaller;
+  /** Streams snapshots to followers; none without a snapshot store. */
+  private readonly sender: SnapshotSender | null;
+  // Made by start(), for the actor's life.
+  private _actor: Actor<typeof replicaMachine> | null = null;
   private ready: ReadyExecutor | null = null;
+  private effects: HostEffects | null = null;
 
-  private role: RoleChange = { role: 'follower', term: 0, leaderId: null };
-  private sender: SnapshotSender | null = null;
-  /** clock.now() of the last AppendEntries or InstallSnapshot received (for the campaign log line). */
-  private heardFromLeaderAt: number | undefined;
-
-  constructor(opts: RaftNodeOptions) {
-    this.opts = opts;
+  constructor(private readonly opts: RaftNodeOptions) {
+    const { id, logStore, stateMachine, clock, logger } = opts;
     this.defer = opts.defer ?? ((fn) => setImmediate(fn));
+    const send = this.live((m: RaftMessage) => opts.transport.send(m));
     this.proposals = new ProposalTracker({
-      prefix: opts.id,
+      prefix: id,
       defer: this.defer,
-      submit: (proposals) => {
-        if (!this.stopped) this._actor?.send({ type: 'propose', proposals });
-      },
-    });
-    this.installer = new SnapshotInstaller({
-      id: opts.id,
-      store: opts.snapshots,
-      logStore: opts.logStore,
-      stateMachine: opts.stateMachine,
-      send: (m) => {
-        if (!this.stopped) opts.transport.send(m);
-      },
-      logger: opts.logger,
+      submit: this.live((proposals: Proposal[]) => this._actor?.send({ type: 'propose', proposals })),
     });
     this.reads = new ReadTracker({
-      prefix: `${opts.id}:${opts.incarnation ?? randomBytes(6).toString('base64url')}`,
-      clock: opts.clock,
+      prefix: `${id}:${opts.incarnation ?? randomBytes(6).toString('base64url')}`,
+      clock,
       timeoutMs: opts.readTimeoutMs ?? 5 * opts.timing.electionMaxMs,
       request: (requestId) => this._actor?.send({ type: 'readIndex', requestId }),
       defer: this.defer,
     });
-    this.listeners = new NodeListeners(opts.logger);
+    this.listeners = new NodeListeners(logger);
     this.applier = new ApplyLoop({
-      log: opts.logStore,
-      stateMachine: opts.stateMachine,
+      log: logStore,
+      stateMachine,
       proposals: this.proposals,
       reads: this.reads,
       machine: (index) => this._actor?.send({ type: 'applied', index }),
       listeners: this.listeners,
       fatal: (err) => this.die(err),
-      logger: opts.logger,
+      logger,
     });
+    this.installer = new SnapshotInstaller({
+      id,
+      store: opts.snapshots,
+      logStore,
+      stateMachine,
+      send,
+      logger,
+    });
+    const { snapshots: store, snapshotChunkBytes: chunkBytes, snapshotWindow: window } = opts;
+    const retransmitMs = opts.snapshotRetransmitMs ?? Math.max(200, 4 * opts.timing.heartbeatMs);
+    this.sender = store
+      ? new SnapshotSender({ id, store, send, clock, chunkBytes, window, retransmitMs, logger })
+      : null;
   }
 
   get id(): NodeId {
@@ -243,48 +125,23 @@ export class RaftNode {
     return this._actor;
   }
 
-  /**
-   * Registers `observer` with the actor system (the replica, its replication actor, and the chat actor
-   * attached to it), or with null removes it. While an observer is registered, XState builds and
-   * delivers an inspection event for every event, microstep, action and snapshot of every actor in the
-   * system; with none registered it builds none, so the /cluster inspector hooks in only while a page
-   * is open (an observer that returns at once would still be called for each of them).
-   */
   setInspection(observer: ((e: InspectionEvent) => void) | null): void {
-    this.inspection?.sub?.unsubscribe();
-    this.inspection = observer ? { observer, sub: this._actor?.system.inspect(observer) } : null;
+    this.inspection.set(observer, this._actor?.system);
   }
 
   start(): void {
     if (this._actor) return;
-    const { logStore, transport } = this.opts;
-    this.installer.recover();
-    const commitIndex = this.applier.recover();
-    const config = logStore.config();
-    const input: ReplicaInput = {
-      id: this.opts.id,
-      hardState: logStore.hardState(),
-      config,
-      appliedIndex: this.applier.appliedIndex(),
-      commitIndex,
-      log: logStore,
-      timing: this.opts.timing,
-      seed: this.opts.seed,
-      maxBatch: this.opts.maxBatch,
-      maxInflight: this.opts.maxInflight,
-    };
-    this.role = { role: 'follower', term: input.hardState.term, leaderId: null };
-    this.reads.appliedTo(this.applier.appliedIndex());
-    const actor = createActor(replicaMachine, {
-      input,
-      clock: this.opts.clock,
-      ...(this.opts.inspect ? { inspect: this.opts.inspect } : {}),
-    });
-    if (this.inspection) this.inspection.sub = actor.system.inspect(this.inspection.observer);
+    const { opts, proposals, reads, transfers, listeners, installer, applier, sender } = this;
+    const { logStore, transport, clock, logger } = opts;
+    const start = replicaStart(logStore, recoverDurableState({ installer, applier }), opts);
+    reads.appliedTo(start.input.appliedIndex);
+    const actor = this.inspection.attach(
+      createActor(replicaMachine, { input: start.input, clock, inspect: opts.inspect }),
+    );
     actor.subscribe({
       error: (err) => {
-        this.opts.logger?.error({ err }, 'replica actor failed');
-        this.opts.onError?.(err);
+        logger?.error({ err }, 'replica actor failed');
+        opts.onError?.(err);
         this.failAll(new NodeStoppedError());
       },
     });
@@ -293,50 +150,43 @@ export class RaftNode {
         log: logStore,
         send: (m) => transport.send(m),
         defer: this.defer,
-        flushPolicy: this.opts.flushPolicy,
-        timer: (fn, delayUs) => {
-          const { clock } = this.opts;
-          const handle = clock.setTimeout(fn, delayUs / 1000);
-          return () => clock.clearTimeout(handle);
-        },
+        flushPolicy: opts.flushPolicy,
+        timer: clockTimer(clock),
         persisted: (p) => actor.send({ type: 'persisted', ...p }),
-        apply: (upTo) => this.applier.apply(upTo),
-        other: (e) => this.effect(e),
+        apply: (upTo) => applier.apply(upTo),
+        other: this.live((e: Effect) => this.effects?.handle(e)),
       },
-      // Everything the store holds after a restart is durable (a crash lost the rest).
-      { durableIndex: logStore.lastIndex(), commitIndex, appliedIndex: this.applier.appliedIndex() },
+      start.executor,
     );
-    this.ready = ready;
-    actor.on('*', (e) => ready.execute([e as Effect]));
+    const effects = new HostEffects(
+      { proposals, reads, transfers, listeners, installer, applier, sender },
+      {
+        executor: ready,
+        machine: (e) => actor.send(e),
+        isMember: () => this.isMember(),
+        setPeers: (members) => transport.setPeers(members),
+        fatal: (err) => this.die(err),
+        clock,
+        logger,
+      },
+      start.input.hardState.term,
+    );
     this._actor = actor;
-    transport.setPeers(config.members);
-    if (this.opts.snapshots) {
-      this.sender = new SnapshotSender({
-        id: this.opts.id,
-        store: this.opts.snapshots,
-        send: (m) => {
-          if (!this.stopped) transport.send(m);
-        },
-        clock: this.opts.clock,
-        chunkBytes: this.opts.snapshotChunkBytes,
-        window: this.opts.snapshotWindow,
-        retransmitMs: this.opts.snapshotRetransmitMs ?? Math.max(200, 4 * this.opts.timing.heartbeatMs),
-        logger: this.opts.logger,
-      });
-    }
+    this.ready = ready;
+    this.effects = effects;
+    actor.on('*', (e) => ready.execute([e as Effect]));
+    transport.setPeers(start.input.config.members);
     // A lost connection is a hint the machine weighs (a follower's leader: fail over soon).
-    transport.onPeerLost?.((id) => {
-      if (!this.stopped) actor.send({ type: 'peerLost', id });
-    });
-    transport.listen((m) => {
-      if (this.stopped) return;
-      // The sender paces the chunks; the machine still sees the response (it keeps the peer in
-      // snapshot mode while chunks flow, and probes again once it is installed).
-      if (m.type === 'InstallSnapshotResponse') this.sender?.onResponse(m);
-      if (m.type === 'AppendEntries' || m.type === 'InstallSnapshot')
-        this.heardFromLeaderAt = this.opts.clock.now();
-      actor.send(m);
-    });
+    transport.onPeerLost?.(this.live((id: NodeId) => actor.send({ type: 'peerLost', id })));
+    transport.listen(
+      this.live((m: RaftMessage) => {
+        // The sender paces the chunks; the machine still sees the response (it keeps the peer in
+        // snapshot mode while chunks flow, and probes again once it is installed).
+        if (m.type === 'InstallSnapshotResponse') sender?.onResponse(m);
+        effects.received(m);
+        actor.send(m);
+      }),
+    );
     actor.start();
     // Entries committed before the restart but not applied then.
     ready.resume();
@@ -365,22 +215,20 @@ export class RaftNode {
 
   transferLeadership(to: NodeId | null): Promise<void> {
     return new Promise((resolve, reject) => {
-      if (this.stopped || !this._actor) {
-        reject(new NodeStoppedError());
-        return;
-      }
-      this.transfers.push({ resolve, reject });
+      if (this.stopped || !this._actor) return reject(new NodeStoppedError());
+      this.transfers.add({ resolve, reject });
       this._actor.send({ type: 'transferLeadership', to });
     });
   }
 
   status(): RaftStatus {
-    const { logStore } = this.opts;
+    const { id, logStore } = this.opts;
     const ctx = this._actor?.getSnapshot().context;
+    const role = this.effects?.role() ?? { role: 'follower', term: 0, leaderId: null };
     return {
-      id: this.opts.id,
-      role: this.role.role,
-      term: ctx?.term ?? this.role.term,
+      id,
+      role: role.role,
+      term: ctx?.term ?? role.term,
       leaderId: ctx?.leaderId ?? null,
       // Not the machine's in-memory commit: only what a restart would recover (invariant 8).
       commitIndex: Math.max(this.ready?.durableCommit() ?? 0, this.applier.appliedIndex()),
@@ -391,7 +239,6 @@ export class RaftNode {
     };
   }
 
-  /** Whether this replica is listed (as voter or learner) in its current configuration. */
   isMember(): boolean {
     const config = this._actor?.getSnapshot().context.config ?? this.opts.logStore.config();
     return config.members.some((m) => m.id === this.opts.id);
@@ -405,131 +252,39 @@ export class RaftNode {
     return this.listeners.onApplied(cb);
   }
 
-  /** cb(meta) after a snapshot received from the leader replaced the state machine's state. */
   onSnapshotInstalled(cb: (meta: SnapshotMeta) => void): () => void {
     return this.listeners.onSnapshotInstalled(cb);
   }
 
-  /** Peers a snapshot is being streamed to (leader only). */
   snapshotTransfers(): NodeId[] {
     return this.sender?.active() ?? [];
   }
 
-  /**
-   * A local snapshot through `meta.index` is durable in the snapshot store: compact the log behind it.
-   * `keep` entries before the snapshot index stay, so a follower slightly behind still gets entries
-   * rather than the whole snapshot. Never compacts past what is applied here.
-   */
   snapshotTaken(meta: SnapshotMeta, keep = 0): void {
     if (this.stopped) return;
-    const log = this.opts.logStore;
-    const through = Math.min(meta.index - Math.max(0, keep), this.applier.appliedIndex());
-    if (through > log.snapshot().index) {
-      const term = log.termAt(through);
-      if (term !== undefined) {
-        const compacted = { index: through, term, config: configAt(log, through) };
-        log.compact(compacted);
-        // The machine knows its log by terms: it must learn which entries it can no longer send.
-        this._actor?.send({ type: 'logCompacted', meta: compacted });
-      }
-    }
+    const { logStore } = this.opts;
+    const compacted = compactionAfterSnapshot(logStore, meta.index, keep, this.applier.appliedIndex());
+    if (!compacted) return;
+    logStore.compact(compacted);
+    // The machine knows its log by terms: it must learn which entries it can no longer send.
+    this._actor?.send({ type: 'logCompacted', meta: compacted });
   }
 
-  /** The applied index (what a snapshot taken now would cover). */
   appliedIndex(): number {
     return this.applier.appliedIndex();
   }
 
-  // -------------------------------------------------------------------------------------------------
-
-  /** The effects the Ready executor leaves to the host (proposals, reads, roles, config, snapshots). */
-  private effect(e: Effect): void {
-    if (this.stopped) return;
-    this.reads.effect(e);
-    switch (e.type) {
-      case 'proposed':
-        this.proposals.proposed(e.requestId, e.index, e.term);
-        break;
-      case 'proposalRejected':
-        this.proposals.rejected(e.requestId, e.reason, e.leaderId);
-        break;
-      case 'roleChanged':
-        if (e.role !== 'leader') this.sender?.cancelAll();
-        if (e.role !== 'leader' && !this.isMember())
-          this.proposals.dropOrphaned(this.ready?.commitIndex() ?? 0);
-        this.role = { role: e.role, term: e.term, leaderId: e.leaderId };
-        this.opts.logger?.info(
-          {
-            role: e.role,
-            term: e.term,
-            leader: e.leaderId,
-            // Why a campaign started: how long since a leader was last heard from (stability figures).
-            ...(e.role === 'candidate' && this.heardFromLeaderAt !== undefined
-              ? { heardFromLeaderMsAgo: this.opts.clock.now() - this.heardFromLeaderAt }
-              : {}),
-          },
-          'role changed',
-        );
-        this.listeners.roleChanged(this.role);
-        break;
-      case 'configChanged':
-        this.opts.transport.setPeers(e.config.members);
-        for (const to of this.sender?.active() ?? []) {
-          if (!e.config.members.some((m) => m.id === to)) this.sender?.cancel(to);
-        }
-        break;
-      case 'transferFinished': {
-        const pending = this.transfers;
-        this.transfers = [];
-        for (const t of pending) {
-          if (e.ok) t.resolve();
-          else t.reject(new TransferFailedError(e.to));
-        }
-        break;
-      }
-      case 'sendSnapshot':
-        this.sendSnapshot(e.to, e.term);
-        break;
-      case 'receiveSnapshotChunk':
-        this.receiveSnapshotChunk(e.message);
-        break;
-    }
-  }
-
-  private sendSnapshot(to: NodeId, term: number): void {
-    if (!this.sender) {
-      this.opts.logger?.warn({ to }, 'peer needs a snapshot but no snapshot store is configured');
-      return;
-    }
-    this.sender.start(to, term);
-  }
-
-  /** A chunk from the leader; once the snapshot is installed, everything here moves to it. */
-  private receiveSnapshotChunk(m: InstallSnapshot): void {
-    let meta: SnapshotMeta | null;
-    try {
-      meta = this.installer.receive(m);
-    } catch (err) {
-      // The file is in place; the next start retries the restore (SnapshotInstaller.recover).
-      this.opts.logger?.error({ err }, 'installing a snapshot failed');
-      this.die(err);
-      return;
-    }
-    if (!meta) return;
-    this.applier.snapshotInstalled(meta.index);
-    // The restore recorded meta.index as applied, durably: a restart starts at least there.
-    this.ready?.snapshotInstalled(meta.index);
-    this.proposals.snapshotInstalled(meta.index, m.from);
-    this._actor?.send({ type: 'snapshotInstalled', meta });
-    this.listeners.snapshotInstalled(meta);
-    this.reads.appliedTo(this.applier.appliedIndex());
+  /** `fn`, doing nothing once the node stopped: a stopped replica sends, proposes and hears nothing. */
+  private live<A>(fn: (arg: A) => void): (arg: A) => void {
+    return (arg) => {
+      if (!this.stopped) fn(arg);
+    };
   }
 
   private failAll(err: Error): void {
     this.proposals.failAll(err);
     this.reads.failAll(err);
-    for (const t of this.transfers) t.reject(err);
-    this.transfers = [];
+    this.transfers.failAll(err);
   }
 
   /** A part failed in a way the host cannot go on from (already logged): the node is dead after this. */
@@ -537,10 +292,4 @@ export class RaftNode {
     this.opts.onError?.(err);
     this.stop();
   }
-}
-
-/** The configuration in effect at `index` of the log. */
-function configAt(log: LogStore, index: number): ClusterConfig {
-  if (log.configAt) return log.configAt(index);
-  return lastConfigAtOrBefore(log, index)?.config ?? log.snapshot().config;
 }

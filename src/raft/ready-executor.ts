@@ -25,7 +25,15 @@
 //      back, and the host re-applies up to the recovered commit at start. Applying only what a durable
 //      commit covers is what makes that recovery complete: the applied index never goes back.
 //   Every other effect (proposal outcomes, reads, role and config changes, snapshots) goes to the
-//   host's `other` handler, in the order emitted.
+//   host's `other` handler, in the order emitted (RaftNode's HostEffects, host-effects.ts).
+//
+// The commit index (DESIGN.md invariant 8: never back, even across a restart). Unlike etcd, a commit
+// learnt alone (a heartbeat on a follower, an acknowledgement on the leader) does cost the flush of step
+// 4, because entries are applied only up to the DURABLE commit (test/unit/raft-commit-durable.test.ts);
+// since the apply pays no fsync, the recovered commit must cover everything applied before a crash.
+// So RaftNode.status().commitIndex reports only what a restart would recover, max(durableCommit(),
+// applied); after a restart the replica starts from max(applied, persisted commit), clamped to the
+// recovered log, and re-applies up to it before the machine starts (ApplyLoop.recover, apply-loop.ts).
 //
 // The machine knows its log by terms only (machines/replica/log-terms.ts): a leader's AppendEntries
 // leaves the machine with a range of entries, and the executor attaches them here as it sends it. It
@@ -38,7 +46,7 @@
 // accumulates between two flushes: the writes of one turn, and the sends that wait on them.
 
 import type { Effect, Entry, EntryRange, RaftMessage } from '../../machines/protocol.js';
-import type { LogWrite } from './interfaces.js';
+import type { Clock, LogWrite } from './interfaces.js';
 
 /** The part of a LogStore the executor writes and flushes. */
 export interface ReadyLog {
@@ -65,6 +73,14 @@ export interface FlushPolicy {
 }
 
 export const DEFAULT_FLUSH_POLICY: FlushPolicy = { delayUs: 0, maxEntries: 512 };
+
+/** ReadyDeps.timer on a clock (real timers in production, a simulated clock in the simulator). */
+export function clockTimer(clock: Pick<Clock, 'setTimeout' | 'clearTimeout'>): ReadyDeps['timer'] {
+  return (fn, delayUs) => {
+    const handle = clock.setTimeout(fn, delayUs / 1000);
+    return () => clock.clearTimeout(handle);
+  };
+}
 
 export interface ReadyDeps {
   log: ReadyLog;

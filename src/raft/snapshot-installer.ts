@@ -7,7 +7,7 @@
 
 import type { InstallSnapshot, InstallSnapshotResponse, SnapshotMeta } from '../../machines/protocol.js';
 import type { LogStore, SnapshotStore, StateMachine } from './interfaces.js';
-import type { RaftLogger } from './node.js';
+import type { RaftLogger } from './node-types.js';
 
 export interface SnapshotInstallerOptions {
   id: string;

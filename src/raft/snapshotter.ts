@@ -11,7 +11,7 @@
 import type { SnapshotMeta } from '../../machines/protocol.js';
 import { lastConfigAtOrBefore } from '../../machines/replica/rules.js';
 import type { ApplyOutcome, LogStore, SnapshotSource } from './interfaces.js';
-import type { RaftLogger } from './node.js';
+import type { RaftLogger } from './node-types.js';
 import type { FileSnapshotStore } from './snapshot-store.js';
 
 /** The part of RaftNode a Snapshotter uses. */
