@@ -127,7 +127,14 @@ describeWithServer('TLS and mutual TLS (5 replicas)', () => {
 
   it('refuses clients that do not speak TLS, and serves the HTTP endpoints over https only', async () => {
     const c = h!;
-    const plain = new ChatClient(c.addresses(), { deadlineMs: 3000, attemptTimeoutMs: 1000 });
+    // Bounded by attempts, not by the deadline: with a short total deadline, the last attempt could be
+    // cut short before its connection was refused and report DEADLINE_EXCEEDED (seen once in CI under
+    // load). Five attempts (one per replica), each given ample time, must each be refused.
+    const plain = new ChatClient(c.addresses(), {
+      deadlineMs: 30_000,
+      attemptTimeoutMs: 5000,
+      maxAttempts: 5,
+    });
     try {
       const err = await plain.signup('plain', 'Plain', 'password-123').then(
         () => undefined,
