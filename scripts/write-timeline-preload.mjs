@@ -35,6 +35,19 @@ function wrap(proto, name, wrapper) {
   proto[name] = wrapper(original);
 }
 
+/** Mark `label` (or label(...args)) each time proto[name] is called, then call it. */
+function markBefore(proto, name, label) {
+  wrap(
+    proto,
+    name,
+    (original) =>
+      function (...args) {
+        mark(typeof label === 'function' ? label(...args) : label);
+        return original.apply(this, args);
+      },
+  );
+}
+
 const [{ ChatHandlers }, { RaftNode }, { GrpcTransport }, { ReadyExecutor }] = await Promise.all([
   import(new URL('server/chat-handlers.js', dist)),
   import(new URL('raft/node.js', dist)),
@@ -54,24 +67,13 @@ wrap(
       return settled;
     },
 );
-wrap(
-  RaftNode.prototype,
-  'propose',
-  (propose) =>
-    function (...args) {
-      mark('propose');
-      return propose.apply(this, args);
-    },
-);
-wrap(
-  GrpcTransport.prototype,
-  'writeBatch',
-  (writeBatch) =>
-    function (peer) {
-      mark(`tx:${peer.id}:${peer.queue.length}`);
-      return writeBatch.call(this, peer);
-    },
-);
+
+markBefore(RaftNode.prototype, 'propose', 'propose');
+markBefore(GrpcTransport.prototype, 'writeBatch', (peer) => `tx:${peer.id}:${peer.queue.length}`);
+markBefore(ReadyExecutor.prototype, 'flush', 'flush');
+markBefore(ReadyExecutor.prototype, 'flushed', 'flushed');
+markBefore(ReadyExecutor.prototype, 'applyReady', 'apply');
+
 wrap(
   GrpcTransport.prototype,
   'listen',
@@ -81,32 +83,5 @@ wrap(
         mark(`rx:${m.type}:${m.from}${m.type === 'AppendEntries' ? `:${m.entries.length}` : ''}`);
         handler(m);
       });
-    },
-);
-wrap(
-  ReadyExecutor.prototype,
-  'flush',
-  (flush) =>
-    function () {
-      mark('flush');
-      return flush.call(this);
-    },
-);
-wrap(
-  ReadyExecutor.prototype,
-  'flushed',
-  (flushed) =>
-    function (...args) {
-      mark('flushed');
-      return flushed.apply(this, args);
-    },
-);
-wrap(
-  ReadyExecutor.prototype,
-  'applyReady',
-  (applyReady) =>
-    function () {
-      mark('apply');
-      return applyReady.call(this);
     },
 );

@@ -1,10 +1,9 @@
 // What the simulator needs from a replica host. RaftNode (src/raft/node.ts) provides it; the adapter
 // in raft-node-host.ts maps one onto the other, and tests can plug in deliberately broken hosts.
 
-import type { InspectionEvent } from 'xstate';
-import type { NodeId, Role, SnapshotMeta, Timing } from '../../../machines/protocol.js';
-import type { ApplyOutcome, Clock, LogStore, SnapshotStore, StateMachine, Transport } from '../interfaces.js';
-import type { FlushPolicy } from '../ready-executor.js';
+import type { NodeId, Role, SnapshotMeta } from '../../../machines/protocol.js';
+import type { ApplyOutcome } from '../interfaces.js';
+import type { RaftNodeOptions } from '../node-types.js';
 
 export interface ReplicaStatus {
   role: Role;
@@ -27,27 +26,31 @@ export interface ReplicaHost {
   snapshotTaken?(meta: SnapshotMeta, keep: number): void;
 }
 
-export interface ReplicaDeps {
-  id: NodeId;
-  logStore: LogStore;
-  stateMachine: StateMachine;
-  transport: Transport;
-  clock: Clock;
-  timing: Timing;
-  seed: number;
+/**
+ * RaftNode's options (node-types.ts) that the simulator sets, and how they differ here: `defer` and
+ * `onError` are required (the simulator schedules every turn on its clock, and fails the run on an
+ * internal error), and the incarnation is the node's start count. The simulator passes small snapshot
+ * chunks, so that a transfer spans many messages and can be cut, and records transitions with `inspect`.
+ */
+export interface ReplicaDeps
+  extends Pick<
+    RaftNodeOptions,
+    | 'id'
+    | 'logStore'
+    | 'stateMachine'
+    | 'transport'
+    | 'clock'
+    | 'timing'
+    | 'seed'
+    | 'flushPolicy'
+    | 'snapshots'
+    | 'snapshotChunkBytes'
+    | 'inspect'
+  > {
   /** How many times this node was started (1 on the first start): names its read request ids. */
   incarnation?: number;
   defer: (fn: () => void) => void;
-  /** The group-commit policy (ready-executor.ts); default: flush on the next turn. */
-  flushPolicy?: FlushPolicy;
-  /** The host reports an internal error (an actor that failed): the simulator fails the run. */
   onError: (error: unknown) => void;
-  /** Snapshots (taking, streaming, installing); absent when the run does not use them. */
-  snapshots?: SnapshotStore;
-  /** InstallSnapshot chunk size in bytes (small, so a transfer spans many messages and can be cut). */
-  snapshotChunkBytes?: number;
-  /** XState inspection of the replica machine (the trace-file recorder: transitions, preCandidate). */
-  inspect?: (event: InspectionEvent) => void;
 }
 
 export type ReplicaFactory = (deps: ReplicaDeps) => ReplicaHost;
