@@ -32,6 +32,8 @@ export interface MetricsNode {
 export interface TimedLogStore {
   flush(done: () => void): void;
   stats?(): { commits: number; entriesWritten: number };
+  /** Reports how long each fsync of the log took, in ms. */
+  onSync?(observer: (ms: number) => void): void;
 }
 
 export interface ReplicaMetricsOptions {
@@ -365,8 +367,7 @@ export class ReplicaMetrics {
 
   /**
    * Time the store's flushes in place (RaftNode calls logStore.flush on the object it was given).
-   * Append latency is flush() → durable. The fsync itself is SqliteLogStore's commit transaction; the
-   * store has no hook that reports its duration, so its private `commit` is wrapped when present.
+   * Append latency is flush() → durable; the fsync itself the store reports (`onSync`).
    */
   private timeLogStore(store: TimedLogStore): void {
     const flush = store.flush.bind(store);
@@ -377,21 +378,7 @@ export class ReplicaMetrics {
         done();
       });
     };
-    const inner = store as unknown as { commit?: () => void };
-    if (typeof inner.commit === 'function') {
-      const commit = inner.commit.bind(store);
-      const commits = () => store.stats?.().commits;
-      inner.commit = () => {
-        const before = commits();
-        const t0 = this.now();
-        try {
-          commit();
-        } finally {
-          // commit() returns at once when nothing is staged: that is no fsync.
-          if (before === undefined || commits() !== before) this.observeFsync(this.now() - t0);
-        }
-      };
-    }
+    store.onSync?.((ms) => this.observeFsync(ms));
   }
 
   /** One fsync of `ms`: the histogram, the recent window, and (when slow) the counter and the hook. */
