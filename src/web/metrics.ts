@@ -7,24 +7,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { NodeId, Role } from '../../machines/protocol.js';
+import type { NodeId } from '../../machines/protocol.js';
 import { RecentSamples } from '../observability/recent.js';
+import type { RaftStatus, RoleChange } from '../raft/node-types.js';
 const ROLES: readonly string[] = ['follower', 'candidate', 'leader', 'learner'];
 
-/** The RaftNode surface the metrics read. */
+/** The RaftNode surface the metrics read (its config narrowed to what they use, so fakes stay small). */
 export interface MetricsNode {
   readonly id: NodeId;
-  status(): {
-    role: Role;
-    term: number;
-    leaderId: NodeId | null;
-    commitIndex: number;
-    lastApplied: number;
-    lastLogIndex: number;
-    snapshotIndex: number;
-    config: { members: { id: NodeId; voter: boolean }[] };
-  };
-  onRoleChange(cb: (r: { role: Role; term: number; leaderId: NodeId | null }) => void): () => void;
+  status(): Omit<RaftStatus, 'id' | 'config'> & { config: { members: { id: NodeId; voter: boolean }[] } };
+  onRoleChange(cb: (r: RoleChange) => void): () => void;
   readonly actor: { getSnapshot(): { children?: Record<string, unknown> } };
 }
 
