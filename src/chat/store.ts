@@ -164,6 +164,21 @@ export class ChatStore implements StateMachine {
   private readonly applySync: { lazy: Database.Statement; restore: Database.Statement } | undefined;
   private readonly floors: ExpiryFloors;
   private readonly sessionCache: SessionCache;
+  /**
+   * The apply transaction and each command's savepoint, made once: better-sqlite3 builds four wrapper
+   * functions for every db.transaction() call, which cost more than a savepoint's own statements.
+   */
+  private readonly applyTransaction: (
+    entries: Entry[],
+    batch: AppliedBatch,
+    outcomes: ApplyOutcome[],
+  ) => void;
+  private readonly commandSavepoint: (
+    cmd: Command,
+    index: number,
+    session: CachedSession | undefined,
+    effects: CommandEffects,
+  ) => unknown;
 
   /** Opens (and creates) the chat tables in the SQLite file `path`, or in an already open database. */
   constructor(pathOrDb: string | Database.Database, opts: ChatStoreOptions = {}) {
@@ -205,6 +220,12 @@ export class ChatStore implements StateMachine {
       this.floors.rebuild();
       // Without shortcuts nothing stays cached: every lookup reads the tables.
       this.sessionCache = new SessionCache(shortcuts ? undefined : 0);
+      this.applyTransaction = this.db.transaction((entries, batch, outcomes) =>
+        this.applyInTransaction(entries, batch, outcomes),
+      );
+      this.commandSavepoint = this.db.transaction((cmd, index, session, effects) =>
+        this.execute(cmd, index, session, effects),
+      );
     } catch (err) {
       if (this.ownsDb) this.db.close();
       throw err;
@@ -266,31 +287,10 @@ export class ChatStore implements StateMachine {
   apply(entries: Entry[]): ApplyOutcome[] {
     const outcomes: ApplyOutcome[] = [];
     const batch: AppliedBatch = { lastIndex: 0, events: [], revoked: { tokenHashes: [], userIds: [] } };
-    const run = this.db.transaction(() => {
-      let applied = this.appliedIndex();
-      for (const entry of entries) {
-        if (entry.index <= applied) continue;
-        if (entry.index !== applied + 1) {
-          throw new Error(`apply: entry ${entry.index} does not follow the applied index ${applied}`);
-        }
-        let result: CommandResult | undefined;
-        if (entry.kind === 'command') {
-          const effects: CommandEffects = { events: [], revoked: { tokenHashes: [], userIds: [] } };
-          result = this.applyCommand(entry.data, entry.index, effects, batch.revoked);
-          batch.events.push(...effects.events);
-          batch.revoked.tokenHashes.push(...effects.revoked.tokenHashes);
-          batch.revoked.userIds.push(...effects.revoked.userIds);
-        }
-        applied = entry.index;
-        outcomes.push({ index: entry.index, term: entry.term, result });
-      }
-      this.q.setApplied.run(applied);
-      batch.lastIndex = applied;
-    });
     // The level is per connection and cannot change inside a transaction: set it around this one.
     this.applySync?.lazy.run();
     try {
-      run();
+      this.applyTransaction(entries, batch, outcomes);
     } catch (err) {
       // Rolled back: a refresh mirrored in the cache, or a DELETE that raised a floor, is undone.
       this.sessionCache.clear();
@@ -309,6 +309,29 @@ export class ChatStore implements StateMachine {
       }
     }
     return outcomes;
+  }
+
+  /** The body of the apply transaction (applyTransaction): every entry, then the applied index. */
+  private applyInTransaction(entries: Entry[], batch: AppliedBatch, outcomes: ApplyOutcome[]): void {
+    let applied = this.appliedIndex();
+    for (const entry of entries) {
+      if (entry.index <= applied) continue;
+      if (entry.index !== applied + 1) {
+        throw new Error(`apply: entry ${entry.index} does not follow the applied index ${applied}`);
+      }
+      let result: CommandResult | undefined;
+      if (entry.kind === 'command') {
+        const effects: CommandEffects = { events: [], revoked: { tokenHashes: [], userIds: [] } };
+        result = this.applyCommand(entry.data, entry.index, effects, batch.revoked);
+        batch.events.push(...effects.events);
+        batch.revoked.tokenHashes.push(...effects.revoked.tokenHashes);
+        batch.revoked.userIds.push(...effects.revoked.userIds);
+      }
+      applied = entry.index;
+      outcomes.push({ index: entry.index, term: entry.term, result });
+    }
+    this.q.setApplied.run(applied);
+    batch.lastIndex = applied;
   }
 
   /** `expired` collects the sessions this command's time ended, whatever the command's outcome. */
@@ -395,7 +418,7 @@ export class ChatStore implements StateMachine {
     let result: CommandResult;
     try {
       if (authed && !session) throw unauthenticated(BAD_TOKEN);
-      const value = this.db.transaction(() => this.execute(cmd, index, session, effects))();
+      const value = this.commandSavepoint(cmd, index, session, effects);
       result = { ok: true, value };
     } catch (err) {
       effects.events.length = 0;
@@ -485,7 +508,9 @@ export class ChatStore implements StateMachine {
       case 'startChat':
         return this.startChat(me, cmd.username, cmd.at, index, fx);
       case 'sendMessage':
-        return this.sendMessage(me, cmd.chatId, cmd.content, cmd.at, index, fx);
+        // applyCommand refused an authenticated command without a live session before this point.
+        if (!session) throw unauthenticated(BAD_TOKEN);
+        return this.sendMessage(session, cmd.chatId, cmd.content, cmd.at, index, fx);
       // v1's GetMessages delivered like ReadMessages (its page of history is gone): a v1 log replays
       // to the same read flags.
       case 'getMessages':
@@ -504,10 +529,12 @@ export class ChatStore implements StateMachine {
     }
   }
 
+  /** The next id of a sequence: one UPDATE ... RETURNING, and an INSERT only for its first id. */
   private nextId(name: 'user' | 'chat' | 'message'): number {
-    const current = (this.q.getSeq.get(name) as number | undefined) ?? 0;
-    this.q.setSeq.run(name, current + 1);
-    return current + 1;
+    const next = this.q.bumpSeq.get(name) as number | undefined;
+    if (next !== undefined) return next;
+    this.q.setSeq.run(name, 1);
+    return 1;
   }
 
   private signup(cmd: Extract<Command, { type: 'signup' }>): { user: User } {
@@ -629,21 +656,30 @@ export class ChatStore implements StateMachine {
   }
 
   private sendMessage(
-    me: number,
+    sender: CachedSession,
     chatId: unknown,
     content: unknown,
     at: number,
     index: number,
     fx: CommandEffects,
   ): Message {
+    const me = sender.userId;
     const text = checkContent(content);
     const chat = this.memberChat(chatId, me);
     const id = this.nextId('message');
     this.q.insertMessage.run(id, chat.id, me, text, at);
     this.q.touchChat.run(at, chat.id);
-    const message = this.messageView(id);
-    const other = chat.user_a === me ? chat.user_b : chat.user_a;
-    fx.events.push({ userId: other, event: { index, message_received: message } });
+    // The row just inserted, as messageView() would read it back (test/unit/chat-store.test.ts checks it).
+    const message: Message = {
+      message_id: id,
+      chat_id: chat.id,
+      sender: sender.username,
+      content: text,
+      sent_at: at,
+      read: false,
+      edited_at: 0,
+    };
+    fx.events.push({ userId: otherOf(chat, me), event: { index, message_received: message } });
     return message;
   }
 
@@ -1043,7 +1079,7 @@ function prepareStatements(db: Database.Database) {
   return {
     getApplied: db.prepare('SELECT idx FROM applied WHERE id = 1').pluck(),
     setApplied: db.prepare('UPDATE applied SET idx = ? WHERE id = 1'),
-    getSeq: db.prepare('SELECT value FROM sequences WHERE name = ?').pluck(),
+    bumpSeq: db.prepare('UPDATE sequences SET value = value + 1 WHERE name = ? RETURNING value').pluck(),
     setSeq: db.prepare(
       'INSERT INTO sequences (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
     ),

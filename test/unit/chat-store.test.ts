@@ -167,6 +167,43 @@ describe('ChatStore', () => {
     expect(st.authenticate(tokenHash(token), 0)).toBeUndefined();
   });
 
+  it('SendMessage answers and delivers the message exactly as the tables hold it (built, not read back)', () => {
+    const st = new ChatStore(':memory:', { durable: false });
+    const events: unknown[] = [];
+    st.onApplied((b) => events.push(...b.events));
+    let i = 0;
+    const run = (c: Command) => result(st, cmd(c, ++i));
+    // A display name with capitals, logged in by its folded form: the sender is the display name.
+    run({ type: 'signup', username: 'AliceW', nickname: 'A', passwordHash: HASH, at: at() });
+    run({ type: 'signup', username: 'bob', nickname: 'B', passwordHash: HASH, at: at() });
+    const alice = tokenHash('alice-token-0123456789');
+    run({ type: 'login', username: 'alicew', userId: 1, tokenHash: alice, ttlMs: 60_000, at: at() });
+    const chat = run({ type: 'startChat', actor: alice, username: 'bob', at: at() });
+    const chatId = (chat as { value: { chat_id: string } }).value.chat_id;
+    const sentAt = at();
+    const first = run({ type: 'sendMessage', actor: alice, chatId, content: 'hi ✓', at: sentAt });
+    const second = run({ type: 'sendMessage', actor: alice, chatId, content: 'again', at: at() });
+    const page = st.history(1, chatId, 0, 10).messages;
+    expect(page).toHaveLength(2);
+    expect(first).toEqual({ ok: true, value: page[0] });
+    expect(second).toEqual({ ok: true, value: page[1] });
+    expect(page[0]).toEqual({
+      message_id: 1,
+      chat_id: chatId,
+      sender: 'AliceW',
+      content: 'hi ✓',
+      sent_at: sentAt,
+      read: false,
+      edited_at: 0,
+    });
+    // The id sequence goes on from the tables: message ids 1, 2.
+    expect(page[1].message_id).toBe(2);
+    expect(events.filter((e) => 'message_received' in (e as { event: object }).event)).toEqual([
+      { userId: 2, event: { index: 5, message_received: page[0] } },
+      { userId: 2, event: { index: 6, message_received: page[1] } },
+    ]);
+  });
+
   it('a failing command changes nothing (no half-applied delete)', () => {
     const st = new ChatStore(':memory:', { durable: false });
     let i = 0;
