@@ -13,7 +13,6 @@ import type { HealthImplementation } from 'grpc-health-check';
 import type { LogView } from '../../machines/protocol.js';
 import type { Transport } from '../raft/interfaces.js';
 import type { RaftNode } from '../raft/node.js';
-import type { Launcher } from '../server/launcher-link.js';
 import { chartRoutes, chartStatesOf } from '../web/charts.js';
 import { clusterRoutes, devFromEnv } from '../web/cluster-view.js';
 import { type Routes, defaultHttpUrlFor } from '../web/http-server.js';
@@ -41,8 +40,11 @@ export interface ReplicaObservabilityOptions {
   dev?: boolean;
   /** The stop control: a graceful stop of this process. */
   onStop?: () => void;
-  /** The restart control: asks the launcher that supervises the replicas (launcher-link.ts). */
-  launcher?: Launcher;
+  /**
+   * The restart control: kill -9 and start the replica `id` again, through the launcher that supervises
+   * the replicas (the server passes its src/server/launcher-link.ts; observability imports no server).
+   */
+  restart?: (id: string) => Promise<string>;
   httpUrlFor?: (grpcAddress: string) => string | undefined;
   /** `--slow-fsync-ms`: a longer fsync is logged as a warning and counted (default 100). */
   slowFsyncMs?: number;
@@ -166,7 +168,7 @@ export class ReplicaObservability {
         secret: this.opts.secret,
         dev: this.dev,
         onStop: this.opts.onStop,
-        restart: this.opts.launcher ? (id) => this.opts.launcher!.restart(id) : undefined,
+        restart: this.opts.restart,
         pause: transport ? (ms) => transport.pause(ms) : undefined,
         links: transport ? { cut: (peer) => transport.cut(peer), heal: () => transport.heal() } : undefined,
       }),

@@ -246,7 +246,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       secret: opts.clusterSecret,
       dev: opts.dev,
       onStop: opts.onStop,
-      launcher: opts.launcher,
+      restart: opts.launcher?.restart.bind(opts.launcher),
       slowFsyncMs: opts.slowFsyncMs,
       // The /cluster page reads every member's HTTP server: https when they serve TLS.
       ...(opts.tls ? { httpUrlFor: httpUrlForOffset(1000, 'https') } : {}),
