@@ -1,7 +1,13 @@
 // Event-loop delay, as Node measures it (perf_hooks.monitorEventLoopDelay): how late the loop runs what
 // is due. Raft's heartbeats and election timers run on this loop, so this is the figure that says
 // whether something (a login flood, a big request) starves consensus. Kept per second for the last ten
-// seconds and exposed on /metrics; the histogram itself does not run on the loop.
+// seconds, for /metrics, GetStatus and the /cluster card alike; the histogram itself does not run on
+// the loop. What the figures can and cannot show, from how Node's histogram works:
+// - its p99 of n samples is the value of rank floor(0.99 n + 0.5): at the 10 ms resolution a second
+//   holds up to 100 samples, so one stall in a second is its max, not its p99; two stalls in one
+//   second are its p99;
+// - reset() also forgets the time of the last tick, so the first tick after the once-a-second reset
+//   records no delay: a stall that begins within 10 ms after it is not seen (about 1 stall in 100).
 import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 
 interface Sample {

@@ -18,9 +18,9 @@ import { clusterRoutes, devFromEnv } from '../web/cluster-view.js';
 import { type Routes, defaultHttpUrlFor } from '../web/http-server.js';
 import { ReplicaInspector, type ReplicaView, viewOfNode } from '../web/inspector.js';
 import { ReplicaMetrics, type TimedLogStore } from '../web/metrics.js';
+import { EventLoopLag } from './event-loop.js';
 import { bindHealth } from './grpc-health.js';
 import { PausableTransport } from './pausable-transport.js';
-import { EventLoopLag } from './recent.js';
 
 /** Where the slow-fsync warning goes (the replica's pino logger fits). */
 export interface WarnLogger {
@@ -58,9 +58,14 @@ export class ReplicaObservability {
   private transport: PausableTransport | undefined;
   private _metrics: ReplicaMetrics | undefined;
   private unbindHealth: (() => void) | undefined;
-  private readonly loopLag = new EventLoopLag();
+  /**
+   * This process's event-loop delay, per second over the last 10 s: the one histogram behind the
+   * /cluster card, GetStatus and the server's qc_event_loop_delay_* metrics.
+   */
+  readonly loopLag = new EventLoopLag();
 
   constructor(private readonly opts: ReplicaObservabilityOptions) {
+    this.loopLag.start();
     this.inspector = new ReplicaInspector({
       view: () => this.view(),
       // XState inspection only while a /cluster page is open (RaftNode.setInspection).
@@ -142,7 +147,7 @@ export class ReplicaObservability {
     return {
       fsync_p99_ms: round1(disk?.fsyncP99Ms ?? 0),
       slow_fsyncs: disk?.slowFsyncs ?? 0,
-      event_loop_lag_p99_ms: round1(this.loopLag.p99Ms()),
+      event_loop_lag_p99_ms: round1(this.loopLag.recentP99Ms()),
     };
   }
 
@@ -178,7 +183,7 @@ export class ReplicaObservability {
   }
 
   close(): void {
-    this.loopLag.close();
+    this.loopLag.stop();
     this.unbindHealth?.();
     this.unbindHealth = undefined;
     this.inspector.closeStreams();

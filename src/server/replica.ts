@@ -36,7 +36,6 @@ import { tokenHash } from '../chat/tokens.js';
 import { TYPING_TOPIC, TypingFanout } from '../chat/typing.js';
 import { ChatClient } from '../client/client.js';
 import type { Logger } from '../logger.js';
-import { EventLoopLag } from '../observability/event-loop.js';
 import { type TermHolder, followTerm } from '../observability/logging.js';
 import { ReplicaObservability } from '../observability/replica-observability.js';
 import { touchPrivateDatabase } from '../private-files.js';
@@ -343,9 +342,7 @@ export async function startReplica(opts: ReplicaOptions): Promise<RunningReplica
       'Password hashes or checks refused because the queue was full.',
       () => hashQueue.stats().shed,
     );
-    const lag = new EventLoopLag();
-    lag.start();
-    cleanup.push(() => lag.stop());
+    const lag = obs.loopLag;
     // A campaign or a step-down on a busy machine: was this replica's own loop stalled? (stability)
     node.onRoleChange((r) => {
       if (r.role !== 'leader' && r.leaderId === null)
