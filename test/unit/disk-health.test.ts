@@ -4,12 +4,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { prepareDataDir } from '../../src/server/data-dir.js';
-import { type RunningReplica, startReplica } from '../../src/server/replica.js';
-import { SECRET, rpc, stubs, waitFor } from './server-fixture.js';
+import type { ReplicaOptions, RunningReplica } from '../../src/server/replica.js';
+import { jsonLines } from '../support/json-lines.js';
+import { rpc, startTestNode, stubs } from './server-fixture.js';
 
 describe('disk health', () => {
   let replica: RunningReplica | undefined;
@@ -19,39 +19,22 @@ describe('disk health', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  /** One replica in a temp data dir, with fast timers; `more` adds or overrides options. */
-  async function startOne(more: Partial<Parameters<typeof startReplica>[0]> = {}): Promise<RunningReplica> {
+  /** A one-member cluster in a temp data dir (real fsyncs), with its HTTP server, once it leads. */
+  async function startOne(more: Partial<ReplicaOptions> = {}): Promise<RunningReplica> {
     dir = mkdtempSync(join(tmpdir(), 'qc-disk-'));
     const dataDir = join(dir, 'n1');
     prepareDataDir(dataDir, 'n1');
-    replica = await startReplica({
-      id: 'n1',
-      host: '127.0.0.1',
-      port: 0,
-      httpPort: 0,
-      dataDir,
-      peers: [],
-      clusterSecret: SECRET,
-      timing: { heartbeatMs: 20, electionMinMs: 60, electionMaxMs: 120 },
-      ...more,
-    });
+    replica = await startTestNode({ dataDir, httpPort: 0, ...more });
     return replica;
   }
 
   it('warns about slow fsyncs, counts them in /metrics and reports p99s in GetStatus and /cluster', async () => {
-    const lines: Record<string, unknown>[] = [];
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l));
-        done();
-      },
-    });
+    const { sink, lines } = jsonLines();
     const r = await startOne({
       // Every real fsync takes longer than 0 ms: each one is "slow" here.
       slowFsyncMs: 0,
       logger: pino({ level: 'warn' }, sink),
     });
-    await waitFor(() => r.node.status().role === 'leader' && r.node.status().lastApplied >= 2, 'a leader');
 
     const warnings = lines.filter((l) => String(l.msg).startsWith('slow fsync: '));
     expect(warnings.length).toBeGreaterThan(0);
@@ -88,7 +71,6 @@ describe('disk health', () => {
   it('GetStatus, /cluster and /metrics report one event-loop figure: the highest per-second p99 of the last 10 s', async () => {
     const startedAt = performance.now();
     const r = await startOne();
-    await waitFor(() => r.node.status().role === 'leader', 'a leader');
     // Let some 600 samples of an idle loop gather first: among them, four stalls are under 1 %, so a
     // p99 over a 10 s window (what GetStatus reported before) stays near the 10 ms resolution.
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, startedAt + 6000 - performance.now())));

@@ -3,7 +3,6 @@
 // the service wrapper, the log store's flushes are timed and slow fsyncs counted. Also gRPC health and the
 // term-stamped logger, which follow the same node.
 import { EventEmitter } from 'node:events';
-import { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -15,6 +14,7 @@ import { PausableTransport } from '../../src/observability/pausable-transport.js
 import { RaftNode } from '../../src/raft/node.js';
 import { SqliteLogStore } from '../../src/raft/sqlite-log-store.js';
 import { ReplicaMetrics, peerMatches } from '../../src/web/metrics.js';
+import { jsonLines } from '../support/json-lines.js';
 import { MemoryLogStore } from '../support/memory-log-store.js';
 import { InProcessNet, LastIndexMachine } from './in-process-net.js';
 
@@ -379,13 +379,7 @@ describe('health and logs', () => {
   });
 
   it('puts node_id and the current term on every log line', async () => {
-    const lines: Record<string, unknown>[] = [];
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l));
-        done();
-      },
-    });
+    const { sink, lines } = jsonLines();
     const { logger, term } = createReplicaLogger({ nodeId: 'server3', destination: sink, pretty: false });
     const node = fakeNode();
     logger.info('before the node');
