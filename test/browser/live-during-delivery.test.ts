@@ -4,41 +4,18 @@
 // caught it in CI as a missing "after 4". Here the delivery's reply is held in the browser until the
 // live message has reached the page, and the chat list (whose unread count is another way back) is
 // answered empty, so only the page's own follow-up delivery can bring the message in.
-import type { Browser, BrowserContext, Page, Route } from 'playwright-core';
-import { afterAll, beforeAll, describe, it } from 'vitest';
-import { type Backend, api, launchBrowser, signUp, startSingleServer, waitMessages } from './support.js';
+import type { Page, Route } from 'playwright-core';
+import { describe, it } from 'vitest';
+import { api, sendSeenLive, useRoutedPage, waitMessages } from './support.js';
 
-const PASSWORD = 'correct-horse-1';
 const WAIT_MS = 20_000;
 
 describe('web client: a live message during a delivery', () => {
-  let backend: Backend;
-  let browser: Browser;
-  let bob: BrowserContext;
-
-  beforeAll(async () => {
-    backend = await startSingleServer();
-    browser = await launchBrowser();
-    bob = await browser.newContext({ viewport: { width: 1000, height: 720 } });
-    const signup = await bob.newPage();
-    await signUp(signup, backend.url, 'bob', 'Bob', PASSWORD);
-    await signup.close();
-  });
-
-  afterAll(async () => {
-    // The page keeps refreshing its chat list through the route above; a refresh still in the route
-    // when the browser closes would otherwise fail the run (it did in CI).
-    await bob?.unrouteAll({ behavior: 'ignoreErrors' });
-    await browser?.close();
-    await backend?.stop();
-  });
+  const setup = useRoutedPage();
 
   it('shows a message that arrived while ReadMessages was in flight', async () => {
-    await api(backend.url, 'Signup', { username: 'alice', nickname: 'Alice', password: PASSWORD });
-    const alice = (
-      await api<{ token: string }>(backend.url, 'Login', { username: 'alice', password: PASSWORD })
-    ).token;
-    const { chat_id } = await api<{ chat_id: string }>(backend.url, 'StartChat', { username: 'bob' }, alice);
+    const { backend, context: bob, page: signup, alice, chat_id } = setup();
+    await signup.close();
     await api(backend.url, 'SendMessage', { chat_id, content: 'first' }, alice);
 
     // The chat list never reports an unread count, so a list refresh cannot start a delivery.
@@ -67,14 +44,10 @@ describe('web client: a live message during a delivery', () => {
     await page.goto(`${backend.url}/#/chat/${encodeURIComponent(chat_id)}`);
     await held;
 
-    // 'late' is applied after that ReadMessages was answered, so its reply does not hold it. The typing
-    // event that follows on the same stream tells us the page has seen 'late' too.
-    await api(backend.url, 'SendMessage', { chat_id, content: 'late' }, alice);
-    await api(backend.url, 'SetTyping', { chat_id, typing: true }, alice);
-    await page.waitForSelector('#typing:not([hidden])', { timeout: WAIT_MS });
+    // 'late' is applied after that ReadMessages was answered, so its reply does not hold it.
+    await sendSeenLive(page, backend.url, alice, chat_id, 'late');
     release();
 
     await waitMessages(page, ['first', 'late'], WAIT_MS);
-    await bob.unrouteAll({ behavior: 'ignoreErrors' });
   });
 });

@@ -3,7 +3,8 @@
 import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, type Page, chromium } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
+import { afterAll, beforeAll } from 'vitest';
 import { bootCluster, freePort, portIsFree, projectRoot } from '../../src/server/local-cluster.js';
 import { Harness, defineCluster, serverMissingReason, testTimers, waitFor } from '../e2e/harness.js';
 
@@ -64,6 +65,69 @@ export async function startSingleServer(): Promise<Backend> {
     await harness.destroy();
     throw err;
   }
+}
+
+/**
+ * One server and one browser context, for tests that hold the page's calls with `context.route`: bob
+ * signed up on `page` (his chat list open), alice's token, and the chat she started with him.
+ */
+const PASSWORD = 'correct-horse-1';
+
+export interface RoutedPage {
+  backend: Backend;
+  context: BrowserContext;
+  page: Page;
+  alice: string;
+  chat_id: string;
+}
+
+/** Starts a RoutedPage before the file's tests and stops it after them. */
+export function useRoutedPage(): () => RoutedPage {
+  let backend: Backend | undefined;
+  let browser: Browser | undefined;
+  let context: BrowserContext | undefined;
+  let run: RoutedPage | undefined;
+  beforeAll(async () => {
+    backend = await startSingleServer();
+    browser = await launchBrowser();
+    context = await browser.newContext({ viewport: { width: 1000, height: 720 } });
+    const page = await context.newPage();
+    await signUp(page, backend.url, 'bob', 'Bob', PASSWORD);
+    await api(backend.url, 'Signup', { username: 'alice', nickname: 'Alice', password: PASSWORD });
+    const { token } = await api<{ token: string }>(backend.url, 'Login', {
+      username: 'alice',
+      password: PASSWORD,
+    });
+    const { chat_id } = await api<{ chat_id: string }>(backend.url, 'StartChat', { username: 'bob' }, token);
+    run = { backend, context, page, alice: token, chat_id };
+  });
+  afterAll(async () => {
+    // A call still held in a route when the browser closes would otherwise fail the run (it did in
+    // CI): the page keeps refreshing its chat list.
+    await context?.unrouteAll({ behavior: 'ignoreErrors' });
+    await browser?.close();
+    await backend?.stop();
+  });
+  return () => {
+    if (!run) throw new Error('the routed page did not start');
+    return run;
+  };
+}
+
+/**
+ * Alice sends `content` and waits until the page has seen it, whether or not it shows it: the typing
+ * event she sends next comes on the same stream, after it.
+ */
+export async function sendSeenLive(
+  page: Page,
+  base: string,
+  alice: string,
+  chat_id: string,
+  content: string,
+) {
+  await api(base, 'SendMessage', { chat_id, content }, alice);
+  await api(base, 'SetTyping', { chat_id, typing: true }, alice);
+  await page.waitForSelector('#typing:not([hidden])', { timeout: WAIT_MS });
 }
 
 async function healthz(base: string): Promise<boolean> {

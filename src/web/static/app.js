@@ -148,8 +148,9 @@ function onEvent(ev) {
       if (m.sender === state.me.username) addMessages(view, [m]);
       else {
         setTyping(view, false);
-        // Shown at once only if everything before it was delivered: view_limit still applies. Shown
-        // means read: say so to the server (and so to the sender).
+        // Shown at once only if everything before it is known to be delivered: view_limit still
+        // applies. Shown means read: say so to the server (and so to the sender). While the count is
+        // not known yet (null), the chat-list refresh below brings it and delivers what is unread.
         if (view.unread_remaining === 0 && !view.busy) {
           addMessages(view, [m]);
           markRead(view, m.message_id);
@@ -227,7 +228,7 @@ async function loadChats() {
   const open = view && state.chats.get(view.chat_id);
   if (open) {
     // The server's count is authoritative; pick up what arrived while a delivery was in flight.
-    if (view.unread_remaining === 0 && open.unread_count > 0) deliver(view);
+    if ((view.unread_remaining ?? 0) === 0 && open.unread_count > 0) deliver(view);
     else if (!view.busy) view.unread_remaining = open.unread_count;
     renderChatView();
   }
@@ -505,7 +506,12 @@ function openChat(chatId) {
     other_nickname: chat ? chat.other_nickname : '',
     /** message_id → Message: one entry per id, whatever path (reply, event, retry) brought it. */
     messages: new Map(),
-    unread_remaining: 0,
+    /**
+     * How many messages of the other side are still unread on the server, or null until a reply has
+     * said so. The chat list's count may be stale, so the view starts not knowing: a live message is
+     * only shown (and marked read up to its id) once nothing older can be waiting unshown.
+     */
+    unread_remaining: null,
     selected: new Set(),
     loaded: false,
     busy: false,
