@@ -148,17 +148,21 @@ function onEvent(ev) {
       if (m.sender === state.me.username) addMessages(view, [m]);
       else {
         setTyping(view, false);
-        // Shown at once only if everything before it is known to be delivered: view_limit still
-        // applies. Shown means read: say so to the server (and so to the sender). While the count is
-        // not known yet (null), the chat-list refresh below brings it and delivers what is unread.
-        if (view.unread_remaining === 0 && !view.busy) {
+        // Shown at once only if nothing older can be waiting unshown: everything before it was
+        // delivered and no live message was passed over since. Shown means read: say so to the
+        // server (and so to the sender), up to its id.
+        if (view.unread_remaining === 0 && !view.busy && !view.behind) {
           addMessages(view, [m]);
           markRead(view, m.message_id);
-        } else if (view.busy) {
-          // The delivery in flight may have been answered before this message was applied. Never
-          // skip it: a later live message would be marked read up to its id and this one with it,
-          // read on the server but never shown. Deliver again once this delivery is done.
-          view.again = true;
+        } else {
+          // Passed over: it must come through ReadMessages before a later live message is shown, or
+          // MarkRead up to that one's id would make it read on the server but never on screen. A
+          // delivery in flight may have been answered before it was applied, so deliver again after
+          // it; with the count not known (or a stale 0), deliver now; with older messages waiting,
+          // "N more unread" is on screen and delivers on a click.
+          view.behind = true;
+          if (view.busy) view.again = true;
+          else if (!(view.unread_remaining > 0)) deliver(view);
         }
       }
       renderChatView();
@@ -227,8 +231,10 @@ async function loadChats() {
   const view = state.view;
   const open = view && state.chats.get(view.chat_id);
   if (open) {
-    // The server's count is authoritative; pick up what arrived while a delivery was in flight.
-    if ((view.unread_remaining ?? 0) === 0 && open.unread_count > 0) deliver(view);
+    // The server's count is authoritative; pick up what arrived while a delivery was in flight. A 0
+    // may have been counted before a live message the page passed over: a delivery settles that.
+    const stale = view.behind && open.unread_count === 0;
+    if (stale || ((view.unread_remaining ?? 0) === 0 && open.unread_count > 0)) deliver(view);
     else if (!view.busy) view.unread_remaining = open.unread_count;
     renderChatView();
   }
@@ -512,6 +518,8 @@ function openChat(chatId) {
      * only shown (and marked read up to its id) once nothing older can be waiting unshown.
      */
     unread_remaining: null,
+    /** A live message of the other side was passed over and no delivery has brought it yet. */
+    behind: false,
     selected: new Set(),
     loaded: false,
     busy: false,
@@ -694,6 +702,7 @@ async function deliver(view, asked = false) {
     const r = await transport.call('ReadMessages', { chat_id: view.chat_id });
     addMessages(view, r.messages);
     view.unread_remaining = r.unread_remaining;
+    if (r.unread_remaining === 0) view.behind = false;
   } catch (err) {
     if (state.view === view) notice(errorText(err), 'error');
     if (err instanceof ApiError && err.code === 'NOT_FOUND') location.hash = '#/chats';
