@@ -146,6 +146,8 @@ function connect(m) {
     m.card.querySelector('.feed').replaceChildren();
     for (const f of feed) addFeed(m, f);
     setView(m, view);
+    // The timeline has the replica from the moment the page knows it, not from the next tick.
+    recordFrame();
   });
   es.addEventListener('status', (e) => setView(m, JSON.parse(e.data)));
   es.addEventListener('transition', (e) => addFeed(m, JSON.parse(e.data)));
@@ -500,10 +502,15 @@ $('#zoom').addEventListener('change', (e) => {
   strips.cellPx = Number(e.target.value);
   lastStrips = 0;
 });
-setInterval(() => {
+// A frame every FRAME_MS (and one as each replica's stream opens), the first one now, before any
+// stream is open: the timeline covers the whole time the page is open, so a term change in its first
+// moments still gets a mark (a mark is drawn only inside the frames kept).
+function recordFrame() {
   live.at = Date.now();
   history.record(live);
-}, FRAME_MS);
+}
+recordFrame();
+setInterval(recordFrame, FRAME_MS);
 drawLegend($('#legend'));
 requestAnimationFrame(draw);
 
