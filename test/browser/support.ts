@@ -67,12 +67,12 @@ export async function startSingleServer(): Promise<Backend> {
   }
 }
 
+const PASSWORD = 'correct-horse-1';
+
 /**
  * One server and one browser context, for tests that hold the page's calls with `context.route`: bob
  * signed up on `page` (his chat list open), alice's token, and the chat she started with him.
  */
-const PASSWORD = 'correct-horse-1';
-
 export interface RoutedPage {
   backend: Backend;
   context: BrowserContext;

@@ -520,6 +520,10 @@ function openChat(chatId) {
     unread_remaining: null,
     /** A live message of the other side was passed over and no delivery has brought it yet. */
     behind: false,
+    /** Failed deliveries in a row, and until when automatic ones wait (see deliver). */
+    failures: 0,
+    retryAt: 0,
+    retryTimer: null,
     selected: new Set(),
     loaded: false,
     busy: false,
@@ -623,6 +627,7 @@ function leaveChat() {
   if (!view) return;
   sendTyping(view, false);
   clearTimeout(view.typingTimer);
+  clearTimeout(view.retryTimer);
   state.view = null;
 }
 
@@ -686,15 +691,31 @@ async function loadOlder(view) {
   }
 }
 
+/** After a failed delivery, automatic ones wait this long, doubling with each failure up to the max. */
+const DELIVER_BACKOFF_MS = 1000;
+const DELIVER_BACKOFF_MAX_MS = 30_000;
+
 /**
  * ReadMessages: delivers the next view_limit unread messages and marks them read (a write; one at a
  * time). `asked` is the user's click on "N more unread", which must never be swallowed by a call in
- * flight; automatic deliveries only happen while nothing older is waiting.
+ * flight; automatic deliveries only happen while nothing older is waiting. After a failure (a write
+ * refused by the rate limit, say) automatic deliveries back off, or each failure's chat-list refresh
+ * would start the next at once and the page would spend the user's write budget as fast as it refills.
  */
 async function deliver(view, asked = false) {
   if (view.busy) {
     if (asked) view.asked = true;
     else view.again = true;
+    return;
+  }
+  const wait = view.retryAt - Date.now();
+  if (!asked && wait > 0) {
+    if (view.retryTimer === null) {
+      view.retryTimer = setTimeout(() => {
+        view.retryTimer = null;
+        if (state.view === view) deliver(view);
+      }, wait);
+    }
     return;
   }
   view.busy = true;
@@ -703,7 +724,12 @@ async function deliver(view, asked = false) {
     addMessages(view, r.messages);
     view.unread_remaining = r.unread_remaining;
     if (r.unread_remaining === 0) view.behind = false;
+    view.failures = 0;
+    view.retryAt = 0;
   } catch (err) {
+    view.failures++;
+    view.retryAt =
+      Date.now() + Math.min(DELIVER_BACKOFF_MS * 2 ** (view.failures - 1), DELIVER_BACKOFF_MAX_MS);
     if (state.view === view) notice(errorText(err), 'error');
     if (err instanceof ApiError && err.code === 'NOT_FOUND') location.hash = '#/chats';
   } finally {
@@ -712,10 +738,12 @@ async function deliver(view, asked = false) {
   if (state.view !== view) return;
   renderChatView({ toBottom: true });
   refreshChats();
-  const again = view.asked || (view.again && view.unread_remaining === 0);
+  // A click queued while this call was in flight stays a click: no back-off for it.
+  const clicked = view.asked;
+  const again = clicked || (view.again && view.unread_remaining === 0);
   view.asked = false;
   view.again = false;
-  if (again) deliver(view);
+  if (again) deliver(view, clicked);
 }
 
 /** MarkRead for a live message shown in the open chat (best effort: if it fails, the message is still
