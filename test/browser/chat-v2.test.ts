@@ -8,6 +8,7 @@ import {
   type Backend,
   api,
   launchBrowser,
+  logOut,
   screenshot,
   signUp,
   startSingleServer,
@@ -157,7 +158,6 @@ describe('web client: history pages, read ticks, typing, edits', () => {
     expect(box!.x + box!.width).toBeLessThanOrEqual(390);
     expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
     await screenshot(phone, 'web-phone.png');
-    await phone.click('#logout');
-    await waitText(phone, '#notice', 'logged out');
+    await logOut(phone);
   });
 });

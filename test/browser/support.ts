@@ -3,7 +3,14 @@
 import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
+import {
+  type Browser,
+  type BrowserContext,
+  type Page,
+  type Request,
+  type Response,
+  chromium,
+} from 'playwright-core';
 import { afterAll, beforeAll } from 'vitest';
 import { bootCluster, freePort, portIsFree, projectRoot } from '../../src/server/local-cluster.js';
 import { Harness, defineCluster, serverMissingReason, testTimers, waitFor } from '../e2e/harness.js';
@@ -216,6 +223,38 @@ export async function pageWithErrors(browser: Browser, errors: string[]): Promis
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(screenshotDir, { recursive: true });
   await page.screenshot({ path: join(screenshotDir, name) });
+}
+
+/**
+ * Clicks "Log out" and waits for the page to say so. If it does not, the failure says what the page
+ * saw of its Logout call and its event stream, and where it is: that notice once stayed empty, once,
+ * and nothing else said why.
+ */
+export async function logOut(page: Page): Promise<void> {
+  const start = Date.now();
+  const seen: string[] = [];
+  const onResponse = (r: Response) => {
+    if (/\/api\/(Logout|events)/.test(r.url()))
+      seen.push(`${r.status()} ${r.url()} at +${Date.now() - start} ms`);
+  };
+  const onFailed = (r: Request) => {
+    if (/\/api\//.test(r.url()))
+      seen.push(`failed ${r.url()} (${r.failure()?.errorText}) at +${Date.now() - start} ms`);
+  };
+  page.on('response', onResponse);
+  page.on('requestfailed', onFailed);
+  try {
+    await page.click('#logout');
+    await waitText(page, '#notice', 'logged out').catch(async (err: Error) => {
+      const where = await page.evaluate(
+        () => `${location.hash}, #me ${document.getElementById('me')?.textContent}`,
+      );
+      throw new Error(`${err.message}; page at ${where}; its calls since the click: ${JSON.stringify(seen)}`);
+    });
+  } finally {
+    page.off('response', onResponse);
+    page.off('requestfailed', onFailed);
+  }
 }
 
 /** Signs up through the page and lands on the chat list. */

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type Backend,
   launchBrowser,
+  logOut,
   messageTexts,
   screenshot,
   signUp,
@@ -169,8 +170,7 @@ describe('web client: alice and bob', () => {
   });
 
   it('logs out and back in', async () => {
-    await alice.click('#logout');
-    await waitText(alice, '#notice', 'logged out');
+    await logOut(alice);
     await alice.fill('form.login input[name=username]', 'alice');
     await alice.fill('form.login input[name=password]', 'wrong-password');
     await alice.click('form.login button[type=submit]');
