@@ -68,7 +68,7 @@ describe('chart dialog', () => {
             return lead.length === 1 ? lead[0]!.dataset.id : null;
           },
           undefined,
-          { timeout: 30_000 },
+          { polling: 100, timeout: 30_000 },
         )
       ).jsonValue(),
     );
@@ -156,7 +156,7 @@ describe('chart dialog', () => {
     await page.waitForFunction(
       () => (document.querySelector('#charts')?.getAttribute('data-fired') ?? '').includes('->leader'),
       undefined,
-      { timeout: 10_000 },
+      { polling: 100, timeout: 10_000 },
     );
     await screenshot(page, 'chart-dialog.png');
     // The lit state follows the replica: what it reports now (on a loaded machine it may already have
@@ -175,7 +175,7 @@ describe('chart dialog', () => {
           /^candidate → leader\.active \(/.test(t.textContent ?? ''),
         ),
       undefined,
-      { timeout: 10_000 },
+      { polling: 100, timeout: 10_000 },
     );
     const feed = await page.locator('#charts .charts-feed .text').allTextContents();
     expect(

@@ -115,8 +115,10 @@ describe('cluster view', () => {
     const button = page.locator(`.card[data-id="${before.node_id}"] button.transfer`);
     await page.fill('#secret', 'not-the-secret');
     await button.click();
-    await page.waitForFunction(() =>
-      document.querySelector('#dev-notice')?.textContent?.includes('The cluster secret given is wrong'),
+    await page.waitForFunction(
+      () => document.querySelector('#dev-notice')?.textContent?.includes('The cluster secret given is wrong'),
+      undefined,
+      { polling: 100 },
     );
 
     await page.fill('#secret', readFileSync(join(harness.root, 'cluster.secret'), 'utf8').trim());
@@ -124,9 +126,7 @@ describe('cluster view', () => {
     await page.waitForFunction(
       () => document.querySelector('#dev-notice')?.textContent?.includes('handed leadership over'),
       undefined,
-      {
-        timeout: 10_000,
-      },
+      { polling: 100, timeout: 10_000 },
     );
     // On failure, the cluster's state and the replicas' last log lines say why leadership did not move.
     let after!: Awaited<ReturnType<typeof harness.waitForLeader>>;
@@ -160,7 +160,7 @@ describe('cluster view', () => {
     await page.waitForFunction(
       (id) => document.querySelector('#dev-notice')?.textContent?.includes(`${id} is restarting`),
       victim,
-      { timeout: 10_000 },
+      { polling: 100, timeout: 10_000 },
     );
     await waitFor(() => harness.get(victim).starts === 2 && harness.get(victim).alive, {
       timeoutMs: 20_000,
@@ -184,7 +184,7 @@ describe('cluster view', () => {
     await page.waitForFunction(
       (id) => document.querySelector('#dev-notice')?.textContent?.includes(`${id} is starting`),
       victim,
-      { timeout: 10_000 },
+      { polling: 100, timeout: 10_000 },
     );
     await waitFor(() => harness.get(victim).starts === 3 && harness.get(victim).alive, {
       timeoutMs: 20_000,
@@ -203,9 +203,7 @@ describe('cluster view', () => {
     await page.waitForFunction(
       () => document.querySelectorAll('#strips .strip[data-up="true"]').length === 5,
       undefined,
-      {
-        timeout: 20_000,
-      },
+      { polling: 100, timeout: 20_000 },
     );
     // The cluster is idle, so both settle; compare them as they are at the same moment.
     const agreed = await waitFor(
@@ -235,7 +233,7 @@ describe('cluster view', () => {
           (r) => Number(r.dataset.match) === last,
         ),
       status?.last_log_index,
-      { timeout: 10_000 },
+      { polling: 100, timeout: 10_000 },
     );
     expect(
       await page.locator(`#strips .strip[data-id="${lead.node_id}"] .strip-marks`).textContent(),
@@ -331,6 +329,7 @@ describe('cluster view', () => {
     await page.goto(`${urls.get(other)}/cluster`);
     await page.fill('#secret', readFileSync(join(harness.root, 'cluster.secret'), 'utf8').trim());
     await page.waitForFunction(() => document.querySelectorAll('#network g.link').length === 10, undefined, {
+      polling: 100,
       timeout: 20_000,
     });
     const [a, b] = [lead.node_id, other].sort((x, y) => x.localeCompare(y, undefined, { numeric: true }));
@@ -345,16 +344,14 @@ describe('cluster view', () => {
     await page.waitForFunction(
       ([x, y]) => document.querySelector('#dev-notice')?.textContent === `The link ${x} ↔ ${y} is cut.`,
       [a, b],
-      { timeout: 10_000 },
+      { polling: 100, timeout: 10_000 },
     );
     await page.waitForSelector(`${link}.broken`, { timeout: 5000 });
     // Broken by the traffic too, not only by the fault: the leader's transport drops its heartbeats.
     await page.waitForFunction(
       (sel) => document.querySelector(`${sel} title`)?.textContent?.includes('cut'),
       link,
-      {
-        timeout: 5000,
-      },
+      { polling: 100, timeout: 5000 },
     );
     const faults = await (await fetch(`${urls.get(lead.node_id)}/cluster/status`)).json();
     expect(faults.faults.cut).toEqual([other]);
@@ -373,7 +370,7 @@ describe('cluster view', () => {
     await page.waitForFunction(
       () => document.querySelector('#dev-notice')?.textContent?.startsWith('All links healed'),
       undefined,
-      { timeout: 10_000 },
+      { polling: 100, timeout: 10_000 },
     );
     await page.waitForSelector(`${link}[data-broken="false"]`, { timeout: 5000 });
     expect(await page.$$eval('#network g.link.broken', (gs) => gs.length)).toBe(0);
@@ -407,16 +404,14 @@ describe('cluster view', () => {
         return broken.length === 4 && broken.every((g) => g.dataset.a === id || g.dataset.b === id);
       },
       victim,
-      { timeout: 5000 },
+      { polling: 100, timeout: 5000 },
     );
     // The pause (5 s) ends: it follows the leader again and its links are whole.
     await page.waitForSelector(`${card}[data-role="follower"]`, { timeout: 15_000 });
     await page.waitForFunction(
       () => document.querySelectorAll('#network g.link.broken').length === 0,
       undefined,
-      {
-        timeout: 10_000,
-      },
+      { polling: 100, timeout: 10_000 },
     );
     await harness.waitForConvergence({ timeoutMs: 30_000 });
     expect(pageErrors).toEqual([]);
@@ -456,7 +451,7 @@ describe('cluster view', () => {
         return up.length === 5 && lead.length === 1;
       },
       undefined,
-      { timeout: 20_000 },
+      { polling: 100, timeout: 20_000 },
     );
     expect(await page.locator('.card').count()).toBe(5);
     // What the page shows is what the replicas say over gRPC (compared as both are now: a busy
@@ -507,7 +502,7 @@ describe('cluster view', () => {
           );
         },
         [leaderId, oldTerm] as const,
-        { timeout: left },
+        { polling: 100, timeout: left },
       )
       .catch(async (err: Error) => {
         const cards = await page.$$eval('.card', (cs) =>

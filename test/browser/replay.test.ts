@@ -92,7 +92,7 @@ describe('simulator replay page', () => {
     await page.waitForFunction(
       (at) => Number(document.querySelector('#position')?.getAttribute('data-index')) > at,
       failAt - 1,
-      { timeout: 10_000 },
+      { polling: 100, timeout: 10_000 },
     );
     expect(pageErrors).toEqual([]);
   });

@@ -148,6 +148,11 @@ async function healthz(base: string): Promise<boolean> {
 // Generous: a loaded CI machine can stall elections and scrypt; the page itself retries for 30 s.
 const WAIT_MS = 40_000;
 
+// Every waitForFunction in the browser tests polls on a 100 ms timer. Playwright's default polls on
+// requestAnimationFrame, and headless Chromium sometimes stops drawing a page's frames: the condition
+// was then checked once, before the page changed, and the wait ran out with the page long right (the
+// logout notice, shown 80 ms after the click and gone 8 s later, failed two runs so).
+
 /** Waits until `selector` exists and its text contains `text`. */
 export async function waitText(page: Page, selector: string, text: string, timeout = WAIT_MS): Promise<void> {
   await page
@@ -155,7 +160,7 @@ export async function waitText(page: Page, selector: string, text: string, timeo
       ([sel, want]) =>
         Array.from(document.querySelectorAll(sel)).some((el) => el.textContent?.includes(want)),
       [selector, text] as const,
-      { timeout },
+      { polling: 100, timeout },
     )
     .catch(async (err: Error) => {
       const seen = await page.locator(selector).allTextContents();
@@ -167,7 +172,10 @@ export async function waitText(page: Page, selector: string, text: string, timeo
 
 /** Waits until no element matches `selector`. */
 export async function waitGone(page: Page, selector: string, timeout = WAIT_MS): Promise<void> {
-  await page.waitForFunction((sel) => document.querySelector(sel) === null, selector, { timeout });
+  await page.waitForFunction((sel) => document.querySelector(sel) === null, selector, {
+    polling: 100,
+    timeout,
+  });
 }
 
 /** A JSON call to the page's own gateway, as a second session of the same user would make it. */
@@ -198,7 +206,7 @@ export async function waitMessages(page: Page, want: string[], timeout = WAIT_MS
         return JSON.stringify(got) === JSON.stringify(w);
       },
       want,
-      { timeout },
+      { polling: 100, timeout },
     )
     .catch(async (err: Error) => {
       throw new Error(
@@ -227,8 +235,8 @@ export async function screenshot(page: Page, name: string): Promise<void> {
 
 /**
  * Clicks "Log out" and waits for the page to say so. If it does not, the failure says what the page
- * saw of its Logout call and its event stream, and where it is: that notice once stayed empty, once,
- * and nothing else said why.
+ * saw of its Logout call and its event stream, and where it is (that is how the wait's polling, below,
+ * was found out).
  */
 export async function logOut(page: Page): Promise<void> {
   const start = Date.now();
