@@ -46,17 +46,32 @@ const httpStatusOf: Record<CodeName, number> = {
 
 /** An error the gateway answers with; `status` is the HTTP status. */
 export class ApiError extends Error {
+  /**
+   * A rate limit's wait (the server's `retry-after-ms`): the gateway sends it as `Retry-After` (whole
+   * seconds, rounded up, as HTTP has it) and as `retry_after_ms` in the JSON body.
+   */
+  readonly retryAfterMs?: number;
+
   constructor(
     readonly code: CodeName,
     message: string,
     readonly status: number = httpStatusOf[code],
+    retryAfterMs?: number,
   ) {
     super(message);
+    if (retryAfterMs !== undefined) this.retryAfterMs = retryAfterMs;
   }
 
-  toJSON(): { code: CodeName; message: string } {
-    return { code: this.code, message: this.message };
+  toJSON(): { code: CodeName; message: string; retry_after_ms?: number } {
+    return this.retryAfterMs === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, retry_after_ms: this.retryAfterMs };
   }
+}
+
+/** A positive whole number of ms, as the server's `retry-after-ms` is; anything else is no wait. */
+function waitOf(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value > 0 ? value : undefined;
 }
 
 function codeNameOf(code: unknown): CodeName | undefined {
@@ -75,7 +90,7 @@ function codeNameOf(code: unknown): CodeName | undefined {
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err && typeof err === 'object') {
-    const e = err as { code?: unknown; details?: unknown; message?: unknown };
+    const e = err as { code?: unknown; details?: unknown; message?: unknown; retryAfterMs?: unknown };
     const name = codeNameOf(e.code);
     if (name && name !== 'OK') {
       const text =
@@ -88,7 +103,9 @@ export function toApiError(err: unknown): ApiError {
       if (name === 'DEADLINE_EXCEEDED' && /^Deadline exceeded after/.test(text)) {
         return new ApiError(name, 'The cluster did not answer before the deadline; please retry.');
       }
-      return new ApiError(name, text);
+      // Only a RESOURCE_EXHAUSTED carries a wait (API.md Limits); the client library parsed it already.
+      const wait = name === 'RESOURCE_EXHAUSTED' ? waitOf(e.retryAfterMs) : undefined;
+      return new ApiError(name, text, undefined, wait);
     }
   }
   return new ApiError('INTERNAL', 'The gateway failed to handle the request.');

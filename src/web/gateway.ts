@@ -122,6 +122,10 @@ export class Gateway {
         this.opts.logger.warn({ err, path: url.pathname }, 'web gateway call failed');
       // After a 413 the rest of the body is unread: close rather than drain it.
       if (apiErr.status === 413) res.setHeader('connection', 'close');
+      if (apiErr.retryAfterMs !== undefined && !res.headersSent) {
+        res.setHeader('retry-after', String(Math.ceil(apiErr.retryAfterMs / 1000)));
+        res.setHeader('retry-after-ms', String(apiErr.retryAfterMs));
+      }
       if (!res.headersSent) sendJson(res, apiErr.status, apiErr.toJSON());
       else res.end();
     }
@@ -153,10 +157,11 @@ export class Gateway {
     const max = this.opts.maxStreamsPerToken ?? 8;
     const open = this.streamsPerToken.get(token) ?? 0;
     if (open >= max) {
-      res.setHeader('retry-after', '5');
       throw new ApiError(
         'RESOURCE_EXHAUSTED',
         `This session already has ${max} event streams open; close one before opening another.`,
+        undefined,
+        5000,
       );
     }
     const afterIndex = Math.max(

@@ -192,8 +192,10 @@ describe('caps', () => {
       const third = await fetch(`${http!.url}/api/events`, { headers: { authorization: 'Bearer tok-1' } });
       expect(third.status).toBe(429);
       expect(third.headers.get('retry-after')).toBe('5');
+      expect(third.headers.get('retry-after-ms')).toBe('5000');
       const body = await third.json();
       expect(body.code).toBe('RESOURCE_EXHAUSTED');
+      expect(body.retry_after_ms).toBe(5000);
       expect(body.message).toMatch(/^This session already has 2 event streams open; .*\.$/);
       expect(fake.subscriptions).toHaveLength(2);
       // Another session is not affected.

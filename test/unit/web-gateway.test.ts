@@ -3,8 +3,10 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ChatClientError } from '../../src/client/errors.js';
 import { UserError } from '../../src/user-error.js';
 import { rpcs } from '../../src/web/gateway.js';
 import { type HttpServer, defaultHttpUrlFor, startHttpServer } from '../../src/web/http-server.js';
@@ -205,6 +207,36 @@ describe('errors', () => {
       expect(res.json).toEqual({ code: name, message: 'No such chat.' });
     });
   }
+
+  it("passes a rate limit's retry-after-ms on as Retry-After (seconds, rounded up) and in the body", async () => {
+    // What the client library throws for a refusal with a `retry-after-ms` trailer (client/errors.ts).
+    fake.replies.set(
+      'sendMessage',
+      new ChatClientError(grpc.status.RESOURCE_EXHAUSTED, 'Too many writes.', 1500),
+    );
+    const res = await post('/api/SendMessage', { chat_id: 'c', content: 'hi' }, auth);
+    expect(res.status).toBe(429);
+    expect(res.headers.get('retry-after')).toBe('2');
+    expect(res.headers.get('retry-after-ms')).toBe('1500');
+    expect(res.json).toEqual({
+      code: 'RESOURCE_EXHAUSTED',
+      message: 'Too many writes.',
+      retry_after_ms: 1500,
+    });
+  });
+
+  it('sends no wait for a refusal without one, nor for any other code', async () => {
+    fake.replies.set('sendMessage', new ChatClientError(grpc.status.RESOURCE_EXHAUSTED, 'Too big.'));
+    const tooBig = await post('/api/SendMessage', { chat_id: 'c', content: 'hi' }, auth);
+    expect(tooBig.status).toBe(429);
+    expect(tooBig.headers.get('retry-after')).toBeNull();
+    expect(tooBig.json).toEqual({ code: 'RESOURCE_EXHAUSTED', message: 'Too big.' });
+    fake.replies.set('sendMessage', new ChatClientError(grpc.status.UNAVAILABLE, 'No leader.', 1500));
+    const unavailable = await post('/api/SendMessage', { chat_id: 'c', content: 'hi' }, auth);
+    expect(unavailable.status).toBe(503);
+    expect(unavailable.headers.get('retry-after')).toBeNull();
+    expect(unavailable.json).toEqual({ code: 'UNAVAILABLE', message: 'No leader.' });
+  });
 
   it('accepts code names from a library error', async () => {
     fake.replies.set('startChat', { throw: { code: 'NOT_FOUND', message: 'No user named zed.' } });

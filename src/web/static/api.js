@@ -27,11 +27,15 @@ const CALL_DEADLINE_MS = 30_000;
 const STREAM_SILENCE_MS = 40_000;
 
 export class ApiError extends Error {
-  /** @param {string} code @param {string} message @param {number} status */
-  constructor(code, message, status) {
+  /**
+   * @param {string} code @param {string} message @param {number} status
+   * @param {number} [retryAfterMs] a rate limit's wait before a retry can work (the gateway's `retry_after_ms`)
+   */
+  constructor(code, message, status, retryAfterMs) {
     super(message);
     this.code = code;
     this.status = status;
+    this.retryAfterMs = Number.isSafeInteger(retryAfterMs) && retryAfterMs > 0 ? retryAfterMs : 0;
   }
 }
 
@@ -61,6 +65,8 @@ export class Transport {
     this.streamRunning = false;
     /** The gateway the page lost, until another one has answered. */
     this.lostFrom = null;
+    /** The wait a refused event stream asked for (its `retry_after_ms`), taken by the next retry. */
+    this.streamWaitMs = 0;
   }
 
   /** @param {{address: string, http: string | null}[]} members */
@@ -143,7 +149,12 @@ export class Transport {
         this.served(base);
         return data;
       }
-      lastError = new ApiError(data.code ?? 'UNKNOWN', data.message ?? `HTTP ${res.status}`, res.status);
+      lastError = new ApiError(
+        data.code ?? 'UNKNOWN',
+        data.message ?? `HTTP ${res.status}`,
+        res.status,
+        data.retry_after_ms,
+      );
       // No leader yet, or the gateway's own deadline ran out: the cluster may be mid-election or busy.
       // The same idempotency key makes another try safe.
       if (lastError.code !== 'UNAVAILABLE' && lastError.code !== 'DEADLINE_EXCEEDED') throw lastError;
@@ -183,7 +194,9 @@ export class Transport {
         failures++;
         if (outcome === 'lost') this.failover(base);
       }
-      await sleep(Math.min(200 * 2 ** failures, 3000));
+      // A refusal that says how long to wait (too many streams open) is not retried sooner.
+      await sleep(Math.max(Math.min(200 * 2 ** failures, 3000), this.streamWaitMs));
+      this.streamWaitMs = 0;
     }
   }
 
@@ -205,7 +218,13 @@ export class Transport {
         this.stopEvents();
         return false;
       }
-      if (!res.ok || !res.body) return false;
+      if (!res.ok) {
+        const data = await res.json().catch(() => ({}));
+        const wait = data.retry_after_ms;
+        this.streamWaitMs = Number.isSafeInteger(wait) && wait > 0 ? wait : 0;
+        return false;
+      }
+      if (!res.body) return false;
       const reader = res.body.getReader();
       const decoder = new TextDecoder();
       let buffer = '';

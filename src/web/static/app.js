@@ -728,8 +728,9 @@ async function deliver(view, asked = false) {
     view.retryAt = 0;
   } catch (err) {
     view.failures++;
-    view.retryAt =
-      Date.now() + Math.min(DELIVER_BACKOFF_MS * 2 ** (view.failures - 1), DELIVER_BACKOFF_MAX_MS);
+    // A rate limit says how long to wait; otherwise (or if it says less) the doubling back-off.
+    const backoff = Math.min(DELIVER_BACKOFF_MS * 2 ** (view.failures - 1), DELIVER_BACKOFF_MAX_MS);
+    view.retryAt = Date.now() + Math.max(backoff, err instanceof ApiError ? err.retryAfterMs : 0);
     if (state.view === view) notice(errorText(err), 'error');
     if (err instanceof ApiError && err.code === 'NOT_FOUND') location.hash = '#/chats';
   } finally {
