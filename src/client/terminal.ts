@@ -13,6 +13,7 @@ import {
   ChatClientError,
   type ChatClientOptions,
   type ChatEvent,
+  type Delivery,
   type Message,
   type Subscription,
 } from './client.js';
@@ -64,8 +65,19 @@ interface OpenChat {
   /** The oldest message id shown from the history; `older` pages back from it. */
   oldestId: number;
   hasMore: boolean;
-  /** Unread messages not delivered yet: while any are waiting, live ones are not marked read. */
-  unread: number;
+  /**
+   * Unread messages not delivered yet, as the last delivery (ReadMessages) left them; null until one
+   * has answered. A live message is shown (and marked read up to its id) only when this is known to be
+   * 0: otherwise older unread ones may wait, and MarkRead would mark them read unseen.
+   */
+  unread: number | null;
+  /** Deliveries in flight. */
+  delivering: number;
+  /**
+   * A live message of the other side was not shown since the last delivery started: the next
+   * delivery, not this client's count, says whether it is still unread.
+   */
+  passedOver: boolean;
   /** The newest message of the other side shown here (and marked read). */
   newestShown: number;
 }
@@ -365,7 +377,9 @@ class Terminal {
       user: chat.other_user,
       oldestId: 0,
       hasMore: false,
-      unread: chat.unread_count,
+      unread: null,
+      delivering: 0,
+      passedOver: false,
       newestShown: 0,
     };
     this.open = open;
@@ -376,6 +390,9 @@ class Terminal {
     this.showHistory(open, page.messages, page.has_more);
     if (page.messages.length === 0 && chat.unread_count === 0) this.print('  no messages yet');
     if (chat.unread_count > 0) await this.readUnread(open);
+    // Otherwise the count stays unknown: the chat's count was taken when StartChat applied, and live
+    // messages that arrived before the chat opened here were only announced. The first live message
+    // now asks ReadMessages rather than marking everything up to it read.
   }
 
   private showHistory(open: OpenChat, messages: Message[], hasMore: boolean): void {
@@ -387,19 +404,47 @@ class Terminal {
     open.hasMore = hasMore;
   }
 
-  /** ReadMessages: the next view-limit unread messages, now marked read. */
-  private async readUnread(open: OpenChat): Promise<void> {
-    const batch = await this.client.readMessages(open.chatId);
-    if (batch.messages.length === 0) this.print('  no unread messages');
-    else this.print('  -- unread --');
+  /**
+   * ReadMessages: the next view-limit unread messages, now marked read. They are printed even if the
+   * user has opened another chat meanwhile: marked read, they would not come again. `auto`: started by
+   * a live message, not by a command, so it prints through `notify` and says nothing when empty.
+   */
+  private async readUnread(open: OpenChat, auto = false): Promise<void> {
+    const out = auto ? this.notify : this.print;
+    open.delivering++;
+    open.passedOver = false;
+    let batch: Delivery;
+    try {
+      batch = await this.client.readMessages(open.chatId);
+    } catch (err) {
+      // Nothing is known about what waits: the next live message asks again.
+      open.passedOver = true;
+      throw err;
+    } finally {
+      open.delivering--;
+    }
+    if (batch.messages.length === 0) {
+      if (!auto) out('  no unread messages');
+    } else out(`  -- unread${this.open === open ? '' : ` (chat with ${open.user})`} --`);
     for (const m of batch.messages) {
-      this.print(this.formatMessage(m));
+      out(this.formatMessage(m));
       open.newestShown = Math.max(open.newestShown, m.message_id);
     }
     open.unread = batch.unread_remaining;
     if (batch.unread_remaining > 0) {
-      this.print(`${batch.unread_remaining} more unread; type 'read' for the next ones`);
+      out(`${batch.unread_remaining} more unread; type 'read' for the next ones`);
+    } else if (open.passedOver && open.delivering === 0 && this.open === open) {
+      // A live message came during this delivery: it may be newer than what the delivery saw.
+      this.deliverLive(open);
     }
+  }
+
+  /** A delivery a live message started: its failure is a notice, not a command's error. */
+  private deliverLive(open: OpenChat): void {
+    this.readUnread(open, true).catch((err) => {
+      const text = err instanceof Error ? err.message : String(err);
+      this.notify(`Error: ${sentence(text)}; type 'read' for the new messages.`);
+    });
   }
 
   private async older(open: OpenChat): Promise<void> {
@@ -435,23 +480,46 @@ class Terminal {
         this.chatUsers.set(m.chat_id, m.sender);
         this.typingUntil.delete(m.chat_id);
         const open = this.open;
-        if (open?.chatId === m.chat_id && open.unread === 0) {
+        if (open?.chatId !== m.chat_id) {
+          // Its text comes through ReadMessages, at most view-limit at a time, as on the web page.
+          this.notify(`new message #${m.message_id} from ${m.sender}; type 'read ${m.sender}' to see it`);
+          return;
+        }
+        // Shown already: it came with a delivery before its event.
+        if (m.message_id <= open.newestShown) return;
+        if (open.unread === 0 && open.delivering === 0 && !open.passedOver) {
           // Shown in the open chat with nothing older waiting: it has been read, so say so.
           this.notify(this.formatMessage(m));
-          open.newestShown = Math.max(open.newestShown, m.message_id);
+          open.newestShown = m.message_id;
           this.client.markRead(m.chat_id, m.message_id).catch(() => {
             // Still unread on the server: it comes again with the next 'read'.
           });
           return;
         }
-        if (open?.chatId === m.chat_id) open.unread++;
-        this.notify(`new message from ${m.sender}: ${textBlock(m.content, CONTINUATION)}`);
+        open.passedOver = true;
+        if (open.delivering > 0) return; // the delivery in flight asks again when it ends
+        if (open.unread === null || open.unread === 0) {
+          this.deliverLive(open);
+          return;
+        }
+        open.unread++;
+        this.notify(
+          `new message #${m.message_id} from ${m.sender}; ${open.unread} unread, type 'read' for the next ones`,
+        );
         return;
       }
       case 'message_edited': {
         const m = e.message_edited;
         if (m.sender === this.user) return;
-        this.notify(`${m.sender} edited #${m.message_id}: ${textBlock(m.content, CONTINUATION)}`);
+        // An unread message's text is not shown before it is delivered. In the open chat, everything
+        // up to the newest message shown has been shown or read: deliveries go oldest first.
+        const open = this.open;
+        const seen = m.read || (open?.chatId === m.chat_id && m.message_id <= open.newestShown);
+        this.notify(
+          seen
+            ? `${m.sender} edited #${m.message_id}: ${textBlock(m.content, CONTINUATION)}`
+            : `${m.sender} edited #${m.message_id} (unread)`,
+        );
         return;
       }
       case 'messages_read': {

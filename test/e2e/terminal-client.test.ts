@@ -150,9 +150,10 @@ describe('terminal client against a real server', () => {
     const sentAt = await alice.expectLine(/^sent #\d+$/);
     const firstId = Number(alice.lines()[sentAt].slice('sent #'.length));
 
-    // Live, through Subscribe: bob sees the chat start and the message without asking.
+    // Live, through Subscribe: bob sees the chat start and the message without asking. Its text comes
+    // with ReadMessages (the view limit holds), so the notice only says that it is there.
     await bob.expectLine('alice (Alice) started a chat with you');
-    await bob.expectLine('new message from alice: hello bob');
+    await bob.expectLine(`new message #${firstId} from alice; type 'read alice' to see it`);
     let mark = bob.lines().length - 1;
     bob.type('chats');
     await bob.expectLine(/^ {2}alice \(Alice\) {2}1 unread/, mark);
@@ -254,7 +255,10 @@ describe('terminal client against a real server', () => {
     await carol.expectLine('logged in as carol (carol)');
     await dave.expectLine('logged in as dave (dave)');
     dave.type('msg carol before the crash');
-    await carol.expectLine('new message from dave: before the crash');
+    const beforeAt = await dave.expectLine(/^sent #\d+ to carol$/);
+    const beforeId = Number(/#(\d+)/.exec(dave.lines()[beforeAt])?.[1]);
+    const beforeNotice = `new message #${beforeId} from dave; type 'read dave' to see it`;
+    await carol.expectLine(beforeNotice);
 
     // kill -9 and restart on the same port and data dir: the stream breaks, the client resumes.
     process.kill(server.child.pid!, 'SIGKILL');
@@ -266,8 +270,9 @@ describe('terminal client against a real server', () => {
     // The token survives the restart (it is replicated state), and so do the chat and its messages.
     const mark = carol.lines().length - 1;
     dave.type('msg carol after the crash');
-    await dave.expectLine(/^sent #\d+ to carol$/);
-    await carol.expectLine('new message from dave: after the crash', mark);
+    const afterAt = await dave.expectLine(/^sent #\d+ to carol$/, beforeAt + 1);
+    const afterId = Number(/#(\d+)/.exec(dave.lines()[afterAt])?.[1]);
+    await carol.expectLine(`new message #${afterId} from dave; type 'read dave' to see it`, mark);
     carol.type('read dave');
     await carol.expectLine(/^ {2}#\d+ .* dave: before the crash$/, mark);
     await carol.expectLine(/^ {2}#\d+ .* dave: after the crash$/, mark);
@@ -276,7 +281,7 @@ describe('terminal client against a real server', () => {
     expect(await carol.proc.exit).toBe(0);
     expect(await dave.proc.exit).toBe(0);
     // Each message was shown live exactly once: no replay after the resume.
-    expect(carol.lines().filter((l) => l === 'new message from dave: before the crash')).toHaveLength(1);
+    expect(carol.lines().filter((l) => l === beforeNotice)).toHaveLength(1);
     expect(carol.lines().filter((l) => l.startsWith('Error'))).toEqual([]);
   });
 });

@@ -20,6 +20,8 @@ export interface FakeReply {
   members?: string[];
   hintsIn?: 'headers' | 'trailers';
   hang?: boolean;
+  /** Answer only once this settles (a call held in flight while the test does something). */
+  after?: Promise<unknown>;
 }
 
 export type UnaryScript = (method: string, request: Record<string, unknown>, server: FakeServer) => FakeReply;
@@ -126,6 +128,11 @@ export class FakeServer {
     cb: grpc.sendUnaryData<unknown>,
   ): void {
     if (r.hang) return;
+    if (r.after) {
+      const rest = { ...r, after: undefined };
+      r.after.finally(() => this.reply(rest, call, cb));
+      return;
+    }
     const hints = hintMetadata(r);
     if (hints && r.hintsIn !== 'trailers') call.sendMetadata(hints);
     const trailers = r.hintsIn === 'trailers' ? hints : undefined;

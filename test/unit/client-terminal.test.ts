@@ -94,6 +94,32 @@ function session(addresses: string[], clientOptions: ChatClientOptions = {}) {
   };
 }
 
+/**
+ * A fake replica whose Subscribe stream stays open, and a session on it: `push` sends an event with
+ * its log index, `streaming` says whether the client has subscribed yet.
+ */
+async function liveSession(unary: UnaryScript) {
+  let stream: grpc.ServerWritableStream<Record<string, unknown>, unknown> | undefined;
+  const s = await FakeServer.start(unary, (call) => {
+    call.sendMetadata(new grpc.Metadata());
+    stream = call;
+  });
+  servers.push(s);
+  const push = (index: number, ev: object) => {
+    if (!stream) throw new Error('the client has not subscribed yet');
+    stream.write({ index, ...ev });
+  };
+  return { s, t: session([s.address]), push, streaming: () => stream !== undefined };
+}
+
+/** The message lines a session printed, with the time of day as T. */
+function shownMessages(output: string): string[] {
+  return output
+    .split('\n')
+    .filter((l) => /^ {2}#\d+ /.test(l))
+    .map((l) => l.replace(/ \d\d:\d\d:\d\d /, ' T '));
+}
+
 describe('terminal client (piped stdin)', () => {
   it('runs every command in order and prints results, errors and live messages', async () => {
     const s = await FakeServer.start(script, (call) => {
@@ -103,7 +129,13 @@ describe('terminal client (piped stdin)', () => {
     servers.push(s);
     const t = session([s.address]);
     t.send('help', 'chats', 'signup alice password1 Alice Liddell');
-    await waitFor(() => t.output().includes('new message from bob: are you there?'), 5000, 'live message');
+    // Not in an open chat: announced, its text left to ReadMessages (the view limit holds).
+    await waitFor(
+      () => t.output().includes("new message #12 from bob; type 'read bob' to see it"),
+      5000,
+      'live message',
+    );
+    expect(t.output()).not.toContain('are you there?');
     t.send(
       'login alice wrong',
       'send too early',
@@ -214,30 +246,17 @@ describe('terminal client (piped stdin)', () => {
   });
 
   it('shows live messages in the open chat and marks them read; read ticks, edits, typing; neutralises control characters', async () => {
-    let stream: grpc.ServerWritableStream<Record<string, unknown>, unknown> | undefined;
-    const s = await FakeServer.start(
-      (method, req, server) =>
-        method === 'ListChats'
-          ? ok({ chats: [{ ...bob, unread_count: 0 }] })
-          : method === 'ReadMessages'
-            ? ok({ messages: [], unread_remaining: 0 })
-            : method === 'GetMessages'
-              ? ok({ messages: [], has_more: false })
-              : script(method, req, server),
-      (call) => {
-        call.sendMetadata(new grpc.Metadata());
-        stream = call;
-      },
+    const { s, t, push, streaming } = await liveSession((method, req, server) =>
+      method === 'ListChats'
+        ? ok({ chats: [{ ...bob, unread_count: 0 }] })
+        : method === 'ReadMessages'
+          ? ok({ messages: [], unread_remaining: 0 })
+          : method === 'GetMessages'
+            ? ok({ messages: [], has_more: false })
+            : script(method, req, server),
     );
-    servers.push(s);
-    const t = session([s.address]);
     t.send('login alice password1', 'open bob');
-    await waitFor(
-      () => t.output().includes('  no unread messages') && stream !== undefined,
-      5000,
-      'open chat',
-    );
-    const push = (index: number, ev: object) => stream?.write({ index, ...ev });
+    await waitFor(() => t.output().includes('  no unread messages') && streaming(), 5000, 'open chat');
     push(20, { message_received: msg(21, 'bob', 'live \u001b[2Jhello\rthere') });
     await waitFor(() => s.callsOf('MarkRead').length === 1, 5000, 'MarkRead');
     expect(s.callsOf('MarkRead')[0].request).toMatchObject({ chat_id: 'c1', up_to_id: 21 });
@@ -259,6 +278,74 @@ describe('terminal client (piped stdin)', () => {
     expect(lines.filter((l) => l === 'bob is typing…')).toHaveLength(1);
     // Nothing but the line breaks: no control character got through.
     expect([...t.output()].filter((c) => c !== '\n' && (c < ' ' || c === '\u007f'))).toEqual([]);
+  });
+
+  it('in a chat opened with nothing unread, a live message is delivered, not marked read up to its id', async () => {
+    // The chat said 0 unread when StartChat applied, but messages may have come since (here #20, whose
+    // event this client saw before the chat was open). MarkRead(21) would mark #20 read unseen.
+    const { s, t, push, streaming } = await liveSession((method, req, server) =>
+      method === 'StartChat'
+        ? ok({ ...bob, unread_count: 0 })
+        : method === 'GetMessages'
+          ? ok({ messages: [], has_more: false })
+          : method === 'ReadMessages'
+            ? ok({
+                messages: [msg(20, 'bob', 'sent before'), msg(21, 'bob', 'sent after')],
+                unread_remaining: 0,
+              })
+            : script(method, req, server),
+    );
+    t.send('login alice password1', 'open bob');
+    await waitFor(() => t.output().includes('  no messages yet') && streaming(), 5000, 'open chat');
+    expect(s.callsOf('ReadMessages')).toHaveLength(0);
+    push(30, { message_received: msg(21, 'bob', 'sent after') });
+    await waitFor(() => t.output().includes('bob: sent after'), 5000, 'the delivery');
+    expect(s.callsOf('ReadMessages')).toHaveLength(1);
+    expect(s.callsOf('MarkRead')).toHaveLength(0);
+    // Now the count is known to be 0: the next live message shows at once and is marked read.
+    push(31, { message_received: msg(22, 'bob', 'and now') });
+    await waitFor(() => s.callsOf('MarkRead').length === 1, 5000, 'MarkRead');
+    expect(s.callsOf('MarkRead')[0].request).toMatchObject({ chat_id: 'c1', up_to_id: 22 });
+    t.end();
+    await expect(t.done).resolves.toBe(0);
+    expect(shownMessages(t.output())).toEqual([
+      '  #20 T bob: sent before',
+      '  #21 T bob: sent after',
+      '  #22 T bob: and now',
+    ]);
+    expect(s.callsOf('ReadMessages')).toHaveLength(1);
+  });
+
+  it('a live message during a delivery waits for it, and is delivered by the next one', async () => {
+    let release = () => {};
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const { s, t, push, streaming } = await liveSession((method, req, server) => {
+      if (method === 'GetMessages') return ok({ messages: [], has_more: false });
+      if (method !== 'ReadMessages') return script(method, req, server);
+      return server.callsOf('ReadMessages').length === 1
+        ? {
+            response: { messages: [msg(5, 'bob', 'one'), msg(6, 'bob', 'two')], unread_remaining: 0 },
+            after: held,
+          }
+        : ok({ messages: [msg(7, 'bob', 'three')], unread_remaining: 0 });
+    });
+    // StartChat says 2 unread: opening delivers, and that delivery is held in flight.
+    t.send('login alice password1', 'open bob');
+    await waitFor(() => s.callsOf('ReadMessages').length === 1 && streaming(), 5000, 'the delivery');
+    push(30, { message_received: msg(7, 'bob', 'three') });
+    // Events are handled in order: once the typing line is out, #7 has been seen (and passed over).
+    push(30, { typing: { chat_id: 'c1', username: 'bob', typing: true } });
+    await waitFor(() => t.output().includes('bob is typing…'), 5000, 'typing');
+    expect(t.output()).not.toContain('three');
+    release();
+    await waitFor(() => t.output().includes('bob: three'), 5000, 'the second delivery');
+    t.end();
+    await expect(t.done).resolves.toBe(0);
+    expect(shownMessages(t.output())).toEqual(['  #5 T bob: one', '  #6 T bob: two', '  #7 T bob: three']);
+    expect(s.callsOf('ReadMessages')).toHaveLength(2);
+    expect(s.callsOf('MarkRead')).toHaveLength(0);
   });
 
   it('says "reconnected" only once a call succeeds again, not when a stream merely opens', async () => {
@@ -340,6 +427,7 @@ describe('terminal client (piped stdin)', () => {
 
   it('neutralises control characters in what other users wrote (old data from before the server refused them)', async () => {
     const forged = '\x1b[2J\x1b[Hhi\r\n  #99 00:00:00 alice: forged';
+    const live = 'live\x1b]0;t\x07\r\nalice: forged live';
     const evil: UnaryScript = (method, req, server) => {
       switch (method) {
         case 'ListChats':
@@ -358,19 +446,21 @@ describe('terminal client (piped stdin)', () => {
             messages: [msg(3, 'bob', forged), msg(5, 'bob', 'c1\x9b2J and\ttab')],
             unread_remaining: 0,
           });
+        case 'ReadMessages':
+          return ok({ messages: [msg(12, 'bob', live)], unread_remaining: 0 });
         default:
           return script(method, req, server);
       }
     };
     const s = await FakeServer.start(evil, (call) => {
       call.sendMetadata(new grpc.Metadata());
-      call.write({ index: 9, message_received: msg(12, 'bob', 'live\x1b]0;t\x07\r\nalice: forged live') });
+      call.write({ index: 9, message_received: msg(12, 'bob', live) });
     });
     servers.push(s);
     const t = session([s.address]);
     t.send('login alice password1');
-    await waitFor(() => t.output().includes('new message from bob: live'), 5000, 'live message');
-    t.send('users', 'chats', 'open bob', 'read');
+    await waitFor(() => t.output().includes('new message #12 from bob'), 5000, 'live message');
+    t.send('users', 'chats', 'open bob');
     t.end();
     await expect(t.done).resolves.toBe(0);
     const out = t.output();
@@ -382,9 +472,9 @@ describe('terminal client (piped stdin)', () => {
       '  |   #99 00:00:00 alice: forged',
       '  | alice: forged live',
     ]);
-    expect(lines.filter((l) => /^(\s*#\d+ |new message from )/.test(l) && l.includes('alice'))).toEqual([]);
+    expect(lines.filter((l) => /^(\s*#\d+ |new message )/.test(l) && l.includes('alice'))).toEqual([]);
     // Visible, harmless forms instead.
-    expect(lines).toContain('new message from bob: live^[]0;t^G^M');
+    expect(lines.filter((l) => / bob: live\^\[\]0;t\^G\^M$/.test(l))).toHaveLength(1);
     expect(lines.filter((l) => / bob: \^\[\[2J\^\[\[Hhi\^M$/.test(l))).toHaveLength(1);
     expect(lines.filter((l) => / bob: c1\\x9b2J and\ttab$/.test(l))).toHaveLength(1);
     expect(lines).toContain('  bob (^[[31mred^Jalice (Alice))');
