@@ -120,14 +120,17 @@ export class Gateway {
       const apiErr = toApiError(err);
       if (apiErr.code === 'INTERNAL')
         this.opts.logger.warn({ err, path: url.pathname }, 'web gateway call failed');
+      if (res.headersSent) {
+        res.end();
+        return;
+      }
       // After a 413 the rest of the body is unread: close rather than drain it.
       if (apiErr.status === 413) res.setHeader('connection', 'close');
-      if (apiErr.retryAfterMs !== undefined && !res.headersSent) {
+      if (apiErr.retryAfterMs !== undefined) {
         res.setHeader('retry-after', String(Math.ceil(apiErr.retryAfterMs / 1000)));
         res.setHeader('retry-after-ms', String(apiErr.retryAfterMs));
       }
-      if (!res.headersSent) sendJson(res, apiErr.status, apiErr.toJSON());
-      else res.end();
+      sendJson(res, apiErr.status, apiErr.toJSON());
     }
   }
 

@@ -26,6 +26,11 @@ const CALL_DEADLINE_MS = 30_000;
 /** The gateway sends a keepalive every 15 s; silence for longer means the connection is dead. */
 const STREAM_SILENCE_MS = 40_000;
 
+/** A rate limit's wait as the gateway sends it (`retry_after_ms`): a positive whole number, else 0. */
+function waitOf(value) {
+  return Number.isSafeInteger(value) && value > 0 ? value : 0;
+}
+
 export class ApiError extends Error {
   /**
    * @param {string} code @param {string} message @param {number} status
@@ -35,7 +40,7 @@ export class ApiError extends Error {
     super(message);
     this.code = code;
     this.status = status;
-    this.retryAfterMs = Number.isSafeInteger(retryAfterMs) && retryAfterMs > 0 ? retryAfterMs : 0;
+    this.retryAfterMs = waitOf(retryAfterMs);
   }
 }
 
@@ -220,8 +225,7 @@ export class Transport {
       }
       if (!res.ok) {
         const data = await res.json().catch(() => ({}));
-        const wait = data.retry_after_ms;
-        this.streamWaitMs = Number.isSafeInteger(wait) && wait > 0 ? wait : 0;
+        this.streamWaitMs = waitOf(data.retry_after_ms);
         return false;
       }
       if (!res.body) return false;
